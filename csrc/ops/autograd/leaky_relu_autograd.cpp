@@ -1,0 +1,92 @@
+// Autograd for torch_ext::leaky_relu, leaky_relu_ and (for double backward)
+// leaky_relu_backward. Registered at the Autograd key, so C++ callers, TorchScript and
+// Python all get these gradients.
+
+#include <torch/library.h>
+
+#include "ops/autograd/in_place.h"
+#include "torch_ext/ops.h"
+
+namespace torch_ext::autograd {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Saves the input: it decides the gradient for any slope.
+class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, double negative_slope) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["negative_slope"] = negative_slope;
+    ctx->save_for_backward({self});
+    return torch_ext::leaky_relu(self, negative_slope);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto self = ctx->get_saved_variables()[0];
+    const double slope = ctx->saved_data["negative_slope"].toDouble();
+    return {torch_ext::leaky_relu_backward(grads[0], self, slope, false), at::Tensor()};
+  }
+};
+
+// Saves the result (the input is overwritten); backward raises for a negative slope.
+class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor self, double negative_slope) {
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      torch_ext::leaky_relu_(self, negative_slope);
+    }
+    ctx->saved_data["negative_slope"] = negative_slope;
+    record_in_place(ctx, self);
+    return self;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto result = ctx->get_saved_variables()[0];
+    const double slope = ctx->saved_data["negative_slope"].toDouble();
+    return {torch_ext::leaky_relu_backward(grads[0], result, slope, true), at::Tensor()};
+  }
+};
+
+// grad_input = g * f'(s) is linear in g and piecewise constant in s.
+class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
+                            const at::Tensor& self_or_result, double negative_slope,
+                            bool is_result) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["negative_slope"] = negative_slope;
+    ctx->saved_data["is_result"] = is_result;
+    ctx->save_for_backward({self_or_result});
+    return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope,
+                                          is_result);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto self_or_result = ctx->get_saved_variables()[0];
+    const double slope = ctx->saved_data["negative_slope"].toDouble();
+    const bool is_result = ctx->saved_data["is_result"].toBool();
+    return {torch_ext::leaky_relu_backward(grads[0], self_or_result, slope, is_result),
+            at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
+  m.impl("leaky_relu", [](const at::Tensor& self, double negative_slope) {
+    return LeakyRelu::apply(self, negative_slope);
+  });
+  m.impl("leaky_relu_", [](at::Tensor& self, double negative_slope) -> at::Tensor& {
+    LeakyReluInPlace::apply(self, negative_slope);
+    return self;
+  });
+  m.impl("leaky_relu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
+                                   double negative_slope, bool is_result) {
+    return LeakyReluBackward::apply(grad_output, self_or_result, negative_slope, is_result);
+  });
+}
+
+}  // namespace torch_ext::autograd

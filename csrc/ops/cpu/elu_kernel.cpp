@@ -1,0 +1,49 @@
+// CPU implementation of torch_ext::elu, elu_ and elu_backward (which SELU shares).
+
+#include <torch/library.h>
+
+#include "ops/cpu/elu_kernel.h"
+#include "ops/cpu/iterator.h"
+#include "ops/cpu/loops.h"
+#include "ops/outputs.h"
+
+namespace torch_ext::cpu {
+
+at::Tensor elu_forward(const char* op, const at::Tensor& self, double alpha, double scale) {
+  at::Tensor out = outputs::activation(op, self);
+  auto iter = elementwise(out, self);
+  loops().elu(iter, alpha, scale);
+  return out;
+}
+
+at::Tensor& elu_forward_(const char* op, at::Tensor& self, double alpha, double scale) {
+  outputs::activation_in_place(op, self);
+  auto iter = elementwise(self, self);
+  loops().elu(iter, alpha, scale);
+  return self;
+}
+
+namespace {
+
+at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
+                        double alpha, double scale, bool is_result) {
+  at::Tensor grad_input = outputs::activation_backward(
+      "torch_ext::elu_backward", grad_output, self_or_result, "alpha", alpha, is_result);
+  auto iter = elementwise(grad_input, grad_output, self_or_result);
+  loops().elu_backward(iter, alpha, scale, is_result);
+  return grad_input;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) {
+  m.impl("elu", [](const at::Tensor& self, double alpha) {
+    return elu_forward("torch_ext::elu", self, alpha, 1.0);
+  });
+  m.impl("elu_", [](at::Tensor& self, double alpha) -> at::Tensor& {
+    return elu_forward_("torch_ext::elu_", self, alpha, 1.0);
+  });
+  m.impl("elu_backward", elu_backward);
+}
+
+}  // namespace torch_ext::cpu

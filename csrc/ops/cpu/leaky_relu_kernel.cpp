@@ -1,0 +1,45 @@
+// CPU implementation of torch_ext::leaky_relu, leaky_relu_ and leaky_relu_backward.
+
+#include <torch/library.h>
+
+#include "ops/cpu/iterator.h"
+#include "ops/cpu/loops.h"
+#include "ops/outputs.h"
+
+namespace torch_ext::cpu {
+namespace {
+
+at::Tensor leaky_relu(const at::Tensor& self, double negative_slope) {
+  at::Tensor out = outputs::activation("torch_ext::leaky_relu", self);
+  auto iter = elementwise(out, self);
+  loops().leaky_relu(iter, negative_slope);
+  return out;
+}
+
+at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
+  outputs::activation_in_place("torch_ext::leaky_relu_", self);
+  auto iter = elementwise(self, self);
+  loops().leaky_relu(iter, negative_slope);
+  return self;
+}
+
+at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
+                               double negative_slope, bool is_result) {
+  at::Tensor grad_input =
+      outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output,
+                                   self_or_result, "negative_slope", negative_slope, is_result);
+  // With slope >= 0 the result has the input's sign, so one loop serves both paths.
+  auto iter = elementwise(grad_input, grad_output, self_or_result);
+  loops().leaky_relu_backward(iter, negative_slope);
+  return grad_input;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) {
+  m.impl("leaky_relu", leaky_relu);
+  m.impl("leaky_relu_", leaky_relu_);
+  m.impl("leaky_relu_backward", leaky_relu_backward);
+}
+
+}  // namespace torch_ext::cpu

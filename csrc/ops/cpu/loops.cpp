@@ -1,0 +1,89 @@
+// Instantiates the elementwise skeleton for each activation. This file is compiled once
+// per CPU ISA, with CPU_CAPABILITY set to DEFAULT, AVX2 or AVX512 (see CMakeLists.txt).
+
+#include "activations/elu.h"
+#include "activations/leaky_relu.h"
+#include "ops/cpu/elementwise.h"
+#include "ops/cpu/loops.h"
+
+namespace torch_ext::cpu {
+inline namespace CPU_CAPABILITY {
+namespace {
+
+using act::scalar_of_t;
+
+void leaky_relu(at::TensorIteratorBase& iter, double negative_slope) {
+  for_each_element<1>(iter, [negative_slope](auto x) {
+    using T = decltype(x);
+    return act::LeakyRelu<T>{T(scalar_of_t<T>(negative_slope))}.forward(x);
+  });
+}
+
+void leaky_relu_backward(at::TensorIteratorBase& iter, double negative_slope) {
+  for_each_element<2>(iter, [negative_slope](auto g, auto s) {
+    using T = decltype(g);
+    return act::LeakyRelu<T>{T(scalar_of_t<T>(negative_slope))}.backward(g, s);
+  });
+}
+
+void prelu(at::TensorIteratorBase& iter) {
+  for_each_element<2>(iter, [](auto x, auto w) {
+    return act::LeakyRelu<decltype(x)>{w}.forward(x);
+  });
+}
+
+void prelu_backward_input(at::TensorIteratorBase& iter) {
+  for_each_element<3>(iter, [](auto g, auto x, auto w) {
+    return act::LeakyRelu<decltype(x)>{w}.backward(g, x);
+  });
+}
+
+void prelu_backward_weight(at::TensorIteratorBase& iter) {
+  for_each_element<2>(iter, [](auto g, auto x) {
+    using T = decltype(x);
+    return act::LeakyRelu<T>{T(0)}.slope_backward(g, x);
+  });
+}
+
+// ELU's parameters in the compute type, alpha * scale rounded once there (as ATen does).
+template <typename T>
+act::Elu<T> make_elu(double alpha, double scale) {
+  using S = scalar_of_t<T>;
+  return act::Elu<T>{T(S(scale)), T(S(alpha) * S(scale))};
+}
+
+void elu(at::TensorIteratorBase& iter, double alpha, double scale) {
+  for_each_element<1>(iter, [alpha, scale](auto x) {
+    return make_elu<decltype(x)>(alpha, scale).forward(x);
+  });
+}
+
+void elu_backward(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result) {
+  if (is_result) {
+    for_each_element<2>(iter, [alpha, scale](auto g, auto y) {
+      return make_elu<decltype(g)>(alpha, scale).backward_from_result(g, y);
+    });
+  } else {
+    for_each_element<2>(iter, [alpha, scale](auto g, auto x) {
+      return make_elu<decltype(g)>(alpha, scale).backward(g, x);
+    });
+  }
+}
+
+}  // namespace
+
+const Loops& isa_loops() {
+  static const Loops table{
+      leaky_relu,
+      leaky_relu_backward,
+      prelu,
+      prelu_backward_input,
+      prelu_backward_weight,
+      elu,
+      elu_backward,
+  };
+  return table;
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace torch_ext::cpu

@@ -1,0 +1,38 @@
+#pragma once
+// The CPU inner loops of every op, compiled once per CPU ISA (DEFAULT, AVX2, AVX512) and
+// chosen at run time from the CPU that runs them, as ATen chooses its own kernels.
+// The op implementations (`*_kernel.cpp`) build the TensorIterator and call through here.
+
+#include <ATen/core/TensorBase.h>
+
+namespace at {
+struct TensorIteratorBase;
+}
+
+namespace torch_ext::cpu {
+
+struct Loops {
+  // out = leaky_relu(x); inputs: x.
+  void (*leaky_relu)(at::TensorIteratorBase& iter, double negative_slope);
+  // grad_input = g * leaky_relu'(s); inputs: g, s (the input, or the result if slope >= 0).
+  void (*leaky_relu_backward)(at::TensorIteratorBase& iter, double negative_slope);
+  // out = prelu(x, w); inputs: x, w broadcast to x.
+  void (*prelu)(at::TensorIteratorBase& iter);
+  // grad_input = g * prelu'(x); inputs: g, x, w broadcast to x.
+  void (*prelu_backward_input)(at::TensorIteratorBase& iter);
+  // per-element weight gradient, x > 0 ? 0 : x * g; inputs: g, x.
+  void (*prelu_backward_weight)(at::TensorIteratorBase& iter);
+  // out = scale * elu(x, alpha); inputs: x.
+  void (*elu)(at::TensorIteratorBase& iter, double alpha, double scale);
+  // grad_input; inputs: g, s (the input, or the result when is_result).
+  void (*elu_backward)(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result);
+};
+
+// The loops for the best ISA this library was compiled for and the running CPU supports
+// (ATen's choice, so ATEN_CPU_CAPABILITY=default|avx2|avx512 overrides it the same way).
+const Loops& loops();
+
+// The ISA whose loops `loops()` returns: "DEFAULT", "AVX2" or "AVX512".
+const char* loops_isa();
+
+}  // namespace torch_ext::cpu

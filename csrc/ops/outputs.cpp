@@ -1,0 +1,90 @@
+#include "ops/outputs.h"
+
+#include <ATen/MemoryOverlap.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/util/Exception.h>
+
+namespace torch_ext::outputs {
+namespace {
+
+void check_floating(const char* op, const char* arg, const at::Tensor& t) {
+  const auto dtype = t.scalar_type();
+  const bool supported = dtype == at::kFloat || dtype == at::kDouble ||
+                         dtype == at::kBFloat16 || dtype == at::kHalf;
+  TORCH_CHECK_TYPE(supported, op, ": expected argument '", arg,
+                   "' to have a floating-point dtype (float32, float64, bfloat16 or float16), "
+                   "but got ", dtype);
+}
+
+void check_like(const char* op, const char* arg, const at::Tensor& t, const char* ref_name,
+                const at::Tensor& ref) {
+  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": expected argument '", arg,
+                   "' to have the dtype of '", ref_name, "' (", ref.scalar_type(),
+                   "), but got ", t.scalar_type());
+  TORCH_CHECK(t.device() == ref.device(), op, ": expected argument '", arg,
+              "' to be on the device of '", ref_name, "' (", ref.device(), "), but got ",
+              t.device());
+}
+
+void check_grad(const char* op, const at::Tensor& grad_output, const char* arg,
+                const at::Tensor& t) {
+  check_floating(op, arg, t);
+  check_like(op, "grad_output", grad_output, arg, t);
+  TORCH_CHECK(grad_output.sizes() == t.sizes(), op,
+              ": expected argument 'grad_output' to have the shape of '", arg, "' ",
+              t.sizes(), ", but got ", grad_output.sizes());
+}
+
+void check_prelu_weight(const char* op, const at::Tensor& self, const at::Tensor& weight) {
+  check_floating(op, "self", self);
+  check_like(op, "weight", weight, "self", self);
+  TORCH_CHECK(weight.dim() <= 1, op, ": expected argument 'weight' to be 0-D or 1-D, but got ",
+              weight.dim(), "-D with shape ", weight.sizes());
+  const int64_t channels = self.dim() >= 2 ? self.size(1) : 1;
+  TORCH_CHECK(weight.numel() == 1 || weight.numel() == channels, op,
+              ": expected argument 'weight' to have 1 element or one per channel (", channels,
+              " = the channels of a ", self.dim(), "-D 'self'), but got ", weight.numel());
+}
+
+}  // namespace
+
+at::Tensor activation(const char* op, const at::Tensor& self) {
+  check_floating(op, "self", self);
+  return at::empty_like(self);
+}
+
+void activation_in_place(const char* op, const at::Tensor& self) {
+  check_floating(op, "self", self);
+  TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, op,
+              ": argument 'self' has elements that share memory (an expanded or otherwise "
+              "overlapping view), so it cannot be written in place; clone() it first or "
+              "use the out-of-place op");
+}
+
+at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
+                               const at::Tensor& self_or_result, const char* param,
+                               double value, bool is_result) {
+  check_grad(op, grad_output, "self_or_result", self_or_result);
+  TORCH_CHECK(!is_result || value >= 0.0, op, ": is_result=True needs ", param,
+              " >= 0, but got ", value, ". In-place backward with a negative ", param,
+              " is not supported: the input cannot be recovered from the result. This is "
+              "caused by calling the in-place op with a negative ", param,
+              "; call the out-of-place op instead.");
+  return at::empty_like(self_or_result);
+}
+
+at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
+  check_prelu_weight("torch_ext::prelu", self, weight);
+  return at::empty_like(self);
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
+                                                  const at::Tensor& self,
+                                                  const at::Tensor& weight) {
+  const char* op = "torch_ext::prelu_backward";
+  check_prelu_weight(op, self, weight);
+  check_grad(op, grad_output, "self", self);
+  return {at::empty_like(self), at::empty_like(weight)};
+}
+
+}  // namespace torch_ext::outputs

@@ -1,0 +1,32 @@
+#pragma once
+// Validates an op's arguments and allocates its outputs. The Meta kernels and every device
+// kernel call these, so all backends agree on errors, shapes and strides. An error names
+// the op, the argument and what was expected.
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+namespace torch_ext::outputs {
+
+// Output of an elementwise activation of `self` (same shape, dtype and strides).
+at::Tensor activation(const char* op, const at::Tensor& self);
+
+// Checks `self` for an in-place activation: floating dtype, no elements sharing memory.
+void activation_in_place(const char* op, const at::Tensor& self);
+
+// Output of an activation backward. `param`/`value` name the parameter that makes the
+// negative branch (slope or alpha): a from-result backward needs it >= 0.
+at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
+                               const at::Tensor& self_or_result, const char* param,
+                               double value, bool is_result);
+
+// Output of prelu(self, weight).
+at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
+
+// (grad_input, grad_weight) of prelu_backward.
+std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
+                                                  const at::Tensor& self,
+                                                  const at::Tensor& weight);
+
+}  // namespace torch_ext::outputs

@@ -1,0 +1,35 @@
+#pragma once
+// torch_ext's C++ API: the registered ops, called through the PyTorch dispatcher, so
+// autograd, device dispatch and tracing apply exactly as for torch.ops.torch_ext.* in
+// Python. Semantics match torch::nn::functional's leaky_relu, prelu, elu and selu.
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+namespace torch_ext {
+
+at::Tensor leaky_relu(const at::Tensor& self, double negative_slope = 0.01);
+at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope = 0.01);
+// grad_output * leaky_relu'(x), from x or (is_result, negative_slope >= 0) from the result.
+at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
+                               double negative_slope, bool is_result);
+
+// weight broadcasts along dim 1 (the channel dim); 1 or self.size(1) elements.
+at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
+// (grad_input, grad_weight), grad_weight shaped like weight.
+std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
+                                                  const at::Tensor& self,
+                                                  const at::Tensor& weight);
+
+at::Tensor elu(const at::Tensor& self, double alpha = 1.0);
+at::Tensor& elu_(at::Tensor& self, double alpha = 1.0);
+// Backward of scale * elu(x, alpha), shared by ELU (scale 1) and SELU; from x or
+// (is_result, alpha >= 0) from the result.
+at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
+                        double alpha, double scale, bool is_result);
+
+at::Tensor selu(const at::Tensor& self);
+at::Tensor& selu_(at::Tensor& self);
+
+}  // namespace torch_ext
