@@ -3,4 +3,11 @@
 
 #include <torch/library.h>
 
-TORCH_LIBRARY(torch_ext, /*m*/) {}
+#include <string>
+
+#include "ops/cpu/loops.h"
+
+TORCH_LIBRARY(torch_ext, m) {
+  // Which copy of the CPU loops runs on this CPU: "DEFAULT", "AVX2" or "AVX512".
+  m.def("_cpu_isa() -> str", [] { return std::string(torch_ext::cpu::loops_isa()); });
+}

@@ -30,20 +30,21 @@ void check_grad(const char* op, const at::Tensor& grad_output, const char* arg,
                 const at::Tensor& t) {
   check_floating(op, arg, t);
   check_like(op, "grad_output", grad_output, arg, t);
-  TORCH_CHECK(grad_output.sizes() == t.sizes(), op,
+  TORCH_CHECK(grad_output.sym_sizes() == t.sym_sizes(), op,
               ": expected argument 'grad_output' to have the shape of '", arg, "' ",
-              t.sizes(), ", but got ", grad_output.sizes());
+              t.sym_sizes(), ", but got ", grad_output.sym_sizes());
 }
 
 void check_prelu_weight(const char* op, const at::Tensor& self, const at::Tensor& weight) {
   check_floating(op, "self", self);
   check_like(op, "weight", weight, "self", self);
   TORCH_CHECK(weight.dim() <= 1, op, ": expected argument 'weight' to be 0-D or 1-D, but got ",
-              weight.dim(), "-D with shape ", weight.sizes());
-  const int64_t channels = self.dim() >= 2 ? self.size(1) : 1;
-  TORCH_CHECK(weight.numel() == 1 || weight.numel() == channels, op,
+              weight.dim(), "-D with shape ", weight.sym_sizes());
+  // Sym* accessors: the Meta kernels also run on symbolic shapes (torch.compile, export).
+  const c10::SymInt channels = self.dim() >= 2 ? self.sym_size(1) : c10::SymInt(1);
+  TORCH_CHECK(weight.sym_numel() == 1 || weight.sym_numel() == channels, op,
               ": expected argument 'weight' to have 1 element or one per channel (", channels,
-              " = the channels of a ", self.dim(), "-D 'self'), but got ", weight.numel());
+              " = the channels of a ", self.dim(), "-D 'self'), but got ", weight.sym_numel());
 }
 
 }  // namespace

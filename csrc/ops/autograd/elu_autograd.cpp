@@ -34,13 +34,15 @@ at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
 }
 
 // Saves the output when alpha >= 0 (the gradient follows from it, and the next layer keeps
-// it alive anyway); the input otherwise.
+// it alive anyway); the input otherwise. In bfloat16/float16 the rounded output would cost
+// the gradient up to a few percent where y + alpha cancels, so there the input is kept.
 class Elu : public torch::autograd::Function<Elu> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, EluSpec spec) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor result = run_forward(self, spec);
-    const bool save_result = spec.alpha >= 0.0;
+    const bool full_precision = self.scalar_type() == at::kFloat || self.scalar_type() == at::kDouble;
+    const bool save_result = spec.alpha >= 0.0 && full_precision;
     save_spec(ctx, spec, save_result);
     ctx->save_for_backward({save_result ? result : self});
     return result;

@@ -1,0 +1,146 @@
+"""Builds torch_ext: CMake compiles the ops library (libtorch_ext.so, shared with LibTorch
+users and the GoogleTest suite, see CMakeLists.txt); torch.utils.cpp_extension compiles
+the small pybind11 module torch_ext._C that records how the build was made.
+
+Environment:
+  TORCH_EXT_CUDA=auto|0|1     compile the CUDA sources (auto: when torch has CUDA and nvcc
+                              is found; 1: insist).
+  TORCH_CUDA_ARCH_LIST        CUDA architectures, e.g. "9.0" (default: the visible GPU's,
+                              else those torch was built for).
+  TORCH_EXT_BUILD_TESTS=1     also build the GoogleTest suite (run: ctest --test-dir build/cmake).
+  TORCH_EXT_BUILD_DIR         CMake build folder (default: build/cmake).
+  MAX_JOBS                    parallel compile jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from setuptools import Extension, setup
+from torch.utils import cpp_extension
+
+ROOT = Path(__file__).parent.resolve()
+LIBRARY_FILE = "libtorch_ext.so"
+
+
+def _cuda_home() -> str | None:
+    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, /usr/local/cuda, or torch's guess."""
+    for candidate in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if candidate and (Path(candidate) / "bin" / "nvcc").exists():
+            return candidate
+    return cpp_extension.CUDA_HOME
+
+
+def _cuda_setting() -> str:
+    value = os.environ.get("TORCH_EXT_CUDA", "auto").strip().lower()
+    if value not in ("auto", "0", "1"):
+        sys.exit(f"setup.py: TORCH_EXT_CUDA must be auto, 0 or 1, not {value!r}")
+    return value
+
+
+def _cuda_arch_list() -> str:
+    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        return os.environ["TORCH_CUDA_ARCH_LIST"]
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        return f"{major}.{minor}"
+    archs = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]
+    return ";".join(f"{a[3:-1]}.{a[-1]}" for a in archs)
+
+
+def _cmake_args(build_tests: bool) -> list[str]:
+    args = [
+        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+        f"-DCMAKE_BUILD_TYPE={os.environ.get('CMAKE_BUILD_TYPE', 'Release')}",
+        f"-DTORCH_EXT_BUILD_TESTS={'ON' if build_tests else 'OFF'}",
+        f"-DTORCH_EXT_CUDA={_cuda_setting()}",
+        f"-DPython_EXECUTABLE={sys.executable}",
+    ]
+    cuda_home = _cuda_home()
+    if torch.version.cuda and cuda_home:
+        # torch's CMake config looks for the toolkit whenever torch itself has CUDA.
+        args += [
+            f"-DCUDA_TOOLKIT_ROOT_DIR={cuda_home}",
+            f"-DCMAKE_CUDA_COMPILER={Path(cuda_home) / 'bin' / 'nvcc'}",
+            f"-DTORCH_CUDA_ARCH_LIST={_cuda_arch_list()}",
+        ]
+    if shutil.which("ninja"):
+        args.append("-GNinja")
+    return args
+
+
+class CMakeLibrary(Extension):
+    """The ops library, built by CMake rather than by setuptools."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, sources=[])
+
+
+class BuildExtensions(cpp_extension.BuildExtension):
+    def get_ext_filename(self, fullname: str) -> str:
+        # The library keeps its plain name (no Python ABI tag): LibTorch users and
+        # torch.ops.load_library find it by that name.
+        if fullname.split(".")[-1] == "libtorch_ext":
+            return os.path.join(*fullname.split(".")[:-1], LIBRARY_FILE)
+        return super().get_ext_filename(fullname)
+
+    def build_extension(self, ext: Extension) -> None:
+        if isinstance(ext, CMakeLibrary):
+            self._build_with_cmake(ext)
+        else:
+            ext.define_macros += self._build_info_macros()
+            super().build_extension(ext)
+
+    def _build_dir(self) -> Path:
+        return Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake")).resolve()
+
+    def _build_with_cmake(self, ext: Extension) -> None:
+        build_dir = self._build_dir()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        build_tests = os.environ.get("TORCH_EXT_BUILD_TESTS", "0") == "1"
+        subprocess.check_call(["cmake", "-S", str(ROOT), "-B", str(build_dir), *_cmake_args(build_tests)])
+        jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
+        subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", jobs])
+        destination = Path(self.get_ext_fullpath(ext.name))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(build_dir / LIBRARY_FILE, destination)
+
+    def _build_info_macros(self) -> list[tuple[str, str]]:
+        info = dict(
+            line.split("=", 1)
+            for line in (self._build_dir() / "torch_ext_build_info.txt").read_text().splitlines()
+            if "=" in line
+        )
+
+        def quoted(text: str) -> str:
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        return [
+            ("TORCH_EXT_TORCH_VERSION", quoted(torch.__version__)),
+            ("TORCH_EXT_WITH_CUDA", "1" if info.get("with_cuda") == "ON" else "0"),
+            ("TORCH_EXT_CUDA_VERSION", quoted(info.get("cuda_version", ""))),
+            ("TORCH_EXT_CUDA_ARCH_LIST", quoted(info.get("cuda_arch_list", ""))),
+            ("TORCH_EXT_CPU_ISAS", quoted(info.get("cpu_isas", ""))),
+            ("TORCH_EXT_LIBRARY_NAME", quoted(LIBRARY_FILE)),
+        ]
+
+
+setup(
+    ext_modules=[
+        CMakeLibrary("torch_ext.libtorch_ext"),
+        # Pure pybind11 (headers from torch's include folder); links no torch library.
+        Extension(
+            "torch_ext._C",
+            sources=["csrc/python/build_info.cpp"],
+            include_dirs=cpp_extension.include_paths(),
+            extra_compile_args=["-std=c++17", "-O2", "-Wall", "-Wextra"],
+            language="c++",
+        ),
+    ],
+    cmdclass={"build_ext": BuildExtensions.with_options(use_ninja=False)},
+)

@@ -1,0 +1,99 @@
+"""Inputs and references shared by the torch_ext tests.
+
+Every op is compared with an independent reference: PyTorch's native op of the same name
+(torch.nn.functional), float64 math, or an analytic value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import torch_ext.functional as X
+
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+SLOPES = [0.0, 0.01, -0.2, 1.5]
+ALPHAS = [0.0, 0.1, 1.0, 2.0]
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One elementwise op with its parameter, ours and the native reference."""
+
+    name: str
+    param: float | None
+    ours: Callable[..., torch.Tensor]
+    native: Callable[..., torch.Tensor]
+
+    def __str__(self) -> str:
+        return self.name if self.param is None else f"{self.name}({self.param})"
+
+    def run(self, x: torch.Tensor, *, inplace: bool = False, native: bool = False) -> torch.Tensor:
+        fn = self.native if native else self.ours
+        args = () if self.param is None else (self.param,)
+        return fn(x, *args, inplace=inplace)
+
+    @property
+    def inplace_backward_ok(self) -> bool:
+        """In-place backward (from the result) is defined only for a parameter >= 0."""
+        return self.param is None or self.param >= 0
+
+    def grad_at_zero(self) -> float:
+        """The analytic gradient at exactly x == 0 (SEMANTICS.md: the negative branch)."""
+        if self.name == "selu":
+            return SELU_SCALE * SELU_ALPHA
+        assert self.param is not None
+        return self.param
+
+
+ACTIVATIONS = (
+    [Activation("leaky_relu", s, X.leaky_relu, F.leaky_relu) for s in SLOPES]
+    + [Activation("elu", a, X.elu, F.elu) for a in ALPHAS]
+    + [Activation("selu", None, X.selu, F.selu)]
+)
+
+
+def _randn_with_zeros(*shape: int) -> torch.Tensor:
+    """Standard normal float64 data whose first two elements are exactly 0."""
+    x = torch.randn(*shape, dtype=torch.float64)
+    x.view(-1)[:2] = 0.0
+    return x
+
+
+# Each layout maps a dtype to an input of that dtype and layout.
+LAYOUTS: dict[str, Callable[[torch.dtype], torch.Tensor]] = {
+    "0d": lambda d: torch.randn((), dtype=torch.float64).to(d),
+    "empty": lambda d: torch.randn(0, 3, dtype=d),
+    "1d": lambda d: _randn_with_zeros(17).to(d),
+    "2d": lambda d: _randn_with_zeros(33, 65).to(d),
+    "nchw": lambda d: _randn_with_zeros(2, 3, 5, 7).to(d),
+    "channels_last": lambda d: _randn_with_zeros(2, 3, 5, 7)
+    .to(d)
+    .contiguous(memory_format=torch.channels_last),
+    "transposed": lambda d: _randn_with_zeros(65, 33).to(d).t(),
+    "strided": lambda d: _randn_with_zeros(8, 40).to(d)[:, ::3],
+}
+
+
+def make_input(layout: str, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return LAYOUTS[layout](dtype)
+
+
+def special_values(dtype: torch.dtype) -> torch.Tensor:
+    """NaN, +-inf, +-0.0, +-denormal, and ordinary values of both signs."""
+    tiny = torch.finfo(dtype).tiny / 4  # a denormal of this dtype
+    return torch.tensor(
+        [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, tiny, -tiny, 1.5, -1.5, -30.0],
+        dtype=dtype,
+    )
+
+
+def ids(values):
+    return [str(v) for v in values]
+

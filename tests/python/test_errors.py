@@ -1,0 +1,90 @@
+"""Bad input raises an error that names the op, the argument and what was expected."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import torch_ext.functional as X
+
+ops = torch.ops.torch_ext
+
+UNARY = {
+    "leaky_relu": lambda t: ops.leaky_relu(t, 0.1),
+    "leaky_relu_": lambda t: ops.leaky_relu_(t, 0.1),
+    "elu": lambda t: ops.elu(t, 1.0),
+    "elu_": lambda t: ops.elu_(t, 1.0),
+    "selu": lambda t: ops.selu(t),
+    "selu_": lambda t: ops.selu_(t),
+    "prelu": lambda t: ops.prelu(t, torch.ones(1, dtype=t.dtype)),
+}
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+@pytest.mark.parametrize("name", list(UNARY))
+def test_non_floating_input(name: str, dtype: torch.dtype, device: str):
+    t = torch.zeros(3, dtype=dtype, device=device)
+    pattern = rf"torch_ext::{name}: expected argument 'self' to have a floating-point dtype .* but got"
+    with pytest.raises(TypeError, match=pattern):
+        UNARY[name](t)
+
+
+@pytest.mark.parametrize(
+    "weight,pattern",
+    [
+        (torch.ones(4), r"argument 'weight' to have 1 element or one per channel \(3 = "),
+        (torch.ones(3, 1), r"argument 'weight' to be 0-D or 1-D, but got 2-D"),
+        (torch.ones(3, dtype=torch.float64), r"argument 'weight' to have the dtype of 'self' \(Float\)"),
+    ],
+)
+def test_prelu_bad_weight(weight: torch.Tensor, pattern: str):
+    x = torch.randn(2, 3, 4)
+    error = TypeError if weight.dtype != x.dtype else RuntimeError
+    with pytest.raises(error, match="torch_ext::prelu: expected " + pattern):
+        X.prelu(x, weight)
+    with pytest.raises(error, match="torch_ext::prelu: expected " + pattern):
+        X.prelu(x.to("meta"), weight.to("meta"))
+
+
+def test_prelu_zero_dim_input_needs_one_weight():
+    with pytest.raises(RuntimeError, match=r"torch_ext::prelu: .*1 element or one per channel \(1 = "):
+        X.prelu(torch.tensor(1.0), torch.ones(2))
+    torch.testing.assert_close(X.prelu(torch.tensor(-2.0), torch.tensor([0.5])), torch.tensor(-1.0))
+
+
+@pytest.mark.parametrize(
+    "call,param",
+    [
+        (lambda g, s: ops.leaky_relu_backward(g, s, -0.2, True), "negative_slope"),
+        (lambda g, s: ops.elu_backward(g, s, -1.0, 1.0, True), "alpha"),
+    ],
+)
+def test_from_result_backward_with_negative_parameter(call, param):
+    g = torch.randn(4)
+    with pytest.raises(RuntimeError, match=rf"_backward: is_result=True needs {param} >= 0, but got -"):
+        call(g, g)
+
+
+def test_in_place_leaky_relu_negative_slope_raises_at_backward():
+    x = torch.randn(5, requires_grad=True)
+    y = X.leaky_relu(x * 1.0, -0.2, inplace=True)  # forward is fine, as in PyTorch
+    with pytest.raises(RuntimeError, match="In-place backward with a negative negative_slope"):
+        y.sum().backward()
+
+
+def test_backward_grad_shape_mismatch():
+    with pytest.raises(RuntimeError, match=r"torch_ext::elu_backward: expected argument 'grad_output' to have the shape of 'self_or_result' \[4\], but got \[5\]"):
+        ops.elu_backward(torch.randn(5), torch.randn(4), 1.0, 1.0, False)
+
+
+def test_backward_grad_dtype_mismatch():
+    with pytest.raises(TypeError, match=r"torch_ext::leaky_relu_backward: expected argument 'grad_output' to have the dtype of 'self_or_result'"):
+        ops.leaky_relu_backward(torch.randn(4, dtype=torch.float64), torch.randn(4), 0.1, False)
+
+
+def test_unsupported_device_names_the_op():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    with pytest.raises(NotImplementedError, match="torch_ext::elu"):
+        ops.elu(torch.randn(3, device="cuda"), 1.0)

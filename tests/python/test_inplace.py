@@ -1,0 +1,90 @@
+"""The in-place forms: leaky_relu_, elu_, selu_ (and inplace=True in functional/nn)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input
+
+import torch_ext.functional as X
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_writes_native_values_into_self(act: Activation, layout: str, dtype: torch.dtype):
+    x = make_input(layout, dtype)
+    expected = act.run(x.clone(), native=True)
+    version = x._version
+    out = act.run(x, inplace=True)
+    assert out is x
+    assert x._version > version
+    torch.testing.assert_close(x, expected)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_gradients_equal_native_in_place(act: Activation):
+    torch.manual_seed(3)
+    base = torch.randn(6, 9, dtype=torch.float64)
+    grad = torch.randn(6, 9, dtype=torch.float64)
+
+    def run(native: bool) -> torch.Tensor:
+        leaf = base.clone().requires_grad_(True)
+        y = act.run(leaf * 1.0, inplace=True, native=native)
+        y.backward(grad)
+        return leaf.grad
+
+    if act.inplace_backward_ok:
+        torch.testing.assert_close(run(native=False), run(native=True))
+    else:
+        with pytest.raises(RuntimeError, match=r"torch_ext::(leaky_relu|elu)_backward.*negative"):
+            run(native=False)
+        with pytest.raises(RuntimeError, match="negative slope"):
+            run(native=True)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_refuses_a_leaf_that_requires_grad(act: Activation):
+    leaf = torch.randn(5, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        act.run(leaf, inplace=True)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_view_of_a_leaf_rebases_history(act: Activation):
+    """In place on a view of a non-leaf: gradients flow through the base, as natively."""
+    if not act.inplace_backward_ok:
+        pytest.skip("in-place backward needs a non-negative parameter")
+    leaf = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for native in (False, True):
+        leaf.grad = None
+        base = leaf * 2.0
+        act.run(base[:, 1:4], inplace=True, native=native)
+        base.sum().backward()
+        grads.append(leaf.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_saved_tensor_modified_later_is_detected():
+    """The version counter is bumped, so autograd sees the saved result being changed."""
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    y = X.elu(x * 1.0, inplace=True)
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_overlapping_view_raises(act: Activation):
+    expanded = torch.zeros(1).expand(4)
+    with pytest.raises(RuntimeError, match=r"torch_ext::\w+_: argument 'self' has elements that share memory"):
+        act.run(expanded, inplace=True)
+
+
+def test_no_grad_in_place_on_a_leaf_is_allowed():
+    leaf = torch.randn(5, requires_grad=True)
+    expected = torch.nn.functional.selu(leaf.detach())
+    with torch.no_grad():
+        X.selu(leaf, inplace=True)
+    torch.testing.assert_close(leaf.detach(), expected)

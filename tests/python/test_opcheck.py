@@ -1,0 +1,53 @@
+"""torch.library.opcheck for every registered op: schema, autograd registration, fake
+(Meta) kernels, and AOT dispatch (what torch.compile relies on)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+ops = torch.ops.torch_ext
+
+
+def sample(*shape, requires_grad=False, dtype=torch.float32):
+    x = torch.randn(*shape, dtype=dtype)
+    x.view(-1)[0] = 0.0
+    return x.requires_grad_(requires_grad)
+
+
+def cases():
+    for rg in (False, True):
+        tag = "grad" if rg else "nograd"
+        yield f"leaky_relu-{tag}", ops.leaky_relu.default, (sample(4, 5, requires_grad=rg), 0.2)
+        yield f"elu-{tag}", ops.elu.default, (sample(4, 5, requires_grad=rg), 1.5)
+        yield f"selu-{tag}", ops.selu.default, (sample(2, 3, 4, requires_grad=rg),)
+        yield f"prelu-{tag}", ops.prelu.default, (
+            sample(2, 3, 4, requires_grad=rg),
+            torch.full((3,), 0.25, requires_grad=rg),
+        )
+        yield f"leaky_relu_backward-{tag}", ops.leaky_relu_backward.default, (
+            sample(6, requires_grad=rg), sample(6, requires_grad=rg), 0.1, False,
+        )
+        yield f"elu_backward-{tag}", ops.elu_backward.default, (
+            sample(6, requires_grad=rg), sample(6, requires_grad=rg), 1.0, 1.0, False,
+        )
+        yield f"prelu_backward-{tag}", ops.prelu_backward.default, (
+            sample(2, 3, 4, requires_grad=rg), sample(2, 3, 4, requires_grad=rg),
+            torch.full((3,), 0.25, requires_grad=rg),
+        )
+    # In-place forms: no autograd-requiring leaf may be mutated, so plain tensors.
+    yield "leaky_relu_", ops.leaky_relu_.default, (sample(4, 5), 0.2)
+    yield "elu_", ops.elu_.default, (sample(4, 5), 0.5)
+    yield "selu_", ops.selu_.default, (sample(4, 5),)
+    yield "channels_last", ops.elu.default, (
+        sample(2, 3, 4, 5).contiguous(memory_format=torch.channels_last), 1.0,
+    )
+    yield "bfloat16", ops.leaky_relu.default, (sample(8, 3, dtype=torch.bfloat16), 0.01)
+
+
+CASES = list(cases())
+
+
+@pytest.mark.parametrize("op,args", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_opcheck(op, args):
+    torch.library.opcheck(op, args)

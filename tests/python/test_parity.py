@@ -1,0 +1,89 @@
+"""Values and gradients of the elementwise ops against torch.nn.functional."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, special_values
+
+
+def value_and_grad(act: Activation, x: torch.Tensor, grad: torch.Tensor, native: bool):
+    leaf = x.detach().clone().requires_grad_(True)
+    y = act.run(leaf, native=native)
+    y.backward(grad)
+    return y.detach(), leaf.grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_value_and_grad_match_native(act: Activation, layout: str, dtype: torch.dtype):
+    x = make_input(layout, dtype)
+    grad = torch.randn_like(x, dtype=torch.float64).to(dtype)
+    ours_y, ours_g = value_and_grad(act, x, grad, native=False)
+    native_y, native_g = value_and_grad(act, x, grad, native=True)
+    torch.testing.assert_close(ours_y, native_y)
+    torch.testing.assert_close(ours_g, native_g)
+    assert ours_y.shape == x.shape and ours_y.dtype == dtype
+    assert ours_y.stride() == native_y.stride() or not x.is_non_overlapping_and_dense()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.param in (None, 0.01, 1.0)], ids=str)
+def test_large_tensor_matches_native(act: Activation, dtype: torch.dtype):
+    """More than 2**20 elements: several parallel chunks and vector bodies."""
+    x = torch.randn(2**20 + 77, dtype=dtype)
+    grad = torch.randn_like(x)
+    ours_y, ours_g = value_and_grad(act, x, grad, native=False)
+    native_y, native_g = value_and_grad(act, x, grad, native=True)
+    torch.testing.assert_close(ours_y, native_y)
+    torch.testing.assert_close(ours_g, native_g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_special_values_forward(act: Activation, dtype: torch.dtype):
+    """NaN, +-inf, +-0.0 and denormals give the native op's values, signed zeros included."""
+    x = special_values(dtype)
+    ours = act.run(x)
+    native = act.run(x, native=True)
+    torch.testing.assert_close(ours, native, equal_nan=True)
+    zeros = native == 0
+    assert torch.equal(ours[zeros].signbit(), native[zeros].signbit())
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_special_values_backward(act: Activation):
+    """Gradients at +-inf, +-0.0 and denormals equal the native op's; at NaN the negative
+    branch applies (x > 0 is false), as in ATen's vectorized kernels."""
+    x = special_values(torch.float32)
+    grad = torch.full_like(x, 0.5)
+    _, ours = value_and_grad(act, x, grad, native=False)
+    _, native = value_and_grad(act, x, grad, native=True)
+    finite = ~x.isnan()
+    torch.testing.assert_close(ours[finite], native[finite])
+    at_nan = ours[x.isnan()]
+    if act.name == "leaky_relu":
+        torch.testing.assert_close(at_nan, torch.tensor([0.5 * act.param]))
+    else:
+        assert at_nan.isnan().all()
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_gradient_at_zero_is_the_negative_branch(act: Activation):
+    """SEMANTICS.md: at x == 0 the gradient is slope / alpha / scale*alpha, not 1."""
+    for zero in (0.0, -0.0):
+        x = torch.tensor([zero], dtype=torch.float64, requires_grad=True)
+        act.run(x).backward(torch.ones_like(x))
+        torch.testing.assert_close(x.grad, torch.tensor([act.grad_at_zero()], dtype=torch.float64))
+
+
+def test_selu_is_self_normalizing():
+    """E[selu(z)] = 0 and E[selu(z)^2] = 1 for z ~ N(0, 1), by quadrature in float64."""
+    z = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
+    density = torch.exp(-(z**2) / 2) / (2 * torch.pi) ** 0.5
+    y = torch.ops.torch_ext.selu(z)
+    mean = torch.trapezoid(y * density, z)
+    second_moment = torch.trapezoid(y**2 * density, z)
+    assert abs(mean.item()) < 1e-9
+    assert abs(second_moment.item() - 1) < 1e-9

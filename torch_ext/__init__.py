@@ -1,0 +1,66 @@
+"""torch_ext: Leaky ReLU, PReLU, ELU and SELU as registered PyTorch ops.
+
+The ops live in ``torch.ops.torch_ext`` (one shared library serves Python, LibTorch C++
+programs and TorchScript); :mod:`torch_ext.functional` and :mod:`torch_ext.nn` offer them
+in the shape of :mod:`torch.nn.functional` and :mod:`torch.nn`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+__version__ = "0.1.0"
+
+try:
+    from . import _C
+except ImportError as error:  # pragma: no cover - only without a build
+    raise ImportError(
+        "torch_ext's compiled parts are missing; build them with "
+        "`pip install --no-build-isolation -e .` in the source folder"
+    ) from error
+
+
+def _check_torch_version() -> None:
+    if _C.torch_version != torch.__version__:
+        raise ImportError(
+            f"torch_ext was built against torch {_C.torch_version}, but torch "
+            f"{torch.__version__} is installed; C++ extensions only load into the torch they "
+            "were built with. Rebuild torch_ext: "
+            "`pip install --no-build-isolation --force-reinstall --no-deps .`"
+        )
+
+
+def library_path() -> str:
+    """Return the path of the shared library that registers ``torch.ops.torch_ext``.
+
+    ``torch.ops.load_library(torch_ext.library_path())`` registers the ops in a process
+    that does not import this package (for example one that only loads TorchScript).
+    """
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), _C.library_name)
+
+
+def build_info() -> dict[str, Any]:
+    """Return how the extension was built and which CPU loops it runs.
+
+    Keys: ``torch_version`` (built against), ``with_cuda``, ``cuda_version``,
+    ``cuda_arch_list``, ``cpu_isas`` (ISAs compiled), ``cpu_isa`` (the one this CPU runs).
+    """
+    return {
+        "torch_version": _C.torch_version,
+        "with_cuda": _C.with_cuda,
+        "cuda_version": _C.cuda_version,
+        "cuda_arch_list": list(_C.cuda_arch_list),
+        "cpu_isas": list(_C.cpu_isas),
+        "cpu_isa": torch.ops.torch_ext._cpu_isa(),
+    }
+
+
+_check_torch_version()
+torch.ops.load_library(library_path())
+
+from . import functional, nn  # noqa: E402  (needs the ops registered)
+
+__all__ = ["build_info", "functional", "library_path", "nn"]

@@ -1,0 +1,77 @@
+"""Functional forms of torch_ext's activations, shaped like :mod:`torch.nn.functional`.
+
+Each function calls the registered op ``torch.ops.torch_ext.<name>`` (or its in-place
+form), so it works in eager mode, under ``torch.compile`` and ``torch.export``, and inside
+``torch.jit.script``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["elu", "leaky_relu", "prelu", "selu"]
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    r"""Apply Leaky ReLU element-wise: :math:`x` if :math:`x > 0`, else
+    :math:`\text{negative\_slope} \cdot x`.
+
+    Args:
+        input: a floating-point tensor (float32, float64, bfloat16 or float16).
+        negative_slope: slope for :math:`x \le 0`. Default: ``0.01``.
+        inplace: overwrite ``input``. Its backward uses the result, which needs
+            ``negative_slope >= 0``. Default: ``False``.
+
+    See :func:`torch.nn.functional.leaky_relu`; the gradient at ``x == 0`` is the slope.
+    """
+    if inplace:
+        return torch.ops.torch_ext.leaky_relu_(input, negative_slope)
+    return torch.ops.torch_ext.leaky_relu(input, negative_slope)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    r"""Apply PReLU element-wise: :math:`x` if :math:`x > 0`, else :math:`w \cdot x`.
+
+    Args:
+        input: a floating-point tensor; dim 1 is the channel dim (one channel if
+            ``input.dim() < 2``).
+        weight: the learned slopes, of ``input``'s dtype, 0-D or 1-D, with 1 element or
+            one per channel.
+
+    See :func:`torch.nn.functional.prelu`.
+    """
+    return torch.ops.torch_ext.prelu(input, weight)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    r"""Apply ELU element-wise: :math:`x` if :math:`x > 0`, else
+    :math:`\alpha (e^x - 1)`.
+
+    Args:
+        input: a floating-point tensor.
+        alpha: the negative saturation value. Default: ``1.0``.
+        inplace: overwrite ``input``. Its backward uses the result, which needs
+            ``alpha >= 0``. Default: ``False``.
+
+    See :func:`torch.nn.functional.elu`; the gradient at ``x == 0`` is ``alpha``.
+    """
+    if inplace:
+        return torch.ops.torch_ext.elu_(input, alpha)
+    return torch.ops.torch_ext.elu(input, alpha)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    r"""Apply SELU element-wise: :math:`\lambda x` if :math:`x > 0`, else
+    :math:`\lambda \alpha (e^x - 1)`, with :math:`\alpha \approx 1.6733` and
+    :math:`\lambda \approx 1.0507` (Klambauer et al., 2017).
+
+    Args:
+        input: a floating-point tensor.
+        inplace: overwrite ``input``. Default: ``False``.
+
+    See :func:`torch.nn.functional.selu`.
+    """
+    if inplace:
+        return torch.ops.torch_ext.selu_(input)
+    return torch.ops.torch_ext.selu(input)
