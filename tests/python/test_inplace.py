@@ -50,11 +50,9 @@ def test_refuses_a_leaf_that_requires_grad(act: Activation):
         act.run(leaf, inplace=True)
 
 
-@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.inplace_backward_ok], ids=str)
 def test_view_of_a_leaf_rebases_history(act: Activation):
     """In place on a view of a non-leaf: gradients flow through the base, as natively."""
-    if not act.inplace_backward_ok:
-        pytest.skip("in-place backward needs a non-negative parameter")
     leaf = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
     grads = []
     for native in (False, True):

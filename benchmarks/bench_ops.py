@@ -1,0 +1,148 @@
+"""Times each torch_ext op against PyTorch's native op in the same run and prints a table.
+
+    python benchmarks/bench_ops.py                  # the full table (several minutes)
+    python benchmarks/bench_ops.py --quick          # fewer sizes, shorter timings
+    python benchmarks/bench_ops.py --ops elu --sizes 2^24 --dtypes fp32 --threads 1
+
+Modes: forward (out of place, output allocated), forward_ (in place: kernel only, no
+allocation), backward (autograd backward alone, graph kept), fwd+bwd (both). Each cell is
+the median of `torch.utils.benchmark` blocked_autorange runs, native and ours interleaved;
+ratio = native time / ours (> 1: ours is faster). `copy` is a same-size tensor copy in
+the same run, the memory-bandwidth ceiling, in ns per element.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+import torch.utils.benchmark as benchmark
+
+import torch_ext
+import torch_ext.functional as X
+
+SIZES: dict[str, tuple[int, ...]] = {
+    "1K": (1024,),
+    "256x1024": (256, 1024),
+    "32x64x56x56": (32, 64, 56, 56),
+    "32x64x56x56-cl": (32, 64, 56, 56),
+    "2^24": (2**24,),
+    "2^26": (2**26,),
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+MODES = ["forward", "forward_", "backward", "fwd+bwd"]
+
+
+@dataclass
+class Op:
+    name: str
+    ours: Callable[..., torch.Tensor]
+    native: Callable[..., torch.Tensor]
+    has_weight: bool = False
+    in_place: bool = True
+
+
+OPS = {
+    "leaky_relu": Op("leaky_relu", lambda x, **k: X.leaky_relu(x, 0.01, **k),
+                     lambda x, **k: F.leaky_relu(x, 0.01, **k)),
+    "prelu": Op("prelu", X.prelu, F.prelu, has_weight=True, in_place=False),
+    "elu": Op("elu", lambda x, **k: X.elu(x, 1.0, **k), lambda x, **k: F.elu(x, 1.0, **k)),
+    "selu": Op("selu", X.selu, F.selu),
+}
+
+
+def make_input(size: str, dtype: torch.dtype) -> torch.Tensor:
+    x = torch.randn(SIZES[size], dtype=dtype)
+    if size.endswith("-cl"):
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callable, dict]:
+    """A zero-argument callable for `mode`, and the tensors it needs kept alive."""
+    weight = torch.full((x.shape[1] if x.dim() > 1 else 1,), 0.25, dtype=x.dtype)
+    args = (weight,) if op.has_weight else ()
+    if mode == "forward":
+        return (lambda: fn(x, *args)), {}
+    if mode == "forward_":
+        buffer = x.clone()
+        # Repeated in-place application stays in range for these activations.
+        return (lambda: fn(buffer, inplace=True)), {"buffer": buffer}
+    leaf = x.detach().clone().requires_grad_(True)
+    params = [leaf, weight.requires_grad_(True)] if op.has_weight else [leaf]
+    grad = torch.randn_like(x)
+    if mode == "backward":
+        y = fn(leaf, *args)
+        return (lambda: torch.autograd.grad(y, params, grad, retain_graph=True)), {"y": y}
+    return (lambda: torch.autograd.grad(fn(leaf, *args), params, grad)), {}
+
+
+def median_time(fn: Callable, threads: int, min_run_time: float) -> float:
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def compare(fn_native: Callable, fn_ours: Callable, threads: int, rounds: int, min_run_time: float):
+    """Interleaved medians of native and ours (the machine is shared and noisy)."""
+    native, ours = [], []
+    for _ in range(rounds):
+        native.append(median_time(fn_native, threads, min_run_time))
+        ours.append(median_time(fn_ours, threads, min_run_time))
+    return statistics.median(native), statistics.median(ours)
+
+
+def copy_ns_per_element(x: torch.Tensor, threads: int, min_run_time: float) -> float:
+    out = torch.empty_like(x)
+    return median_time(lambda: out.copy_(x), threads, min_run_time) / x.numel() * 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=0.2)
+    parser.add_argument("--quick", action="store_true", help="sizes 1K and 2^24, 1 round")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.rounds, args.min_run_time = ["1K", "2^24"], 1, 0.1
+
+    info = torch_ext.build_info()
+    print(f"torch {torch.__version__}, torch_ext CPU loops {info['cpu_isa']}, "
+          f"ATen {torch.backends.cpu.get_cpu_capability()}\n")
+    header = (f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
+              f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10}")
+    print(header)
+    print("-" * len(header))
+    for size in args.sizes:
+        for dtype_name in args.dtypes:
+            x = make_input(size, DTYPES[dtype_name])
+            for threads in args.threads:
+                copy_ns = copy_ns_per_element(x, threads, args.min_run_time)
+                for op_name in args.ops:
+                    op = OPS[op_name]
+                    if size.endswith("-cl") and not op.has_weight and op_name != "elu":
+                        continue  # channels_last matters for the per-channel op
+                    for mode in args.modes:
+                        if mode == "forward_" and not op.in_place:
+                            continue
+                        native_fn, keep_n = statement(op, mode, op.native, x)
+                        ours_fn, keep_o = statement(op, mode, op.ours, x)
+                        t_native, t_ours = compare(native_fn, ours_fn, threads, args.rounds,
+                                                   args.min_run_time)
+                        print(f"{op_name:<11} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
+                              f"{t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} "
+                              f"{t_native / t_ours:>6.2f} {t_ours / x.numel() * 1e9:>10.3f} "
+                              f"{copy_ns:>10.3f}", flush=True)
+                        del keep_n, keep_o
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepares this machine for torch_ext and builds it, idempotently: system packages (only
+# those missing), Python packages (pip skips what is already installed), then the
+# extension and the GoogleTest suite (ccache and ninja make a rebuild quick).
+#
+# Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.14.1),
+# TORCH_EXT_CUDA / TORCH_CUDA_ARCH_LIST (see setup.py).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
+
+system_packages=(cmake ninja-build g++ libgtest-dev ccache)
+missing=()
+for package in "${system_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+"$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest scikit-learn setuptools wheel
+
+echo "setup: building torch_ext"
+TORCH_EXT_BUILD_TESTS=1 "$PYTHON" -m pip install -q --no-build-isolation --no-deps -e . \
+  || { echo "setup: the build failed" >&2; exit 1; }

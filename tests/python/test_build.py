@@ -1,0 +1,88 @@
+"""Build information, the library path, and what import does with a mismatched torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+import torch_ext
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_build_info():
+    info = torch_ext.build_info()
+    assert info["torch_version"] == torch.__version__
+    assert "DEFAULT" in info["cpu_isas"]
+    assert info["cpu_isa"] in info["cpu_isas"]
+    assert isinstance(info["with_cuda"], bool)
+    if info["with_cuda"]:
+        assert info["cuda_version"] and info["cuda_arch_list"]
+
+
+def test_cpu_isa_follows_aten():
+    """The loops chosen at run time are ATen's choice for this CPU, capped at what we built."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    info = torch_ext.build_info()
+    expected = capability if capability in info["cpu_isas"] else "DEFAULT"
+    assert info["cpu_isa"] == expected
+
+
+def test_cpu_isa_can_be_lowered_like_aten():
+    result = run_python(
+        """
+        import torch, torch_ext
+        x = torch.randn(1000)
+        y = torch_ext.functional.elu(x)
+        torch.testing.assert_close(y, torch.nn.functional.elu(x))
+        print(torch_ext.build_info()["cpu_isa"])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    env_result = subprocess.run(
+        [sys.executable, "-c", "import torch_ext; print(torch_ext.build_info()['cpu_isa'])"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "ATEN_CPU_CAPABILITY": "default"},
+    )
+    assert env_result.returncode == 0, env_result.stderr
+    assert env_result.stdout.strip() == "DEFAULT"
+
+
+def test_library_path_loads_without_the_package():
+    path = torch_ext.library_path()
+    assert os.path.isfile(path)
+    result = run_python(
+        f"""
+        import sys, torch
+        torch.ops.load_library({path!r})
+        assert "torch_ext" not in sys.modules
+        x = torch.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+        y = torch.ops.torch_ext.leaky_relu(x, 0.5)
+        y.sum().backward()
+        print(y.tolist(), x.grad.tolist())
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[-1.0, 0.0, 3.0] [0.5, 0.5, 1.0]"
+
+
+def test_mismatched_torch_gives_a_clear_error():
+    result = run_python(
+        """
+        import torch
+        torch.__version__ = "1.0.0"
+        import torch_ext
+        """
+    )
+    assert result.returncode != 0
+    assert "ImportError: torch_ext was built against torch" in result.stderr
+    assert "but torch 1.0.0 is installed" in result.stderr
+    assert "undefined symbol" not in result.stderr

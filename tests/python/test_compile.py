@@ -1,0 +1,66 @@
+"""torch.compile(fullgraph=True) and torch.export trace the ops (Meta kernels,
+functionalization of the in-place forms) and give eager's values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import torch_ext.functional as X
+import torch_ext.nn as xnn
+
+
+class EveryOp(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin1 = torch.nn.Linear(6, 8)
+        self.lin2 = torch.nn.Linear(8, 8)
+        self.prelu = xnn.PReLU(8)
+        self.lin3 = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = X.leaky_relu(self.lin1(x), 0.1)
+        h = self.prelu(self.lin2(h))
+        h = X.elu(h, 0.5, inplace=True)
+        h = X.selu(self.lin3(h))
+        return X.leaky_relu(h * 1.0, 0.2, inplace=True)
+
+
+def outputs_and_grads(model: torch.nn.Module, fn, x: torch.Tensor):
+    model.zero_grad()
+    y = fn(x)
+    y.pow(2).sum().backward()
+    return y.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_compile_fullgraph_matches_eager(dynamic: bool):
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = EveryOp()
+    x = torch.randn(5, 6)
+    eager = outputs_and_grads(model, model, x)
+    compiled = outputs_and_grads(model, torch.compile(model, fullgraph=True, dynamic=dynamic), x)
+    torch.testing.assert_close(compiled, eager)
+
+
+def call_targets(exported: torch.export.ExportedProgram) -> set[str]:
+    return {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+
+
+def test_export_traces_every_op():
+    torch.manual_seed(0)
+    model = EveryOp().eval()
+    x = torch.randn(5, 6)
+    exported = torch.export.export(model, (x,))
+    assert {"torch_ext.leaky_relu.default", "torch_ext.prelu.default", "torch_ext.elu_.default",
+            "torch_ext.selu.default", "torch_ext.leaky_relu_.default"} <= call_targets(exported)
+    torch.testing.assert_close(exported.module()(x), model(x))
+
+    # Lowered to the functional IR (as AOTInductor does), the in-place forms become the
+    # out-of-place ops.
+    functional = exported.run_decompositions({})
+    targets = call_targets(functional)
+    assert {"torch_ext.elu.default", "torch_ext.leaky_relu.default"} <= targets, targets
+    assert not {t for t in targets if t.startswith("torch_ext.") and t.endswith("_.default")}
+    torch.testing.assert_close(functional.module()(x), model(x))
