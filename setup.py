@@ -27,13 +27,8 @@ from torch.utils import cpp_extension
 ROOT = Path(__file__).parent.resolve()
 LIBRARY_FILE = "libtorch_ext.so"
 
-
-def _cuda_home() -> str | None:
-    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, /usr/local/cuda, or torch's guess."""
-    for candidate in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if candidate and (Path(candidate) / "bin" / "nvcc").exists():
-            return candidate
-    return cpp_extension.CUDA_HOME
+sys.path.insert(0, str(ROOT))
+from tools.torch_cmake import torch_cmake_args  # noqa: E402
 
 
 def _cuda_setting() -> str:
@@ -43,32 +38,14 @@ def _cuda_setting() -> str:
     return value
 
 
-def _cuda_arch_list() -> str:
-    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
-        return os.environ["TORCH_CUDA_ARCH_LIST"]
-    if torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability()
-        return f"{major}.{minor}"
-    archs = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]
-    return ";".join(f"{a[3:-1]}.{a[-1]}" for a in archs)
-
-
 def _cmake_args(build_tests: bool) -> list[str]:
     args = [
-        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+        *torch_cmake_args(),
         f"-DCMAKE_BUILD_TYPE={os.environ.get('CMAKE_BUILD_TYPE', 'Release')}",
         f"-DTORCH_EXT_BUILD_TESTS={'ON' if build_tests else 'OFF'}",
         f"-DTORCH_EXT_CUDA={_cuda_setting()}",
         f"-DPython_EXECUTABLE={sys.executable}",
     ]
-    cuda_home = _cuda_home()
-    if torch.version.cuda and cuda_home:
-        # torch's CMake config looks for the toolkit whenever torch itself has CUDA.
-        args += [
-            f"-DCUDA_TOOLKIT_ROOT_DIR={cuda_home}",
-            f"-DCMAKE_CUDA_COMPILER={Path(cuda_home) / 'bin' / 'nvcc'}",
-            f"-DTORCH_CUDA_ARCH_LIST={_cuda_arch_list()}",
-        ]
     if shutil.which("ninja"):
         args.append("-GNinja")
     return args

@@ -97,3 +97,15 @@ def special_values(dtype: torch.dtype) -> torch.Tensor:
 def ids(values):
     return [str(v) for v in values]
 
+
+
+def graph_node_kinds(graph: torch._C.Graph) -> set[str]:
+    """Kinds of all nodes of a TorchScript graph, inside if/loop blocks too."""
+    kinds: set[str] = set()
+    pending = list(graph.nodes())
+    while pending:
+        node = pending.pop()
+        kinds.add(node.kind())
+        for block in node.blocks():
+            pending.extend(block.nodes())
+    return kinds

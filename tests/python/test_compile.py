@@ -64,3 +64,14 @@ def test_export_traces_every_op():
     assert {"torch_ext.elu.default", "torch_ext.leaky_relu.default"} <= targets, targets
     assert not {t for t in targets if t.startswith("torch_ext.") and t.endswith("_.default")}
     torch.testing.assert_close(functional.module()(x), model(x))
+
+
+def test_aot_inductor_package_runs(tmp_path):
+    """An AOTInductor package of the exported model loads and runs from Python."""
+    torch.manual_seed(0)
+    model = EveryOp().eval()
+    x = torch.randn(5, 6)
+    exported = torch.export.export(model, (x,))
+    path = torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp_path / "model.pt2"))
+    loaded = torch._inductor.aoti_load_package(path)
+    torch.testing.assert_close(loaded(x), model(x))

@@ -1,0 +1,88 @@
+"""The installed CMake package, used the way a LibTorch user would: `cmake --install` the
+library, headers and TorchExtConfig.cmake to a prefix, build examples/cpp against it with
+nothing but find_package(TorchExt) and TorchExt::torch_ext, and run both examples."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import torch_ext
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples" / "torchscript"))
+from save_models import BATCH, FEATURES, save_models  # noqa: E402
+from tools.torch_cmake import torch_cmake_args  # noqa: E402
+
+
+def run(*command, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True,
+                            timeout=1200, **kwargs)
+    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory) -> Path:
+    if not (BUILD_DIR / "CMakeCache.txt").exists():
+        pytest.fail(f"no CMake build in {BUILD_DIR}: build with scripts/setup.sh first")
+    prefix = tmp_path_factory.mktemp("prefix")
+    run("cmake", "--install", BUILD_DIR, "--prefix", prefix)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def examples(prefix, tmp_path_factory) -> Path:
+    build = tmp_path_factory.mktemp("examples")
+    generator = ["-GNinja"] if shutil.which("ninja") else []
+    run("cmake", "-S", ROOT / "examples" / "cpp", "-B", build, *generator,
+        *torch_cmake_args([str(prefix)]), "-DCMAKE_BUILD_TYPE=Release")
+    run("cmake", "--build", build, "--parallel", str(os.cpu_count() or 1))
+    return build
+
+
+def test_install_layout(prefix):
+    assert (prefix / "lib" / "libtorch_ext.so").is_file()
+    assert (prefix / "include" / "torch_ext" / "ops.h").is_file()
+    assert (prefix / "include" / "torch_ext" / "nn.h").is_file()
+    assert (prefix / "lib" / "cmake" / "TorchExt" / "TorchExtConfig.cmake").is_file()
+
+
+def test_python_loads_the_library_cmake_built():
+    """setup.py copies the library CMake built: one compilation serves both."""
+    digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()  # noqa: E731
+    assert digest(torch_ext.library_path()) == digest(BUILD_DIR / "libtorch_ext.so")
+
+
+def test_train_mlp_loss_falls(examples):
+    result = run(examples / "train_mlp", "300")
+    assert "torch_ext::nn::PReLU(num_parameters=32)" in result.stdout
+    first, last = (float(v) for v in result.stdout.split("loss ")[-1].split(",")[0].split(" -> "))
+    assert last < 0.5 * first
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_run_torchscript_equals_python(examples, tmp_path, kind):
+    paths = save_models(tmp_path)
+    result = run(examples / "run_torchscript", paths[kind], BATCH, FEATURES)
+    cpp = torch.tensor([float(v) for v in result.stdout.split()], dtype=torch.float64)
+    python = torch.tensor([float(v) for v in (tmp_path / f"{kind}.txt").read_text().split()],
+                          dtype=torch.float64)
+    assert cpp.numel() == python.numel() == BATCH * 8
+    torch.testing.assert_close(cpp, python, rtol=0, atol=0)
+
+
+def test_torchscript_runner_really_needs_the_linked_library(examples):
+    """run_torchscript calls no torch_ext symbol; the package's link flags keep the
+    library (and with it the ops) in the program."""
+    needed = run("readelf", "-d", examples / "run_torchscript").stdout
+    assert "libtorch_ext.so" in needed

@@ -1,0 +1,65 @@
+"""TorchScript: models scripted and traced in Python, saved, and loaded in a fresh process
+that registers the ops with torch.ops.load_library alone (no `import torch_ext`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import torch_ext
+from helpers import graph_node_kinds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "torchscript"))
+from save_models import Model, fixed_input, save_models  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> dict[str, Path]:
+    return save_models(tmp_path_factory.mktemp("torchscript"))
+
+
+def reference(x: torch.Tensor):
+    """Output and input gradient of the eager model the files were saved from."""
+    torch.manual_seed(0)
+    model = Model().eval()
+    leaf = x.clone().requires_grad_(True)
+    y = model(leaf)
+    (grad,) = torch.autograd.grad(y.pow(2).sum(), leaf)
+    return y.detach(), grad
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path):
+    x = fixed_input() * 0.7
+    input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
+    torch.save(x, input_path)
+    code = f"""
+        import sys, warnings, torch
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.ops.load_library({torch_ext.library_path()!r})
+        assert "torch_ext" not in sys.modules
+        model = torch.jit.load({str(saved[kind])!r})
+        x = torch.load({str(input_path)!r}).requires_grad_(True)
+        y = model(x)
+        (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
+        torch.save((y.detach(), grad), {str(result_path)!r})
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    y, grad = torch.load(result_path)
+    expected_y, expected_grad = reference(x)
+    torch.testing.assert_close(y, expected_y)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_saved_graph_calls_the_registered_ops(saved, kind):
+    module = torch.jit.load(str(saved[kind]))
+    kinds = graph_node_kinds(module.inlined_graph)
+    assert {"torch_ext::leaky_relu", "torch_ext::prelu", "torch_ext::elu", "torch_ext::selu"} <= kinds

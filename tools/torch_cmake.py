@@ -1,0 +1,54 @@
+"""CMake arguments that find the installed torch (and, for a CUDA build of torch, the CUDA
+toolkit its CMake config insists on). Shared by setup.py and the tests that build C++
+consumers of the installed package.
+
+    python tools/torch_cmake.py     # prints them, one per line
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch.utils import cpp_extension
+
+
+def cuda_home() -> str | None:
+    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, /usr/local/cuda, or torch's guess.
+
+    torch's own guess follows `nvcc` on PATH, which can be a wrapper script outside the
+    toolkit, so the usual locations come first.
+    """
+    for candidate in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if candidate and (Path(candidate) / "bin" / "nvcc").exists():
+            return candidate
+    return cpp_extension.CUDA_HOME
+
+
+def cuda_arch_list() -> str:
+    """$TORCH_CUDA_ARCH_LIST, else the visible GPU's, else the architectures torch targets."""
+    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        return os.environ["TORCH_CUDA_ARCH_LIST"]
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        return f"{major}.{minor}"
+    archs = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]
+    return ";".join(f"{a[3:-1]}.{a[-1]}" for a in archs)
+
+
+def torch_cmake_args(extra_prefixes: list[str] | None = None) -> list[str]:
+    prefixes = [*(extra_prefixes or []), torch.utils.cmake_prefix_path]
+    args = [f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}"]
+    home = cuda_home()
+    if torch.version.cuda and home:
+        args += [
+            f"-DCUDA_TOOLKIT_ROOT_DIR={home}",
+            f"-DCMAKE_CUDA_COMPILER={Path(home) / 'bin' / 'nvcc'}",
+            f"-DTORCH_CUDA_ARCH_LIST={cuda_arch_list()}",
+        ]
+    return args
+
+
+if __name__ == "__main__":
+    print("\n".join(torch_cmake_args()))
