@@ -62,5 +62,7 @@ _check_torch_version()
 torch.ops.load_library(library_path())
 
 from . import functional, nn  # noqa: E402  (needs the ops registered)
+from .monitor import DeadNeuronMonitor  # noqa: E402
+from .revive import revive  # noqa: E402
 
-__all__ = ["build_info", "functional", "library_path", "nn"]
+__all__ = ["DeadNeuronMonitor", "build_info", "functional", "library_path", "nn", "revive"]

@@ -88,4 +88,33 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
   return {at::empty_like(self), at::empty_like(weight)};
 }
 
+int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
+                     const at::Tensor& alive_threshold) {
+  const char* op = "torch_ext::count_active_";
+  check_floating(op, "z", z);
+  TORCH_CHECK(z.dim() >= 1, op, ": expected argument 'z' to have at least 1 dim, but got a 0-D tensor");
+  TORCH_CHECK(unit_dim >= -z.dim() && unit_dim < z.dim(), op, ": argument 'unit_dim' ", unit_dim,
+              " is out of range for a ", z.dim(), "-D 'z'");
+  const int64_t dim = unit_dim < 0 ? unit_dim + z.dim() : unit_dim;
+  const c10::SymInt units = z.sym_size(dim);
+  TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op,
+                   ": expected argument 'counts' to be int64, but got ", counts.scalar_type());
+  TORCH_CHECK(counts.dim() == 2 && counts.sym_size(0) == 2 && counts.sym_size(1) == units &&
+                  counts.is_contiguous(),
+              op, ": expected argument 'counts' to be a contiguous [2, ", units,
+              "] tensor (one column per unit along unit_dim ", dim, "), but got shape ",
+              counts.sym_sizes());
+  TORCH_CHECK_TYPE(alive_threshold.scalar_type() == at::kFloat, op,
+                   ": expected argument 'alive_threshold' to be float32, but got ",
+                   alive_threshold.scalar_type());
+  TORCH_CHECK(alive_threshold.dim() == 1 && alive_threshold.sym_size(0) == units &&
+                  alive_threshold.is_contiguous(),
+              op, ": expected argument 'alive_threshold' to be a contiguous [", units,
+              "] tensor, but got shape ", alive_threshold.sym_sizes());
+  TORCH_CHECK(counts.device() == z.device() && alive_threshold.device() == z.device(), op,
+              ": expected 'counts' and 'alive_threshold' on the device of 'z' (", z.device(),
+              "), but got ", counts.device(), " and ", alive_threshold.device());
+  return dim;
+}
+
 }  // namespace torch_ext::outputs

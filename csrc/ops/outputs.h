@@ -29,4 +29,8 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& self,
                                                   const at::Tensor& weight);
 
+// Checks count_active_'s arguments; returns unit_dim wrapped to [0, z.dim()).
+int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
+                     const at::Tensor& alive_threshold);
+
 }  // namespace torch_ext::outputs

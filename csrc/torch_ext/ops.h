@@ -32,4 +32,11 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
 at::Tensor selu(const at::Tensor& self);
 at::Tensor& selu_(at::Tensor& self);
 
+// Dead-neuron statistics. For each unit u (index along unit_dim) adds to counts[0, u] the
+// number of its elements with z > 0 (active) and to counts[1, u] the number with
+// z > alive_threshold[u] (the activation's derivative still exceeds the monitor's
+// grad_eps). counts: int64 {2, units}; alive_threshold: float32 {units}.
+void count_active_(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
+                   const at::Tensor& alive_threshold);
+
 }  // namespace torch_ext

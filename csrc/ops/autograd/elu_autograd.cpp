@@ -33,6 +33,10 @@ at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
   return spec.is_selu ? torch_ext::selu(self) : torch_ext::elu(self, spec.alpha);
 }
 
+at::Tensor& run_forward_(at::Tensor& self, const EluSpec& spec) {
+  return spec.is_selu ? torch_ext::selu_(self) : torch_ext::elu_(self, spec.alpha);
+}
+
 // Saves the output when alpha >= 0 (the gradient follows from it, and the next layer keeps
 // it alive anyway); the input otherwise. In bfloat16/float16 the rounded output would cost
 // the gradient up to a few percent where y + alpha cancels, so there the input is kept.
@@ -59,7 +63,7 @@ class EluInPlace : public torch::autograd::Function<EluInPlace> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor self, EluSpec spec) {
     {
       at::AutoDispatchBelowADInplaceOrView guard;
-      spec.is_selu ? torch_ext::selu_(self) : torch_ext::elu_(self, spec.alpha);
+      run_forward_(self, spec);
     }
     save_spec(ctx, spec, true);
     record_in_place(ctx, self);
@@ -102,10 +106,18 @@ class EluBackward : public torch::autograd::Function<EluBackward> {
 }  // namespace
 
 at::Tensor elu_family(const at::Tensor& self, const EluSpec& spec) {
+  if (!records_grad(self)) {
+    return below_autograd([&] { return run_forward(self, spec); });
+  }
   return Elu::apply(self, spec);
 }
 
 at::Tensor& elu_family_(at::Tensor& self, const EluSpec& spec) {
+  if (!records_grad(self)) {
+    below_autograd([&]() -> at::Tensor& { return run_forward_(self, spec); });
+    torch::autograd::impl::bump_version(self);
+    return self;
+  }
   EluInPlace::apply(self, spec);
   return self;
 }
@@ -119,6 +131,11 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   });
   m.impl("elu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                             double alpha, double scale, bool is_result) {
+    if (!records_grad(grad_output) && !records_grad(self_or_result)) {
+      return below_autograd([&] {
+        return torch_ext::elu_backward(grad_output, self_or_result, alpha, scale, is_result);
+      });
+    }
     return EluBackward::apply(grad_output, self_or_result, alpha, scale, is_result);
   });
 }

@@ -1,9 +1,10 @@
 #pragma once
-// What an in-place autograd forward must do by hand. The kernel runs below the
-// ADInplaceOrView key (custom ops get no kernel there), so the version counter that lets
-// autograd detect a later modification of saved tensors is bumped here.
+// Helpers of the Autograd kernels. An in-place kernel runs below the ADInplaceOrView key
+// (custom ops get no kernel there), so the version counter that lets autograd detect a
+// later modification of saved tensors is bumped here by hand.
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
 
@@ -14,6 +15,23 @@ inline void record_in_place(torch::autograd::AutogradContext* ctx, const at::Ten
   torch::autograd::impl::bump_version(self);
   ctx->mark_dirty({self});
   ctx->save_for_backward({self});
+}
+
+}  // namespace torch_ext::autograd
+
+namespace torch_ext::autograd {
+
+// Whether autograd must record a call on `t`. When it need not, the Autograd kernels skip
+// the autograd::Function machinery (context, saved values) and call the kernel directly.
+inline bool records_grad(const at::Tensor& t) {
+  return at::GradMode::is_enabled() && t.requires_grad();
+}
+
+// Runs `kernel` below the Autograd and ADInplaceOrView keys.
+template <typename Kernel>
+decltype(auto) below_autograd(const Kernel& kernel) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return kernel();
 }
 
 }  // namespace torch_ext::autograd

@@ -77,14 +77,28 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("leaky_relu", [](const at::Tensor& self, double negative_slope) {
+    if (!records_grad(self)) {
+      return below_autograd([&] { return torch_ext::leaky_relu(self, negative_slope); });
+    }
     return LeakyRelu::apply(self, negative_slope);
   });
   m.impl("leaky_relu_", [](at::Tensor& self, double negative_slope) -> at::Tensor& {
+    if (!records_grad(self)) {
+      below_autograd([&] { return torch_ext::leaky_relu_(self, negative_slope); });
+      torch::autograd::impl::bump_version(self);
+      return self;
+    }
     LeakyReluInPlace::apply(self, negative_slope);
     return self;
   });
   m.impl("leaky_relu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                    double negative_slope, bool is_result) {
+    if (!records_grad(grad_output) && !records_grad(self_or_result)) {
+      return below_autograd([&] {
+        return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope,
+                                              is_result);
+      });
+    }
     return LeakyReluBackward::apply(grad_output, self_or_result, negative_slope, is_result);
   });
 }

@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include "ops/autograd/in_place.h"
 #include "ops/prelu_weight.h"
 #include "torch_ext/ops.h"
 
@@ -64,10 +65,16 @@ class PreluBackward : public torch::autograd::Function<PreluBackward> {
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("prelu", [](const at::Tensor& self, const at::Tensor& weight) {
+    if (!records_grad(self) && !records_grad(weight)) {
+      return below_autograd([&] { return torch_ext::prelu(self, weight); });
+    }
     return Prelu::apply(self, weight);
   });
   m.impl("prelu_backward", [](const at::Tensor& grad_output, const at::Tensor& self,
                               const at::Tensor& weight) {
+    if (!records_grad(grad_output) && !records_grad(self) && !records_grad(weight)) {
+      return below_autograd([&] { return torch_ext::prelu_backward(grad_output, self, weight); });
+    }
     auto grads = PreluBackward::apply(grad_output, self, weight);
     return std::make_tuple(grads[0], grads[1]);
   });

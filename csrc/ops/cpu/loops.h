@@ -4,12 +4,23 @@
 // The op implementations (`*_kernel.cpp`) build the TensorIterator and call through here.
 
 #include <ATen/core/TensorBase.h>
+#include <c10/core/ScalarType.h>
 
 namespace at {
 struct TensorIteratorBase;
 }
 
 namespace torch_ext::cpu {
+
+// z seen as [outer, units, inner], inner contiguous: element (o, u, i) lies at
+// data + o * outer_stride + u * unit_stride + i. inner == 1 is the "rows" layout (Linear
+// outputs, channels_last), inner > 1 the "planes" layout (NCHW).
+struct UnitView {
+  const void* data;
+  c10::ScalarType dtype;
+  int64_t outer, units, inner;
+  int64_t outer_stride, unit_stride;
+};
 
 struct Loops {
   // out = leaky_relu(x); inputs: x.
@@ -26,6 +37,9 @@ struct Loops {
   void (*elu)(at::TensorIteratorBase& iter, double alpha, double scale);
   // grad_input; inputs: g, s (the input, or the result when is_result).
   void (*elu_backward)(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result);
+  // active[u] += #{z > 0}, alive[u] += #{z > threshold[u]} over the elements of unit u.
+  void (*count_active)(const UnitView& z, const float* threshold, int64_t* active,
+                       int64_t* alive);
 };
 
 // The loops for the best ISA this library was compiled for and the running CPU supports

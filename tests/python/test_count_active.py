@@ -1,0 +1,91 @@
+"""torch.ops.torch_ext.count_active_ against a float64 reference, for every layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+ops = torch.ops.torch_ext
+
+
+def reference(z: torch.Tensor, unit_dim: int, threshold: torch.Tensor) -> torch.Tensor:
+    z64 = z.double().movedim(unit_dim, -1).reshape(-1, z.shape[unit_dim])
+    active = (z64 > 0).sum(0)
+    alive = (z64 > threshold.double()).sum(0)
+    return torch.stack([active, alive])
+
+
+LAYOUTS = {
+    "rows-2d": (lambda: torch.randn(37, 19), -1),
+    "rows-3d": (lambda: torch.randn(4, 9, 19), 2),
+    "unit-dim-0": (lambda: torch.randn(19, 37), 0),
+    "nchw": (lambda: torch.randn(3, 19, 5, 7), 1),
+    "channels-last": (lambda: torch.randn(3, 19, 5, 7).contiguous(memory_format=torch.channels_last), 1),
+    "transposed": (lambda: torch.randn(19, 37).t(), 1),
+    "strided": (lambda: torch.randn(8, 40)[:, ::2], 1),
+    "large": (lambda: torch.randn(2**18 + 5, 3), -1),
+    "large-planes": (lambda: torch.randn(2, 3, 300, 300), 1),
+    "1d": (lambda: torch.randn(19), 0),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_counts_match_reference(layout: str, dtype: torch.dtype):
+    make, unit_dim = LAYOUTS[layout]
+    z = make().to(dtype)
+    z[(0,) * z.dim()] = 0  # an exact zero: not active
+    units = z.shape[unit_dim]
+    threshold = torch.randn(units).clamp(max=0)
+    threshold[0] = -float("inf")
+    counts = torch.zeros(2, units, dtype=torch.int64)
+    ops.count_active_(z, counts, unit_dim, threshold)
+    ops.count_active_(z, counts, unit_dim, threshold)  # accumulates
+    torch.testing.assert_close(counts, 2 * reference(z, unit_dim % z.dim(), threshold))
+
+
+def test_zero_and_nan_are_not_active():
+    z = torch.tensor([[0.0, -0.0, float("nan"), 1e-45, -1e-45, float("inf"), -float("inf")]]).t()
+    counts = torch.zeros(2, 1, dtype=torch.int64)
+    ops.count_active_(z, counts, 1, torch.full((1,), -1.0))
+    assert counts.tolist() == [[2], [5]]  # active: denormal, inf; alive: all but nan and -inf
+
+
+def test_empty_input_counts_nothing():
+    counts = torch.zeros(2, 4, dtype=torch.int64)
+    ops.count_active_(torch.randn(0, 4), counts, 1, torch.zeros(4))
+    assert counts.sum() == 0
+
+
+def test_meta_and_opcheck():
+    z = torch.randn(6, 5)
+    counts = torch.zeros(2, 5, dtype=torch.int64)
+    torch.library.opcheck(ops.count_active_.default, (z, counts, -1, torch.zeros(5)))
+    ops.count_active_(z.to("meta"), counts.to("meta"), -1, torch.zeros(5, device="meta"))
+
+
+def test_input_that_requires_grad_records_no_graph():
+    z = torch.randn(4, 3, requires_grad=True) * 2
+    counts = torch.zeros(2, 3, dtype=torch.int64)
+    ops.count_active_(z, counts, -1, torch.zeros(3))
+    assert counts.grad_fn is None and not counts.requires_grad
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,pattern",
+    [
+        ({"z": torch.zeros(4, 3, dtype=torch.int64)}, TypeError, "argument 'z' to have a floating-point dtype"),
+        ({"counts": torch.zeros(2, 3)}, TypeError, "argument 'counts' to be int64"),
+        ({"counts": torch.zeros(2, 4, dtype=torch.int64)}, RuntimeError, r"'counts' to be a contiguous \[2, 3\]"),
+        ({"unit_dim": 2}, RuntimeError, "argument 'unit_dim' 2 is out of range for a 2-D 'z'"),
+        ({"threshold": torch.zeros(3, dtype=torch.float64)}, TypeError, "'alive_threshold' to be float32"),
+        ({"threshold": torch.zeros(5)}, RuntimeError, r"'alive_threshold' to be a contiguous \[3\]"),
+        ({"z": torch.tensor(1.0)}, RuntimeError, "at least 1 dim"),
+    ],
+)
+def test_bad_arguments(kwargs, error, pattern):
+    args = {"z": torch.randn(4, 3), "counts": torch.zeros(2, 3, dtype=torch.int64),
+            "unit_dim": -1, "threshold": torch.zeros(3)}
+    args.update(kwargs)
+    with pytest.raises(error, match="torch_ext::count_active_: .*" + pattern):
+        ops.count_active_(args["z"], args["counts"], args["unit_dim"], args["threshold"])
