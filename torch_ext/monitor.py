@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Union
 import torch
 from torch import Tensor
 
+from .nn.modules import _Counted
+
 __all__ = ["DeadNeuronMonitor", "LayerReport", "MonitorReport"]
 
 logger = logging.getLogger("torch_ext.monitor")
@@ -46,30 +48,23 @@ WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.C
 
 
 def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:
-    """Per-unit z above which |f'(z)| > grad_eps, for the activation `module`.
-
-    Every activation here has f'(z) >= its positive-branch slope (>= 1 > grad_eps) for
-    z > 0, and on z <= 0 a derivative that is constant (ReLU 0, Leaky ReLU / PReLU the
-    slope) or increasing in z (ELU alpha*e^z, SELU scale*alpha*e^z, CELU e^(z/alpha)).
-    Unknown modules get ReLU's rule (gradient flows only for z > 0).
-    """
-    negative_inf, zero = -math.inf, 0.0
+    """Per-unit z above which |f'(z)| > grad_eps for the activation `module`, from the
+    activation definitions (``torch.ops.torch_ext.alive_threshold``). Modules the monitor
+    does not know get ReLU's rule (gradient flows only for z > 0)."""
+    threshold = torch.ops.torch_ext.alive_threshold
     if isinstance(module, torch.nn.PReLU):
-        slope_alive = module.weight.detach().abs().float() > grad_eps
-        value = torch.where(slope_alive, negative_inf, zero).to(device)
-        return value.expand(units).contiguous() if value.numel() == 1 else value.reshape(units)
+        return torch.ops.torch_ext.slopes_alive_threshold(module.weight, units, grad_eps).to(device)
     if isinstance(module, torch.nn.LeakyReLU):
-        value = negative_inf if abs(module.negative_slope) > grad_eps else zero
+        value = threshold("leaky_relu", module.negative_slope, grad_eps)
     elif isinstance(module, torch.nn.SELU):
-        value = math.log(grad_eps / (1.0507009873554805 * 1.6732632423543772))
+        value = threshold("selu", 0.0, grad_eps)
     elif isinstance(module, torch.nn.ELU):
-        alpha = abs(module.alpha)
-        value = math.log(grad_eps / alpha) if alpha > grad_eps else zero
+        value = threshold("elu", module.alpha, grad_eps)
     elif isinstance(module, torch.nn.CELU):
-        value = module.alpha * math.log(grad_eps)
-    else:  # ReLU and modules the monitor does not know
-        value = zero
-    return torch.full((units,), min(value, 0.0), dtype=torch.float32, device=device)
+        value = threshold("celu", module.alpha, grad_eps)
+    else:
+        value = threshold("relu", 0.0, grad_eps)
+    return torch.full((units,), value, dtype=torch.float32, device=device)
 
 
 @dataclass
@@ -117,6 +112,10 @@ class _Layer:
         self.unit_dim: int | None = None
 
     def count(self, z: Tensor, unit_dim: int, grad_eps: float) -> None:
+        torch.ops.torch_ext.count_active_(z.detach(), *self.prepare(z, unit_dim, grad_eps))
+
+    def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor]:
+        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold)."""
         dim = unit_dim % z.dim()
         units = z.shape[dim]
         if self.counts is None:
@@ -128,8 +127,8 @@ class _Layer:
             )
         if self.threshold is None or isinstance(self.module, torch.nn.PReLU):
             self.threshold = alive_threshold(self.module, units, grad_eps, z.device)
-        torch.ops.torch_ext.count_active_(z.detach(), self.counts, dim, self.threshold)
         self.samples += z.numel() // units
+        return self.counts, dim, self.threshold
 
     def reset(self) -> None:
         if self.counts is not None:
@@ -160,6 +159,21 @@ def _report(layer: _Layer, active: list[int], alive: list[int], samples: int) ->
         active_counts=list(active),
         alive_counts=list(alive),
     )
+
+
+class _FusedCounter:
+    """Set on a torch_ext.nn module as ``_counter``: its forward then runs the counted op,
+    the activation and the counting in one pass (see torch_ext.nn.modules._Counted)."""
+
+    def __init__(self, monitor: DeadNeuronMonitor, layer: _Layer) -> None:
+        self._monitor = weakref.ref(monitor)
+        self._layer = layer
+
+    def counting_args(self, module: torch.nn.Module, z: Tensor) -> tuple[Tensor, int, Tensor] | None:
+        monitor = self._monitor()
+        if monitor is None or not monitor._counts_call(module, z):
+            return None
+        return self._layer.prepare(z, monitor._unit_dim_of(self._layer.name, z), monitor.grad_eps)
 
 
 class DeadNeuronMonitor:
@@ -264,7 +278,10 @@ class DeadNeuronMonitor:
             if layer is None:
                 layer = self._layers[name] = _Layer(name, module)
             layer.module = module
-            self._handles.append(module.register_forward_pre_hook(self._make_hook(layer)))
+            if isinstance(module, _Counted) and not getattr(module, "inplace", False):
+                module._counter = _FusedCounter(self, layer)  # counts inside its own kernel
+            else:
+                self._handles.append(module.register_forward_pre_hook(self._make_hook(layer)))
         if not self._layers:
             logger.warning("DeadNeuronMonitor: no module of the model matched; nothing is counted")
         if not self._links:
@@ -321,6 +338,8 @@ class DeadNeuronMonitor:
             handle.remove()
         self._handles.clear()
         for layer in self._layers.values():
+            if layer.module is not None:
+                vars(layer.module).pop("_counter", None)
             layer.module = None
 
     def __enter__(self) -> DeadNeuronMonitor:
@@ -329,17 +348,17 @@ class DeadNeuronMonitor:
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
+    def _counts_call(self, module: torch.nn.Module, z: Any) -> bool:
+        return (module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
+
     def _make_hook(self, layer: _Layer):
         monitor = weakref.ref(self)
 
         def count_inputs(module: torch.nn.Module, args: tuple) -> None:
             self_ = monitor()
-            if self_ is None or not (module.training or self_.count_eval):
+            if self_ is None or not args or not self_._counts_call(module, args[0]):
                 return
-            if not args or not isinstance(args[0], Tensor) or args[0].dim() == 0:
-                return
-            z = args[0]
-            layer.count(z, self_._unit_dim_of(layer.name, z), self_.grad_eps)
+            layer.count(args[0], self_._unit_dim_of(layer.name, args[0]), self_.grad_eps)
 
         return count_inputs
 

@@ -23,6 +23,13 @@ struct Elu {
     return if_positive(x, g * scale, g * negative_coef * exp_of(x));
   }
 
+  // The z above which |f'(z)| > grad_eps: f' is scale above 0 and |alpha| * scale * e^z,
+  // increasing, below; so z > log(grad_eps / (|alpha| * scale)), or z > 0 if that is >= 0.
+  static double alive_threshold(double alpha, double scale_value, double grad_eps) {
+    const double saturation = std::abs(alpha) * scale_value;
+    return saturation > grad_eps ? std::log(grad_eps / saturation) : 0.0;
+  }
+
   // From the output y: for x <= 0, y + alpha * scale == alpha * scale * exp(x).
   // Valid only for alpha >= 0, where y > 0 exactly when x > 0.
   C10_HOST_DEVICE T backward_from_result(T g, T y) const {

@@ -29,12 +29,24 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
   return op.call(grad_output, self_or_result, alpha, scale, is_result);
 }
 
+at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
+                       int64_t unit_dim, const at::Tensor& alive_threshold) {
+  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, double, double,
+                                                      at::Tensor&, int64_t, const at::Tensor&)>(
+      "torch_ext::elu_counted");
+  return op.call(self, alpha, scale, counts, unit_dim, alive_threshold);
+}
+
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def("elu(Tensor self, float alpha=1.0) -> Tensor");
   m.def("elu_(Tensor(a!) self, float alpha=1.0) -> Tensor(a!)");
   m.def(
       "elu_backward(Tensor grad_output, Tensor self_or_result, float alpha, float scale, "
       "bool is_result) -> Tensor");
+  // scale * elu(self, alpha), counted: serves ELU (scale 1) and SELU.
+  m.def(
+      "elu_counted(Tensor input, float alpha, float scale, Tensor(a!) counts, int unit_dim, "
+      "Tensor alive_threshold) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
@@ -49,6 +61,11 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
                             double alpha, double, bool is_result) {
     return outputs::activation_backward("torch_ext::elu_backward", grad_output, self_or_result,
                                         "alpha", alpha, is_result);
+  });
+  m.impl("elu_counted", [](const at::Tensor& self, double, double, at::Tensor& counts,
+                           int64_t unit_dim, const at::Tensor& alive_threshold) {
+    return outputs::counted_activation("torch_ext::elu_counted", self, counts, unit_dim,
+                                       alive_threshold);
   });
 }
 

@@ -29,12 +29,23 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
   return op.call(grad_output, self_or_result, negative_slope, is_result);
 }
 
+at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
+                              int64_t unit_dim, const at::Tensor& alive_threshold) {
+  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, double, at::Tensor&,
+                                                      int64_t, const at::Tensor&)>(
+      "torch_ext::leaky_relu_counted");
+  return op.call(self, negative_slope, counts, unit_dim, alive_threshold);
+}
+
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def("leaky_relu(Tensor self, float negative_slope=0.01) -> Tensor");
   m.def("leaky_relu_(Tensor(a!) self, float negative_slope=0.01) -> Tensor(a!)");
   m.def(
       "leaky_relu_backward(Tensor grad_output, Tensor self_or_result, float negative_slope, "
       "bool is_result) -> Tensor");
+  m.def(
+      "leaky_relu_counted(Tensor input, float negative_slope, Tensor(a!) counts, int unit_dim, "
+      "Tensor alive_threshold) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
@@ -50,6 +61,11 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
     return outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output,
                                         self_or_result, "negative_slope", negative_slope,
                                         is_result);
+  });
+  m.impl("leaky_relu_counted", [](const at::Tensor& self, double, at::Tensor& counts,
+                                  int64_t unit_dim, const at::Tensor& alive_threshold) {
+    return outputs::counted_activation("torch_ext::leaky_relu_counted", self, counts, unit_dim,
+                                       alive_threshold);
   });
 }
 

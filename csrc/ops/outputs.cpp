@@ -88,13 +88,19 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
   return {at::empty_like(self), at::empty_like(weight)};
 }
 
+at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::Tensor& counts,
+                              int64_t unit_dim, const at::Tensor& alive_threshold) {
+  count_active(self, counts, unit_dim, alive_threshold, op, "input");
+  return at::empty_like(self);
+}
+
 int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
-                     const at::Tensor& alive_threshold) {
-  const char* op = "torch_ext::count_active_";
-  check_floating(op, "z", z);
-  TORCH_CHECK(z.dim() >= 1, op, ": expected argument 'z' to have at least 1 dim, but got a 0-D tensor");
+                     const at::Tensor& alive_threshold, const char* op, const char* arg) {
+  check_floating(op, arg, z);
+  TORCH_CHECK(z.dim() >= 1, op, ": expected argument '", arg,
+              "' to have at least 1 dim, but got a 0-D tensor");
   TORCH_CHECK(unit_dim >= -z.dim() && unit_dim < z.dim(), op, ": argument 'unit_dim' ", unit_dim,
-              " is out of range for a ", z.dim(), "-D 'z'");
+              " is out of range for a ", z.dim(), "-D '", arg, "'");
   const int64_t dim = unit_dim < 0 ? unit_dim + z.dim() : unit_dim;
   const c10::SymInt units = z.sym_size(dim);
   TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op,
@@ -112,7 +118,7 @@ int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit
               op, ": expected argument 'alive_threshold' to be a contiguous [", units,
               "] tensor, but got shape ", alive_threshold.sym_sizes());
   TORCH_CHECK(counts.device() == z.device() && alive_threshold.device() == z.device(), op,
-              ": expected 'counts' and 'alive_threshold' on the device of 'z' (", z.device(),
+              ": expected 'counts' and 'alive_threshold' on the device of '", arg, "' (", z.device(),
               "), but got ", counts.device(), " and ", alive_threshold.device());
   return dim;
 }

@@ -29,8 +29,14 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& self,
                                                   const at::Tensor& weight);
 
+// Output of a counted forward (an activation plus count_active_ of its `input`).
+at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::Tensor& counts,
+                              int64_t unit_dim, const at::Tensor& alive_threshold);
+
 // Checks count_active_'s arguments; returns unit_dim wrapped to [0, z.dim()).
+// `op` and `arg` name the op and its input in errors.
 int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
-                     const at::Tensor& alive_threshold);
+                     const at::Tensor& alive_threshold,
+                     const char* op = "torch_ext::count_active_", const char* arg = "z");
 
 }  // namespace torch_ext::outputs

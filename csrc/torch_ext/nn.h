@@ -5,12 +5,17 @@
 //
 //   torch::nn::Sequential net(torch::nn::Linear(4, 8), torch_ext::nn::PReLU(8),
 //                             torch::nn::Linear(8, 1), torch_ext::nn::ELU());
+//
+// Each module reports dead-neuron statistics into a stats::Recorder once attached to one
+// (torch_ext/stats.h), counting inside its own forward kernel.
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/options/activation.h>
 #include <torch/nn/pimpl.h>
 
 #include <ostream>
+
+#include "torch_ext/stats.h"
 
 namespace torch_ext::nn {
 
@@ -19,7 +24,7 @@ using PReLUOptions = torch::nn::PReLUOptions;          // num_parameters = 1, in
 using ELUOptions = torch::nn::ELUOptions;              // alpha = 1.0, inplace
 using SELUOptions = torch::nn::SELUOptions;            // inplace
 
-class LeakyReLUImpl : public torch::nn::Cloneable<LeakyReLUImpl> {
+class LeakyReLUImpl : public torch::nn::Cloneable<LeakyReLUImpl>, public stats::Recorded {
  public:
   explicit LeakyReLUImpl(const LeakyReLUOptions& options_ = {});
   at::Tensor forward(at::Tensor input);
@@ -32,7 +37,7 @@ TORCH_MODULE(LeakyReLU);
 
 // The learned slopes are the parameter "weight", of shape {num_parameters}, as in
 // torch::nn::PReLU and Python's torch.nn.PReLU.
-class PReLUImpl : public torch::nn::Cloneable<PReLUImpl> {
+class PReLUImpl : public torch::nn::Cloneable<PReLUImpl>, public stats::Recorded {
  public:
   explicit PReLUImpl(const PReLUOptions& options_ = {});
   at::Tensor forward(const at::Tensor& input);
@@ -44,7 +49,7 @@ class PReLUImpl : public torch::nn::Cloneable<PReLUImpl> {
 };
 TORCH_MODULE(PReLU);
 
-class ELUImpl : public torch::nn::Cloneable<ELUImpl> {
+class ELUImpl : public torch::nn::Cloneable<ELUImpl>, public stats::Recorded {
  public:
   explicit ELUImpl(const ELUOptions& options_ = {});
   at::Tensor forward(at::Tensor input);
@@ -55,7 +60,7 @@ class ELUImpl : public torch::nn::Cloneable<ELUImpl> {
 };
 TORCH_MODULE(ELU);
 
-class SELUImpl : public torch::nn::Cloneable<SELUImpl> {
+class SELUImpl : public torch::nn::Cloneable<SELUImpl>, public stats::Recorded {
  public:
   explicit SELUImpl(const SELUOptions& options_ = {});
   at::Tensor forward(at::Tensor input);

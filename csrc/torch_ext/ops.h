@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
 #include <tuple>
 
 namespace torch_ext {
@@ -38,5 +39,23 @@ at::Tensor& selu_(at::Tensor& self);
 // grad_eps). counts: int64 {2, units}; alive_threshold: float32 {units}.
 void count_active_(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
                    const at::Tensor& alive_threshold);
+
+// The pre-activation z above which |f'(z)| > grad_eps for `activation` ("relu",
+// "leaky_relu" and "prelu" with param the slope, "elu" and "celu" with param alpha,
+// "selu"): count_active_'s alive_threshold. Registered as torch_ext::alive_threshold.
+double alive_threshold(const std::string& activation, double param, double grad_eps);
+// The same, per unit, for learned slopes (PReLU's weight): float32 {units}, on their device.
+at::Tensor slopes_alive_threshold(const at::Tensor& slopes, int64_t units, double grad_eps);
+
+// Counted forwards: the activation of `self` and count_active_(self, counts, unit_dim,
+// alive_threshold) in one pass over self; gradients as the plain ops'. What the
+// torch_ext::nn modules run while a dead-neuron monitor or stats recorder watches them.
+at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
+                              int64_t unit_dim, const at::Tensor& alive_threshold);
+at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
+                         int64_t unit_dim, const at::Tensor& alive_threshold);
+// scale * elu(self, alpha): ELU with scale 1, SELU with SELU's constants.
+at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
+                       int64_t unit_dim, const at::Tensor& alive_threshold);
 
 }  // namespace torch_ext

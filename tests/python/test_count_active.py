@@ -89,3 +89,40 @@ def test_bad_arguments(kwargs, error, pattern):
     args.update(kwargs)
     with pytest.raises(error, match="torch_ext::count_active_: .*" + pattern):
         ops.count_active_(args["z"], args["counts"], args["unit_dim"], args["threshold"])
+
+
+ACTIVATION_DERIVATIVES = {
+    "relu": (0.0, lambda z, p: torch.nn.functional.relu(z)),
+    "leaky_relu": (0.01, lambda z, p: torch.nn.functional.leaky_relu(z, p)),
+    "leaky_relu-tiny": (1e-5, lambda z, p: torch.nn.functional.leaky_relu(z, p)),
+    "elu": (1.0, lambda z, p: torch.nn.functional.elu(z, p)),
+    "elu-small-alpha": (0.5e-3, lambda z, p: torch.nn.functional.elu(z, p)),
+    "selu": (0.0, lambda z, p: torch.nn.functional.selu(z)),
+    "celu": (2.0, lambda z, p: torch.nn.functional.celu(z, p)),
+}
+
+
+@pytest.mark.parametrize("grad_eps", [1e-3, 1e-2])
+@pytest.mark.parametrize("case", list(ACTIVATION_DERIVATIVES))
+def test_alive_threshold_is_where_the_derivative_passes_grad_eps(case: str, grad_eps: float):
+    """Checked against the native activation's autograd derivative, in float64."""
+    param, fn = ACTIVATION_DERIVATIVES[case]
+    threshold = ops.alive_threshold(case.split("-")[0], param, grad_eps)
+    z = torch.linspace(-40, 5, 100_001, dtype=torch.float64, requires_grad=True)
+    (derivative,) = torch.autograd.grad(fn(z, param).sum(), z)
+    alive = derivative.abs() > grad_eps
+    assert torch.equal(alive, z.detach() > threshold) or (
+        # the crossing itself may fall between grid points
+        (alive != (z.detach() > threshold)).sum() <= 1
+    )
+
+
+def test_slopes_alive_threshold():
+    slopes = torch.tensor([0.25, 0.0, -0.3, 1e-5])
+    out = ops.slopes_alive_threshold(slopes, 4, 1e-3)
+    assert out.tolist() == [-float("inf"), 0.0, -float("inf"), 0.0]
+    assert ops.slopes_alive_threshold(torch.tensor([0.0]), 3, 1e-3).tolist() == [0.0] * 3
+    with pytest.raises(RuntimeError, match="'slopes' to have 1 or 3 elements, but got 2"):
+        ops.slopes_alive_threshold(torch.ones(2), 3, 1e-3)
+    with pytest.raises(RuntimeError, match="expected argument 'activation' to be one of"):
+        ops.alive_threshold("tanh", 0.0, 1e-3)

@@ -289,3 +289,26 @@ def test_units_changing_between_calls_is_a_clear_error():
 
 def test_package_exports_the_monitor():
     assert torch_ext.DeadNeuronMonitor is DeadNeuronMonitor
+
+
+@pytest.mark.parametrize("activation", [xnn.LeakyReLU(0.1), xnn.PReLU(8), xnn.ELU(), xnn.SELU()], ids=repr)
+def test_torch_ext_modules_count_inside_their_kernel(activation):
+    """Watched torch_ext.nn modules get no hook: they run the counted op themselves, with
+    the counts a hook on the native module gives."""
+    model = mlp(activation)
+    kill(model[0])
+    x = torch.randn(40, 5)
+    native = mlp({"LeakyReLU": torch.nn.LeakyReLU(0.1), "PReLU": torch.nn.PReLU(8),
+                  "ELU": torch.nn.ELU(), "SELU": torch.nn.SELU()}[type(activation).__name__])
+    native.load_state_dict(model.state_dict())
+    reports = []
+    for net in (model, native):
+        with DeadNeuronMonitor(net, window=1) as monitor:
+            if net is model:
+                assert not net[1]._forward_pre_hooks and net[1]._counter is not None
+            outputs = net(x)
+            monitor.step()
+        reports.append((outputs, monitor.history[-1].layers["1"]))
+    assert "_counter" not in vars(model[1])
+    torch.testing.assert_close(reports[0][0], reports[1][0])
+    assert reports[0][1] == reports[1][1]

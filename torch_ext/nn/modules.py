@@ -8,6 +8,8 @@ stays true.
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import torch
 from torch import Tensor
 
@@ -15,8 +17,27 @@ from .. import functional as F
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "SELU"]
 
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
 
-class LeakyReLU(torch.nn.LeakyReLU):
+
+class _Counted:
+    """Lets a torch_ext.nn module count its own input (dead-neuron statistics) inside its
+    forward kernel. A monitor watching the module sets ``_counter``: an object whose
+    ``counting_args(module, input)`` gives ``(counts, unit_dim, alive_threshold)`` for the
+    module's counted op, or None when this call is not counted. Eager mode only:
+    TorchScript sees a stub."""
+
+    _counter: Any = None
+
+    @torch.jit.unused
+    def _counted_forward(self, input: Tensor) -> Optional[Tensor]:
+        counter = self._counter
+        args = None if counter is None else counter.counting_args(self, input)
+        return None if args is None else self._run_counted(input, *args)
+
+
+class LeakyReLU(_Counted, torch.nn.LeakyReLU):
     r"""Leaky ReLU, :math:`x` if :math:`x > 0` else :math:`\text{negative\_slope} \cdot x`,
     run by ``torch.ops.torch_ext.leaky_relu``.
 
@@ -26,10 +47,18 @@ class LeakyReLU(torch.nn.LeakyReLU):
     """
 
     def forward(self, input: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            counted = self._counted_forward(input)
+            if counted is not None:
+                return counted
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
+    @torch.jit.unused
+    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+        return torch.ops.torch_ext.leaky_relu_counted(input, self.negative_slope, counts, unit_dim, threshold)
 
-class PReLU(torch.nn.PReLU):
+
+class PReLU(_Counted, torch.nn.PReLU):
     r"""PReLU, :math:`x` if :math:`x > 0` else :math:`a \cdot x` with a learned slope
     :math:`a` per channel (dim 1) or shared, run by ``torch.ops.torch_ext.prelu``.
 
@@ -42,10 +71,18 @@ class PReLU(torch.nn.PReLU):
     """
 
     def forward(self, input: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            counted = self._counted_forward(input)
+            if counted is not None:
+                return counted
         return F.prelu(input, self.weight)
 
+    @torch.jit.unused
+    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+        return torch.ops.torch_ext.prelu_counted(input, self.weight, counts, unit_dim, threshold)
 
-class ELU(torch.nn.ELU):
+
+class ELU(_Counted, torch.nn.ELU):
     r"""ELU, :math:`x` if :math:`x > 0` else :math:`\alpha (e^x - 1)`, run by
     ``torch.ops.torch_ext.elu``.
 
@@ -55,10 +92,18 @@ class ELU(torch.nn.ELU):
     """
 
     def forward(self, input: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            counted = self._counted_forward(input)
+            if counted is not None:
+                return counted
         return F.elu(input, self.alpha, self.inplace)
 
+    @torch.jit.unused
+    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+        return torch.ops.torch_ext.elu_counted(input, self.alpha, 1.0, counts, unit_dim, threshold)
 
-class SELU(torch.nn.SELU):
+
+class SELU(_Counted, torch.nn.SELU):
     r"""SELU, :math:`\lambda x` if :math:`x > 0` else :math:`\lambda\alpha (e^x - 1)`, run
     by ``torch.ops.torch_ext.selu``. Use with LeCun-normal init for self-normalization.
 
@@ -67,4 +112,14 @@ class SELU(torch.nn.SELU):
     """
 
     def forward(self, input: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            counted = self._counted_forward(input)
+            if counted is not None:
+                return counted
         return F.selu(input, self.inplace)
+
+    @torch.jit.unused
+    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+        return torch.ops.torch_ext.elu_counted(
+            input, SELU_ALPHA, SELU_SCALE, counts, unit_dim, threshold
+        )

@@ -7,7 +7,7 @@
 #include <torch/library.h>
 
 #include "ops/autograd/elu_family.h"
-#include "ops/autograd/in_place.h"
+#include "ops/autograd/common.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::autograd {
@@ -30,6 +30,10 @@ at::Tensor backward_from_saved(AutogradContext* ctx, const at::Tensor& grad) {
 }
 
 at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
+  if (spec.counter != nullptr) {
+    return torch_ext::elu_counted(self, spec.alpha, spec.scale, spec.counter->counts,
+                                  spec.counter->unit_dim, spec.counter->alive_threshold);
+  }
   return spec.is_selu ? torch_ext::selu(self) : torch_ext::elu(self, spec.alpha);
 }
 
@@ -128,6 +132,13 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   });
   m.impl("elu_", [](at::Tensor& self, double alpha) -> at::Tensor& {
     return elu_family_(self, EluSpec{alpha, 1.0, false});
+  });
+  m.impl("elu_counted", [](const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
+                           int64_t unit_dim, const at::Tensor& alive_threshold) {
+    const Counter counter{counts, unit_dim, alive_threshold};
+    at::Tensor out = elu_family(self, EluSpec{alpha, scale, false, &counter});
+    torch::autograd::impl::bump_version(counts);
+    return out;
   });
   m.impl("elu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                             double alpha, double scale, bool is_result) {

@@ -4,12 +4,15 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "ops/autograd/common.h"
+
 namespace torch_ext::autograd {
 
 struct EluSpec {
   double alpha;
   double scale;
-  bool is_selu;  // runs torch_ext::selu rather than torch_ext::elu
+  bool is_selu;                      // runs torch_ext::selu rather than torch_ext::elu
+  const Counter* counter = nullptr;  // runs torch_ext::elu_counted (out of place only)
 };
 
 at::Tensor elu_family(const at::Tensor& self, const EluSpec& spec);

@@ -4,7 +4,7 @@
 
 #include <torch/library.h>
 
-#include "ops/autograd/in_place.h"
+#include "ops/autograd/common.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::autograd {
@@ -13,22 +13,37 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+at::Tensor run_forward(const at::Tensor& self, double negative_slope, const Counter* counter) {
+  if (counter == nullptr) return torch_ext::leaky_relu(self, negative_slope);
+  return torch_ext::leaky_relu_counted(self, negative_slope, counter->counts, counter->unit_dim,
+                                       counter->alive_threshold);
+}
+
 // Saves the input: it decides the gradient for any slope.
 class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, double negative_slope) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, double negative_slope,
+                            const Counter* counter) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->saved_data["negative_slope"] = negative_slope;
     ctx->save_for_backward({self});
-    return torch_ext::leaky_relu(self, negative_slope);
+    return run_forward(self, negative_slope, counter);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto self = ctx->get_saved_variables()[0];
     const double slope = ctx->saved_data["negative_slope"].toDouble();
-    return {torch_ext::leaky_relu_backward(grads[0], self, slope, false), at::Tensor()};
+    return {torch_ext::leaky_relu_backward(grads[0], self, slope, false), at::Tensor(),
+            at::Tensor()};
   }
 };
+
+at::Tensor leaky_relu(const at::Tensor& self, double negative_slope, const Counter* counter) {
+  if (!records_grad(self)) {
+    return below_autograd([&] { return run_forward(self, negative_slope, counter); });
+  }
+  return LeakyRelu::apply(self, negative_slope, counter);
+}
 
 // Saves the result (the input is overwritten); backward raises for a negative slope.
 class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
@@ -77,10 +92,15 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("leaky_relu", [](const at::Tensor& self, double negative_slope) {
-    if (!records_grad(self)) {
-      return below_autograd([&] { return torch_ext::leaky_relu(self, negative_slope); });
-    }
-    return LeakyRelu::apply(self, negative_slope);
+    return leaky_relu(self, negative_slope, nullptr);
+  });
+  m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope,
+                                  at::Tensor& counts, int64_t unit_dim,
+                                  const at::Tensor& alive_threshold) {
+    const Counter counter{counts, unit_dim, alive_threshold};
+    at::Tensor out = leaky_relu(self, negative_slope, &counter);
+    torch::autograd::impl::bump_version(counts);
+    return out;
   });
   m.impl("leaky_relu_", [](at::Tensor& self, double negative_slope) -> at::Tensor& {
     if (!records_grad(self)) {

@@ -5,7 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
-#include "ops/autograd/in_place.h"
+#include "ops/autograd/common.h"
 #include "ops/prelu_weight.h"
 #include "torch_ext/ops.h"
 
@@ -15,22 +15,35 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+at::Tensor run_forward(const at::Tensor& self, const at::Tensor& weight, const Counter* counter) {
+  if (counter == nullptr) return torch_ext::prelu(self, weight);
+  return torch_ext::prelu_counted(self, weight, counter->counts, counter->unit_dim,
+                                  counter->alive_threshold);
+}
+
 // Saves input and weight: the weight gradient needs the input.
 class Prelu : public torch::autograd::Function<Prelu> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self,
-                            const at::Tensor& weight) {
+                            const at::Tensor& weight, const Counter* counter) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({self, weight});
-    return torch_ext::prelu(self, weight);
+    return run_forward(self, weight, counter);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     auto [grad_input, grad_weight] = torch_ext::prelu_backward(grads[0], saved[0], saved[1]);
-    return {grad_input, grad_weight};
+    return {grad_input, grad_weight, at::Tensor()};
   }
 };
+
+at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight, const Counter* counter) {
+  if (!records_grad(self) && !records_grad(weight)) {
+    return below_autograd([&] { return run_forward(self, weight, counter); });
+  }
+  return Prelu::apply(self, weight, counter);
+}
 
 // grad_input = g * (x > 0 ? 1 : w), grad_weight = sum(x > 0 ? 0 : x * g). Both are linear
 // in g; x enters only through the weight gradient's x * g, w only through grad_input.
@@ -65,10 +78,14 @@ class PreluBackward : public torch::autograd::Function<PreluBackward> {
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("prelu", [](const at::Tensor& self, const at::Tensor& weight) {
-    if (!records_grad(self) && !records_grad(weight)) {
-      return below_autograd([&] { return torch_ext::prelu(self, weight); });
-    }
-    return Prelu::apply(self, weight);
+    return prelu(self, weight, nullptr);
+  });
+  m.impl("prelu_counted", [](const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
+                             int64_t unit_dim, const at::Tensor& alive_threshold) {
+    const Counter counter{counts, unit_dim, alive_threshold};
+    at::Tensor out = prelu(self, weight, &counter);
+    torch::autograd::impl::bump_version(counts);
+    return out;
   });
   m.impl("prelu_backward", [](const at::Tensor& grad_output, const at::Tensor& self,
                               const at::Tensor& weight) {

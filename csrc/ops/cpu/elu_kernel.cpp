@@ -2,6 +2,7 @@
 
 #include <torch/library.h>
 
+#include "ops/cpu/counted.h"
 #include "ops/cpu/elu_kernel.h"
 #include "ops/cpu/iterator.h"
 #include "ops/cpu/loops.h"
@@ -34,6 +35,20 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
   return grad_input;
 }
 
+at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
+                       int64_t unit_dim, const at::Tensor& alive_threshold) {
+  return counted_forward(
+      "torch_ext::elu_counted", self, counts, unit_dim, alive_threshold,
+      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
+          int64_t* alive) {
+        loops().elu_counted(view, out, alpha, scale, threshold, active, alive);
+      },
+      [&](at::Tensor& out) {
+        auto iter = elementwise(out, self);
+        loops().elu(iter, alpha, scale);
+      });
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, CPU, m) {
@@ -44,6 +59,7 @@ TORCH_LIBRARY_IMPL(torch_ext, CPU, m) {
     return elu_forward_("torch_ext::elu_", self, alpha, 1.0);
   });
   m.impl("elu_backward", elu_backward);
+  m.impl("elu_counted", elu_counted);
 }
 
 }  // namespace torch_ext::cpu

@@ -2,6 +2,7 @@
 
 #include <torch/library.h>
 
+#include "ops/cpu/counted.h"
 #include "ops/cpu/iterator.h"
 #include "ops/cpu/loops.h"
 #include "ops/outputs.h"
@@ -34,12 +35,27 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
   return grad_input;
 }
 
+at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
+                              int64_t unit_dim, const at::Tensor& alive_threshold) {
+  return counted_forward(
+      "torch_ext::leaky_relu_counted", self, counts, unit_dim, alive_threshold,
+      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
+          int64_t* alive) {
+        loops().leaky_relu_counted(view, out, negative_slope, threshold, active, alive);
+      },
+      [&](at::Tensor& out) {
+        auto iter = elementwise(out, self);
+        loops().leaky_relu(iter, negative_slope);
+      });
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, CPU, m) {
   m.impl("leaky_relu", leaky_relu);
   m.impl("leaky_relu_", leaky_relu_);
   m.impl("leaky_relu_backward", leaky_relu_backward);
+  m.impl("leaky_relu_counted", leaky_relu_counted);
 }
 
 }  // namespace torch_ext::cpu

@@ -1,16 +1,11 @@
 // Instantiates the elementwise skeleton for each activation. This file is compiled once
 // per CPU ISA, with CPU_CAPABILITY set to DEFAULT, AVX2 or AVX512 (see CMakeLists.txt).
 
-#include <ATen/Parallel.h>
-
-#include <algorithm>
-#include <mutex>
-#include <vector>
-
 #include "activations/elu.h"
 #include "activations/leaky_relu.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/loops.h"
+#include "ops/cpu/unit_loops.h"
 
 namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
@@ -76,95 +71,48 @@ void elu_backward(at::TensorIteratorBase& iter, double alpha, double scale, bool
   }
 }
 
-// --- count_active ------------------------------------------------------------------------
-// Plain loops over float-converted values, written for the auto-vectorizer (compare,
-// convert the mask, add into int32 lanes). Counters are int32 over blocks of at most
-// kBlock elements, then widened: no overflow, full vector width.
-constexpr int64_t kBlock = int64_t{1} << 30;
-
-// Counts one unit's contiguous span of n elements.
-template <typename scalar_t>
-void count_span(const scalar_t* z, int64_t n, float threshold, int64_t& active, int64_t& alive) {
-  for (int64_t start = 0; start < n; start += kBlock) {
-    const int64_t stop = std::min(n, start + kBlock);
-    int32_t a = 0, l = 0;
-    for (int64_t i = start; i < stop; ++i) {
-      const float x = static_cast<float>(z[i]);
-      a += x > 0.f;
-      l += x > threshold;
-    }
-    active += a;
-    alive += l;
-  }
-}
-
-// Per-chunk counters, merged once per chunk: parallel chunks never share a counter.
-struct Tally {
-  explicit Tally(int64_t units) : active(units, 0), alive(units, 0) {}
-  std::vector<int64_t> active, alive;
-};
-
-void merge(const Tally& tally, std::mutex& mutex, int64_t* active, int64_t* alive) {
-  std::lock_guard<std::mutex> lock(mutex);
-  for (size_t u = 0; u < tally.active.size(); ++u) {
-    active[u] += tally.active[u];
-    alive[u] += tally.alive[u];
-  }
-}
-
-// Units innermost: each row is a vector of all units.
-template <typename scalar_t>
-void count_rows(const UnitView& v, const float* threshold, int64_t* active, int64_t* alive) {
-  const auto* z = static_cast<const scalar_t*>(v.data);
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.units);
-  std::mutex mutex;
-  at::parallel_for(0, v.outer, grain, [&](int64_t begin, int64_t end) {
-    Tally tally(v.units);
-    std::vector<int32_t> a(v.units), l(v.units);
-    for (int64_t block = begin; block < end; block += kBlock) {
-      std::fill(a.begin(), a.end(), 0);
-      std::fill(l.begin(), l.end(), 0);
-      for (int64_t o = block; o < std::min(end, block + kBlock); ++o) {
-        const scalar_t* row = z + o * v.outer_stride;
-        for (int64_t u = 0; u < v.units; ++u) {
-          const float x = static_cast<float>(row[u]);
-          a[u] += x > 0.f;
-          l[u] += x > threshold[u];
-        }
-      }
-      for (int64_t u = 0; u < v.units; ++u) {
-        tally.active[u] += a[u];
-        tally.alive[u] += l[u];
-      }
-    }
-    merge(tally, mutex, active, alive);
-  });
-}
-
-// Each (outer, unit) pair owns a contiguous plane of `inner` elements.
-template <typename scalar_t>
-void count_planes(const UnitView& v, const float* threshold, int64_t* active, int64_t* alive) {
-  const auto* z = static_cast<const scalar_t*>(v.data);
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.inner);
-  std::mutex mutex;
-  at::parallel_for(0, v.outer * v.units, grain, [&](int64_t begin, int64_t end) {
-    Tally tally(v.units);
-    for (int64_t p = begin; p < end; ++p) {
-      const int64_t o = p / v.units, u = p % v.units;
-      count_span(z + o * v.outer_stride + u * v.unit_stride, v.inner, threshold[u],
-                 tally.active[u], tally.alive[u]);
-    }
-    merge(tally, mutex, active, alive);
-  });
-}
+// --- count_active and the counted forwards ------------------------------------------------
 
 void count_active(const UnitView& v, const float* threshold, int64_t* active, int64_t* alive) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "count_active_", [&] {
-    if (v.inner == 1) {
-      count_rows<scalar_t>(v, threshold, active, alive);
-    } else {
-      count_planes<scalar_t>(v, threshold, active, alive);
-    }
+    count_units<scalar_t>(v, NoMap{}, threshold, active, alive);
+  });
+}
+
+// y = f(z) and the counts of z, chunk by chunk while the chunk is in cache.
+template <typename F>
+void apply_counted(const UnitView& v, void* out, const F& f, const float* threshold,
+                   int64_t* active, int64_t* alive) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "counted_forward", [&] {
+    const UniformMap<scalar_t, F> map{static_cast<const scalar_t*>(v.data),
+                                      static_cast<scalar_t*>(out), f};
+    count_units<scalar_t>(v, map, threshold, active, alive);
+  });
+}
+
+void leaky_relu_counted(const UnitView& v, void* out, double negative_slope,
+                        const float* threshold, int64_t* active, int64_t* alive) {
+  const auto f = [negative_slope](auto x) {
+    using T = decltype(x);
+    return act::LeakyRelu<T>{T(scalar_of_t<T>(negative_slope))}.forward(x);
+  };
+  apply_counted(v, out, f, threshold, active, alive);
+}
+
+void elu_counted(const UnitView& v, void* out, double alpha, double scale,
+                 const float* threshold, int64_t* active, int64_t* alive) {
+  const auto f = [alpha, scale](auto x) { return make_elu<decltype(x)>(alpha, scale).forward(x); };
+  apply_counted(v, out, f, threshold, active, alive);
+}
+
+void prelu_counted(const UnitView& v, void* out, const void* weight, const float* threshold,
+                   int64_t* active, int64_t* alive) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "prelu_counted", [&] {
+    auto f = [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); };
+    const PerUnitMap<scalar_t, decltype(f)> map{static_cast<const scalar_t*>(v.data),
+                                                static_cast<scalar_t*>(out),
+                                                static_cast<const scalar_t*>(weight), f};
+    count_units<scalar_t>(v, map, threshold, active, alive);
   });
 }
 
@@ -180,6 +128,9 @@ const Loops& isa_loops() {
       elu,
       elu_backward,
       count_active,
+      leaky_relu_counted,
+      prelu_counted,
+      elu_counted,
   };
   return table;
 }

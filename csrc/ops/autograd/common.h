@@ -27,6 +27,14 @@ inline bool records_grad(const at::Tensor& t) {
   return at::GradMode::is_enabled() && t.requires_grad();
 }
 
+// The count_active_ arguments of a counted forward (leaky_relu_counted, ...); the plain
+// forward has none. Not differentiable: passed beside the inputs, never saved.
+struct Counter {
+  at::Tensor& counts;
+  int64_t unit_dim;
+  const at::Tensor& alive_threshold;
+};
+
 // Runs `kernel` below the Autograd and ADInplaceOrView keys.
 template <typename Kernel>
 decltype(auto) below_autograd(const Kernel& kernel) {

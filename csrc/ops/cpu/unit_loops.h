@@ -1,0 +1,177 @@
+#pragma once
+// Per-unit loops of the dead-neuron statistics (count_active_ and the counted forwards).
+// z is walked as rows (units innermost) or as contiguous per-unit spans (planes), in
+// parallel; each chunk keeps its own tally, merged once. A Map optionally computes the
+// activation of each row or span just before it is counted, while it is in cache, so a
+// counted forward reads z from memory once. Included by loops.cpp only (per CPU ISA).
+
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "ops/cpu/elementwise.h"
+#include "ops/cpu/loops.h"
+
+namespace torch_ext::cpu {
+inline namespace CPU_CAPABILITY {
+
+// Counters are int32 over blocks of at most kBlock elements (full vector width for the
+// auto-vectorizer), then widened: no overflow.
+constexpr int64_t kBlock = int64_t{1} << 30;
+// Span length mapped and then counted while cache-resident.
+constexpr int64_t kSpan = 4096;
+
+template <typename scalar_t>
+void count_span(const scalar_t* z, int64_t n, float threshold, int64_t& active, int64_t& alive) {
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t stop = std::min(n, start + kBlock);
+    int32_t a = 0, l = 0;
+    for (int64_t i = start; i < stop; ++i) {
+      const float x = static_cast<float>(z[i]);
+      a += x > 0.f;
+      l += x > threshold;
+    }
+    active += a;
+    alive += l;
+  }
+}
+
+struct Tally {
+  explicit Tally(int64_t units) : active(units, 0), alive(units, 0) {}
+  std::vector<int64_t> active, alive;
+
+  void merge_into(std::mutex& mutex, int64_t* total_active, int64_t* total_alive) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (size_t u = 0; u < active.size(); ++u) {
+      total_active[u] += active[u];
+      total_alive[u] += alive[u];
+    }
+  }
+};
+
+// count_active_ alone: nothing to compute before counting.
+struct NoMap {
+  void row(int64_t, int64_t) const {}
+  void span(int64_t, int64_t, int64_t) const {}
+};
+
+// out = f(z) with one f for every unit (Leaky ReLU, ELU, SELU).
+template <typename scalar_t, typename F>
+struct UniformMap {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const scalar_t* in;
+  scalar_t* out;
+  F f;
+
+  void apply(int64_t offset, int64_t n) const {
+    const VectorBody<scalar_t, F, std::make_index_sequence<1>> body{f};
+    int64_t i = 0;
+    for (; i + Vec::size() <= n; i += Vec::size()) {
+      body(Vec::loadu(in + offset + i)).store(out + offset + i);
+    }
+    if (i < n) body(Vec::loadu(in + offset + i, n - i)).store(out + offset + i, n - i);
+  }
+  void row(int64_t offset, int64_t units) const { apply(offset, units); }
+  void span(int64_t offset, int64_t n, int64_t) const { apply(offset, n); }
+};
+
+// out = f(z, p[u]) with a parameter per unit (PReLU's slopes).
+template <typename scalar_t, typename F>
+struct PerUnitMap {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const scalar_t* in;
+  scalar_t* out;
+  const scalar_t* param;
+  F f;
+
+  void row(int64_t offset, int64_t units) const {
+    const VectorBody<scalar_t, F, std::make_index_sequence<2>> body{f};
+    int64_t u = 0;
+    for (; u + Vec::size() <= units; u += Vec::size()) {
+      body(Vec::loadu(in + offset + u), Vec::loadu(param + u)).store(out + offset + u);
+    }
+    if (u < units) {
+      const int64_t rest = units - u;
+      body(Vec::loadu(in + offset + u, rest), Vec::loadu(param + u, rest))
+          .store(out + offset + u, rest);
+    }
+  }
+  void span(int64_t offset, int64_t n, int64_t unit) const {
+    const VectorBody<scalar_t, F, std::make_index_sequence<2>> body{f};
+    const Vec p(param[unit]);
+    int64_t i = 0;
+    for (; i + Vec::size() <= n; i += Vec::size()) {
+      body(Vec::loadu(in + offset + i), p).store(out + offset + i);
+    }
+    if (i < n) body(Vec::loadu(in + offset + i, n - i), p).store(out + offset + i, n - i);
+  }
+};
+
+// Units innermost: each row holds one element of every unit.
+template <typename scalar_t, typename Map>
+void count_rows(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
+                int64_t* alive) {
+  const auto* z = static_cast<const scalar_t*>(v.data);
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.units);
+  std::mutex mutex;
+  at::parallel_for(0, v.outer, grain, [&](int64_t begin, int64_t end) {
+    Tally tally(v.units);
+    std::vector<int32_t> a(v.units), l(v.units);
+    for (int64_t block = begin; block < end; block += kBlock) {
+      std::fill(a.begin(), a.end(), 0);
+      std::fill(l.begin(), l.end(), 0);
+      for (int64_t o = block; o < std::min(end, block + kBlock); ++o) {
+        map.row(o * v.outer_stride, v.units);
+        const scalar_t* row = z + o * v.outer_stride;
+        for (int64_t u = 0; u < v.units; ++u) {
+          const float x = static_cast<float>(row[u]);
+          a[u] += x > 0.f;
+          l[u] += x > threshold[u];
+        }
+      }
+      for (int64_t u = 0; u < v.units; ++u) {
+        tally.active[u] += a[u];
+        tally.alive[u] += l[u];
+      }
+    }
+    tally.merge_into(mutex, active, alive);
+  });
+}
+
+// Each (outer, unit) pair owns a contiguous plane of `inner` elements.
+template <typename scalar_t, typename Map>
+void count_planes(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
+                  int64_t* alive) {
+  const auto* z = static_cast<const scalar_t*>(v.data);
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.inner);
+  std::mutex mutex;
+  at::parallel_for(0, v.outer * v.units, grain, [&](int64_t begin, int64_t end) {
+    Tally tally(v.units);
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t u = p % v.units;
+      const int64_t plane = (p / v.units) * v.outer_stride + u * v.unit_stride;
+      for (int64_t start = 0; start < v.inner; start += kSpan) {
+        const int64_t n = std::min(kSpan, v.inner - start);
+        map.span(plane + start, n, u);
+        count_span(z + plane + start, n, threshold[u], tally.active[u], tally.alive[u]);
+      }
+    }
+    tally.merge_into(mutex, active, alive);
+  });
+}
+
+template <typename scalar_t, typename Map>
+void count_units(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
+                 int64_t* alive) {
+  if (v.inner == 1) {
+    count_rows<scalar_t>(v, map, threshold, active, alive);
+  } else {
+    count_planes<scalar_t>(v, map, threshold, active, alive);
+  }
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace torch_ext::cpu

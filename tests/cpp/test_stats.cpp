@@ -1,0 +1,83 @@
+// The counting op from C++, and the stats Recorder that torch_ext::nn modules report into:
+// killed units reported dead, counts equal to a float64 reference, reset, detach.
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "torch_ext/nn.h"
+#include "torch_ext/ops.h"
+#include "torch_ext/stats.h"
+
+namespace {
+
+TEST(CountActive, MatchesReferenceForRowsAndPlanes) {
+  torch::manual_seed(0);
+  for (auto [z, dim] : {std::pair{torch::randn({37, 11}), int64_t{1}},
+                        std::pair{torch::randn({3, 11, 6, 5}), int64_t{1}},
+                        std::pair{torch::randn({3, 11, 6, 5}).contiguous(at::MemoryFormat::ChannelsLast),
+                                  int64_t{1}}}) {
+    auto threshold = torch::linspace(-1, 0, 11);
+    auto counts = torch::zeros({2, 11}, torch::kLong);
+    torch_ext::count_active_(z, counts, dim, threshold);
+    auto rows = z.to(torch::kDouble).movedim(dim, -1).reshape({-1, 11});
+    EXPECT_TRUE(torch::equal(counts[0], (rows > 0).sum(0)));
+    EXPECT_TRUE(torch::equal(counts[1], (rows > threshold.to(torch::kDouble)).sum(0)));
+  }
+}
+
+TEST(Recorder, ReportsKilledUnitsDeadAndCountsLikeTheReference) {
+  torch::manual_seed(0);
+  torch::nn::Linear linear(5, 8);
+  {
+    torch::NoGradGuard no_grad;
+    linear->bias.index_put_({torch::tensor({1, 4, 6})}, -100.0);
+  }
+  torch::nn::Sequential net(linear, torch_ext::nn::ELU(), torch::nn::Linear(8, 8),
+                            torch_ext::nn::LeakyReLU(), torch::nn::Linear(8, 8),
+                            torch_ext::nn::PReLU(torch_ext::nn::PReLUOptions().num_parameters(8).init(0.0)));
+  auto recorder = std::make_shared<torch_ext::stats::Recorder>(1e-3);
+  EXPECT_EQ(recorder->attach(*net), 3u);
+  auto x = torch::randn({64, 5});
+  for (int step = 0; step < 2; ++step) net->forward(x).sum().backward();
+
+  auto report = recorder->report();
+  ASSERT_EQ(report.size(), 3u);
+  const auto& elu = report.at("1");
+  EXPECT_EQ(elu.activation, "ELU");
+  EXPECT_EQ(elu.samples, 128);
+  EXPECT_EQ(elu.dead_units(), (std::vector<int64_t>{1, 4, 6}));
+  EXPECT_EQ(report.at("3").dead_units().size(), 0u);  // Leaky ReLU: never dead
+
+  // Counts of the ELU layer against its pre-activations, in float64.
+  auto z = linear->forward(x).detach().to(torch::kDouble);
+  auto expected_active = (z > 0).sum(0) * 2;
+  EXPECT_EQ(elu.active, std::vector<int64_t>(expected_active.data_ptr<int64_t>(),
+                                             expected_active.data_ptr<int64_t>() + 8));
+
+  // Eval mode is not counted; reset clears; detach stops reporting.
+  net->eval();
+  net->forward(x);
+  EXPECT_EQ(recorder->report().at("1").samples, 128);
+  net->train();
+  recorder->reset();
+  EXPECT_EQ(recorder->report().at("1").samples, 0);
+  recorder->detach(*net);
+  net->forward(x);
+  EXPECT_EQ(recorder->report().at("1").samples, 0);
+}
+
+TEST(Recorder, InPlaceModulesAreCountedOnTheirInput) {
+  torch::manual_seed(1);
+  torch_ext::nn::ELU elu(torch_ext::nn::ELUOptions().inplace(true));
+  torch::nn::Sequential net(elu);
+  auto recorder = std::make_shared<torch_ext::stats::Recorder>();
+  recorder->attach(*net);
+  auto x = torch::randn({16, 4});
+  auto expected = (x > 0).sum(0);
+  net->forward(x.clone());
+  const auto& layer = recorder->report().at("0");
+  EXPECT_EQ(layer.active, std::vector<int64_t>(expected.data_ptr<int64_t>(),
+                                               expected.data_ptr<int64_t>() + 4));
+}
+
+}  // namespace
