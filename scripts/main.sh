@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job: sets up and builds (scripts/setup.sh), then trains a small network on
-# scikit-learn's bundled handwritten digits with each torch_ext activation.
+# The main job: sets up and builds (scripts/setup.sh), then runs the dying-ReLU study on
+# scikit-learn's bundled handwritten digits and writes its report folder (path printed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 
 bash scripts/setup.sh
-"$PYTHON" examples/train_mlp.py "$@"
+"$PYTHON" -m torch_ext.study "$@"

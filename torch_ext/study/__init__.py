@@ -1,0 +1,5 @@
+"""The dying-ReLU study: ReLU units die on real data under a high learning rate or a
+strongly negative bias, and Leaky ReLU, PReLU, ELU and SELU keep learning.
+
+Run it with ``python -m torch_ext.study`` (or ``torch-ext-study``); see ``--help``.
+"""

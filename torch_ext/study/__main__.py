@@ -1,0 +1,128 @@
+"""Command line of the dying-ReLU study.
+
+    python -m torch_ext.study                 # everything, about 3 minutes on 2 cores
+    python -m torch_ext.study --quick         # a smaller run, under a minute
+    python -m torch_ext.study --full          # more seeds and epochs
+    python -m torch_ext.study born-dead       # only the born-dead estimate
+    python -m torch_ext.study --data my.csv   # the training study on your data
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import born_dead, report, selu_check
+from .data import DataError, Dataset, dataset
+from .training import Settings, run_study, scenarios
+
+PARTS = ("train", "born-dead", "selu-check")
+
+
+def progress_bar(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda items, **kwargs: tqdm(items, leave=False, **kwargs)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="torch-ext-study", description="Make ReLU units die on real data and watch the "
+        "variants survive; writes a report folder with tables and plots.")
+    parser.add_argument("part", nargs="?", choices=("all", *PARTS), default="all",
+                        help="which part to run (default: all)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="1 seed, fewer epochs and trials")
+    size.add_argument("--full", action="store_true", help="more seeds, epochs and trials")
+    parser.add_argument("--data", type=Path, help="CSV (label in the last column) or .npz "
+                        "(arrays features, labels) to train on instead of the digits")
+    parser.add_argument("--out", type=Path, help="report folder (default: reports/study-<time>)")
+    parser.add_argument("--seeds", type=int, help="seeds per cell")
+    parser.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def settings_for(args: argparse.Namespace) -> tuple[Settings, dict]:
+    settings = Settings()
+    born = {"widths": [2, 3, 4, 6], "depths": [2, 5, 10, 20, 50], "trials": 4000,
+            "data_inputs": 256}
+    if args.quick:
+        settings = dataclasses.replace(settings, seeds=1, epochs=8)
+        born = {"widths": [2, 4], "depths": [2, 10, 30], "trials": 400, "data_inputs": 64}
+    if args.full:
+        settings = dataclasses.replace(settings, seeds=20, epochs=60)
+        born = {**born, "trials": 20000}
+    if args.seeds:
+        settings = dataclasses.replace(settings, seeds=args.seeds)
+    if args.epochs:
+        settings = dataclasses.replace(settings, epochs=args.epochs)
+    return settings, born
+
+
+def run_born_dead(data: Dataset, born: dict, progress) -> list[dict]:
+    one_point = data.x_train[:1]
+    inputs = {"one point": one_point, "data": data.x_train[: born["data_inputs"]]}
+    estimates = []
+    for name, x in inputs.items():
+        estimates += born_dead.estimate(x, name, born["widths"], born["depths"], born["trials"],
+                                        ["ReLU"], progress=progress)
+        estimates += born_dead.estimate(x, name, born["widths"][:1], born["depths"], born["trials"] // 4,
+                                        ["LeakyReLU", "PReLU", "ELU", "SELU"], progress=progress)
+    rows = []
+    for e in estimates:
+        row = {**dataclasses.asdict(e), "standard_error": e.standard_error}
+        if e.activation == "ReLU" and e.inputs == "one point":
+            row["analytic"] = born_dead.analytic_single_point(e.width, e.depth)
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        data = dataset(args.data)
+    except DataError as error:
+        print(f"torch-ext-study: {error}", file=sys.stderr)
+        return 2
+    settings, born = settings_for(args)
+    progress = progress_bar(not args.no_progress)
+    out = args.out or Path("reports") / time.strftime("study-%Y%m%d-%H%M%S")
+    parts = PARTS if args.part == "all" else (args.part,)
+    torch.manual_seed(0)
+    start = time.time()
+
+    results: dict = {
+        "config": {**dataclasses.asdict(settings), "optimizer": "Adam", "selu_width": 128,
+                   "born_dead": born, "parts": list(parts)},
+        "data": {"name": data.name, "train": len(data.x_train), "test": len(data.x_test),
+                 "features": data.features, "classes": data.classes},
+        "scenarios": [dataclasses.asdict(s) for s in
+                      scenarios(settings.base_lr, settings.high_lr, settings.negative_bias)],
+        "cells": [], "born_dead": [], "selu_check": {},
+    }
+    if "train" in parts:
+        results["cells"] = [c.summary() for c in run_study(data, settings, progress)]
+    if "born-dead" in parts:
+        results["born_dead"] = run_born_dead(data, born, progress)
+    if "selu-check" in parts:
+        results["selu_check"] = {name: selu_check.layer_moments(data.x_train, name)
+                                 for name in selu_check.ACTIVATIONS}
+    results["seconds"] = time.time() - start
+    report.write(results, out)
+
+    if results["cells"]:
+        print(report.text_table(results))
+    print(f"\nreport: {out.resolve()}  ({results['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Born dead: the probability that a deep, narrow network is a constant function at
+initialisation because some hidden layer outputs all zeros for every input (Lu, Shin, Su
+and Karniadakis 2019, "Dying ReLU and Initialization"), estimated by Monte Carlo.
+
+Weights are He-normal (std sqrt(2 / fan_in)) and biases zero. For a single input point x
+(x != 0), every unit of a layer is positive with probability 1/2, independently (each row
+of W is symmetric and the layer's input is a non-zero vector), so a ReLU layer is all zero
+with probability 2^-N and
+
+    P(born dead at x) = 1 - (1 - 2^-N)^L      (width N, L hidden layers),
+
+which also bounds the probability of being dead on any input set containing x from above.
+Units that keep a non-zero output for negative inputs (Leaky ReLU, PReLU, ELU, SELU) are
+never all zero: such networks are never born dead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..nn import ELU, SELU, LeakyReLU, PReLU
+
+VARIANTS = {
+    "ReLU": torch.relu,
+    "LeakyReLU": LeakyReLU(0.01),
+    "PReLU": PReLU(1, init=0.25, dtype=torch.float64),
+    "ELU": ELU(1.0),
+    "SELU": SELU(),
+}
+
+
+def analytic_single_point(width: int, depth: int) -> float:
+    """P(born dead) of a zero-bias ReLU network at one input point."""
+    return 1.0 - (1.0 - 2.0 ** -width) ** depth
+
+
+@dataclass
+class Estimate:
+    activation: str
+    width: int
+    depth: int
+    inputs: str
+    trials: int
+    probability: float
+
+    @property
+    def standard_error(self) -> float:
+        p = self.probability
+        return math.sqrt(max(p * (1 - p), 1e-12) / self.trials)
+
+
+@torch.no_grad()
+def born_dead_fraction(x: torch.Tensor, width: int, depth: int, trials: int, activation: str,
+                       generator: torch.Generator, chunk: int = 512) -> float:
+    """Fraction of `trials` random networks with some hidden layer zero on every row of x.
+
+    In float64: in float32 a Leaky ReLU unit that stays negative for 30 layers shrinks by
+    0.01 per layer and underflows to an exact 0, which is not a dead unit."""
+    act = VARIANTS[activation]
+    x = x.to(torch.float64)
+    dead = 0
+    for start in range(0, trials, chunk):
+        count = min(chunk, trials - start)
+        h = x.expand(count, *x.shape)  # [nets, inputs, features]
+        layer_dead = torch.zeros(count, dtype=torch.bool)
+        for _ in range(depth):
+            fan_in = h.shape[-1]
+            w = torch.randn(count, fan_in, width, generator=generator, dtype=torch.float64)
+            w *= math.sqrt(2.0 / fan_in)
+            h = act(torch.bmm(h, w))
+            layer_dead |= (h == 0).flatten(1).all(1)
+        dead += int(layer_dead.sum())
+    return dead / trials
+
+
+def estimate(x: torch.Tensor, inputs: str, widths, depths, trials: int, activations,
+             seed: int = 0, progress=None) -> list[Estimate]:
+    generator = torch.Generator().manual_seed(seed)
+    jobs = [(a, w, d) for a in activations for w in widths for d in depths]
+    results = []
+    for activation, width, depth in (progress(jobs, desc=f"born dead ({inputs})", unit="cell")
+                                     if progress else jobs):
+        p = born_dead_fraction(x, width, depth, trials, activation, generator)
+        results.append(Estimate(activation, width, depth, inputs, trials, p))
+    return results
