@@ -30,6 +30,13 @@ class _Counted:
 
     _counter: Any = None
 
+    def forward(self, input: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            counted = self._counted_forward(input)
+            if counted is not None:
+                return counted
+        return self._activation(input)
+
     @torch.jit.unused
     def _counted_forward(self, input: Tensor) -> Optional[Tensor]:
         counter = self._counter
@@ -46,11 +53,7 @@ class LeakyReLU(_Counted, torch.nn.LeakyReLU):
         inplace: overwrite the input. Default: ``False``.
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        if not torch.jit.is_scripting():
-            counted = self._counted_forward(input)
-            if counted is not None:
-                return counted
+    def _activation(self, input: Tensor) -> Tensor:
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     @torch.jit.unused
@@ -70,11 +73,7 @@ class PReLU(_Counted, torch.nn.PReLU):
         weight: the slopes, of shape ``(num_parameters,)``.
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        if not torch.jit.is_scripting():
-            counted = self._counted_forward(input)
-            if counted is not None:
-                return counted
+    def _activation(self, input: Tensor) -> Tensor:
         return F.prelu(input, self.weight)
 
     @torch.jit.unused
@@ -91,11 +90,7 @@ class ELU(_Counted, torch.nn.ELU):
         inplace: overwrite the input. Default: ``False``.
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        if not torch.jit.is_scripting():
-            counted = self._counted_forward(input)
-            if counted is not None:
-                return counted
+    def _activation(self, input: Tensor) -> Tensor:
         return F.elu(input, self.alpha, self.inplace)
 
     @torch.jit.unused
@@ -111,11 +106,7 @@ class SELU(_Counted, torch.nn.SELU):
         inplace: overwrite the input. Default: ``False``.
     """
 
-    def forward(self, input: Tensor) -> Tensor:
-        if not torch.jit.is_scripting():
-            counted = self._counted_forward(input)
-            if counted is not None:
-                return counted
+    def _activation(self, input: Tensor) -> Tensor:
         return F.selu(input, self.inplace)
 
     @torch.jit.unused
