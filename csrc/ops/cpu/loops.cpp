@@ -116,6 +116,21 @@ void prelu_counted(const UnitView& v, void* out, const void* weight, const float
   });
 }
 
+void prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,
+                          const void* slopes, double* grad_weight) {
+  AT_DISPATCH_FLOATING_TYPES(v.dtype, "prelu_backward_fused", [&] {
+    const PreluBackwardStep<scalar_t> step{static_cast<const scalar_t*>(v.data),
+                                           static_cast<const scalar_t*>(grad_output),
+                                           static_cast<scalar_t*>(grad_input)};
+    const auto* w = static_cast<const scalar_t*>(slopes);
+    if (v.inner == 1) {
+      prelu_backward_rows(v, step, w, grad_weight);
+    } else {
+      prelu_backward_planes(v, step, w, grad_weight);
+    }
+  });
+}
+
 }  // namespace
 
 const Loops& isa_loops() {
@@ -131,6 +146,7 @@ const Loops& isa_loops() {
       leaky_relu_counted,
       prelu_counted,
       elu_counted,
+      prelu_backward_fused,
   };
   return table;
 }

@@ -48,6 +48,11 @@ struct Loops {
                         const float* threshold, int64_t* active, int64_t* alive);
   void (*elu_counted)(const UnitView& z, void* out, double alpha, double scale,
                       const float* threshold, int64_t* active, int64_t* alive);
+  // PReLU backward in one pass, float32/float64: grad_input (laid out as x) and the weight
+  // gradient summed per unit into grad_weight (double, zeroed by the caller). grad_output
+  // has x's layout; slopes: one per unit, of x's dtype.
+  void (*prelu_backward_fused)(const UnitView& x, const void* grad_output, void* grad_input,
+                               const void* slopes, double* grad_weight);
 };
 
 // The loops for the best ISA this library was compiled for and the running CPU supports

@@ -1,6 +1,7 @@
 // CPU implementation of torch_ext::prelu and prelu_backward.
 
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "ops/cpu/counted.h"
@@ -19,10 +20,28 @@ at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
   return out;
 }
 
+// The one-pass backward applies to float32/float64 inputs with channels (dim 1) as a unit
+// view (NCHW, channels_last, [N, C]) and grad_output laid out like the input.
+bool fusable_backward(const at::Tensor& grad_output, const at::Tensor& self) {
+  const auto dtype = self.scalar_type();
+  return (dtype == at::kFloat || dtype == at::kDouble) && self.dim() >= 2 && self.numel() > 0 &&
+         grad_output.strides() == self.strides() && unit_view(self, 1).has_value();
+}
+
 std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& self,
                                                   const at::Tensor& weight) {
   auto [grad_input, grad_weight] = outputs::prelu_backward(grad_output, self, weight);
+  if (fusable_backward(grad_output, self) && grad_input.strides() == self.strides()) {
+    const auto view = *unit_view(self, 1);
+    const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
+    at::Tensor per_channel = at::zeros({view.units}, self.options().dtype(at::kDouble));
+    loops().prelu_backward_fused(view, grad_output.const_data_ptr(), grad_input.mutable_data_ptr(),
+                                 slopes.const_data_ptr(), per_channel.mutable_data_ptr<double>());
+    grad_weight.copy_(weight.numel() == 1 ? per_channel.sum().reshape(weight.sizes())
+                                          : per_channel.reshape(weight.sizes()));
+    return {grad_input, grad_weight};
+  }
   auto input_iter =
       elementwise(grad_input, grad_output, self, prelu_weight::broadcast(weight, self));
   loops().prelu_backward_input(input_iter);

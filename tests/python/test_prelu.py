@@ -1,0 +1,102 @@
+"""PReLU values and gradients (input and weight) against torch.nn.functional.prelu, for
+every layout and dtype, shared and per-channel weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import DTYPES, LAYOUTS, ids, make_input, special_values
+
+import torch_ext.functional as X
+
+
+def weights_for(x: torch.Tensor) -> list[torch.Tensor]:
+    shared = [torch.tensor([0.25], dtype=x.dtype), torch.tensor(-0.3, dtype=x.dtype)]
+    if x.dim() < 2:
+        return shared[:1] if x.dim() == 0 else shared
+    channels = torch.linspace(-0.5, 1.5, x.shape[1], dtype=torch.float64).to(x.dtype)
+    return [*shared, channels]
+
+
+def value_and_grads(fn, x: torch.Tensor, w: torch.Tensor, grad: torch.Tensor):
+    xl = x.detach().clone().requires_grad_(True)
+    wl = w.detach().clone().requires_grad_(True)
+    y = fn(xl, wl)
+    gx, gw = torch.autograd.grad(y, (xl, wl), grad, allow_unused=True)
+    return y.detach(), gx, gw if gw is not None else torch.zeros_like(wl)
+
+
+def check(x: torch.Tensor, w: torch.Tensor, **tolerance):
+    grad = torch.randn(x.shape, dtype=torch.float64).to(x.dtype)
+    if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4:
+        grad = grad.contiguous(memory_format=torch.channels_last)
+    ours = value_and_grads(X.prelu, x, w, grad)
+    native = value_and_grads(F.prelu, x, w, grad)
+    torch.testing.assert_close(ours, native, **tolerance)
+    assert ours[0].stride() == native[0].stride() or not x.is_non_overlapping_and_dense()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_value_and_grads_match_native(layout: str, dtype: torch.dtype):
+    x = make_input(layout, dtype)
+    for w in weights_for(x):
+        # Reduced types: the weight gradient sums many rounded terms (native sums in its own order).
+        tolerance = {"rtol": 2e-2, "atol": 2e-2 * max(1, x.numel() ** 0.5)} if dtype in (
+            torch.bfloat16, torch.float16) else {}
+        check(x, w, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "nc", "ncl"])
+def test_one_pass_backward_on_large_inputs(layout: str, dtype: torch.dtype):
+    """Sizes where the one-pass backward runs many chunks and flushes its float lanes.
+    Value and input gradient equal native's; the weight gradient, a sum of up to 12,544
+    rounded terms per channel, is held to a float64 reference within 1e-6 (float32) of the
+    sum of the terms' magnitudes (cancellation makes a relative bound on the sum itself
+    meaningless; native's own error is of the same size)."""
+    shape = {"nchw": (8, 16, 28, 28), "channels_last": (8, 16, 28, 28), "nc": (4096, 96),
+             "ncl": (16, 24, 700)}[layout]
+    x = torch.randn(shape, dtype=dtype)
+    g = torch.randn(shape, dtype=dtype)
+    if layout == "channels_last":
+        x, g = (t.contiguous(memory_format=torch.channels_last) for t in (x, g))
+    dims = [d for d in range(x.dim()) if d != 1]
+    terms = torch.where(x.double() > 0, 0.0, x.double() * g.double())
+    bound = (1e-6 if dtype == torch.float32 else 1e-13) * terms.abs().sum(dims)
+    for w in weights_for(x):
+        ours = value_and_grads(X.prelu, x, w, g)
+        native = value_and_grads(F.prelu, x, w, g)
+        torch.testing.assert_close(ours[:2], native[:2])
+        reference = terms.sum(dims) if w.numel() > 1 else terms.sum().reshape(w.shape)
+        limit = bound if w.numel() > 1 else bound.sum()
+        assert torch.all((ours[2].double() - reference).abs() <= limit)
+
+
+def test_weight_gradient_is_exact_in_float64():
+    """The per-channel weight gradient against a float64 reference sum."""
+    x = torch.randn(16, 8, 40, 40, dtype=torch.float64)
+    g = torch.randn_like(x)
+    w = torch.rand(8, dtype=torch.float64, requires_grad=True)
+    (gw,) = torch.autograd.grad(X.prelu(x, w), w, g)
+    expected = torch.where(x > 0, 0.0, x * g).sum((0, 2, 3))
+    torch.testing.assert_close(gw, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+def test_special_values(dtype: torch.dtype):
+    x = special_values(dtype)
+    w = torch.tensor([0.25], dtype=dtype)
+    ours, native = X.prelu(x, w), F.prelu(x, w)
+    torch.testing.assert_close(ours, native, equal_nan=True)
+    zeros = native == 0
+    assert torch.equal(ours[zeros].signbit(), native[zeros].signbit())
+
+
+def test_gradient_at_zero():
+    x = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    gx, gw = torch.autograd.grad(X.prelu(x, w).sum(), (x, w))
+    torch.testing.assert_close(gx, w.detach().expand(2, 3))  # the slope, as SEMANTICS.md says
+    torch.testing.assert_close(gw, torch.zeros(3, dtype=torch.float64))
