@@ -65,6 +65,25 @@ template <typename T>
 inline at::vec::Vectorized<T> expm1_of(const at::vec::Vectorized<T>& x) {
   return x.expm1();
 }
+
+// float: the vector library's expm1 costs ~15x its exp here (about 10 ns per element on
+// AVX512), which made ELU and SELU compute-bound. Near 0, where exp(x) - 1 cancels, the
+// Taylor series to x^11 (truncation < 3e-9 relative for |x| < 1, below float's 6e-8);
+// elsewhere exp(x) - 1, whose result has |value| >= 0.63, so exp's rounding stays under
+// an ulp of it. benchmarks/elu_accuracy.py measures the error over every float in [-88, 0].
+inline at::vec::Vectorized<float> expm1_of(const at::vec::Vectorized<float>& x) {
+  using Vec = at::vec::Vectorized<float>;
+  constexpr float kInverseFactorials[] = {1.f / 39916800, 1.f / 3628800, 1.f / 362880,
+                                          1.f / 40320,    1.f / 5040,    1.f / 720,
+                                          1.f / 120,      1.f / 24,      1.f / 6,
+                                          1.f / 2,        1.f};
+  Vec series(kInverseFactorials[0]);
+  for (size_t k = 1; k < sizeof(kInverseFactorials) / sizeof(float); ++k) {
+    series = at::vec::fmadd(series, x, Vec(kInverseFactorials[k]));
+  }
+  series = series * x;
+  return Vec::blendv(x.exp() - Vec(1.f), series, x.abs() < Vec(1.f));
+}
 #endif
 
 }  // namespace torch_ext::act
