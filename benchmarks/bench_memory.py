@@ -1,0 +1,100 @@
+"""Saved-activation memory of a training step: bytes autograd keeps for backward, in total
+and those kept only because of the activation layers, native vs torch_ext activations.
+
+    python benchmarks/bench_memory.py
+
+Measured with torch.autograd.graph.saved_tensors_hooks: every tensor saved during the
+forward is recorded with its storage and the module that saved it; a storage counts once.
+"Activation-only" bytes are storages saved by activation modules and by no other layer
+(ELU saving its output costs nothing extra when the next Linear saves that same tensor
+as its input).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+
+import torch_ext.nn as xnn
+
+ACTIVATIONS: dict[str, tuple[Callable[[int], torch.nn.Module], Callable[[int], torch.nn.Module]]] = {
+    "LeakyReLU": (lambda c: torch.nn.LeakyReLU(0.01), lambda c: xnn.LeakyReLU(0.01)),
+    "PReLU": (lambda c: torch.nn.PReLU(c), lambda c: xnn.PReLU(c)),
+    "ELU": (lambda c: torch.nn.ELU(), lambda c: xnn.ELU()),
+    "SELU": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU()),
+}
+KNOWN = (torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ELU, torch.nn.SELU)
+
+
+def mlp(act) -> tuple[torch.nn.Module, torch.Tensor]:
+    layers = []
+    for _ in range(10):
+        layers += [torch.nn.Linear(1024, 1024), act(1024)]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(1024, 10)), torch.randn(256, 1024)
+
+
+def cnn(act) -> tuple[torch.nn.Module, torch.Tensor]:
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1), act(32), torch.nn.Conv2d(32, 64, 3, padding=1), act(64),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    return model, torch.randn(64, 3, 32, 32)
+
+
+@contextmanager
+def saved_storages(model: torch.nn.Module):
+    """Yields {storage pointer: (bytes, set of module kinds that saved it)}."""
+    current = ["other"]
+    saved: dict[int, tuple[int, set]] = {}
+
+    def enter(kind):
+        return lambda module, args: current.append(kind)
+
+    def leave(module, args, output):
+        current.pop()
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, KNOWN):
+            handles += [module.register_forward_pre_hook(enter("activation")),
+                        module.register_forward_hook(leave)]
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        entry = saved.setdefault(storage.data_ptr(), (storage.nbytes(), set()))
+        entry[1].add(current[-1])
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield saved
+    for handle in handles:
+        handle.remove()
+
+
+def measure(build, act) -> tuple[int, int]:
+    torch.manual_seed(0)
+    model, x = build(act)
+    with saved_storages(model) as saved:
+        model(x).sum()
+    total = sum(nbytes for nbytes, _ in saved.values())
+    own = sum(nbytes for nbytes, kinds in saved.values() if kinds == {"activation"})
+    return total, own
+
+
+def main() -> None:
+    header = (f"{'model':<26} {'activation':<10} {'native total MiB':>16} {'ours total MiB':>15} "
+              f"{'native act-only':>15} {'ours act-only':>13} {'act-only saved':>15}")
+    print(header + "\n" + "-" * len(header))
+    mib = 2**20
+    for model_name, build in (("MLP 10x1024, batch 256", mlp), ("CNN 2 conv, 64x3x32x32", cnn)):
+        for name, (native, ours) in ACTIVATIONS.items():
+            n_total, n_own = measure(build, native)
+            o_total, o_own = measure(build, ours)
+            cut = f"{100 * (1 - o_own / n_own):.0f}%" if n_own else "-"
+            print(f"{model_name:<26} {name:<10} {n_total / mib:>16.1f} {o_total / mib:>15.1f} "
+                  f"{n_own / mib:>15.1f} {o_own / mib:>13.1f} {cut:>15}")
+
+
+if __name__ == "__main__":
+    main()
