@@ -29,6 +29,21 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
   return op.call(grad_output, self_or_result, negative_slope, is_result);
 }
 
+std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope) {
+  static const auto op = detail::op_handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&,
+                                                                              double)>(
+      "torch_ext::leaky_relu_masked");
+  return op.call(self, negative_slope);
+}
+
+at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
+                                      double negative_slope) {
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double)>(
+          "torch_ext::leaky_relu_backward_masked");
+  return op.call(grad_output, sign_mask, negative_slope);
+}
+
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
                               int64_t unit_dim, const at::Tensor& alive_threshold) {
   static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, double, at::Tensor&,
@@ -43,6 +58,11 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def(
       "leaky_relu_backward(Tensor grad_output, Tensor self_or_result, float negative_slope, "
       "bool is_result) -> Tensor");
+  m.def(
+      "leaky_relu_masked(Tensor self, float negative_slope) -> (Tensor result, Tensor sign_mask)");
+  m.def(
+      "leaky_relu_backward_masked(Tensor grad_output, Tensor sign_mask, float negative_slope) "
+      "-> Tensor");
   m.def(
       "leaky_relu_counted(Tensor input, float negative_slope, Tensor(a!) counts, int unit_dim, "
       "Tensor alive_threshold) -> Tensor");
@@ -61,6 +81,13 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
     return outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output,
                                         self_or_result, "negative_slope", negative_slope,
                                         is_result);
+  });
+  m.impl("leaky_relu_masked", [](const at::Tensor& self, double) {
+    return outputs::masked_activation("torch_ext::leaky_relu_masked", self);
+  });
+  m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output, const at::Tensor& sign_mask,
+                                          double) {
+    return outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output, sign_mask);
   });
   m.impl("leaky_relu_counted", [](const at::Tensor& self, double, at::Tensor& counts,
                                   int64_t unit_dim, const at::Tensor& alive_threshold) {

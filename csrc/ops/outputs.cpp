@@ -1,6 +1,7 @@
 #include "ops/outputs.h"
 
 #include <ATen/MemoryOverlap.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
 
@@ -72,6 +73,28 @@ at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
               "caused by calling the in-place op with a negative ", param,
               "; call the out-of-place op instead.");
   return at::empty_like(self_or_result);
+}
+
+std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::Tensor& self) {
+  check_floating(op, "self", self);
+  const c10::SymInt bytes = (self.sym_numel() + 7) / 8;
+  return {at::empty_like(self), at::empty_symint({bytes}, self.options().dtype(at::kByte))};
+}
+
+at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
+                           const at::Tensor& sign_mask) {
+  check_floating(op, "grad_output", grad_output);
+  TORCH_CHECK_TYPE(sign_mask.scalar_type() == at::kByte, op,
+                   ": expected argument 'sign_mask' to be uint8, but got ", sign_mask.scalar_type());
+  const c10::SymInt bytes = (grad_output.sym_numel() + 7) / 8;
+  TORCH_CHECK(sign_mask.dim() == 1 && sign_mask.sym_numel() == bytes && sign_mask.is_contiguous(),
+              op, ": expected argument 'sign_mask' to be a contiguous 1-D tensor of ", bytes,
+              " bytes (one bit per element of 'grad_output'), but got shape ",
+              sign_mask.sym_sizes());
+  TORCH_CHECK(sign_mask.device() == grad_output.device(), op,
+              ": expected 'sign_mask' on the device of 'grad_output' (", grad_output.device(),
+              "), but got ", sign_mask.device());
+  return at::empty_like(grad_output);
 }
 
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {

@@ -21,6 +21,14 @@ at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
                                const at::Tensor& self_or_result, const char* param,
                                double value, bool is_result);
 
+// (result, sign_mask) of an activation that packs its input's signs: the result dense
+// (self's strides when self is dense, else contiguous), the mask uint8 {ceil(numel / 8)}.
+std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::Tensor& self);
+
+// grad_input of a backward from a sign mask: laid out as grad_output (made dense).
+at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
+                           const at::Tensor& sign_mask);
+
 // Output of prelu(self, weight).
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
 

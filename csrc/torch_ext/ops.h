@@ -16,6 +16,15 @@ at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope = 0.01);
 at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                double negative_slope, bool is_result);
 
+// Leaky ReLU that also returns the 1-bit sign mask its backward needs (what autograd keeps
+// instead of the input): uint8 {ceil(numel / 8)}, bit i (LSB first) = element i > 0, the
+// elements taken in the memory order of the returned result (a dense tensor).
+std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope);
+// grad_output * leaky_relu'(x) with x's signs from a sign mask. The mask's bits follow the
+// memory order of grad_output, which must be laid out like the result the mask came with.
+at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
+                                      double negative_slope);
+
 // weight broadcasts along dim 1 (the channel dim); 1 or self.size(1) elements.
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
 // (grad_input, grad_weight), grad_weight shaped like weight.

@@ -78,8 +78,9 @@ def test_prelu_backward_op():
     assert gradgradcheck(ops.prelu_backward, (g, x, w))
 
 
-def test_elu_saves_the_output_and_leaky_relu_the_input():
-    """What each op keeps for backward (float32): ELU/SELU its output, Leaky ReLU its input."""
+def test_what_each_op_keeps_for_backward():
+    """float32: ELU/SELU keep their output (the next layer keeps it anyway), Leaky ReLU one
+    bit per element (its input's signs, packed LSB first), PReLU its input and weight."""
     x = torch.randn(8, requires_grad=True)
     saved = []
 
@@ -87,10 +88,13 @@ def test_elu_saves_the_output_and_leaky_relu_the_input():
         saved.append(t)
         return t
 
-    for fn, keeps in ((ops.elu, "output"), (ops.selu, "output"), (ops.leaky_relu, "input")):
+    for fn in (ops.elu, ops.selu, ops.leaky_relu):
         saved.clear()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            y = fn(x)
+            y = fn(x) if fn is not ops.elu else fn(x, 1.0)
         assert len(saved) == 1
-        expected = y if keeps == "output" else x
-        assert saved[0].data_ptr() == expected.data_ptr()
+        if fn is ops.leaky_relu:
+            bits = sum(1 << i for i, v in enumerate(x.tolist()) if v > 0)
+            assert saved[0].dtype == torch.uint8 and saved[0].tolist() == [bits]
+        else:
+            assert saved[0].data_ptr() == y.data_ptr()

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/empty_strided.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
 
@@ -34,6 +35,13 @@ struct Counter {
   int64_t unit_dim;
   const at::Tensor& alive_threshold;
 };
+
+// `t`, or a copy of it, laid out densely with `strides` (shapes may be symbolic while
+// torch.compile traces). A sign mask's bits follow that layout's memory order.
+inline at::Tensor laid_out(const at::Tensor& t, c10::SymIntArrayRef strides) {
+  if (t.is_non_overlapping_and_dense() && t.sym_strides() == strides) return t;
+  return at::empty_strided_symint(t.sym_sizes(), strides, t.options()).copy_(t);
+}
 
 // Runs `kernel` below the Autograd and ADInplaceOrView keys.
 template <typename Kernel>

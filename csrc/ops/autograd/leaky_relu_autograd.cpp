@@ -19,22 +19,36 @@ at::Tensor run_forward(const at::Tensor& self, double negative_slope, const Coun
                                        counter->alive_threshold);
 }
 
-// Saves the input: it decides the gradient for any slope.
+// Keeps one bit per element, the sign of the input, which decides the gradient for any
+// slope (1/32 of a float32 input). The counted forward keeps the input itself.
 class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, double negative_slope,
                             const Counter* counter) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->saved_data["negative_slope"] = negative_slope;
-    ctx->save_for_backward({self});
-    return run_forward(self, negative_slope, counter);
+    ctx->saved_data["masked"] = counter == nullptr;
+    if (counter != nullptr) {
+      ctx->save_for_backward({self});
+      return run_forward(self, negative_slope, counter);
+    }
+    auto [result, sign_mask] = torch_ext::leaky_relu_masked(self, negative_slope);
+    ctx->saved_data["strides"] = result.sym_strides();
+    ctx->save_for_backward({sign_mask});
+    return result;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto self = ctx->get_saved_variables()[0];
+    const auto saved = ctx->get_saved_variables()[0];
     const double slope = ctx->saved_data["negative_slope"].toDouble();
-    return {torch_ext::leaky_relu_backward(grads[0], self, slope, false), at::Tensor(),
-            at::Tensor()};
+    at::Tensor grad_input;
+    if (ctx->saved_data["masked"].toBool()) {
+      const auto strides = ctx->saved_data["strides"].toSymIntVector();
+      grad_input = torch_ext::leaky_relu_backward_masked(laid_out(grads[0], strides), saved, slope);
+    } else {
+      grad_input = torch_ext::leaky_relu_backward(grads[0], saved, slope, false);
+    }
+    return {grad_input, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -88,11 +102,49 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
   }
 };
 
+// grad_input = g * f'(sign) is linear in g; the mask is not differentiable.
+class LeakyReluBackwardMasked : public torch::autograd::Function<LeakyReluBackwardMasked> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
+                            const at::Tensor& sign_mask, double negative_slope) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor grad_input =
+        torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope);
+    ctx->saved_data["negative_slope"] = negative_slope;
+    ctx->saved_data["strides"] = grad_input.sym_strides();
+    ctx->save_for_backward({sign_mask});
+    return grad_input;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto strides = ctx->saved_data["strides"].toSymIntVector();
+    return {torch_ext::leaky_relu_backward_masked(laid_out(grads[0], strides),
+                                                  ctx->get_saved_variables()[0],
+                                                  ctx->saved_data["negative_slope"].toDouble()),
+            at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("leaky_relu", [](const at::Tensor& self, double negative_slope) {
     return leaky_relu(self, negative_slope, nullptr);
+  });
+  m.impl("leaky_relu_masked", [](const at::Tensor& self, double negative_slope) {
+    // The mask is internal state: differentiable use goes through torch_ext::leaky_relu.
+    TORCH_CHECK(!records_grad(self), "torch_ext::leaky_relu_masked: not differentiable; "
+                "call torch_ext::leaky_relu, whose backward uses this mask");
+    return below_autograd([&] { return torch_ext::leaky_relu_masked(self, negative_slope); });
+  });
+  m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output,
+                                          const at::Tensor& sign_mask, double negative_slope) {
+    if (!records_grad(grad_output)) {
+      return below_autograd([&] {
+        return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope);
+      });
+    }
+    return LeakyReluBackwardMasked::apply(grad_output, sign_mask, negative_slope);
   });
   m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope,
                                   at::Tensor& counts, int64_t unit_dim,

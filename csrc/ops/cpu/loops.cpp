@@ -5,6 +5,7 @@
 #include "activations/leaky_relu.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/loops.h"
+#include "ops/cpu/sign_mask.h"
 #include "ops/cpu/unit_loops.h"
 
 namespace torch_ext::cpu {
@@ -131,6 +132,37 @@ void prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad
   });
 }
 
+void leaky_relu_masked_loop(c10::ScalarType dtype, const void* x, void* out, uint8_t* mask,
+                            int64_t n, double negative_slope) {
+  if (dtype == at::kDouble) {
+    leaky_relu_masked_double(static_cast<const double*>(x), static_cast<double*>(out), mask, n,
+                             negative_slope);
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "leaky_relu_masked", [&] {
+    if constexpr (!std::is_same_v<scalar_t, double>) {
+      leaky_relu_masked(static_cast<const scalar_t*>(x), static_cast<scalar_t*>(out), mask, n,
+                        negative_slope);
+    }
+  });
+}
+
+void leaky_relu_backward_masked_loop(c10::ScalarType dtype, const void* grad_output,
+                                     const uint8_t* mask, void* grad_input, int64_t n,
+                                     double negative_slope) {
+  if (dtype == at::kDouble) {
+    leaky_relu_backward_masked_double(static_cast<const double*>(grad_output), mask,
+                                      static_cast<double*>(grad_input), n, negative_slope);
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "leaky_relu_backward_masked", [&] {
+    if constexpr (!std::is_same_v<scalar_t, double>) {
+      leaky_relu_backward_masked(static_cast<const scalar_t*>(grad_output), mask,
+                                 static_cast<scalar_t*>(grad_input), n, negative_slope);
+    }
+  });
+}
+
 }  // namespace
 
 const Loops& isa_loops() {
@@ -147,6 +179,8 @@ const Loops& isa_loops() {
       prelu_counted,
       elu_counted,
       prelu_backward_fused,
+      leaky_relu_masked_loop,
+      leaky_relu_backward_masked_loop,
   };
   return table;
 }

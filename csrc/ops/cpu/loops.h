@@ -6,6 +6,8 @@
 #include <ATen/core/TensorBase.h>
 #include <c10/core/ScalarType.h>
 
+#include <cstdint>
+
 namespace at {
 struct TensorIteratorBase;
 }
@@ -53,6 +55,13 @@ struct Loops {
   // has x's layout; slopes: one per unit, of x's dtype.
   void (*prelu_backward_fused)(const UnitView& x, const void* grad_output, void* grad_input,
                                const void* slopes, double* grad_weight);
+  // Leaky ReLU over n elements in memory order, with the 1-bit sign mask (bit i = x_i > 0,
+  // LSB first): the forward writes out and mask, the backward reads the mask.
+  void (*leaky_relu_masked)(c10::ScalarType dtype, const void* x, void* out, uint8_t* mask,
+                            int64_t n, double negative_slope);
+  void (*leaky_relu_backward_masked)(c10::ScalarType dtype, const void* grad_output,
+                                     const uint8_t* mask, void* grad_input, int64_t n,
+                                     double negative_slope);
 };
 
 // The loops for the best ISA this library was compiled for and the running CPU supports

@@ -1,0 +1,156 @@
+#pragma once
+// Leaky ReLU with a 1-bit sign mask (what its autograd keeps instead of the input): the
+// forward also packs bit i = (x_i > 0), LSB first, 8 elements per byte, in memory order;
+// the backward reads the gradient's sign from those bits. One pass each, vectorized:
+// AVX512 and AVX2 turn a float comparison into bits (and back) with one instruction; the
+// DEFAULT build goes through a small lane buffer. Included by loops.cpp only (per ISA).
+
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#include <immintrin.h>
+#endif
+
+#include "activations/leaky_relu.h"
+
+namespace torch_ext::cpu {
+inline namespace CPU_CAPABILITY {
+
+using FloatVec = at::vec::Vectorized<float>;
+
+// Bit j set where lane j of x is > 0 (NaN: not set, as x > 0 is false).
+inline uint32_t positive_bits(const FloatVec& x) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_cmp_ps_mask(__m512(x), _mm512_setzero_ps(), _CMP_GT_OQ);
+#elif defined(CPU_CAPABILITY_AVX2)
+  return _mm256_movemask_ps(_mm256_cmp_ps(__m256(x), _mm256_setzero_ps(), _CMP_GT_OQ));
+#else
+  float lanes[FloatVec::size()];
+  x.store(lanes);
+  uint32_t bits = 0;
+  for (int j = 0; j < FloatVec::size(); ++j) bits |= uint32_t(lanes[j] > 0.f) << j;
+  return bits;
+#endif
+}
+
+// 1.0 in the lanes whose bit is set, 0.0 elsewhere: a stand-in for x with x's sign as far
+// as the activation's `x > 0` test goes, so the backward formula stays the shared one.
+inline FloatVec sign_from_bits(uint32_t bits) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(bits), _mm512_set1_ps(1.f));
+#elif defined(CPU_CAPABILITY_AVX2)
+  const __m256i weights = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i set = _mm256_cmpeq_epi32(
+      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), weights), weights);
+  return _mm256_and_ps(_mm256_castsi256_ps(set), _mm256_set1_ps(1.f));
+#else
+  float lanes[FloatVec::size()];
+  for (int j = 0; j < FloatVec::size(); ++j) lanes[j] = (bits >> j) & 1u ? 1.f : 0.f;
+  return FloatVec::loadu(lanes);
+#endif
+}
+
+constexpr int64_t kFloatLanes = FloatVec::size();
+static_assert(kFloatLanes % 8 == 0, "whole bytes of mask per float vector");
+
+inline void store_bits(uint8_t* mask, uint32_t bits, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; ++b) mask[b] = static_cast<uint8_t>(bits >> (8 * b));
+}
+
+inline uint32_t load_bits(const uint8_t* mask, int64_t bytes) {
+  uint32_t bits = 0;
+  for (int64_t b = 0; b < bytes; ++b) bits |= uint32_t(mask[b]) << (8 * b);
+  return bits;
+}
+
+// Runs `body(offset, count)` over [0, n) in parallel chunks that start on whole mask bytes.
+template <typename Body>
+void for_each_byte_chunk(int64_t n, const Body& body) {
+  const int64_t bytes = (n + 7) / 8;
+  at::parallel_for(0, bytes, at::internal::GRAIN_SIZE / 8, [&](int64_t begin, int64_t end) {
+    body(begin * 8, std::min(n, end * 8) - begin * 8);
+  });
+}
+
+// float64: plain loops (the mask is what matters there, not the speed).
+inline void leaky_relu_masked_double(const double* x, double* y, uint8_t* mask, int64_t n,
+                                     double slope) {
+  const act::LeakyRelu<double> f{slope};
+  for_each_byte_chunk(n, [&](int64_t start, int64_t count) {
+    for (int64_t i = start; i < start + count; ++i) {
+      y[i] = f.forward(x[i]);
+      if (i % 8 == 0) mask[i / 8] = 0;
+      mask[i / 8] |= static_cast<uint8_t>((x[i] > 0) << (i % 8));
+    }
+  });
+}
+
+inline void leaky_relu_backward_masked_double(const double* g, const uint8_t* mask, double* out,
+                                              int64_t n, double slope) {
+  const act::LeakyRelu<double> f{slope};
+  for_each_byte_chunk(n, [&](int64_t start, int64_t count) {
+    for (int64_t i = start; i < start + count; ++i) {
+      out[i] = f.backward(g[i], (mask[i / 8] >> (i % 8)) & 1 ? 1.0 : 0.0);
+    }
+  });
+}
+
+// y = leaky_relu(x) and the sign mask, over n contiguous elements (float, bfloat16, half).
+template <typename scalar_t>
+void leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int64_t n, double slope) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const act::LeakyRelu<FloatVec> f{FloatVec(static_cast<float>(slope))};
+  for_each_byte_chunk(n, [&](int64_t start, int64_t count) {
+    const scalar_t* in = x + start;
+    scalar_t* out = y + start;
+    uint8_t* bits = mask + start / 8;
+    for (int64_t i = 0; i < count; i += Vec::size()) {
+      const int64_t m = std::min<int64_t>(Vec::size(), count - i);
+      const Vec xv = Vec::loadu(in + i, m);  // lanes past m load as 0: no bit set
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        f.forward(xv).store(out + i, m);
+        store_bits(bits + i / 8, positive_bits(xv), (m + 7) / 8);
+      } else {
+        auto [x0, x1] = at::vec::convert_to_float<scalar_t>(xv);
+        at::vec::convert_from_float<scalar_t>(f.forward(x0), f.forward(x1)).store(out + i, m);
+        const uint32_t both = positive_bits(x0) | (positive_bits(x1) << kFloatLanes);
+        store_bits(bits + i / 8, both, (m + 7) / 8);
+      }
+    }
+  });
+}
+
+// grad_input = grad * leaky_relu'(x) with x's sign read from the mask.
+template <typename scalar_t>
+void leaky_relu_backward_masked(const scalar_t* g, const uint8_t* mask, scalar_t* out, int64_t n,
+                                double slope) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const act::LeakyRelu<FloatVec> f{FloatVec(static_cast<float>(slope))};
+  for_each_byte_chunk(n, [&](int64_t start, int64_t count) {
+    const scalar_t* grad = g + start;
+    scalar_t* result = out + start;
+    const uint8_t* bits = mask + start / 8;
+    for (int64_t i = 0; i < count; i += Vec::size()) {
+      const int64_t m = std::min<int64_t>(Vec::size(), count - i);
+      const Vec gv = Vec::loadu(grad + i, m);
+      const uint32_t signs = load_bits(bits + i / 8, (m + 7) / 8);
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        f.backward(gv, sign_from_bits(signs)).store(result + i, m);
+      } else {
+        auto [g0, g1] = at::vec::convert_to_float<scalar_t>(gv);
+        at::vec::convert_from_float<scalar_t>(f.backward(g0, sign_from_bits(signs)),
+                                              f.backward(g1, sign_from_bits(signs >> kFloatLanes)))
+            .store(result + i, m);
+      }
+    }
+  });
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace torch_ext::cpu
