@@ -5,10 +5,14 @@
     python benchmarks/bench_ops.py --ops elu --sizes 2^24 --dtypes fp32 --threads 1
 
 Modes: forward (out of place, output allocated), forward_ (in place: kernel only, no
-allocation), backward (autograd backward alone, graph kept), fwd+bwd (both). Each cell is
-the median of `torch.utils.benchmark` blocked_autorange runs, native and ours interleaved;
-ratio = native time / ours (> 1: ours is faster). `copy` is a same-size tensor copy in
-the same run, the memory-bandwidth ceiling, in ns per element.
+allocation), backward (autograd backward alone, graph kept), fwd+bwd (both), and
+fwd+stats: the forward with dead-neuron statistics, where "native" is the native forward
+followed by the `(x <= 0).sum(dims)` pass people write and "ours" the counted op
+(activation and counts in one pass); `ours/plain` compares it to our plain forward. Each
+cell is the median of `torch.utils.benchmark` blocked_autorange runs, native and ours
+interleaved; ratio = native time / ours (> 1: ours is faster). `copy` is a same-size
+tensor copy into a preallocated tensor in the same run, the memory-bandwidth ceiling, in
+ns per element; `vs copy` = our time / the copy's.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ SIZES: dict[str, tuple[int, ...]] = {
     "2^26": (2**26,),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-MODES = ["forward", "forward_", "backward", "fwd+bwd"]
+MODES = ["forward", "forward_", "backward", "fwd+bwd", "fwd+stats"]
 
 
 @dataclass
@@ -44,15 +48,25 @@ class Op:
     native: Callable[..., torch.Tensor]
     has_weight: bool = False
     in_place: bool = True
+    counted: Callable[..., torch.Tensor] | None = None  # (x, weight?, counts, unit_dim, thr)
 
 
+ops = torch.ops.torch_ext
+SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
 OPS = {
     "leaky_relu": Op("leaky_relu", lambda x, **k: X.leaky_relu(x, 0.01, **k),
-                     lambda x, **k: F.leaky_relu(x, 0.01, **k)),
-    "prelu": Op("prelu", X.prelu, F.prelu, has_weight=True, in_place=False),
-    "elu": Op("elu", lambda x, **k: X.elu(x, 1.0, **k), lambda x, **k: F.elu(x, 1.0, **k)),
-    "selu": Op("selu", X.selu, F.selu),
+                     lambda x, **k: F.leaky_relu(x, 0.01, **k),
+                     counted=lambda x, *a: ops.leaky_relu_counted(x, 0.01, *a)),
+    "prelu": Op("prelu", X.prelu, F.prelu, has_weight=True, in_place=False,
+                counted=lambda x, w, *a: ops.prelu_counted(x, w, *a)),
+    "elu": Op("elu", lambda x, **k: X.elu(x, 1.0, **k), lambda x, **k: F.elu(x, 1.0, **k),
+              counted=lambda x, *a: ops.elu_counted(x, 1.0, 1.0, *a)),
+    "selu": Op("selu", X.selu, F.selu, counted=lambda x, *a: ops.elu_counted(x, *SELU, *a)),
 }
+
+
+def unit_dim(x: torch.Tensor) -> int:
+    return x.dim() - 1 if x.dim() <= 2 else 1
 
 
 def make_input(size: str, dtype: torch.dtype) -> torch.Tensor:
@@ -68,6 +82,14 @@ def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callabl
     args = (weight,) if op.has_weight else ()
     if mode == "forward":
         return (lambda: fn(x, *args)), {}
+    if mode == "fwd+stats":
+        dim = unit_dim(x)
+        if fn is op.native:  # what people write: the forward, then a counting pass
+            dims = [d for d in range(x.dim()) if d != dim]
+            return (lambda: (fn(x, *args), (x <= 0).sum(dims))), {}
+        counts = torch.zeros(2, x.shape[dim], dtype=torch.int64)
+        threshold = torch.zeros(x.shape[dim])
+        return (lambda: op.counted(x, *args, counts, dim, threshold)), {"counts": counts}
     if mode == "forward_":
         buffer = x.clone()
         # Repeated in-place application stays in range for these activations.
@@ -118,7 +140,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, torch_ext CPU loops {info['cpu_isa']}, "
           f"ATen {torch.backends.cpu.get_cpu_capability()}\n")
     header = (f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
-              f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10}")
+              f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10} "
+              f"{'vs copy':>7} {'ours/plain':>10}")
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -130,6 +153,7 @@ def main() -> None:
                     op = OPS[op_name]
                     if size.endswith("-cl") and not op.has_weight and op_name != "elu":
                         continue  # channels_last matters for the per-channel op
+                    plain_ours = None
                     for mode in args.modes:
                         if mode == "forward_" and not op.in_place:
                             continue
@@ -137,10 +161,15 @@ def main() -> None:
                         ours_fn, keep_o = statement(op, mode, op.ours, x)
                         t_native, t_ours = compare(native_fn, ours_fn, threads, args.rounds,
                                                    args.min_run_time)
+                        ns = t_ours / x.numel() * 1e9
+                        if mode == "forward":
+                            plain_ours = t_ours
+                        versus_plain = (f"{t_ours / plain_ours:>10.2f}"
+                                        if mode == "fwd+stats" and plain_ours else f"{'':>10}")
                         print(f"{op_name:<11} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
                               f"{t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} "
-                              f"{t_native / t_ours:>6.2f} {t_ours / x.numel() * 1e9:>10.3f} "
-                              f"{copy_ns:>10.3f}", flush=True)
+                              f"{t_native / t_ours:>6.2f} {ns:>10.3f} {copy_ns:>10.3f} "
+                              f"{ns / copy_ns:>7.2f} {versus_plain}", flush=True)
                         del keep_n, keep_o
 
 
