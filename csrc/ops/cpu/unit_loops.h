@@ -44,14 +44,27 @@ struct Tally {
   explicit Tally(int64_t units) : active(units, 0), alive(units, 0) {}
   std::vector<int64_t> active, alive;
 
-  void merge_into(std::mutex& mutex, int64_t* total_active, int64_t* total_alive) const {
-    std::lock_guard<std::mutex> lock(mutex);
+  void add_to(int64_t* total_active, int64_t* total_alive) const {
     for (size_t u = 0; u < active.size(); ++u) {
       total_active[u] += active[u];
       total_alive[u] += alive[u];
     }
   }
 };
+
+// The parallel skeleton of every per-unit loop: [0, n) in chunks of at least `grain`; each
+// chunk builds its own State(units), runs body(state, begin, end), and is merged once,
+// under a lock, by merge(state). Chunks never share a counter or a sum.
+template <typename State, typename Body, typename Merge>
+void parallel_units(int64_t n, int64_t grain, int64_t units, const Body& body, const Merge& merge) {
+  std::mutex mutex;
+  at::parallel_for(0, n, std::max<int64_t>(1, grain), [&](int64_t begin, int64_t end) {
+    State state(units);
+    body(state, begin, end);
+    std::lock_guard<std::mutex> lock(mutex);
+    merge(state);
+  });
+}
 
 // count_active_ alone: nothing to compute before counting.
 struct NoMap {
@@ -116,10 +129,7 @@ template <typename scalar_t, typename Map>
 void count_rows(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
                 int64_t* alive) {
   const auto* z = static_cast<const scalar_t*>(v.data);
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.units);
-  std::mutex mutex;
-  at::parallel_for(0, v.outer, grain, [&](int64_t begin, int64_t end) {
-    Tally tally(v.units);
+  const auto body = [&](Tally& tally, int64_t begin, int64_t end) {
     std::vector<int32_t> a(v.units), l(v.units);
     for (int64_t block = begin; block < end; block += kBlock) {
       std::fill(a.begin(), a.end(), 0);
@@ -138,8 +148,9 @@ void count_rows(const UnitView& v, const Map& map, const float* threshold, int64
         tally.alive[u] += l[u];
       }
     }
-    tally.merge_into(mutex, active, alive);
-  });
+  };
+  parallel_units<Tally>(v.outer, at::internal::GRAIN_SIZE / v.units, v.units, body,
+                        [&](const Tally& tally) { tally.add_to(active, alive); });
 }
 
 // Each (outer, unit) pair owns a contiguous plane of `inner` elements.
@@ -147,10 +158,7 @@ template <typename scalar_t, typename Map>
 void count_planes(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
                   int64_t* alive) {
   const auto* z = static_cast<const scalar_t*>(v.data);
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.inner);
-  std::mutex mutex;
-  at::parallel_for(0, v.outer * v.units, grain, [&](int64_t begin, int64_t end) {
-    Tally tally(v.units);
+  const auto body = [&](Tally& tally, int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t u = p % v.units;
       const int64_t plane = (p / v.units) * v.outer_stride + u * v.unit_stride;
@@ -160,8 +168,9 @@ void count_planes(const UnitView& v, const Map& map, const float* threshold, int
         count_span(z + plane + start, n, threshold[u], tally.active[u], tally.alive[u]);
       }
     }
-    tally.merge_into(mutex, active, alive);
-  });
+  };
+  parallel_units<Tally>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, v.units, body,
+                        [&](const Tally& tally) { tally.add_to(active, alive); });
 }
 
 template <typename scalar_t, typename Map>
@@ -215,8 +224,7 @@ struct UnitSums {
   explicit UnitSums(int64_t units) : value(units, 0.0) {}
   std::vector<double> value;
 
-  void merge_into(std::mutex& mutex, double* total) const {
-    std::lock_guard<std::mutex> lock(mutex);
+  void add_to(double* total) const {
     for (size_t u = 0; u < value.size(); ++u) total[u] += value[u];
   }
 };
@@ -225,11 +233,8 @@ template <typename scalar_t>
 void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
                          const scalar_t* slopes, double* grad_weight) {
   using Vec = at::vec::Vectorized<scalar_t>;
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.units);
   const int64_t padded = (v.units + Vec::size() - 1) / Vec::size() * Vec::size();
-  std::mutex mutex;
-  at::parallel_for(0, v.outer, grain, [&](int64_t begin, int64_t end) {
-    UnitSums sums(v.units);
+  const auto body = [&](UnitSums& sums, int64_t begin, int64_t end) {
     std::vector<scalar_t> acc(padded, 0);
     auto flush = [&] {
       for (int64_t u = 0; u < v.units; ++u) sums.value[u] += acc[u];
@@ -244,18 +249,16 @@ void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& s
       if ((o - begin + 1) % kFlush == 0) flush();
     }
     flush();
-    sums.merge_into(mutex, grad_weight);
-  });
+  };
+  parallel_units<UnitSums>(v.outer, at::internal::GRAIN_SIZE / v.units, v.units, body,
+                           [&](const UnitSums& sums) { sums.add_to(grad_weight); });
 }
 
 template <typename scalar_t>
 void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
                            const scalar_t* slopes, double* grad_weight) {
   using Vec = at::vec::Vectorized<scalar_t>;
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / v.inner);
-  std::mutex mutex;
-  at::parallel_for(0, v.outer * v.units, grain, [&](int64_t begin, int64_t end) {
-    UnitSums sums(v.units);
+  const auto body = [&](UnitSums& sums, int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t u = p % v.units;
       const int64_t plane = (p / v.units) * v.outer_stride + u * v.unit_stride;
@@ -271,8 +274,9 @@ void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>&
       }
       sums.value[u] += lane_sum(acc);
     }
-    sums.merge_into(mutex, grad_weight);
-  });
+  };
+  parallel_units<UnitSums>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, v.units, body,
+                           [&](const UnitSums& sums) { sums.add_to(grad_weight); });
 }
 
 }  // namespace CPU_CAPABILITY
