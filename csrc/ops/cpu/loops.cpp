@@ -76,45 +76,43 @@ void elu_backward(at::TensorIteratorBase& iter, double alpha, double scale, bool
 
 void count_active(const UnitView& v, const float* threshold, int64_t* active, int64_t* alive) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "count_active_", [&] {
-    count_units<scalar_t>(v, NoMap{}, threshold, active, alive);
+    count_units<scalar_t>(v, CountOnly{}, threshold, active, alive);
   });
 }
 
 // y = f(z) and the counts of z, chunk by chunk while the chunk is in cache.
+// f(x, p): the activation of a compute vector x, p the unit's parameter (PReLU's slope).
 template <typename F>
-void apply_counted(const UnitView& v, void* out, const F& f, const float* threshold,
-                   int64_t* active, int64_t* alive) {
+void apply_counted(const UnitView& v, void* out, const void* unit_param, const F& f,
+                   const float* threshold, int64_t* active, int64_t* alive) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "counted_forward", [&] {
-    const UniformMap<scalar_t, F> map{static_cast<const scalar_t*>(v.data),
-                                      static_cast<scalar_t*>(out), f};
+    const Activation<scalar_t, F> map{static_cast<scalar_t*>(out),
+                                      static_cast<const scalar_t*>(unit_param), f};
     count_units<scalar_t>(v, map, threshold, active, alive);
   });
 }
 
 void leaky_relu_counted(const UnitView& v, void* out, double negative_slope,
                         const float* threshold, int64_t* active, int64_t* alive) {
-  const auto f = [negative_slope](auto x) {
+  const auto f = [negative_slope](auto x, auto) {
     using T = decltype(x);
     return act::LeakyRelu<T>{T(scalar_of_t<T>(negative_slope))}.forward(x);
   };
-  apply_counted(v, out, f, threshold, active, alive);
+  apply_counted(v, out, nullptr, f, threshold, active, alive);
 }
 
 void elu_counted(const UnitView& v, void* out, double alpha, double scale,
                  const float* threshold, int64_t* active, int64_t* alive) {
-  const auto f = [alpha, scale](auto x) { return make_elu<decltype(x)>(alpha, scale).forward(x); };
-  apply_counted(v, out, f, threshold, active, alive);
+  const auto f = [alpha, scale](auto x, auto) {
+    return make_elu<decltype(x)>(alpha, scale).forward(x);
+  };
+  apply_counted(v, out, nullptr, f, threshold, active, alive);
 }
 
 void prelu_counted(const UnitView& v, void* out, const void* weight, const float* threshold,
                    int64_t* active, int64_t* alive) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "prelu_counted", [&] {
-    auto f = [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); };
-    const PerUnitMap<scalar_t, decltype(f)> map{static_cast<const scalar_t*>(v.data),
-                                                static_cast<scalar_t*>(out),
-                                                static_cast<const scalar_t*>(weight), f};
-    count_units<scalar_t>(v, map, threshold, active, alive);
-  });
+  const auto f = [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); };
+  apply_counted(v, out, weight, f, threshold, active, alive);
 }
 
 void prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,

@@ -1,15 +1,17 @@
 #pragma once
-// Per-unit loops of the dead-neuron statistics (count_active_ and the counted forwards).
-// z is walked as rows (units innermost) or as contiguous per-unit spans (planes), in
-// parallel; each chunk keeps its own tally, merged once. A Map optionally computes the
-// activation of each row or span just before it is counted, while it is in cache, so a
-// counted forward reads z from memory once. Included by loops.cpp only (per CPU ISA).
+// Per-unit loops of the dead-neuron statistics (count_active_ and the counted forwards) and
+// of PReLU's backward. z is walked as rows (units innermost) or as contiguous per-unit
+// planes, in parallel; each chunk keeps its own tally, merged once. A counted forward
+// computes the activation of what it counts while it is in cache, so z is read from
+// memory once. Included by loops.cpp only (per CPU ISA).
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <array>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "activations/leaky_relu.h"
@@ -19,11 +21,8 @@
 namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
 
-// Counters are int32 over blocks of at most kBlock elements (full vector width for the
-// auto-vectorizer), then widened: no overflow.
+// Counters are int32 over blocks of at most kBlock elements, then widened: no overflow.
 constexpr int64_t kBlock = int64_t{1} << 30;
-// Span length mapped and then counted while cache-resident.
-constexpr int64_t kSpan = 4096;
 
 template <typename scalar_t>
 void count_span(const scalar_t* z, int64_t n, float threshold, int64_t& active, int64_t& alive) {
@@ -66,77 +65,124 @@ void parallel_units(int64_t n, int64_t grain, int64_t units, const Body& body, c
   });
 }
 
-// count_active_ alone: nothing to compute before counting.
-struct NoMap {
-  void row(int64_t, int64_t) const {}
-  void span(int64_t, int64_t, int64_t) const {}
-};
-
-// out = f(z) with one f for every unit (Leaky ReLU, ELU, SELU).
-template <typename scalar_t, typename F>
-struct UniformMap {
+// --- Counting, alone or fused with an activation --------------------------------------------
+// Values are handled in "groups": one Vectorized<scalar_t>, seen as K vectors of the compute
+// type C (float, or double for double; bfloat16/float16 widen to two float vectors).
+template <typename scalar_t>
+struct Groups {
   using Vec = at::vec::Vectorized<scalar_t>;
-  const scalar_t* in;
-  scalar_t* out;
-  F f;
+  using C = std::conditional_t<std::is_same_v<scalar_t, double>, at::vec::Vectorized<double>,
+                               at::vec::Vectorized<float>>;
+  using compute_t = typename C::value_type;
+  static constexpr int64_t kWidth = Vec::size();
+  static constexpr int K = Vec::size() / C::size();
+  using Group = std::array<C, K>;
 
-  void apply(int64_t offset, int64_t n) const {
-    const VectorBody<scalar_t, F, std::make_index_sequence<1>> body{f};
-    int64_t i = 0;
-    for (; i + Vec::size() <= n; i += Vec::size()) {
-      body(Vec::loadu(in + offset + i)).store(out + offset + i);
+  // m <= kWidth elements; lanes past m are 0.
+  static Group load(const scalar_t* p, int64_t m) {
+    const Vec v = Vec::loadu(p, m);
+    if constexpr (K == 1) {
+      return {v};
+    } else {
+      auto [lo, hi] = at::vec::convert_to_float<scalar_t>(v);
+      return {lo, hi};
     }
-    if (i < n) body(Vec::loadu(in + offset + i, n - i)).store(out + offset + i, n - i);
   }
-  void row(int64_t offset, int64_t units) const { apply(offset, units); }
-  void span(int64_t offset, int64_t n, int64_t) const { apply(offset, n); }
+  static void store(const Group& g, scalar_t* p, int64_t m) {
+    if constexpr (K == 1) {
+      g[0].store(p, m);
+    } else {
+      at::vec::convert_from_float<scalar_t>(g[0], g[1]).store(p, m);
+    }
+  }
+  // m values of another type (float thresholds), widened or narrowed to compute_t.
+  template <typename T>
+  static Group load_converted(const T* p, int64_t m) {
+    compute_t lanes[kWidth] = {};
+    for (int64_t j = 0; j < m; ++j) lanes[j] = static_cast<compute_t>(p[j]);
+    Group g;
+    for (int k = 0; k < K; ++k) g[k] = C::loadu(lanes + k * C::size());
+    return g;
+  }
+  static Group broadcast(compute_t value) {
+    Group g;
+    g.fill(C(value));
+    return g;
+  }
 };
 
-// out = f(z, p[u]) with a parameter per unit (PReLU's slopes).
+// What a counting loop writes besides the counts: nothing (count_active_), or out = f(z) with
+// f(x, p) taking the unit's parameter p (PReLU's slope; ignored by the others).
+struct CountOnly {
+  static constexpr bool kWrites = false;
+};
+
 template <typename scalar_t, typename F>
-struct PerUnitMap {
-  using Vec = at::vec::Vectorized<scalar_t>;
-  const scalar_t* in;
+struct Activation {
+  static constexpr bool kWrites = true;
   scalar_t* out;
-  const scalar_t* param;
+  const scalar_t* unit_param;  // one per unit, or nullptr: p = 0
   F f;
-
-  void row(int64_t offset, int64_t units) const {
-    const VectorBody<scalar_t, F, std::make_index_sequence<2>> body{f};
-    int64_t u = 0;
-    for (; u + Vec::size() <= units; u += Vec::size()) {
-      body(Vec::loadu(in + offset + u), Vec::loadu(param + u)).store(out + offset + u);
-    }
-    if (u < units) {
-      const int64_t rest = units - u;
-      body(Vec::loadu(in + offset + u, rest), Vec::loadu(param + u, rest))
-          .store(out + offset + u, rest);
-    }
-  }
-  void span(int64_t offset, int64_t n, int64_t unit) const {
-    const VectorBody<scalar_t, F, std::make_index_sequence<2>> body{f};
-    const Vec p(param[unit]);
-    int64_t i = 0;
-    for (; i + Vec::size() <= n; i += Vec::size()) {
-      body(Vec::loadu(in + offset + i), p).store(out + offset + i);
-    }
-    if (i < n) body(Vec::loadu(in + offset + i, n - i), p).store(out + offset + i, n - i);
-  }
 };
 
-// Units innermost: each row holds one element of every unit.
+template <typename Map, typename scalar_t>
+typename Groups<scalar_t>::Group unit_params(const Map& map, int64_t u, int64_t m) {
+  using G = Groups<scalar_t>;
+  if constexpr (Map::kWrites) {
+    if (map.unit_param != nullptr) return G::load(map.unit_param + u, m);
+  }
+  return G::broadcast(0);
+}
+
+// Adds each lane's count (held as a float/double lane value, exact below 2^24) to per-unit
+// int64 totals.
+template <typename scalar_t>
+void add_lane_counts(const typename Groups<scalar_t>::Group& g, int64_t m, int64_t* total) {
+  using G = Groups<scalar_t>;
+  typename G::compute_t lanes[G::kWidth];
+  for (int k = 0; k < G::K; ++k) g[k].store(lanes + k * G::C::size());
+  for (int64_t j = 0; j < m; ++j) total[j] += static_cast<int64_t>(lanes[j]);
+}
+
+template <typename scalar_t>
+int64_t lane_total(const typename Groups<scalar_t>::Group& g) {
+  int64_t total[Groups<scalar_t>::kWidth] = {};
+  add_lane_counts<scalar_t>(g, Groups<scalar_t>::kWidth, total);
+  int64_t sum = 0;
+  for (auto value : total) sum += value;
+  return sum;
+}
+
+// Units innermost: each row is mapped group by group, then counted while in L1 by a plain
+// loop into int32 per-unit counters (which the compiler vectorizes), widened per block.
+// (Keeping the counts in registers across a tile of rows measured slower here.)
 template <typename scalar_t, typename Map>
 void count_rows(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
                 int64_t* alive) {
+  using G = Groups<scalar_t>;
   const auto* z = static_cast<const scalar_t*>(v.data);
+  const int64_t groups = (v.units + G::kWidth - 1) / G::kWidth;
+  std::vector<typename G::Group> params(groups);
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t u = g * G::kWidth;
+    params[g] = unit_params<Map, scalar_t>(map, u, std::min(G::kWidth, v.units - u));
+  }
   const auto body = [&](Tally& tally, int64_t begin, int64_t end) {
     std::vector<int32_t> a(v.units), l(v.units);
     for (int64_t block = begin; block < end; block += kBlock) {
       std::fill(a.begin(), a.end(), 0);
       std::fill(l.begin(), l.end(), 0);
       for (int64_t o = block; o < std::min(end, block + kBlock); ++o) {
-        map.row(o * v.outer_stride, v.units);
         const scalar_t* row = z + o * v.outer_stride;
+        if constexpr (Map::kWrites) {
+          for (int64_t g = 0; g < groups; ++g) {
+            const int64_t u = g * G::kWidth, m = std::min(G::kWidth, v.units - u);
+            const auto x = G::load(row + u, m);
+            typename G::Group y;
+            for (int k = 0; k < G::K; ++k) y[k] = map.f(x[k], params[g][k]);
+            G::store(y, map.out + o * v.outer_stride + u, m);
+          }
+        }
         for (int64_t u = 0; u < v.units; ++u) {
           const float x = static_cast<float>(row[u]);
           a[u] += x > 0.f;
@@ -153,20 +199,52 @@ void count_rows(const UnitView& v, const Map& map, const float* threshold, int64
                         [&](const Tally& tally) { tally.add_to(active, alive); });
 }
 
-// Each (outer, unit) pair owns a contiguous plane of `inner` elements.
+// Each (outer, unit) pair owns a contiguous plane of `inner` elements: full groups are
+// counted in registers; the tail (fewer than kWidth elements) by count_span.
 template <typename scalar_t, typename Map>
 void count_planes(const UnitView& v, const Map& map, const float* threshold, int64_t* active,
                   int64_t* alive) {
+  using G = Groups<scalar_t>;
+  using C = typename G::C;
   const auto* z = static_cast<const scalar_t*>(v.data);
+  const C zero(0), one(1);
   const auto body = [&](Tally& tally, int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t u = p % v.units;
       const int64_t plane = (p / v.units) * v.outer_stride + u * v.unit_stride;
-      for (int64_t start = 0; start < v.inner; start += kSpan) {
-        const int64_t n = std::min(kSpan, v.inner - start);
-        map.span(plane + start, n, u);
-        count_span(z + plane + start, n, threshold[u], tally.active[u], tally.alive[u]);
+      const auto thr = G::broadcast(static_cast<typename G::compute_t>(threshold[u]));
+      typename G::Group param = G::broadcast(0);
+      if constexpr (Map::kWrites) {
+        if (map.unit_param != nullptr) {
+          param = G::broadcast(static_cast<typename G::compute_t>(map.unit_param[u]));
+        }
       }
+      auto a = G::broadcast(0), l = G::broadcast(0);
+      const int64_t full = v.inner / G::kWidth * G::kWidth;
+      for (int64_t start = 0; start < v.inner; start += G::kWidth) {
+        const int64_t m = std::min(G::kWidth, v.inner - start);
+        const auto x = G::load(z + plane + start, m);
+        if constexpr (Map::kWrites) {
+          typename G::Group y;
+          for (int k = 0; k < G::K; ++k) y[k] = map.f(x[k], param[k]);
+          G::store(y, map.out + plane + start, m);
+        }
+        if (start < full) {
+          for (int k = 0; k < G::K; ++k) {
+            a[k] = a[k] + ((x[k] > zero) & one);
+            l[k] = l[k] + ((x[k] > thr[k]) & one);
+          }
+        }
+        if ((start / G::kWidth + 1) % (int64_t{1} << 22) == 0) {  // keep lane counts exact
+          tally.active[u] += lane_total<scalar_t>(a);
+          tally.alive[u] += lane_total<scalar_t>(l);
+          a = G::broadcast(0);
+          l = G::broadcast(0);
+        }
+      }
+      tally.active[u] += lane_total<scalar_t>(a);
+      tally.alive[u] += lane_total<scalar_t>(l);
+      count_span(z + plane + full, v.inner - full, threshold[u], tally.active[u], tally.alive[u]);
     }
   };
   parallel_units<Tally>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, v.units, body,
