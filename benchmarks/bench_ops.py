@@ -8,7 +8,8 @@ Modes: forward (out of place, output allocated), forward_ (in place: kernel only
 allocation), backward (autograd backward alone, graph kept), fwd+bwd (both), and
 fwd+stats: the forward with dead-neuron statistics, where "native" is the native forward
 followed by the `(x <= 0).sum(dims)` pass people write and "ours" the counted op
-(activation and counts in one pass); `ours/plain` compares it to our plain forward. Each
+(activation and counts in one pass; flat sizes are counted as rows of 1024 units);
+`ours/plain` compares it to our plain forward. Each
 cell is the median of `torch.utils.benchmark` blocked_autorange runs, native and ours
 interleaved; ratio = native time / ours (> 1: ours is faster). `copy` is a same-size
 tensor copy into a preallocated tensor in the same run, the memory-bandwidth ceiling, in
@@ -83,6 +84,8 @@ def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callabl
     if mode == "forward":
         return (lambda: fn(x, *args)), {}
     if mode == "fwd+stats":
+        if x.dim() == 1:  # a flat size: count it as rows of 1024 units
+            x = x.view(-1, 1024)
         dim = unit_dim(x)
         if fn is op.native:  # what people write: the forward, then a counting pass
             dims = [d for d in range(x.dim()) if d != dim]
