@@ -113,6 +113,11 @@ def median_time(fn: Callable, threads: int, min_run_time: float) -> float:
 
 def compare(fn_native: Callable, fn_ours: Callable, threads: int, rounds: int, min_run_time: float):
     """Interleaved medians of native and ours (the machine is shared and noisy)."""
+    # Warm up both first: glibc serves the first large outputs with fresh, faulting pages
+    # and later ones from its heap, which would favour whichever side runs second.
+    for _ in range(3):
+        fn_native()
+        fn_ours()
     native, ours = [], []
     for _ in range(rounds):
         native.append(median_time(fn_native, threads, min_run_time))
