@@ -19,28 +19,33 @@ def pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+SUMMARY_COLUMNS = ("scenario", "activation", "test accuracy", "dead units (final epoch)",
+                   "dormant units")
+
+
+def summary_rows(results: dict) -> list[tuple[str, ...]]:
+    """One row per cell: the summary table's values, formatted once for both outputs."""
+    return [(c["scenario"], c["activation"],
+             f"{c['test_accuracy_mean']:.3f} ± {c['test_accuracy_std']:.3f}",
+             f"{pct(c['dead_fraction_mean'])} ± {pct(c['dead_fraction_std'])}",
+             pct(c["dormant_fraction_mean"]))
+            for c in results["cells"]]
+
+
 def summary_table(results: dict) -> str:
-    lines = ["| scenario | activation | test accuracy | dead units (final epoch) | dormant units |",
-             "|---|---|---|---|---|"]
-    for cell in results["cells"]:
-        lines.append(
-            f"| {cell['scenario']} | {cell['activation']} | "
-            f"{cell['test_accuracy_mean']:.3f} ± {cell['test_accuracy_std']:.3f} | "
-            f"{pct(cell['dead_fraction_mean'])} ± {pct(cell['dead_fraction_std'])} | "
-            f"{pct(cell['dormant_fraction_mean'])} |")
+    """The summary table in Markdown (report.md)."""
+    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" * len(SUMMARY_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(results)]
     return "\n".join(lines)
 
 
 def text_table(results: dict) -> str:
-    """The summary table for stdout."""
-    header = f"{'scenario':<15} {'activation':<10} {'test acc':>15} {'dead %':>15} {'dormant %':>10}"
-    lines = [header, "-" * len(header)]
-    for c in results["cells"]:
-        lines.append(
-            f"{c['scenario']:<15} {c['activation']:<10} "
-            f"{c['test_accuracy_mean']:>7.3f} ± {c['test_accuracy_std']:.3f} "
-            f"{100 * c['dead_fraction_mean']:>7.1f} ± {100 * c['dead_fraction_std']:4.1f} "
-            f"{100 * c['dormant_fraction_mean']:>9.1f}")
+    """The summary table for stdout, columns aligned."""
+    rows = [SUMMARY_COLUMNS, *summary_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SUMMARY_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
 
