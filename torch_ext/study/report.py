@@ -137,6 +137,13 @@ MLPs of width {config['selu_width']} with LeCun-normal init (std 1/sqrt(fan_in))
 """
 
 
+def save(fig, path: Path) -> None:
+    """Lays out, writes and closes a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_training(results: dict, out: Path) -> None:
     scenarios = [s["name"] for s in results["scenarios"]]
     fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.6), sharey=True)
@@ -150,9 +157,7 @@ def plot_training(results: dict, out: Path) -> None:
     axes[0].set_ylabel("dead hidden units (%)")
     axes[0].legend(fontsize=8)
     fig.suptitle("Dead units during training (mean over seeds)")
-    fig.tight_layout()
-    fig.savefig(out / "dead_fraction_vs_epoch.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "dead_fraction_vs_epoch.png")
 
     fig, ax = plt.subplots(figsize=(9, 4))
     cells = results["cells"]
@@ -166,9 +171,7 @@ def plot_training(results: dict, out: Path) -> None:
     ax.set_ylabel("dead units at the end (%)")
     ax.set_title("Dead units per hidden layer after training (mean over seeds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "final_dead_per_layer.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "final_dead_per_layer.png")
 
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar(range(len(cells)), [c["test_accuracy_mean"] for c in cells],
@@ -179,9 +182,7 @@ def plot_training(results: dict, out: Path) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
     ax.set_title("Held-out accuracy per activation and scenario (mean ± std over seeds)")
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "accuracy.png")
 
 
 def plot_born_dead(results: dict, out: Path) -> None:
@@ -211,9 +212,7 @@ def plot_born_dead(results: dict, out: Path) -> None:
     axes[0].set_ylabel("P(born dead)")
     axes[0].legend(fontsize=7)
     fig.suptitle("Probability that a He-initialised network is born dead")
-    fig.tight_layout()
-    fig.savefig(out / "born_dead.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "born_dead.png")
 
 
 def plot_selu(results: dict, out: Path) -> None:
@@ -231,9 +230,7 @@ def plot_selu(results: dict, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("Layer activation moments, LeCun-normal init (SELU's fixed point: mean 0, variance 1)")
-    fig.tight_layout()
-    fig.savefig(out / "selu_moments.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "selu_moments.png")
 
 
 def write(results: dict, out: Path) -> None:
