@@ -47,6 +47,8 @@ def worker(rank: int, world_size: int, port: int, out: str) -> None:
         counts = monitored_counts(model.module, shard)
         if rank == 0:
             Path(out).write_text(json.dumps(counts))
+        # Both ranks leave together: gloo aborts a rank whose peer tears down mid-exchange.
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
