@@ -44,6 +44,25 @@ def test_counts_match_reference(layout: str, dtype: torch.dtype):
     torch.testing.assert_close(counts, 2 * reference(z, unit_dim % z.dim(), threshold))
 
 
+@pytest.mark.parametrize("shape,unit_dim", [((2**24 + 3, 2), 1), ((1, 2, 2**24 + 3), 1)],
+                         ids=["rows", "planes"])
+def test_counts_stay_exact_past_float_lane_precision(shape, unit_dim):
+    """The loops count in float lanes (exact to 2^24) and flush them to int64 in time. One
+    thread, so one chunk sees all 2^24 + 3 elements of a unit: in rows, each unit is one lane
+    (a lane that missed its flush would stop at 2^24); planes spread a unit over the lanes."""
+    z = torch.ones(shape)
+    z.select(unit_dim, 1).fill_(-1.0)
+    counts = torch.zeros(2, 2, dtype=torch.int64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ops.count_active_(z, counts, unit_dim, torch.full((2,), -2.0))
+    finally:
+        torch.set_num_threads(threads)
+    n = z.numel() // 2
+    assert counts.tolist() == [[n, 0], [n, n]]
+
+
 def test_zero_and_nan_are_not_active():
     z = torch.tensor([[0.0, -0.0, float("nan"), 1e-45, -1e-45, float("inf"), -float("inf")]]).t()
     counts = torch.zeros(2, 1, dtype=torch.int64)

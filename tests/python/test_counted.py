@@ -13,6 +13,7 @@ LAYOUTS = {
     "rows": (lambda: torch.randn(33, 21), 1),
     "rows-3d": (lambda: torch.randn(3, 11, 21), -1),
     "planes": (lambda: torch.randn(3, 21, 9, 70), 1),
+    "long-planes": (lambda: torch.randn(2, 3, 40, 41), 1),  # planes mapped in several spans
     "channels-last": (lambda: torch.randn(3, 21, 5, 7).contiguous(memory_format=torch.channels_last), 1),
     "strided": (lambda: torch.randn(21, 40)[:, ::2].t(), 1),
     "empty": (lambda: torch.randn(0, 21), 1),
