@@ -8,6 +8,7 @@ consumers of the installed package.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -37,6 +38,20 @@ def cuda_arch_list() -> str:
     return ";".join(f"{a[3:-1]}.{a[-1]}" for a in archs)
 
 
+def cuda_library_includes(home: str) -> list[str]:
+    """Include folders of the CUDA library wheels torch depends on (nvidia-*), for headers
+    that torch's CUDA headers include (cusparse.h, cublas_v2.h) when the toolkit at `home`
+    has only the compiler and runtime."""
+    if (Path(home) / "include" / "cusparse.h").exists():
+        return []
+    found = []
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) + list(map(str, sys.path)):
+        for header in sorted(Path(entry or ".").glob("nvidia/*/include/cusparse.h")):
+            if str(header.parent) not in found:
+                found.append(str(header.parent))
+    return found
+
+
 def torch_cmake_args(extra_prefixes: list[str] | None = None) -> list[str]:
     prefixes = [*(extra_prefixes or []), torch.utils.cmake_prefix_path]
     args = [f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}"]
@@ -46,6 +61,7 @@ def torch_cmake_args(extra_prefixes: list[str] | None = None) -> list[str]:
             f"-DCUDA_TOOLKIT_ROOT_DIR={home}",
             f"-DCMAKE_CUDA_COMPILER={Path(home) / 'bin' / 'nvcc'}",
             f"-DTORCH_CUDA_ARCH_LIST={cuda_arch_list()}",
+            f"-DTORCH_EXT_CUDA_LIBRARY_INCLUDES={';'.join(cuda_library_includes(home))}",
         ]
     return args
 

@@ -37,4 +37,12 @@ struct Elu {
   }
 };
 
+// ELU's parameters in the compute type T (a scalar or a vector of them), alpha * scale
+// rounded once in T's element type, as ATen does.
+template <typename T>
+Elu<T> make_elu(double alpha, double scale) {
+  using S = scalar_of_t<T>;
+  return Elu<T>{T(S(scale)), T(S(alpha) * S(scale))};
+}
+
 }  // namespace torch_ext::act

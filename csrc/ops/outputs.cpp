@@ -117,6 +117,11 @@ at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::
   return at::empty_like(self);
 }
 
+at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like) {
+  if (t.is_non_overlapping_and_dense() && t.strides() == like.strides()) return t;
+  return at::empty_like(like).copy_(t);
+}
+
 int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
                      const at::Tensor& alive_threshold, const char* op, const char* arg) {
   check_floating(op, arg, z);

@@ -25,6 +25,10 @@ at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
 // (self's strides when self is dense, else contiguous), the mask uint8 {ceil(numel / 8)}.
 std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::Tensor& self);
 
+// `t` itself if it is laid out densely like `like`, else a copy that is: the memory-order
+// source of the sign-mask loops.
+at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like);
+
 // grad_input of a backward from a sign mask: laid out as grad_output (made dense).
 at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
                            const at::Tensor& sign_mask);

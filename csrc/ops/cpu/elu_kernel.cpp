@@ -2,10 +2,10 @@
 
 #include <torch/library.h>
 
-#include "ops/cpu/counted.h"
 #include "ops/cpu/elu_kernel.h"
-#include "ops/cpu/iterator.h"
+#include "ops/iterator.h"
 #include "ops/cpu/loops.h"
+#include "ops/counted.h"
 #include "ops/outputs.h"
 
 namespace torch_ext::cpu {

@@ -1,11 +1,10 @@
 // CPU implementation of torch_ext::leaky_relu, leaky_relu_ and leaky_relu_backward.
 
-#include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
-#include "ops/cpu/counted.h"
-#include "ops/cpu/iterator.h"
+#include "ops/iterator.h"
 #include "ops/cpu/loops.h"
+#include "ops/counted.h"
 #include "ops/outputs.h"
 
 namespace torch_ext::cpu {
@@ -36,16 +35,10 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
   return grad_input;
 }
 
-// `t` itself if it is laid out densely like `like`, else a copy that is.
-at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like) {
-  if (t.is_non_overlapping_and_dense() && t.strides() == like.strides()) return t;
-  return at::empty_like(like).copy_(t);
-}
-
 std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope) {
   auto [result, mask] = outputs::masked_activation("torch_ext::leaky_relu_masked", self);
   if (self.numel() > 0) {
-    const at::Tensor source = laid_out_like(self, result);
+    const at::Tensor source = outputs::laid_out_like(self, result);
     loops().leaky_relu_masked(self.scalar_type(), source.const_data_ptr(), result.mutable_data_ptr(),
                               mask.mutable_data_ptr<uint8_t>(), self.numel(), negative_slope);
   }
@@ -57,7 +50,7 @@ at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::T
   at::Tensor grad_input =
       outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output, sign_mask);
   if (grad_output.numel() > 0) {
-    const at::Tensor source = laid_out_like(grad_output, grad_input);
+    const at::Tensor source = outputs::laid_out_like(grad_output, grad_input);
     loops().leaky_relu_backward_masked(grad_output.scalar_type(), source.const_data_ptr(),
                                        sign_mask.const_data_ptr<uint8_t>(),
                                        grad_input.mutable_data_ptr(), grad_output.numel(),

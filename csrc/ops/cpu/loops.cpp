@@ -47,27 +47,20 @@ void prelu_backward_weight(at::TensorIteratorBase& iter) {
   });
 }
 
-// ELU's parameters in the compute type, alpha * scale rounded once there (as ATen does).
-template <typename T>
-act::Elu<T> make_elu(double alpha, double scale) {
-  using S = scalar_of_t<T>;
-  return act::Elu<T>{T(S(scale)), T(S(alpha) * S(scale))};
-}
-
 void elu(at::TensorIteratorBase& iter, double alpha, double scale) {
   for_each_element<1>(iter, [alpha, scale](auto x) {
-    return make_elu<decltype(x)>(alpha, scale).forward(x);
+    return act::make_elu<decltype(x)>(alpha, scale).forward(x);
   });
 }
 
 void elu_backward(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result) {
   if (is_result) {
     for_each_element<2>(iter, [alpha, scale](auto g, auto y) {
-      return make_elu<decltype(g)>(alpha, scale).backward_from_result(g, y);
+      return act::make_elu<decltype(g)>(alpha, scale).backward_from_result(g, y);
     });
   } else {
     for_each_element<2>(iter, [alpha, scale](auto g, auto x) {
-      return make_elu<decltype(g)>(alpha, scale).backward(g, x);
+      return act::make_elu<decltype(g)>(alpha, scale).backward(g, x);
     });
   }
 }
@@ -104,7 +97,7 @@ void leaky_relu_counted(const UnitView& v, void* out, double negative_slope,
 void elu_counted(const UnitView& v, void* out, double alpha, double scale,
                  const float* threshold, int64_t* active, int64_t* alive) {
   const auto f = [alpha, scale](auto x, auto) {
-    return make_elu<decltype(x)>(alpha, scale).forward(x);
+    return act::make_elu<decltype(x)>(alpha, scale).forward(x);
   };
   apply_counted(v, out, nullptr, f, threshold, active, alive);
 }

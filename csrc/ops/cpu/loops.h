@@ -8,21 +8,15 @@
 
 #include <cstdint>
 
+#include "ops/unit_view.h"
+
 namespace at {
 struct TensorIteratorBase;
 }
 
 namespace torch_ext::cpu {
 
-// z seen as [outer, units, inner], inner contiguous: element (o, u, i) lies at
-// data + o * outer_stride + u * unit_stride + i. inner == 1 is the "rows" layout (Linear
-// outputs, channels_last), inner > 1 the "planes" layout (NCHW).
-struct UnitView {
-  const void* data;
-  c10::ScalarType dtype;
-  int64_t outer, units, inner;
-  int64_t outer_stride, unit_stride;
-};
+using torch_ext::UnitView;
 
 struct Loops {
   // out = leaky_relu(x); inputs: x.

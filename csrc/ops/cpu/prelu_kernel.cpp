@@ -4,9 +4,9 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include "ops/cpu/counted.h"
-#include "ops/cpu/iterator.h"
+#include "ops/iterator.h"
 #include "ops/cpu/loops.h"
+#include "ops/counted.h"
 #include "ops/outputs.h"
 #include "ops/prelu_weight.h"
 

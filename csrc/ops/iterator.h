@@ -1,10 +1,10 @@
 #pragma once
-// The TensorIterator every CPU op runs its loop over: one preallocated output, inputs of
+// The TensorIterator every elementwise op (CPU and CUDA) runs its loop over: one preallocated output, inputs of
 // the output's dtype, broadcast to its shape.
 
 #include <ATen/native/TensorIterator.h>
 
-namespace torch_ext::cpu {
+namespace torch_ext {
 
 template <typename... Inputs>
 at::TensorIterator elementwise(const at::TensorBase& out, const Inputs&... inputs) {
@@ -14,4 +14,4 @@ at::TensorIterator elementwise(const at::TensorBase& out, const Inputs&... input
   return config.build();
 }
 
-}  // namespace torch_ext::cpu
+}  // namespace torch_ext

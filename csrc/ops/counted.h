@@ -1,0 +1,22 @@
+#pragma once
+// The counted forwards (leaky_relu_counted, prelu_counted, elu_counted) of every backend: an
+// activation and count_active_ in one pass over z where z's layout allows.
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+
+#include "ops/unit_view.h"
+
+namespace torch_ext {
+
+// Checks the arguments, allocates the output (laid out as z) and runs `fused(view, out,
+// threshold, active, alive)` when z has a unit view and `fusable`; otherwise the plain
+// forward `plain(out)`, then count_active_ through the dispatcher.
+at::Tensor counted_forward(
+    const char* op, const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
+    const at::Tensor& alive_threshold,
+    const std::function<void(const UnitView&, void*, const float*, int64_t*, int64_t*)>& fused,
+    const std::function<void(at::Tensor&)>& plain, bool fusable = true);
+
+}  // namespace torch_ext
