@@ -3,9 +3,12 @@
     python benchmarks/bench_ops.py                  # the full table (several minutes)
     python benchmarks/bench_ops.py --quick          # fewer sizes, shorter timings
     python benchmarks/bench_ops.py --ops elu --sizes 2^24 --dtypes fp32 --threads 1
+    python benchmarks/bench_ops.py --device cuda    # on a GPU (threads do not apply)
 
 Modes: forward (out of place, output allocated), forward_ (in place: kernel only, no
-allocation), backward (autograd backward alone, graph kept), fwd+bwd (both), and
+allocation), backward (autograd backward alone, graph kept), fwd+bwd (both), bwd-op (the
+backward op alone, on what the forward saved: ours the op our autograd calls, native
+ATen's), and
 fwd+stats: the forward with dead-neuron statistics, where "native" is the native forward
 followed by the `(x <= 0).sum(dims)` pass people write and "ours" the counted op
 (activation and counts in one pass; flat sizes are counted as rows of 1024 units);
@@ -13,7 +16,8 @@ followed by the `(x <= 0).sum(dims)` pass people write and "ours" the counted op
 cell is the median of `torch.utils.benchmark` blocked_autorange runs, native and ours
 interleaved; ratio = native time / ours (> 1: ours is faster). `copy` is a same-size
 tensor copy into a preallocated tensor in the same run, the memory-bandwidth ceiling, in
-ns per element; `vs copy` = our time / the copy's.
+ns per element; `vs copy` = our time / the copy's; `bw/copy` = the memory bandwidth our
+op reaches (the bytes it must read and write: see `traffic`) as a fraction of the copy's.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ SIZES: dict[str, tuple[int, ...]] = {
     "2^26": (2**26,),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-MODES = ["forward", "forward_", "backward", "fwd+bwd", "fwd+stats"]
+MODES = ["forward", "forward_", "backward", "fwd+bwd", "bwd-op", "fwd+stats"]
+CUDA_SIZES = ["32x64x56x56", "32x64x56x56-cl", "2^24", "2^26"]
 
 
 @dataclass
@@ -70,8 +75,8 @@ def unit_dim(x: torch.Tensor) -> int:
     return x.dim() - 1 if x.dim() <= 2 else 1
 
 
-def make_input(size: str, dtype: torch.dtype) -> torch.Tensor:
-    x = torch.randn(SIZES[size], dtype=dtype)
+def make_input(size: str, dtype: torch.dtype, device: str) -> torch.Tensor:
+    x = torch.randn(SIZES[size], dtype=dtype, device=device)
     if size.endswith("-cl"):
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -79,7 +84,7 @@ def make_input(size: str, dtype: torch.dtype) -> torch.Tensor:
 
 def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callable, dict]:
     """A zero-argument callable for `mode`, and the tensors it needs kept alive."""
-    weight = torch.full((x.shape[1] if x.dim() > 1 else 1,), 0.25, dtype=x.dtype)
+    weight = torch.full((x.shape[1] if x.dim() > 1 else 1,), 0.25, dtype=x.dtype, device=x.device)
     args = (weight,) if op.has_weight else ()
     if mode == "forward":
         return (lambda: fn(x, *args)), {}
@@ -90,13 +95,15 @@ def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callabl
         if fn is op.native:  # what people write: the forward, then a counting pass
             dims = [d for d in range(x.dim()) if d != dim]
             return (lambda: (fn(x, *args), (x <= 0).sum(dims))), {}
-        counts = torch.zeros(2, x.shape[dim], dtype=torch.int64)
-        threshold = torch.zeros(x.shape[dim])
+        counts = torch.zeros(2, x.shape[dim], dtype=torch.int64, device=x.device)
+        threshold = torch.zeros(x.shape[dim], device=x.device)
         return (lambda: op.counted(x, *args, counts, dim, threshold)), {"counts": counts}
     if mode == "forward_":
         buffer = x.clone()
         # Repeated in-place application stays in range for these activations.
         return (lambda: fn(buffer, inplace=True)), {"buffer": buffer}
+    if mode == "bwd-op":
+        return backward_op(op, fn is op.native, x, weight), {}
     leaf = x.detach().clone().requires_grad_(True)
     params = [leaf, weight.requires_grad_(True)] if op.has_weight else [leaf]
     grad = torch.randn_like(x)
@@ -104,6 +111,40 @@ def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callabl
         y = fn(leaf, *args)
         return (lambda: torch.autograd.grad(y, params, grad, retain_graph=True)), {"y": y}
     return (lambda: torch.autograd.grad(fn(leaf, *args), params, grad)), {}
+
+
+def backward_op(op: Op, native: bool, x: torch.Tensor, weight: torch.Tensor) -> Callable:
+    """The backward op alone, on what each side's autograd saved."""
+    g = torch.randn_like(x)
+    aten = torch.ops.aten
+    if op.name == "leaky_relu":
+        if native:
+            return lambda: aten.leaky_relu_backward(g, x, 0.01, False)
+        mask = ops.leaky_relu_masked(x, 0.01)[1]
+        return lambda: ops.leaky_relu_backward_masked(g, mask, 0.01)
+    if op.name == "prelu":
+        if not native:
+            return lambda: ops.prelu_backward(g, x, weight)
+        # F.prelu's autograd: a full-size weight-gradient term, then summed per channel.
+        dims = [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else [0]
+        shape = [-1 if d == 1 else 1 for d in range(x.dim())] if x.dim() > 1 else []
+        w = weight.view(shape) if x.dim() > 1 else weight.view(())
+        return lambda: (lambda gi, gw: (gi, gw.sum(dims)))(*aten._prelu_kernel_backward(g, x, w))
+    alpha, scale = (1.0, 1.0) if op.name == "elu" else SELU
+    if native:  # F.elu / F.selu save the input
+        return lambda: aten.elu_backward(g, alpha, scale, 1.0, False, x)
+    y = op.ours(x)  # ours saves the output (float32)
+    return lambda: ops.elu_backward(g, y, alpha, scale, True)
+
+
+def traffic(op: Op, mode: str, element_size: int) -> float:
+    """Bytes an op must move, in units of one tensor of x's size: the floor its time is
+    judged against (a copy moves 2)."""
+    mask = 1 / (8 * element_size)  # Leaky ReLU's saved sign mask
+    forward = 2 + (mask if op.name == "leaky_relu" and mode == "fwd+bwd" else 0)
+    backward = 2 + mask if op.name == "leaky_relu" else 3
+    return {"forward": 2, "forward_": 2, "fwd+stats": 2, "backward": backward,
+            "bwd-op": backward, "fwd+bwd": forward + backward}[mode]
 
 
 def median_time(fn: Callable, threads: int, min_run_time: float) -> float:
@@ -126,6 +167,7 @@ def compare(fn_native: Callable, fn_ours: Callable, threads: int, rounds: int, m
 
 
 def copy_ns_per_element(x: torch.Tensor, threads: int, min_run_time: float) -> float:
+    """A same-size copy into a preallocated tensor: the bandwidth ceiling, ns per element."""
     out = torch.empty_like(x)
     return median_time(lambda: out.copy_(x), threads, min_run_time) / x.numel() * 1e9
 
@@ -133,7 +175,9 @@ def copy_ns_per_element(x: torch.Tensor, threads: int, min_run_time: float) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--sizes", nargs="+", default=None, choices=list(SIZES),
+                        help="default: all on the CPU; " + ", ".join(CUDA_SIZES) + " on CUDA")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -141,20 +185,25 @@ def main() -> None:
     parser.add_argument("--min-run-time", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="sizes 1K and 2^24, 1 round")
     args = parser.parse_args()
+    if args.sizes is None:
+        args.sizes = CUDA_SIZES if args.device == "cuda" else list(SIZES)
     if args.quick:
         args.sizes, args.rounds, args.min_run_time = ["1K", "2^24"], 1, 0.1
-
-    info = torch_ext.build_info()
-    print(f"torch {torch.__version__}, torch_ext CPU loops {info['cpu_isa']}, "
-          f"ATen {torch.backends.cpu.get_cpu_capability()}\n")
+    if args.device == "cuda":
+        args.threads = [1]  # torch.utils.benchmark synchronizes the GPU around each timing
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+              f"torch_ext built for {torch_ext.build_info()['cuda_arch_list']}\n")
+    else:
+        print(f"torch {torch.__version__}, torch_ext CPU loops {torch_ext.build_info()['cpu_isa']}, "
+              f"ATen {torch.backends.cpu.get_cpu_capability()}\n")
     header = (f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
               f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10} "
-              f"{'vs copy':>7} {'ours/plain':>10}")
+              f"{'vs copy':>7} {'bw/copy':>7} {'ours/plain':>10}")
     print(header)
     print("-" * len(header))
     for size in args.sizes:
         for dtype_name in args.dtypes:
-            x = make_input(size, DTYPES[dtype_name])
+            x = make_input(size, DTYPES[dtype_name], args.device)
             for threads in args.threads:
                 copy_ns = copy_ns_per_element(x, threads, args.min_run_time)
                 for op_name in args.ops:
@@ -170,6 +219,7 @@ def main() -> None:
                         t_native, t_ours = compare(native_fn, ours_fn, threads, args.rounds,
                                                    args.min_run_time)
                         ns = t_ours / x.numel() * 1e9
+                        bandwidth = traffic(op, mode, x.element_size()) / 2 * copy_ns / ns
                         if mode == "forward":
                             plain_ours = t_ours
                         versus_plain = (f"{t_ours / plain_ours:>10.2f}"
@@ -177,7 +227,7 @@ def main() -> None:
                         print(f"{op_name:<11} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
                               f"{t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} "
                               f"{t_native / t_ours:>6.2f} {ns:>10.3f} {copy_ns:>10.3f} "
-                              f"{ns / copy_ns:>7.2f} {versus_plain}", flush=True)
+                              f"{ns / copy_ns:>7.2f} {bandwidth:>7.2f} {versus_plain}", flush=True)
                         del keep_n, keep_o
 
 

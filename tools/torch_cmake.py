@@ -46,9 +46,9 @@ def cuda_library_includes(home: str) -> list[str]:
         return []
     found = []
     for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) + list(map(str, sys.path)):
-        for header in sorted(Path(entry or ".").glob("nvidia/*/include/cusparse.h")):
-            if str(header.parent) not in found:
-                found.append(str(header.parent))
+        for include in sorted(Path(entry or ".").glob("nvidia/*/include")):
+            if include.is_dir() and str(include) not in found:
+                found.append(str(include))
     return found
 
 

@@ -7,6 +7,9 @@ import torch
 from helpers import ACTIVATIONS, Activation, ids
 from torch.autograd import gradcheck, gradgradcheck
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 ops = torch.ops.torch_ext
 
 

@@ -9,6 +9,9 @@ import torch
 import torch_ext.functional as X
 import torch_ext.nn as xnn
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 
 class EveryOp(torch.nn.Module):
     def __init__(self) -> None:

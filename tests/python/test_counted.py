@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 ops = torch.ops.torch_ext
 SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
 

@@ -8,6 +8,9 @@ from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input
 
 import torch_ext.functional as X
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 @pytest.mark.parametrize("layout", list(LAYOUTS))

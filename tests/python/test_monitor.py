@@ -16,6 +16,9 @@ import torch_ext
 import torch_ext.nn as xnn
 from torch_ext import DeadNeuronMonitor
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 DEAD = [1, 4, 6]  # units given bias -100
 
 

@@ -8,6 +8,9 @@ import torch
 import torch_ext.nn as xnn
 from helpers import graph_node_kinds
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 PAIRS = [
     (xnn.LeakyReLU, torch.nn.LeakyReLU, {"negative_slope": 0.2}),
     (xnn.LeakyReLU, torch.nn.LeakyReLU, {"negative_slope": 0.05, "inplace": True}),

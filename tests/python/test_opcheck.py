@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 ops = torch.ops.torch_ext
 
 

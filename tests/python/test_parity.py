@@ -6,6 +6,9 @@ import pytest
 import torch
 from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, special_values
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 
 def value_and_grad(act: Activation, x: torch.Tensor, grad: torch.Tensor, native: bool):
     leaf = x.detach().clone().requires_grad_(True)

@@ -10,6 +10,9 @@ from helpers import DTYPES, LAYOUTS, ids, make_input, special_values
 
 import torch_ext.functional as X
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 
 def weights_for(x: torch.Tensor) -> list[torch.Tensor]:
     shared = [torch.tensor([0.25], dtype=x.dtype), torch.tensor(-0.3, dtype=x.dtype)]

@@ -10,6 +10,9 @@ from helpers import DTYPES, LAYOUTS, ids, make_input
 
 import torch_ext.functional as X
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
+
 ops = torch.ops.torch_ext
 
 
@@ -25,9 +28,9 @@ def test_masked_forward(layout: str, dtype: torch.dtype):
     result, mask = ops.leaky_relu_masked(x, 0.1)
     torch.testing.assert_close(result, F.leaky_relu(x, 0.1), rtol=0, atol=0)
     expected = np.packbits((memory_order(
-        torch.empty_like(result).copy_(x)) > 0).numpy().astype(np.uint8), bitorder="little")
+        torch.empty_like(result).copy_(x)) > 0).cpu().numpy().astype(np.uint8), bitorder="little")
     assert mask.dtype == torch.uint8 and mask.numel() == (x.numel() + 7) // 8
-    assert mask.numpy().tobytes() == expected.tobytes()
+    assert mask.cpu().numpy().tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.01, -0.2, 1.5])
