@@ -82,12 +82,22 @@ void prelu_backward_fused(const UnitView& view, const at::Tensor& grad_output,
   });
 }
 
+// x seen per channel (dim 1): NCHW planes, channels_last or [N, C] rows; a tensor of fewer
+// dims, contiguous, is one plane of one channel (its weight has one element).
+std::optional<UnitView> channel_view(const at::Tensor& self) {
+  if (self.numel() == 0) return std::nullopt;
+  if (self.dim() >= 2) return unit_view(self, 1);
+  if (!self.is_contiguous()) return std::nullopt;
+  const int64_t n = self.numel();
+  return UnitView{self.const_data_ptr(), self.scalar_type(), 1, 1, n, n, n};
+}
+
 std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& self,
                                                   const at::Tensor& weight) {
   auto [grad_input, grad_weight] = outputs::prelu_backward(grad_output, self, weight);
   const c10::cuda::CUDAGuard guard(self.device());
-  const auto view = self.dim() >= 2 && self.numel() > 0 ? unit_view(self, 1) : std::nullopt;
+  const auto view = channel_view(self);
   if (view && grad_output.strides() == self.strides() && grad_input.strides() == self.strides()) {
     prelu_backward_fused(*view, grad_output, self, weight, grad_input, grad_weight);
     return {grad_input, grad_weight};

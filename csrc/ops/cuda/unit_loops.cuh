@@ -26,6 +26,7 @@ inline Units units_of(const UnitView& v) {
 }
 
 constexpr int kPlaneThreads = 256;
+constexpr int64_t kPlaneChunk = 16 * kPlaneThreads;
 constexpr int kRowUnits = 32;  // a warp reads 32 consecutive units of a row: coalesced
 constexpr int kRowLanes = 8;   // rows a block walks at once
 constexpr int kMaxGridY = 65535;
@@ -49,15 +50,19 @@ __device__ Acc block_sum(Acc value, int thread) {
   return total;
 }
 
-// Planes: grid (slices, units); block x's slice of unit u is the planes o = x, x + slices, ...
-// walked by all threads along the plane.
+// Planes: grid (slices, units). A unit's elements are split into items: a chunk of at most
+// kPlaneChunk elements of one plane (so that a few large planes still fill the GPU); block
+// x walks items x, x + slices, ... with all its threads along the chunk.
 template <typename Acc, typename Step, typename Commit>
 __global__ void reduce_planes(Units v, Step step, Commit commit) {
+  const int64_t chunks = (v.inner + kPlaneChunk - 1) / kPlaneChunk;
   for (int64_t u = blockIdx.y; u < v.units; u += gridDim.y) {
     Acc acc{};
-    for (int64_t o = blockIdx.x; o < v.outer; o += gridDim.x) {
+    for (int64_t item = blockIdx.x; item < v.outer * chunks; item += gridDim.x) {
+      const int64_t o = item / chunks, begin = (item - o * chunks) * kPlaneChunk;
+      const int64_t end = begin + kPlaneChunk < v.inner ? begin + kPlaneChunk : v.inner;
       const int64_t plane = o * v.outer_stride + u * v.unit_stride;
-      for (int64_t i = threadIdx.x; i < v.inner; i += kPlaneThreads) acc = acc + step(plane + i, u);
+      for (int64_t i = begin + threadIdx.x; i < end; i += kPlaneThreads) acc = acc + step(plane + i, u);
     }
     acc = block_sum<Acc, kPlaneThreads, kPlaneThreads>(acc, threadIdx.x);
     if (threadIdx.x == 0) commit(u, blockIdx.x, acc);
@@ -97,7 +102,8 @@ inline int64_t reduce_slices(const Units& v) {
     const int64_t tiles = (v.units + kRowUnits - 1) / kRowUnits;
     return slices_for(std::min<int64_t>(tiles, kMaxGridY), (v.outer + kRowLanes - 1) / kRowLanes);
   }
-  return slices_for(std::min<int64_t>(v.units, kMaxGridY), v.outer);
+  const int64_t chunks = (v.inner + kPlaneChunk - 1) / kPlaneChunk;
+  return slices_for(std::min<int64_t>(v.units, kMaxGridY), v.outer * chunks);
 }
 
 // Runs step(offset, unit) -> Acc over every element of v on the current stream, then
