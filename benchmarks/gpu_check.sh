@@ -39,10 +39,10 @@ step() {
 
 # The visible GPU's architecture only: a quick build, and it runs there.
 arch=$("$PYTHON" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')
-step build 240 build.log env TORCH_EXT_CUDA=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$arch}" \
+step build 150 build.log env TORCH_EXT_CUDA=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$arch}" \
   "$PYTHON" -m pip install --no-build-isolation --no-deps --no-index -v -e .
 [ "$failed" -eq 0 ] || exit 1
-step tests 240 tests.log "$PYTHON" -m pytest tests/python -k cuda -q -p no:cacheprovider -rs
-step bench 150 bench.txt "$PYTHON" benchmarks/bench_ops.py --device cuda --rounds 2 \
+step tests 210 tests.log "$PYTHON" -m pytest tests/python -k cuda -q -p no:cacheprovider -rs
+step bench 120 bench.txt "$PYTHON" benchmarks/bench_ops.py --device cuda --rounds 2 \
   --min-run-time 0.05
 exit "$failed"

@@ -8,6 +8,8 @@ import torch
 import torch_ext
 from torch_ext import DeadNeuronMonitor
 
+pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
+
 DEAD = [0, 3, 5]
 
 
