@@ -62,6 +62,7 @@ __global__ void reduce_planes(Units v, Step step, Commit commit) {
       const int64_t o = item / chunks, begin = (item - o * chunks) * kPlaneChunk;
       const int64_t end = begin + kPlaneChunk < v.inner ? begin + kPlaneChunk : v.inner;
       const int64_t plane = o * v.outer_stride + u * v.unit_stride;
+#pragma unroll 4  // several loads in flight per thread
       for (int64_t i = begin + threadIdx.x; i < end; i += kPlaneThreads) acc = acc + step(plane + i, u);
     }
     acc = block_sum<Acc, kPlaneThreads, kPlaneThreads>(acc, threadIdx.x);
@@ -79,6 +80,7 @@ __global__ void reduce_rows(Units v, Step step, Commit commit) {
     const int64_t u = tile * kRowUnits + threadIdx.x;
     Acc acc{};
     if (u < v.units) {
+#pragma unroll 4  // several loads in flight per thread
       for (int64_t o = int64_t{blockIdx.x} * kRowLanes + threadIdx.y; o < v.outer;
            o += int64_t{gridDim.x} * kRowLanes) {
         acc = acc + step(o * v.outer_stride + u * v.unit_stride, u);
