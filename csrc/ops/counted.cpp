@@ -26,4 +26,25 @@ at::Tensor counted_forward(
   return out;
 }
 
+at::Tensor prelu_counted_forward(
+    const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts, int64_t unit_dim,
+    const at::Tensor& alive_threshold,
+    const std::function<void(const UnitView&, void*, const void*, const float*, int64_t*,
+                             int64_t*)>& fused,
+    const std::function<void(at::Tensor&)>& plain) {
+  outputs::prelu(self, weight);  // PReLU's own argument checks
+  const bool per_unit_slopes =
+      weight.numel() == 1 || self.dim() < 2 || (unit_dim + self.dim()) % self.dim() == 1;
+  return counted_forward(
+      "torch_ext::prelu_counted", self, counts, unit_dim, alive_threshold,
+      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
+          int64_t* alive) {
+        // On CUDA, freed after the launch: the caching allocator reuses it only after the
+        // kernel has run.
+        const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
+        fused(view, out, slopes.const_data_ptr(), threshold, active, alive);
+      },
+      plain, per_unit_slopes);
+}
+
 }  // namespace torch_ext

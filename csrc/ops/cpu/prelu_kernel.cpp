@@ -55,22 +55,16 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
 
 at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
                          int64_t unit_dim, const at::Tensor& alive_threshold) {
-  outputs::prelu(self, weight);  // PReLU's own argument checks
-  // Fused, the slopes are read per unit: shared, or per channel with the channels as units.
-  const bool per_unit_slopes =
-      weight.numel() == 1 || self.dim() < 2 || (unit_dim + self.dim()) % self.dim() == 1;
-  return counted_forward(
-      "torch_ext::prelu_counted", self, counts, unit_dim, alive_threshold,
-      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
-          int64_t* alive) {
-        const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
-        loops().prelu_counted(view, out, slopes.const_data_ptr(), threshold, active, alive);
+  return prelu_counted_forward(
+      self, weight, counts, unit_dim, alive_threshold,
+      [](const UnitView& view, void* out, const void* slopes, const float* threshold,
+         int64_t* active, int64_t* alive) {
+        loops().prelu_counted(view, out, slopes, threshold, active, alive);
       },
       [&](at::Tensor& out) {
         auto iter = elementwise(out, self, prelu_weight::broadcast(weight, self));
         loops().prelu(iter);
-      },
-      per_unit_slopes);
+      });
 }
 
 }  // namespace
