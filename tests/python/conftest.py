@@ -1,7 +1,13 @@
+import os
+
 import pytest
 import torch
 
-import torch_ext  # noqa: F401  (registers torch.ops.torch_ext)
+import torch_ext  # registers torch.ops.torch_ext
+
+# test_build.py reruns the loop suites with ATEN_CPU_CAPABILITY lowered: make sure it took.
+if os.environ.get("TORCH_EXT_EXPECT_ISA"):
+    assert torch_ext.build_info()["cpu_isa"] == os.environ["TORCH_EXT_EXPECT_ISA"]
 
 
 @pytest.fixture(autouse=True)

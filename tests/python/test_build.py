@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 import torch_ext
@@ -86,3 +87,22 @@ def test_mismatched_torch_gives_a_clear_error():
     assert "ImportError: torch_ext was built against torch" in result.stderr
     assert "but torch 1.0.0 is installed" in result.stderr
     assert "undefined symbol" not in result.stderr
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2"])
+def test_loop_tests_pass_on_every_cpu_isa(isa: str):
+    """The CPU loops are compiled per ISA (DEFAULT, AVX2, AVX512) and the best one runs;
+    the suites that exercise them are rerun with the lower ones forced, as ATen allows."""
+    if torch_ext.build_info()["cpu_isa"] == "DEFAULT" and isa != "default":
+        pytest.skip("this machine runs only the DEFAULT loops")
+    here = os.path.dirname(__file__)
+    suites = ["test_count_active.py", "test_counted.py", "test_sign_mask.py", "test_parity.py",
+              "test_prelu.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         *(os.path.join(here, s) for s in suites)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "ATEN_CPU_CAPABILITY": isa, "TORCH_EXT_EXPECT_ISA": isa.upper()},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout
