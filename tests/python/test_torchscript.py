@@ -20,13 +20,15 @@ from save_models import Model, fixed_input, save_models  # noqa: E402
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, Path]:
-    return save_models(tmp_path_factory.mktemp("torchscript"))
+    with torch.device("cpu"):  # whichever device's test asks first
+        return save_models(tmp_path_factory.mktemp("torchscript"))
 
 
 def reference(x: torch.Tensor):
     """Output and input gradient of the eager model the files were saved from."""
     torch.manual_seed(0)
-    model = Model().eval()
+    with torch.device("cpu"):  # initialised as save_models did (CPU generator), then moved
+        model = Model().eval().to(x.device)
     leaf = x.clone().requires_grad_(True)
     y = model(leaf)
     (grad,) = torch.autograd.grad(y.pow(2).sum(), leaf)
@@ -34,7 +36,7 @@ def reference(x: torch.Tensor):
 
 
 @pytest.mark.parametrize("kind", ["scripted", "traced"])
-def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path):
+def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, device):
     x = fixed_input() * 0.7
     input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
     torch.save(x, input_path)
@@ -43,8 +45,8 @@ def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path):
         warnings.simplefilter("ignore", FutureWarning)
         torch.ops.load_library({torch_ext.library_path()!r})
         assert "torch_ext" not in sys.modules
-        model = torch.jit.load({str(saved[kind])!r})
-        x = torch.load({str(input_path)!r}).requires_grad_(True)
+        model = torch.jit.load({str(saved[kind])!r}, map_location={device!r})
+        x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
         y = model(x)
         (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
         torch.save((y.detach(), grad), {str(result_path)!r})
@@ -53,7 +55,8 @@ def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     y, grad = torch.load(result_path)
-    expected_y, expected_grad = reference(x)
+    expected_y, expected_grad = reference(x)  # the eager model on `device`
+    assert y.device == expected_y.device
     torch.testing.assert_close(y, expected_y)
     torch.testing.assert_close(grad, expected_grad)
 
