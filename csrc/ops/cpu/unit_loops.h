@@ -258,7 +258,7 @@ void count_rows(const UnitView& v, const Map& map, const float* threshold, int64
     for (int64_t o = begin; o < end; o += kTileRows) {
       const int64_t rows = std::min(kTileRows, end - o);
       const scalar_t* tile = z + o * stride;
-      for (int64_t r = 0; r < rows && Map::kWrites; ++r) {
+      for (int64_t r = 0; r < rows; ++r) {  // map_span writes only when the map does
         map_span<scalar_t>(map, tile + r * stride, units, params.data(), 1,
                            (o + r) * stride);
       }

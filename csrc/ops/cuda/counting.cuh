@@ -4,10 +4,12 @@
 // added atomically (int64: exact and order-free), optionally writing out = f(z, p_u) in the
 // same pass. The CUDA twin of count_units in ops/cpu/unit_loops.h.
 
+#include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
 #include <cstdint>
 
+#include "ops/cuda/elementwise.cuh"
 #include "ops/cuda/unit_loops.cuh"
 
 namespace torch_ext::cuda {
@@ -67,18 +69,10 @@ void count_units(const UnitView& v, const Write& write, const float* threshold, 
                  int64_t* alive) {
   static_assert(sizeof(unsigned long long) == sizeof(int64_t));
   const CountStep<scalar_t, Write> step{static_cast<const scalar_t*>(v.data), threshold, write};
-  reduce_units<Counts>(units_of(v), step,
+  reduce_units<Counts>(v, step,
                        AddCounts{reinterpret_cast<unsigned long long*>(active),
                                  reinterpret_cast<unsigned long long*>(alive)});
 }
-
-}  // namespace torch_ext::cuda
-
-#include <ATen/Dispatch.h>
-
-#include "ops/cuda/elementwise.cuh"
-
-namespace torch_ext::cuda {
 
 // The `fused` callback of counted_forward (ops/counted.h) for the functor factory `make`
 // (make(OpMath<T>{}): a device functor f(x, p)); `unit_param`: one parameter per unit, of

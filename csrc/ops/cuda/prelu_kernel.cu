@@ -66,8 +66,7 @@ void prelu_backward_fused(const UnitView& view, const at::Tensor& grad_output,
                           const at::Tensor& self, const at::Tensor& weight,
                           at::Tensor& grad_input, at::Tensor& grad_weight) {
   const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
-  const Units units = units_of(view);
-  const int64_t slices = reduce_slices(units);
+  const int64_t slices = reduce_slices(view);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, self.scalar_type(), "prelu_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     at::Tensor partials = at::empty({view.units, slices}, self.options().dtype(c10::CppTypeToScalarType<opmath_t>::value));
@@ -75,7 +74,7 @@ void prelu_backward_fused(const UnitView& view, const at::Tensor& grad_output,
                                            grad_output.const_data_ptr<scalar_t>(),
                                            grad_input.mutable_data_ptr<scalar_t>(),
                                            slopes.const_data_ptr<scalar_t>()};
-    reduce_units<opmath_t>(units, step, WritePartial<opmath_t>{partials.mutable_data_ptr<opmath_t>(), slices});
+    reduce_units<opmath_t>(view, step, WritePartial<opmath_t>{partials.mutable_data_ptr<opmath_t>(), slices});
     const at::Tensor per_channel = partials.sum(1);
     grad_weight.copy_(weight.numel() == 1 ? per_channel.sum().reshape(weight.sizes())
                                           : per_channel.reshape(weight.sizes()));

@@ -16,15 +16,6 @@
 
 namespace torch_ext::cuda {
 
-// The unit view as kernel arguments (no host pointers or dtype).
-struct Units {
-  int64_t outer, units, inner, outer_stride, unit_stride;
-};
-
-inline Units units_of(const UnitView& v) {
-  return {v.outer, v.units, v.inner, v.outer_stride, v.unit_stride};
-}
-
 constexpr int kPlaneThreads = 256;
 constexpr int64_t kPlaneChunk = 16 * kPlaneThreads;
 constexpr int kRowUnits = 32;  // a warp reads 32 consecutive units of a row: coalesced
@@ -54,7 +45,7 @@ __device__ Acc block_sum(Acc value, int thread) {
 // kPlaneChunk elements of one plane (so that a few large planes still fill the GPU); block
 // x walks items x, x + slices, ... with all its threads along the chunk.
 template <typename Acc, typename Step, typename Commit>
-__global__ void reduce_planes(Units v, Step step, Commit commit) {
+__global__ void reduce_planes(UnitView v, Step step, Commit commit) {
   const int64_t chunks = (v.inner + kPlaneChunk - 1) / kPlaneChunk;
   for (int64_t u = blockIdx.y; u < v.units; u += gridDim.y) {
     Acc acc{};
@@ -74,7 +65,7 @@ __global__ void reduce_planes(Units v, Step step, Commit commit) {
 // (s, t) walks unit t * kRowUnits + x over rows s * kRowLanes + y, stepping by
 // slices * kRowLanes.
 template <typename Acc, typename Step, typename Commit>
-__global__ void reduce_rows(Units v, Step step, Commit commit) {
+__global__ void reduce_rows(UnitView v, Step step, Commit commit) {
   const int thread = threadIdx.y * kRowUnits + threadIdx.x;
   for (int64_t tile = blockIdx.y; tile * kRowUnits < v.units; tile += gridDim.y) {
     const int64_t u = tile * kRowUnits + threadIdx.x;
@@ -91,36 +82,34 @@ __global__ void reduce_rows(Units v, Step step, Commit commit) {
   }
 }
 
-// Blocks along a unit's elements: enough for about 8 resident blocks per SM overall.
-inline int64_t slices_for(int64_t unit_blocks, int64_t work_items) {
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int64_t wanted = (8 * sms + unit_blocks - 1) / unit_blocks;
-  return std::max<int64_t>(1, std::min(wanted, work_items));
+// Grid y of `reduce_units`: one block row per unit (planes) or tile of kRowUnits units (rows).
+inline int64_t unit_blocks(const UnitView& v) {
+  const int64_t blocks = v.inner == 1 ? (v.units + kRowUnits - 1) / kRowUnits : v.units;
+  return std::min<int64_t>(blocks, kMaxGridY);
 }
 
-// The grid `reduce_units` launches: x slices per unit (or tile of units).
-inline int64_t reduce_slices(const Units& v) {
-  if (v.inner == 1) {
-    const int64_t tiles = (v.units + kRowUnits - 1) / kRowUnits;
-    return slices_for(std::min<int64_t>(tiles, kMaxGridY), (v.outer + kRowLanes - 1) / kRowLanes);
-  }
-  const int64_t chunks = (v.inner + kPlaneChunk - 1) / kPlaneChunk;
-  return slices_for(std::min<int64_t>(v.units, kMaxGridY), v.outer * chunks);
+// Grid x of `reduce_units`: slices of each unit's (or tile's) elements, enough for about 8
+// resident blocks per SM overall, and no more than there are rows (of kRowLanes) or plane
+// chunks to walk.
+inline int64_t reduce_slices(const UnitView& v) {
+  const int64_t items = v.inner == 1
+                            ? (v.outer + kRowLanes - 1) / kRowLanes
+                            : v.outer * ((v.inner + kPlaneChunk - 1) / kPlaneChunk);
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t wanted = (8 * sms + unit_blocks(v) - 1) / unit_blocks(v);
+  return std::max<int64_t>(1, std::min(wanted, items));
 }
 
 // Runs step(offset, unit) -> Acc over every element of v on the current stream, then
 // commit(unit, slice, block_total) once per block and unit; slices = reduce_slices(v).
 template <typename Acc, typename Step, typename Commit>
-void reduce_units(const Units& v, const Step& step, const Commit& commit) {
+void reduce_units(const UnitView& v, const Step& step, const Commit& commit) {
   if (v.outer == 0 || v.units == 0 || v.inner == 0) return;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  const int64_t slices = reduce_slices(v);
+  const dim3 grid(reduce_slices(v), unit_blocks(v));
   if (v.inner == 1) {
-    const int64_t tiles = std::min<int64_t>((v.units + kRowUnits - 1) / kRowUnits, kMaxGridY);
-    const dim3 grid(slices, tiles), block(kRowUnits, kRowLanes);
-    reduce_rows<Acc><<<grid, block, 0, stream>>>(v, step, commit);
+    reduce_rows<Acc><<<grid, dim3(kRowUnits, kRowLanes), 0, stream>>>(v, step, commit);
   } else {
-    const dim3 grid(slices, std::min<int64_t>(v.units, kMaxGridY));
     reduce_planes<Acc><<<grid, kPlaneThreads, 0, stream>>>(v, step, commit);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
