@@ -5,9 +5,10 @@ and those kept only because of the activation layers, native vs torch_ext activa
 
 Measured with torch.autograd.graph.saved_tensors_hooks: every tensor saved during the
 forward is recorded with its storage and the module that saved it; a storage counts once.
-"Activation-only" bytes are storages saved by activation modules and by no other layer
-(ELU saving its output costs nothing extra when the next Linear saves that same tensor
-as its input).
+"Activation-only" bytes are storages saved by activation modules and by no other layer.
+ELU and SELU keep their input, as PyTorch does; with the opt-in ``save_output=True`` they
+keep their output instead, which costs nothing extra when the next Linear saves that same
+tensor as its input (but forbids modifying the output in place before backward).
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ import torch
 
 import torch_ext.nn as xnn
 
-ACTIVATIONS: dict[str, tuple[Callable[[int], torch.nn.Module], Callable[[int], torch.nn.Module]]] = {
-    "LeakyReLU": (lambda c: torch.nn.LeakyReLU(0.01), lambda c: xnn.LeakyReLU(0.01)),
-    "PReLU": (lambda c: torch.nn.PReLU(c), lambda c: xnn.PReLU(c)),
-    "ELU": (lambda c: torch.nn.ELU(), lambda c: xnn.ELU()),
-    "SELU": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU()),
+# name: (native module, ours, what ours keeps for backward)
+ACTIVATIONS: dict[str, tuple[Callable[[int], torch.nn.Module], Callable[[int], torch.nn.Module], str]] = {
+    "LeakyReLU": (lambda c: torch.nn.LeakyReLU(0.01), lambda c: xnn.LeakyReLU(0.01),
+                  "1-bit sign mask"),
+    "PReLU": (lambda c: torch.nn.PReLU(c), lambda c: xnn.PReLU(c), "input, weight"),
+    "ELU": (lambda c: torch.nn.ELU(), lambda c: xnn.ELU(), "input (as native)"),
+    "ELU save_output": (lambda c: torch.nn.ELU(), lambda c: xnn.ELU(save_output=True),
+                        "output (opt-in)"),
+    "SELU": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU(), "input (as native)"),
+    "SELU save_output": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU(save_output=True),
+                         "output (opt-in)"),
 }
 KNOWN = (torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ELU, torch.nn.SELU)
 
@@ -83,17 +90,18 @@ def measure(build, act) -> tuple[int, int]:
 
 
 def main() -> None:
-    header = (f"{'model':<26} {'activation':<10} {'native total MiB':>16} {'ours total MiB':>15} "
-              f"{'native act-only':>15} {'ours act-only':>13} {'act-only saved':>15}")
+    header = (f"{'model':<24} {'activation':<17} {'ours keeps':<17} {'native total MiB':>16} "
+              f"{'ours total MiB':>15} {'native act-only':>15} {'ours act-only':>13} "
+              f"{'act-only saved':>15}")
     print(header + "\n" + "-" * len(header))
     mib = 2**20
     for model_name, build in (("MLP 10x1024, batch 256", mlp), ("CNN 2 conv, 64x3x32x32", cnn)):
-        for name, (native, ours) in ACTIVATIONS.items():
+        for name, (native, ours, keeps) in ACTIVATIONS.items():
             n_total, n_own = measure(build, native)
             o_total, o_own = measure(build, ours)
             cut = f"{100 * (1 - o_own / n_own):.0f}%" if n_own else "-"
-            print(f"{model_name:<26} {name:<10} {n_total / mib:>16.1f} {o_total / mib:>15.1f} "
-                  f"{n_own / mib:>15.1f} {o_own / mib:>13.1f} {cut:>15}")
+            print(f"{model_name:<24} {name:<17} {keeps:<17} {n_total / mib:>16.1f} "
+                  f"{o_total / mib:>15.1f} {n_own / mib:>15.1f} {o_own / mib:>13.1f} {cut:>15}")
 
 
 if __name__ == "__main__":

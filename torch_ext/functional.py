@@ -44,7 +44,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return torch.ops.torch_ext.prelu(input, weight)
 
 
-def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False, save_output: bool = False) -> Tensor:
     r"""Apply ELU element-wise: :math:`x` if :math:`x > 0`, else
     :math:`\alpha (e^x - 1)`.
 
@@ -53,15 +53,21 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
         alpha: the negative saturation value. Default: ``1.0``.
         inplace: overwrite ``input``. Its backward uses the result, which needs
             ``alpha >= 0``. Default: ``False``.
+        save_output: out of place, keep the output for backward instead of the input, as
+            the in-place form does (saves memory when the next layer keeps the output
+            anyway). The output must then not be modified in place before backward, and in
+            float32 the gradient loses precision for ``x`` below about -10 (0 below -17).
+            Applies to float32/float64 with ``alpha >= 0``; otherwise the input is kept.
+            Default: ``False`` (the input is kept, as PyTorch does).
 
     See :func:`torch.nn.functional.elu`; the gradient at ``x == 0`` is ``alpha``.
     """
     if inplace:
         return torch.ops.torch_ext.elu_(input, alpha)
-    return torch.ops.torch_ext.elu(input, alpha)
+    return torch.ops.torch_ext.elu(input, alpha, save_output=save_output)
 
 
-def selu(input: Tensor, inplace: bool = False) -> Tensor:
+def selu(input: Tensor, inplace: bool = False, save_output: bool = False) -> Tensor:
     r"""Apply SELU element-wise: :math:`\lambda x` if :math:`x > 0`, else
     :math:`\lambda \alpha (e^x - 1)`, with :math:`\alpha \approx 1.6733` and
     :math:`\lambda \approx 1.0507` (Klambauer et al., 2017).
@@ -69,9 +75,11 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
     Args:
         input: a floating-point tensor.
         inplace: overwrite ``input``. Default: ``False``.
+        save_output: keep the output for backward instead of the input; see :func:`elu`.
+            Default: ``False``.
 
     See :func:`torch.nn.functional.selu`.
     """
     if inplace:
         return torch.ops.torch_ext.selu_(input)
-    return torch.ops.torch_ext.selu(input)
+    return torch.ops.torch_ext.selu(input, save_output=save_output)

@@ -60,7 +60,7 @@ Counting Recorder::counting(const std::string& name, const std::string& activati
   TORCH_CHECK(layer.counts.size(1) == units, "torch_ext::stats::Recorder: layer '", name,
               "' got ", units, " units along dim ", unit_dim, ", but earlier ",
               layer.counts.size(1));
-  layer.samples += z.numel() / units;
+  layer.samples += units == 0 ? 0 : z.numel() / units;  // a 0-wide layer counts nothing
   return {layer.counts, unit_dim, threshold(units).to(z.device())};
 }
 

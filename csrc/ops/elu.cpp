@@ -10,10 +10,10 @@
 
 namespace torch_ext {
 
-at::Tensor elu(const at::Tensor& self, double alpha) {
+at::Tensor elu(const at::Tensor& self, double alpha, bool save_output) {
   static const auto op =
-      detail::op_handle<at::Tensor(const at::Tensor&, double)>("torch_ext::elu");
-  return op.call(self, alpha);
+      detail::op_handle<at::Tensor(const at::Tensor&, double, bool)>("torch_ext::elu");
+  return op.call(self, alpha, save_output);
 }
 
 at::Tensor& elu_(at::Tensor& self, double alpha) {
@@ -30,15 +30,17 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
 }
 
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
-                       int64_t unit_dim, const at::Tensor& alive_threshold) {
-  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, double, double,
-                                                      at::Tensor&, int64_t, const at::Tensor&)>(
-      "torch_ext::elu_counted");
-  return op.call(self, alpha, scale, counts, unit_dim, alive_threshold);
+                       int64_t unit_dim, const at::Tensor& alive_threshold, bool save_output) {
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, double, double, at::Tensor&, int64_t,
+                                   const at::Tensor&, bool)>("torch_ext::elu_counted");
+  return op.call(self, alpha, scale, counts, unit_dim, alive_threshold, save_output);
 }
 
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
-  m.def("elu(Tensor self, float alpha=1.0) -> Tensor");
+  // save_output: autograd keeps the output instead of the input (opt-in; see the README's
+  // memory table). The device kernels ignore it.
+  m.def("elu(Tensor self, float alpha=1.0, *, bool save_output=False) -> Tensor");
   m.def("elu_(Tensor(a!) self, float alpha=1.0) -> Tensor(a!)");
   m.def(
       "elu_backward(Tensor grad_output, Tensor self_or_result, float alpha, float scale, "
@@ -46,11 +48,11 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   // scale * elu(self, alpha), counted: serves ELU (scale 1) and SELU.
   m.def(
       "elu_counted(Tensor input, float alpha, float scale, Tensor(a!) counts, int unit_dim, "
-      "Tensor alive_threshold) -> Tensor");
+      "Tensor alive_threshold, bool save_output=False) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
-  m.impl("elu", [](const at::Tensor& self, double) {
+  m.impl("elu", [](const at::Tensor& self, double, bool) {
     return outputs::activation("torch_ext::elu", self);
   });
   m.impl("elu_", [](at::Tensor& self, double) -> at::Tensor& {
@@ -63,7 +65,7 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
                                         "alpha", alpha, is_result);
   });
   m.impl("elu_counted", [](const at::Tensor& self, double, double, at::Tensor& counts,
-                           int64_t unit_dim, const at::Tensor& alive_threshold) {
+                           int64_t unit_dim, const at::Tensor& alive_threshold, bool) {
     return outputs::counted_activation("torch_ext::elu_counted", self, counts, unit_dim,
                                        alive_threshold);
   });

@@ -37,11 +37,11 @@ std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, dou
 }
 
 at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
-                                      double negative_slope) {
-  static const auto op =
-      detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double)>(
-          "torch_ext::leaky_relu_backward_masked");
-  return op.call(grad_output, sign_mask, negative_slope);
+                                      double negative_slope, c10::SymIntArrayRef result_strides) {
+  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double,
+                                                      c10::SymIntArrayRef)>(
+      "torch_ext::leaky_relu_backward_masked");
+  return op.call(grad_output, sign_mask, negative_slope, result_strides);
 }
 
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
@@ -60,9 +60,11 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
       "bool is_result) -> Tensor");
   m.def(
       "leaky_relu_masked(Tensor self, float negative_slope) -> (Tensor result, Tensor sign_mask)");
+  // result_strides: the strides of the result the mask came with; its bits follow that
+  // layout's memory order, whatever grad_output's layout is.
   m.def(
-      "leaky_relu_backward_masked(Tensor grad_output, Tensor sign_mask, float negative_slope) "
-      "-> Tensor");
+      "leaky_relu_backward_masked(Tensor grad_output, Tensor sign_mask, float negative_slope, "
+      "SymInt[] result_strides) -> Tensor");
   m.def(
       "leaky_relu_counted(Tensor input, float negative_slope, Tensor(a!) counts, int unit_dim, "
       "Tensor alive_threshold) -> Tensor");
@@ -86,8 +88,9 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
     return outputs::masked_activation("torch_ext::leaky_relu_masked", self);
   });
   m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output, const at::Tensor& sign_mask,
-                                          double) {
-    return outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output, sign_mask);
+                                          double, c10::SymIntArrayRef result_strides) {
+    return outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output, sign_mask,
+                                    result_strides);
   });
   m.impl("leaky_relu_counted", [](const at::Tensor& self, double, at::Tensor& counts,
                                   int64_t unit_dim, const at::Tensor& alive_threshold) {

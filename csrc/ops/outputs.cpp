@@ -3,6 +3,7 @@
 #include <ATen/MemoryOverlap.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/empty_strided.h>
 #include <c10/util/Exception.h>
 
 namespace torch_ext::outputs {
@@ -82,7 +83,7 @@ std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::T
 }
 
 at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
-                           const at::Tensor& sign_mask) {
+                           const at::Tensor& sign_mask, c10::SymIntArrayRef result_strides) {
   check_floating(op, "grad_output", grad_output);
   TORCH_CHECK_TYPE(sign_mask.scalar_type() == at::kByte, op,
                    ": expected argument 'sign_mask' to be uint8, but got ", sign_mask.scalar_type());
@@ -94,7 +95,16 @@ at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
   TORCH_CHECK(sign_mask.device() == grad_output.device(), op,
               ": expected 'sign_mask' on the device of 'grad_output' (", grad_output.device(),
               "), but got ", sign_mask.device());
-  return at::empty_like(grad_output);
+  TORCH_CHECK(result_strides.size() == grad_output.sym_sizes().size(), op,
+              ": expected argument 'result_strides' to have one stride per dim of 'grad_output' (",
+              grad_output.dim(), "), but got ", result_strides.size());
+  at::Tensor grad_input =
+      at::empty_strided_symint(grad_output.sym_sizes(), result_strides, grad_output.options());
+  TORCH_CHECK(grad_input.is_non_overlapping_and_dense(), op,
+              ": expected argument 'result_strides' ", result_strides,
+              " to lay out a tensor of shape ", grad_output.sym_sizes(),
+              " densely (the strides of the result the sign mask came with)");
+  return grad_input;
 }
 
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {

@@ -29,9 +29,11 @@ std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::T
 // source of the sign-mask loops.
 at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like);
 
-// grad_input of a backward from a sign mask: laid out as grad_output (made dense).
+// grad_input of a backward from a sign mask: laid out with `result_strides` (those of the
+// forward result, whose memory order the mask's bits follow), which must lay out
+// grad_output's shape densely.
 at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
-                           const at::Tensor& sign_mask);
+                           const at::Tensor& sign_mask, c10::SymIntArrayRef result_strides);
 
 // Output of prelu(self, weight).
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);

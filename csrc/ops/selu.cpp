@@ -10,9 +10,10 @@
 
 namespace torch_ext {
 
-at::Tensor selu(const at::Tensor& self) {
-  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&)>("torch_ext::selu");
-  return op.call(self);
+at::Tensor selu(const at::Tensor& self, bool save_output) {
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, bool)>("torch_ext::selu");
+  return op.call(self, save_output);
 }
 
 at::Tensor& selu_(at::Tensor& self) {
@@ -21,12 +22,12 @@ at::Tensor& selu_(at::Tensor& self) {
 }
 
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
-  m.def("selu(Tensor self) -> Tensor");
+  m.def("selu(Tensor self, *, bool save_output=False) -> Tensor");  // as elu's
   m.def("selu_(Tensor(a!) self) -> Tensor(a!)");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
-  m.impl("selu", [](const at::Tensor& self) {
+  m.impl("selu", [](const at::Tensor& self, bool) {
     return outputs::activation("torch_ext::selu", self);
   });
   m.impl("selu_", [](at::Tensor& self) -> at::Tensor& {

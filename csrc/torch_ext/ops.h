@@ -4,6 +4,7 @@
 // Python. Semantics match torch::nn::functional's leaky_relu, prelu, elu and selu.
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/SymIntArrayRef.h>
 
 #include <string>
 #include <tuple>
@@ -20,10 +21,11 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
 // instead of the input): uint8 {ceil(numel / 8)}, bit i (LSB first) = element i > 0, the
 // elements taken in the memory order of the returned result (a dense tensor).
 std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope);
-// grad_output * leaky_relu'(x) with x's signs from a sign mask. The mask's bits follow the
-// memory order of grad_output, which must be laid out like the result the mask came with.
+// grad_output * leaky_relu'(x) with x's signs from a sign mask. result_strides: those of the
+// result the mask came with (result.sym_strides()), whose memory order the mask's bits
+// follow; grad_output may have any layout. grad_input is laid out as that result.
 at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
-                                      double negative_slope);
+                                      double negative_slope, c10::SymIntArrayRef result_strides);
 
 // weight broadcasts along dim 1 (the channel dim); 1 or self.size(1) elements.
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
@@ -32,14 +34,17 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& self,
                                                   const at::Tensor& weight);
 
-at::Tensor elu(const at::Tensor& self, double alpha = 1.0);
+// save_output: autograd keeps the output rather than the input (less memory when the next
+// layer keeps it anyway). The output must then not be modified in place before backward,
+// and in float32 the gradient loses precision for x below about -10. Opt-in.
+at::Tensor elu(const at::Tensor& self, double alpha = 1.0, bool save_output = false);
 at::Tensor& elu_(at::Tensor& self, double alpha = 1.0);
 // Backward of scale * elu(x, alpha), shared by ELU (scale 1) and SELU; from x or
 // (is_result, alpha >= 0) from the result.
 at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                         double alpha, double scale, bool is_result);
 
-at::Tensor selu(const at::Tensor& self);
+at::Tensor selu(const at::Tensor& self, bool save_output = false);
 at::Tensor& selu_(at::Tensor& self);
 
 // Dead-neuron statistics. For each unit u (index along unit_dim) adds to counts[0, u] the
@@ -65,6 +70,7 @@ at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::T
                          int64_t unit_dim, const at::Tensor& alive_threshold);
 // scale * elu(self, alpha): ELU with scale 1, SELU with SELU's constants.
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
-                       int64_t unit_dim, const at::Tensor& alive_threshold);
+                       int64_t unit_dim, const at::Tensor& alive_threshold,
+                       bool save_output = false);
 
 }  // namespace torch_ext

@@ -81,3 +81,30 @@ TEST(Recorder, InPlaceModulesAreCountedOnTheirInput) {
 }
 
 }  // namespace
+
+namespace {
+
+// A 0-wide layer (a Linear with no outputs) and an empty batch count nothing, and do not
+// divide by zero.
+TEST(Recorder, ZeroUnitsAndEmptyBatchesCountNothing) {
+  torch::nn::Sequential net{torch_ext::nn::ELU(), torch_ext::nn::LeakyReLU()};
+  auto recorder = std::make_shared<torch_ext::stats::Recorder>();
+  recorder->attach(*net);
+  net->forward(torch::randn({4, 0}));
+  auto report = recorder->report();
+  EXPECT_EQ(report.at("0").units, 0);
+  EXPECT_EQ(report.at("0").samples, 0);
+  EXPECT_EQ(report.at("0").dead_fraction(), 0.0);
+  EXPECT_TRUE(report.at("0").dead_units().empty());
+
+  recorder = std::make_shared<torch_ext::stats::Recorder>();
+  recorder->attach(*net);
+  net->forward(torch::randn({0, 3}));
+  report = recorder->report();
+  EXPECT_EQ(report.at("1").units, 3);
+  EXPECT_EQ(report.at("1").samples, 0);
+  EXPECT_TRUE(report.at("1").dead_units().empty());
+  EXPECT_EQ(report.at("1").dormant(), 0);
+}
+
+}  // namespace

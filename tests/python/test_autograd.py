@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import ACTIVATIONS, Activation, ids
 from torch.autograd import gradcheck, gradgradcheck
+
+import torch_ext.functional as X
+import torch_ext.nn as xnn
 
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
@@ -81,23 +85,90 @@ def test_prelu_backward_op():
     assert gradgradcheck(ops.prelu_backward, (g, x, w))
 
 
-def test_what_each_op_keeps_for_backward():
-    """float32: ELU/SELU keep their output (the next layer keeps it anyway), Leaky ReLU one
-    bit per element (its input's signs, packed LSB first), PReLU its input and weight."""
-    x = torch.randn(8, requires_grad=True)
+def _saved_by(fn, *args, **kwargs):
     saved = []
 
     def pack(t):
         saved.append(t)
         return t
 
-    for fn in (ops.elu, ops.selu, ops.leaky_relu):
-        saved.clear()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            y = fn(x) if fn is not ops.elu else fn(x, 1.0)
-        assert len(saved) == 1
-        if fn is ops.leaky_relu:
-            bits = sum(1 << i for i, v in enumerate(x.tolist()) if v > 0)
-            assert saved[0].dtype == torch.uint8 and saved[0].tolist() == [bits]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = fn(*args, **kwargs)
+    return y, saved
+
+
+def test_what_each_op_keeps_for_backward():
+    """As PyTorch: ELU/SELU keep their input; Leaky ReLU one bit per element (its input's
+    signs, packed LSB first), which decides its gradient exactly."""
+    x = torch.randn(8, requires_grad=True)
+    for fn, args in ((ops.elu, (1.0,)), (ops.selu, ())):
+        _, saved = _saved_by(fn, x, *args)
+        assert len(saved) == 1 and saved[0].data_ptr() == x.data_ptr()
+    _, saved = _saved_by(ops.leaky_relu, x)
+    bits = sum(1 << i for i, v in enumerate(x.tolist()) if v > 0)
+    assert len(saved) == 1 and saved[0].dtype == torch.uint8 and saved[0].tolist() == [bits]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("fn,args", [(X.elu, (1.0,)), (X.elu, (0.5,)), (X.selu, ())], ids=["elu", "elu0.5", "selu"])
+def test_save_output_keeps_the_output_when_asked(fn, args, dtype):
+    x = torch.randn(8, dtype=dtype, requires_grad=True)
+    y, saved = _saved_by(fn, x, *args, save_output=True)
+    assert len(saved) == 1 and saved[0].data_ptr() == y.data_ptr()
+    g = torch.randn(8, dtype=dtype)
+    (ours,) = torch.autograd.grad(y, x, g)
+    native = getattr(F, fn.__name__)
+    (expected,) = torch.autograd.grad(native(x, *args), x, g)
+    torch.testing.assert_close(ours, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_save_output_keeps_the_input_where_the_output_is_too_coarse(dtype):
+    x = torch.randn(8, dtype=dtype, requires_grad=True)
+    _, saved = _saved_by(X.elu, x, 1.0, save_output=True)
+    assert saved[0].data_ptr() == x.data_ptr()
+    _, saved = _saved_by(X.elu, x.detach().float().requires_grad_(), -0.5, save_output=True)
+    assert saved[0].dtype == torch.float32 and not saved[0].equal(X.elu(saved[0].detach(), -0.5))
+
+
+MODULES = {  # ours and the native module of the same configuration
+    "ELU": (lambda: xnn.ELU(), lambda: torch.nn.ELU()),
+    "ELU(0.5)": (lambda: xnn.ELU(0.5), lambda: torch.nn.ELU(0.5)),
+    "SELU": (lambda: xnn.SELU(), lambda: torch.nn.SELU()),
+}
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+@pytest.mark.parametrize("after", ["add_", "dropout_inplace", "relu_"])
+def test_output_may_be_modified_in_place_afterwards(name: str, after: str):
+    """h = act(linear(x)); h += residual (or an in-place dropout after it) works as with
+    torch.nn's modules, with the same gradient."""
+    x = torch.randn(6, 5, dtype=torch.float64)
+    residual = torch.randn(6, 7, dtype=torch.float64)
+    linear = torch.nn.Linear(5, 7).double()
+    grads = []
+    for make in MODULES[name]:
+        linear.zero_grad()
+        h = make()(linear(x))
+        if after == "add_":
+            h += residual
+        elif after == "dropout_inplace":
+            torch.manual_seed(1)
+            h = F.dropout(h, 0.5, training=True, inplace=True)
         else:
-            assert saved[0].data_ptr() == y.data_ptr()
+            h.relu_()
+        h.sum().backward()
+        grads.append(linear.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("fn,native", [(X.elu, F.elu), (X.selu, F.selu)], ids=["elu", "selu"])
+def test_float32_gradient_keeps_precision_far_in_the_negative_tail(fn, native):
+    """From the input, the gradient is alpha * exp(x): the output's y + alpha would cancel
+    (0.44 relative error at x = -17, exactly 0 below -18)."""
+    x = torch.tensor([-10.0, -17.0, -18.0, -25.0, -40.0, -80.0], requires_grad=True)
+    (ours,) = torch.autograd.grad(fn(x).sum(), x)
+    x64 = x.detach().double().requires_grad_(True)
+    (exact,) = torch.autograd.grad(native(x64).sum(), x64)
+    assert (ours > 0).all()
+    torch.testing.assert_close(ours.double(), exact, rtol=1e-6, atol=0)

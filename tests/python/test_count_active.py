@@ -73,6 +73,20 @@ def test_zero_and_nan_are_not_active():
     assert counts.tolist() == [[2], [5]]  # active: denormal, inf; alive: all but nan and -inf
 
 
+@pytest.mark.parametrize("shape,unit_dim", [((3, 2, 37), 1), ((37, 3), -1), ((3, 37), 0)],
+                         ids=["planes", "rows", "unit-dim-0"])
+def test_float64_compares_in_float64_at_every_position(shape, unit_dim):
+    """Values too small for float32 (1e-300 > 0; a threshold crossed below float32's
+    resolution) count the same in the vector body and in the tail."""
+    z = torch.full(shape, 1e-300, dtype=torch.float64)
+    threshold = torch.full((z.shape[unit_dim],), -1e-30, dtype=torch.float32)
+    z.view(-1)[1::2] = -1e-31  # above -1e-30 (alive), below 0 (not active)
+    counts = torch.zeros(2, z.shape[unit_dim], dtype=torch.int64)
+    ops.count_active_(z, counts, unit_dim, threshold)
+    torch.testing.assert_close(counts, reference(z, unit_dim, threshold), rtol=0, atol=0)
+    assert counts[1].sum() == z.numel()
+
+
 def test_empty_input_counts_nothing():
     counts = torch.zeros(2, 4, dtype=torch.int64)
     ops.count_active_(torch.randn(0, 4), counts, 1, torch.zeros(4))

@@ -46,11 +46,37 @@ def test_gradients_equal_native_in_place(act: Activation):
             run(native=True)
 
 
+def _leaf():
+    return torch.randn(4, 5, requires_grad=True)
+
+
+def _no_grad_view():
+    leaf = _leaf()
+    with torch.no_grad():
+        return leaf[1:]
+
+
+REFUSED = {  # in-place targets PyTorch's own in-place ops refuse, with their message
+    "leaf": (_leaf, "a leaf Variable that requires grad"),
+    "view_of_leaf": (lambda: _leaf()[1:], "a view of a leaf Variable that requires grad"),
+    "unbind_output": (lambda: (_leaf() * 2).unbind(0)[1], "Output 1 of Unbind is a view"),
+    "no_grad_view": (_no_grad_view, "A view was created in no_grad mode"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
-def test_refuses_a_leaf_that_requires_grad(act: Activation):
-    leaf = torch.randn(5, requires_grad=True)
-    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
-        act.run(leaf, inplace=True)
+def test_refuses_before_writing(act: Activation, case: str):
+    """Refused as natively, with PyTorch's message, and the tensor's data and version
+    counter are left as they were."""
+    make, message = REFUSED[case]
+    for native in (True, False):
+        target = make()
+        before, version = target.detach().clone(), target._version
+        with pytest.raises(RuntimeError, match=message):
+            act.run(target, inplace=True, native=native)
+        assert torch.equal(target.detach(), before)
+        assert target._version == version
 
 
 @pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.inplace_backward_ok], ids=str)

@@ -103,3 +103,23 @@ def test_gradient_at_zero():
     gx, gw = torch.autograd.grad(X.prelu(x, w).sum(), (x, w))
     torch.testing.assert_close(gx, w.detach().expand(2, 3))  # the slope, as SEMANTICS.md says
     torch.testing.assert_close(gw, torch.zeros(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "rows"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_weight_gradient_does_not_depend_on_thread_timing(layout: str, dtype: torch.dtype):
+    """Per-chunk partial sums are merged in a fixed order: 30 identical calls with 4
+    threads give one value, bitwise (it used to depend on which thread finished first)."""
+    shape = (64, 96) if layout == "rows" else (16, 8, 40, 40)
+    x = torch.randn(shape, dtype=dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(x)
+    w = torch.rand(x.shape[1], dtype=dtype)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        values = {torch.ops.torch_ext.prelu_backward(g, x, w)[1].numpy().tobytes() for _ in range(30)}
+    finally:
+        torch.set_num_threads(threads)
+    assert len(values) == 1

@@ -40,9 +40,26 @@ def test_masked_backward_is_bitwise_the_input_backward(layout: str, dtype: torch
     x = make_input(layout, dtype)
     result, mask = ops.leaky_relu_masked(x, slope)
     g = torch.randn(x.shape, dtype=torch.float64).to(dtype)
-    g = torch.empty_like(result).copy_(g)  # laid out like the result, as autograd arranges
-    ours = ops.leaky_relu_backward_masked(g, mask, slope)
+    ours = ops.leaky_relu_backward_masked(g, mask, slope, result.stride())
     assert torch.equal(ours, ops.leaky_relu_backward(g, x, slope, False))
+    assert ours.stride() == result.stride()
+
+
+@pytest.mark.parametrize("grad_layout", ["contiguous", "transposed", "channels_last", "strided"])
+def test_masked_backward_takes_grad_output_in_any_layout(grad_layout: str):
+    """The mask's bits follow the result's memory order, named by result_strides; a
+    grad_output laid out otherwise is read in that order, not misread."""
+    x = make_input("channels_last", torch.float32)
+    result, mask = ops.leaky_relu_masked(x, 0.1)
+    g = torch.randn(x.shape)
+    if grad_layout == "transposed":
+        g = g.transpose(0, 3).contiguous().transpose(0, 3)
+    elif grad_layout == "channels_last":
+        g = g.contiguous(memory_format=torch.channels_last)
+    elif grad_layout == "strided":
+        g = torch.randn(*x.shape[:-1], 2 * x.shape[-1])[..., ::2]
+    ours = ops.leaky_relu_backward_masked(g, mask, 0.1, result.stride())
+    assert torch.equal(ours, ops.leaky_relu_backward(g, x, 0.1, False))
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.01, -0.2])
@@ -74,9 +91,16 @@ def test_saved_bytes_are_a_32nd_of_the_input():
 def test_errors():
     g = torch.randn(20)
     with pytest.raises(TypeError, match="'sign_mask' to be uint8"):
-        ops.leaky_relu_backward_masked(g, torch.zeros(3), 0.1)
+        ops.leaky_relu_backward_masked(g, torch.zeros(3), 0.1, [1])
     with pytest.raises(RuntimeError, match=r"'sign_mask' to be a contiguous 1-D tensor of 3 bytes"):
-        ops.leaky_relu_backward_masked(g, torch.zeros(4, dtype=torch.uint8), 0.1)
+        ops.leaky_relu_backward_masked(g, torch.zeros(4, dtype=torch.uint8), 0.1, [1])
+    mask = torch.zeros(3, dtype=torch.uint8)
+    with pytest.raises(RuntimeError, match=r"'result_strides' to have one stride per dim of 'grad_output' \(1\)"):
+        ops.leaky_relu_backward_masked(g, mask, 0.1, [4, 1])
+    with pytest.raises(RuntimeError, match=r"'result_strides' \[2\] to lay out a tensor of shape \[20\] densely"):
+        ops.leaky_relu_backward_masked(g, mask, 0.1, [2])
+    with pytest.raises(RuntimeError, match=r"'result_strides' \[1, 1\] to lay out"):
+        ops.leaky_relu_backward_masked(g.view(4, 5), mask, 0.1, [1, 1])
     with pytest.raises(RuntimeError, match="leaky_relu_masked: not differentiable"):
         ops.leaky_relu_masked(torch.randn(3, requires_grad=True), 0.1)
 
@@ -85,6 +109,7 @@ def test_opcheck():
     x = torch.randn(5, 7)
     torch.library.opcheck(ops.leaky_relu_masked.default, (x, 0.1))
     _, mask = ops.leaky_relu_masked(x, 0.1)
-    torch.library.opcheck(ops.leaky_relu_backward_masked.default, (torch.randn(5, 7), mask, 0.1))
+    torch.library.opcheck(ops.leaky_relu_backward_masked.default, (torch.randn(5, 7), mask, 0.1, [7, 1]))
     torch.library.opcheck(ops.leaky_relu_backward_masked.default,
-                          (torch.randn(5, 7, requires_grad=True), mask, 0.1))
+                          (torch.randn(5, 7, requires_grad=True), mask, 0.1, [7, 1]))
+    torch.library.opcheck(ops.leaky_relu_backward_masked.default, (torch.randn(7, 5).t(), mask, 0.1, [7, 1]))

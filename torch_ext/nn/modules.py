@@ -81,36 +81,66 @@ class PReLU(_Counted, torch.nn.PReLU):
         return torch.ops.torch_ext.prelu_counted(input, self.weight, counts, unit_dim, threshold)
 
 
-class ELU(_Counted, torch.nn.ELU):
+class _SavesOutput:
+    """The opt-in ``save_output`` of ELU and SELU (see :func:`torch_ext.functional.elu`):
+    not part of the state dict, shown in the repr when set."""
+
+    save_output: bool = False
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()  # type: ignore[misc]
+        return f"{base}, save_output=True" if self.save_output else base
+
+
+class ELU(_Counted, _SavesOutput, torch.nn.ELU):
     r"""ELU, :math:`x` if :math:`x > 0` else :math:`\alpha (e^x - 1)`, run by
     ``torch.ops.torch_ext.elu``.
 
     Args:
         alpha: the negative saturation value. Default: ``1.0``.
         inplace: overwrite the input. Default: ``False``.
+        save_output: keep the output for backward instead of the input (less memory; the
+            output must then not be modified in place before backward, and the float32
+            gradient loses precision below about -10). Default: ``False``, as PyTorch.
     """
 
+    __constants__ = ["alpha", "inplace", "save_output"]
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False, save_output: bool = False) -> None:
+        super().__init__(alpha, inplace)
+        self.save_output = save_output
+
     def _activation(self, input: Tensor) -> Tensor:
-        return F.elu(input, self.alpha, self.inplace)
+        return F.elu(input, self.alpha, self.inplace, self.save_output)
 
     @torch.jit.unused
     def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
-        return torch.ops.torch_ext.elu_counted(input, self.alpha, 1.0, counts, unit_dim, threshold)
+        return torch.ops.torch_ext.elu_counted(
+            input, self.alpha, 1.0, counts, unit_dim, threshold, self.save_output
+        )
 
 
-class SELU(_Counted, torch.nn.SELU):
+class SELU(_Counted, _SavesOutput, torch.nn.SELU):
     r"""SELU, :math:`\lambda x` if :math:`x > 0` else :math:`\lambda\alpha (e^x - 1)`, run
     by ``torch.ops.torch_ext.selu``. Use with LeCun-normal init for self-normalization.
 
     Args:
         inplace: overwrite the input. Default: ``False``.
+        save_output: keep the output for backward instead of the input; see :class:`ELU`.
+            Default: ``False``.
     """
 
+    __constants__ = ["inplace", "save_output"]
+
+    def __init__(self, inplace: bool = False, save_output: bool = False) -> None:
+        super().__init__(inplace)
+        self.save_output = save_output
+
     def _activation(self, input: Tensor) -> Tensor:
-        return F.selu(input, self.inplace)
+        return F.selu(input, self.inplace, self.save_output)
 
     @torch.jit.unused
     def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
-            input, SELU_ALPHA, SELU_SCALE, counts, unit_dim, threshold
+            input, SELU_ALPHA, SELU_SCALE, counts, unit_dim, threshold, self.save_output
         )

@@ -5,7 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
-#include <ATen/ops/empty_strided.h>
+#include <torch/csrc/autograd/VariableTypeUtils.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
 
@@ -28,6 +28,14 @@ inline bool records_grad(const at::Tensor& t) {
   return at::GradMode::is_enabled() && t.requires_grad();
 }
 
+// PyTorch's own refusals of an in-place op on `self` whose gradient autograd records (a leaf
+// that requires grad, a view of one, a view autograd cannot rebase: an output of unbind, a
+// view created under no_grad), with PyTorch's messages. Called before the kernel, so a
+// refused call leaves the data and the version counter untouched.
+inline void check_in_place(const at::Tensor& self) {
+  torch::autograd::check_inplace(self, records_grad(self));
+}
+
 // The count_active_ arguments of a counted forward (leaky_relu_counted, ...); the plain
 // forward has none. Not differentiable: passed beside the inputs, never saved.
 struct Counter {
@@ -35,13 +43,6 @@ struct Counter {
   int64_t unit_dim;
   const at::Tensor& alive_threshold;
 };
-
-// `t`, or a copy of it, laid out densely with `strides` (shapes may be symbolic while
-// torch.compile traces). A sign mask's bits follow that layout's memory order.
-inline at::Tensor laid_out(const at::Tensor& t, c10::SymIntArrayRef strides) {
-  if (t.is_non_overlapping_and_dense() && t.sym_strides() == strides) return t;
-  return at::empty_strided_symint(t.sym_sizes(), strides, t.options()).copy_(t);
-}
 
 // Runs `kernel` below the Autograd and ADInplaceOrView keys.
 template <typename Kernel>

@@ -32,25 +32,34 @@ at::Tensor backward_from_saved(AutogradContext* ctx, const at::Tensor& grad) {
 at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
   if (spec.counter != nullptr) {
     return torch_ext::elu_counted(self, spec.alpha, spec.scale, spec.counter->counts,
-                                  spec.counter->unit_dim, spec.counter->alive_threshold);
+                                  spec.counter->unit_dim, spec.counter->alive_threshold,
+                                  spec.save_output);
   }
   return spec.is_selu ? torch_ext::selu(self) : torch_ext::elu(self, spec.alpha);
+}
+
+// Whether the out-of-place forward keeps its output for backward: only when asked
+// (save_output), and only where the output decides the gradient well enough: alpha >= 0
+// (y > 0 exactly when x > 0) and float32/float64 (a bfloat16/float16 output would cost the
+// gradient a few percent where y + alpha cancels). Otherwise the input, as PyTorch keeps.
+bool keeps_output(const at::Tensor& self, const EluSpec& spec) {
+  const auto dtype = self.scalar_type();
+  return spec.save_output && spec.alpha >= 0.0 && (dtype == at::kFloat || dtype == at::kDouble);
 }
 
 at::Tensor& run_forward_(at::Tensor& self, const EluSpec& spec) {
   return spec.is_selu ? torch_ext::selu_(self) : torch_ext::elu_(self, spec.alpha);
 }
 
-// Saves the output when alpha >= 0 (the gradient follows from it, and the next layer keeps
-// it alive anyway); the input otherwise. In bfloat16/float16 the rounded output would cost
-// the gradient up to a few percent where y + alpha cancels, so there the input is kept.
+// Saves the input, as PyTorch does: the output may then be modified in place afterwards
+// (h += residual), and the gradient keeps full precision far in the negative tail. With
+// save_output, the output instead (see keeps_output).
 class Elu : public torch::autograd::Function<Elu> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, EluSpec spec) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor result = run_forward(self, spec);
-    const bool full_precision = self.scalar_type() == at::kFloat || self.scalar_type() == at::kDouble;
-    const bool save_result = spec.alpha >= 0.0 && full_precision;
+    const bool save_result = keeps_output(self, spec);
     save_spec(ctx, spec, save_result);
     ctx->save_for_backward({save_result ? result : self});
     return result;
@@ -122,21 +131,22 @@ at::Tensor& elu_family_(at::Tensor& self, const EluSpec& spec) {
     torch::autograd::impl::bump_version(self);
     return self;
   }
+  check_in_place(self);
   EluInPlace::apply(self, spec);
   return self;
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
-  m.impl("elu", [](const at::Tensor& self, double alpha) {
-    return elu_family(self, EluSpec{alpha, 1.0, false});
+  m.impl("elu", [](const at::Tensor& self, double alpha, bool save_output) {
+    return elu_family(self, EluSpec{alpha, 1.0, false, nullptr, save_output});
   });
   m.impl("elu_", [](at::Tensor& self, double alpha) -> at::Tensor& {
     return elu_family_(self, EluSpec{alpha, 1.0, false});
   });
   m.impl("elu_counted", [](const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
-                           int64_t unit_dim, const at::Tensor& alive_threshold) {
+                           int64_t unit_dim, const at::Tensor& alive_threshold, bool save_output) {
     const Counter counter{counts, unit_dim, alive_threshold};
-    at::Tensor out = elu_family(self, EluSpec{alpha, scale, false, &counter});
+    at::Tensor out = elu_family(self, EluSpec{alpha, scale, false, &counter, save_output});
     torch::autograd::impl::bump_version(counts);
     return out;
   });

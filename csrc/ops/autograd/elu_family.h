@@ -13,6 +13,7 @@ struct EluSpec {
   double scale;
   bool is_selu;                      // runs torch_ext::selu rather than torch_ext::elu
   const Counter* counter = nullptr;  // runs torch_ext::elu_counted (out of place only)
+  bool save_output = false;          // out of place: keep the output, not the input (opt-in)
 };
 
 at::Tensor elu_family(const at::Tensor& self, const EluSpec& spec);

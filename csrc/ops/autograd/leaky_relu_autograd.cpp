@@ -44,7 +44,7 @@ class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
     at::Tensor grad_input;
     if (ctx->saved_data["masked"].toBool()) {
       const auto strides = ctx->saved_data["strides"].toSymIntVector();
-      grad_input = torch_ext::leaky_relu_backward_masked(laid_out(grads[0], strides), saved, slope);
+      grad_input = torch_ext::leaky_relu_backward_masked(grads[0], saved, slope, strides);
     } else {
       grad_input = torch_ext::leaky_relu_backward(grads[0], saved, slope, false);
     }
@@ -106,22 +106,21 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
 class LeakyReluBackwardMasked : public torch::autograd::Function<LeakyReluBackwardMasked> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
-                            const at::Tensor& sign_mask, double negative_slope) {
+                            const at::Tensor& sign_mask, double negative_slope,
+                            c10::SymIntArrayRef result_strides) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    at::Tensor grad_input =
-        torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope);
     ctx->saved_data["negative_slope"] = negative_slope;
-    ctx->saved_data["strides"] = grad_input.sym_strides();
+    ctx->saved_data["strides"] = result_strides;
     ctx->save_for_backward({sign_mask});
-    return grad_input;
+    return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope,
+                                                 result_strides);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto strides = ctx->saved_data["strides"].toSymIntVector();
-    return {torch_ext::leaky_relu_backward_masked(laid_out(grads[0], strides),
-                                                  ctx->get_saved_variables()[0],
-                                                  ctx->saved_data["negative_slope"].toDouble()),
-            at::Tensor(), at::Tensor()};
+    return {torch_ext::leaky_relu_backward_masked(grads[0], ctx->get_saved_variables()[0],
+                                                  ctx->saved_data["negative_slope"].toDouble(),
+                                                  ctx->saved_data["strides"].toSymIntVector()),
+            at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -138,13 +137,15 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
     return below_autograd([&] { return torch_ext::leaky_relu_masked(self, negative_slope); });
   });
   m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output,
-                                          const at::Tensor& sign_mask, double negative_slope) {
+                                          const at::Tensor& sign_mask, double negative_slope,
+                                          c10::SymIntArrayRef result_strides) {
     if (!records_grad(grad_output)) {
       return below_autograd([&] {
-        return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope);
+        return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope,
+                                                     result_strides);
       });
     }
-    return LeakyReluBackwardMasked::apply(grad_output, sign_mask, negative_slope);
+    return LeakyReluBackwardMasked::apply(grad_output, sign_mask, negative_slope, result_strides);
   });
   m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope,
                                   at::Tensor& counts, int64_t unit_dim,
@@ -160,6 +161,7 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
       torch::autograd::impl::bump_version(self);
       return self;
     }
+    check_in_place(self);
     LeakyReluInPlace::apply(self, negative_slope);
     return self;
   });

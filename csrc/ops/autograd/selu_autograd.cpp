@@ -12,7 +12,11 @@ constexpr EluSpec kSelu{act::kSeluAlpha, act::kSeluScale, true};
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
-  m.impl("selu", [](const at::Tensor& self) { return elu_family(self, kSelu); });
+  m.impl("selu", [](const at::Tensor& self, bool save_output) {
+    EluSpec spec = kSelu;
+    spec.save_output = save_output;
+    return elu_family(self, spec);
+  });
   m.impl("selu_", [](at::Tensor& self) -> at::Tensor& { return elu_family_(self, kSelu); });
 }
 

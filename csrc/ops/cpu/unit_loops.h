@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -24,15 +23,19 @@ inline namespace CPU_CAPABILITY {
 // Counters are int32 over blocks of at most kBlock elements, then widened: no overflow.
 constexpr int64_t kBlock = int64_t{1} << 30;
 
+// Compares in the compute type (double for double), as the vector body does: a float64
+// value such as 1e-300 counts the same wherever it sits.
 template <typename scalar_t>
 void count_span(const scalar_t* z, int64_t n, float threshold, int64_t& active, int64_t& alive) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const opmath_t thr = static_cast<opmath_t>(threshold);
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t stop = std::min(n, start + kBlock);
     int32_t a = 0, l = 0;
     for (int64_t i = start; i < stop; ++i) {
-      const float x = static_cast<float>(z[i]);
-      a += x > 0.f;
-      l += x > threshold;
+      const opmath_t x = static_cast<opmath_t>(z[i]);
+      a += x > opmath_t(0);
+      l += x > thr;
     }
     active += a;
     alive += l;
@@ -51,18 +54,21 @@ struct Tally {
   }
 };
 
-// The parallel skeleton of every per-unit loop: [0, n) in chunks of at least `grain`; each
-// chunk builds its own State(units), runs body(state, begin, end), and is merged once,
-// under a lock, by merge(state). Chunks never share a counter or a sum.
+// The parallel skeleton of every per-unit loop: [0, n) in at most one chunk per thread, each
+// of at least `grain`; each chunk builds its own State(units) and runs
+// body(state, begin, end); then the states are merged by merge(state) in chunk order. Chunks
+// never share a counter or a sum, and the partition and the merge order depend only on n,
+// grain and the thread count, never on thread timing: floating-point sums are reproducible.
 template <typename State, typename Body, typename Merge>
 void parallel_units(int64_t n, int64_t grain, int64_t units, const Body& body, const Merge& merge) {
-  std::mutex mutex;
-  at::parallel_for(0, n, std::max<int64_t>(1, grain), [&](int64_t begin, int64_t end) {
-    State state(units);
-    body(state, begin, end);
-    std::lock_guard<std::mutex> lock(mutex);
-    merge(state);
+  if (n <= 0) return;
+  const int64_t size = std::max({int64_t{1}, grain, (n + at::get_num_threads() - 1) / at::get_num_threads()});
+  const int64_t chunks = (n + size - 1) / size;
+  std::vector<State> states(chunks, State(units));
+  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) body(states[c], c * size, std::min(n, (c + 1) * size));
   });
+  for (const State& state : states) merge(state);
 }
 
 // --- Counting, alone or fused with an activation --------------------------------------------

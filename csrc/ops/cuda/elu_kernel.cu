@@ -56,7 +56,8 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
 }
 
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
-                       int64_t unit_dim, const at::Tensor& alive_threshold) {
+                       int64_t unit_dim, const at::Tensor& alive_threshold,
+                       bool /*save_output*/) {
   const c10::cuda::CUDAGuard guard(self.device());
   return counted_forward(
       "torch_ext::elu_counted", self, counts, unit_dim, alive_threshold,
@@ -70,7 +71,7 @@ at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::T
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) {
-  m.impl("elu", [](const at::Tensor& self, double alpha) {
+  m.impl("elu", [](const at::Tensor& self, double alpha, bool /*save_output*/) {
     return elu_forward("torch_ext::elu", self, alpha, 1.0);
   });
   m.impl("elu_", [](at::Tensor& self, double alpha) -> at::Tensor& {

@@ -66,9 +66,9 @@ std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, dou
 }
 
 at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
-                                      double negative_slope) {
-  at::Tensor grad_input =
-      outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output, sign_mask);
+                                      double negative_slope, c10::SymIntArrayRef result_strides) {
+  at::Tensor grad_input = outputs::masked_backward("torch_ext::leaky_relu_backward_masked",
+                                                   grad_output, sign_mask, result_strides);
   if (grad_output.numel() == 0) return grad_input;
   const c10::cuda::CUDAGuard guard(grad_output.device());
   const at::Tensor source = outputs::laid_out_like(grad_output, grad_input);

@@ -9,7 +9,7 @@
 namespace torch_ext::cuda {
 
 TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) {
-  m.impl("selu", [](const at::Tensor& self) {
+  m.impl("selu", [](const at::Tensor& self, bool /*save_output*/) {
     return elu_forward("torch_ext::selu", self, act::kSeluAlpha, act::kSeluScale);
   });
   m.impl("selu_", [](at::Tensor& self) -> at::Tensor& {
