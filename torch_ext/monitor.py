@@ -14,16 +14,20 @@ closes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import json
 import logging
-import math
+import sys
 import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Union
 
 import torch
+import torch.utils._pytree as pytree
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from .nn.modules import _Counted
 
@@ -47,29 +51,46 @@ ModuleSelector = Union[str, type, Callable[[str, torch.nn.Module], bool]]
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 
 
+# --- thresholds ------------------------------------------------------------------------------
+def _alive_rule(module: torch.nn.Module | None) -> tuple[str, float] | None:
+    """The activation formula and parameter that decide when a unit of `module` passes
+    gradient, or None for PReLU, whose learned slopes are tensors read on the device."""
+    if isinstance(module, torch.nn.PReLU):
+        return None
+    if isinstance(module, torch.nn.LeakyReLU):
+        return "leaky_relu", float(module.negative_slope)
+    if isinstance(module, torch.nn.SELU):
+        return "selu", 0.0
+    if isinstance(module, torch.nn.ELU):
+        return "elu", float(module.alpha)
+    if isinstance(module, torch.nn.CELU):
+        return "celu", float(module.alpha)
+    return "relu", 0.0  # modules the monitor does not know: gradient flows only for z > 0
+
+
 def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:
     """Per-unit z above which |f'(z)| > grad_eps for the activation `module`, from the
-    activation definitions (``torch.ops.torch_ext.alive_threshold``). Modules the monitor
-    does not know get ReLU's rule (gradient flows only for z > 0)."""
-    threshold = torch.ops.torch_ext.alive_threshold
-    if isinstance(module, torch.nn.PReLU):
-        return torch.ops.torch_ext.slopes_alive_threshold(module.weight, units, grad_eps).to(device)
-    if isinstance(module, torch.nn.LeakyReLU):
-        value = threshold("leaky_relu", module.negative_slope, grad_eps)
-    elif isinstance(module, torch.nn.SELU):
-        value = threshold("selu", 0.0, grad_eps)
-    elif isinstance(module, torch.nn.ELU):
-        value = threshold("elu", module.alpha, grad_eps)
-    elif isinstance(module, torch.nn.CELU):
-        value = threshold("celu", module.alpha, grad_eps)
-    else:
-        value = threshold("relu", 0.0, grad_eps)
+    activation definitions (``torch.ops.torch_ext.alive_threshold``), as the float32 tensor
+    ``count_active_`` takes. Modules the monitor does not know get ReLU's rule (gradient
+    flows only for z > 0)."""
+    rule = _alive_rule(module)
+    if rule is None:
+        slopes = torch.ops.torch_ext.slopes_alive_threshold(module.weight, units, grad_eps)
+        # The op's result takes the default dtype (float64 under set_default_dtype).
+        return slopes.to(device=device, dtype=torch.float32)
+    value = torch.ops.torch_ext.alive_threshold(rule[0], rule[1], grad_eps)
     return torch.full((units,), value, dtype=torch.float32, device=device)
 
 
+# --- reports ---------------------------------------------------------------------------------
 @dataclass
 class LayerReport:
-    """Statistics of one monitored layer over one window."""
+    """Statistics of one monitored layer over one window.
+
+    ``dead_units``, ``active_counts`` and ``alive_counts`` are per unit. The monitor keeps
+    them only for its last ``keep_windows`` windows: older reports have them ``None`` and
+    ``has_unit_detail`` False, their scalar fields intact.
+    """
 
     name: str
     activation: str
@@ -80,10 +101,11 @@ class LayerReport:
     dead_fraction: float
     dormant_fraction: float
     mean_activation_rate: float
-    dead_units: list[int]
+    dead_units: list[int] | None
     activation_rate_histogram: list[int]  # units per rate bin [0, 0.1), ..., [0.9, 1.0]
-    active_counts: list[int] = field(repr=False)
-    alive_counts: list[int] = field(repr=False)
+    active_counts: list[int] | None = field(repr=False)
+    alive_counts: list[int] | None = field(repr=False)
+    has_unit_detail: bool = True
 
 
 @dataclass
@@ -97,43 +119,6 @@ class MonitorReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Layer:
-    """Counters of one monitored module, on the device of its inputs."""
-
-    def __init__(self, name: str, module: torch.nn.Module) -> None:
-        self.name = name
-        self.module: torch.nn.Module | None = module  # None while detached
-        self.activation = type(module).__name__
-        self.counts: Tensor | None = None  # int64 [2, units]: active, alive
-        self.samples = 0  # per unit, known on the host from shapes
-        self.threshold: Tensor | None = None
-        self.unit_dim: int | None = None
-
-    def count(self, z: Tensor, unit_dim: int, grad_eps: float) -> None:
-        torch.ops.torch_ext.count_active_(z.detach(), *self.prepare(z, unit_dim, grad_eps))
-
-    def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor]:
-        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold)."""
-        dim = unit_dim % z.dim()
-        units = z.shape[dim]
-        if self.counts is None:
-            self.counts = torch.zeros(2, units, dtype=torch.int64, device=z.device)
-        elif self.counts.shape[1] != units:
-            raise ValueError(
-                f"DeadNeuronMonitor: layer '{self.name}' was called with {units} units along "
-                f"dim {dim}, but earlier with {self.counts.shape[1]}; pass unit_dim for it"
-            )
-        if self.threshold is None or isinstance(self.module, torch.nn.PReLU):
-            self.threshold = alive_threshold(self.module, units, grad_eps, z.device)
-        self.samples += z.numel() // units
-        return self.counts, dim, self.threshold
-
-    def reset(self) -> None:
-        if self.counts is not None:
-            self.counts.zero_()
-        self.samples = 0
 
 
 def _report(layer: _Layer, active: list[int], alive: list[int], samples: int) -> LayerReport:
@@ -161,21 +146,517 @@ def _report(layer: _Layer, active: list[int], alive: list[int], samples: int) ->
     )
 
 
-class _FusedCounter:
-    """Set on a torch_ext.nn module as ``_counter``: its forward then runs the counted op,
-    the activation and the counting in one pass (see torch_ext.nn.modules._Counted)."""
+def _without_unit_detail(report: MonitorReport) -> MonitorReport:
+    """`report` with its per-unit lists dropped (scalars and histograms kept)."""
+    layers = {
+        name: dataclasses.replace(layer, dead_units=None, active_counts=None, alive_counts=None,
+                                  has_unit_detail=False)
+        for name, layer in report.layers.items()
+    }
+    return dataclasses.replace(report, layers=layers)
+
+
+def _report_from_dict(data: dict[str, Any]) -> MonitorReport:
+    layers = {name: LayerReport(**layer) for name, layer in data["layers"].items()}
+    return MonitorReport(window=data["window"], first_step=data["first_step"],
+                         steps=data["steps"], layers=layers)
+
+
+# --- counting --------------------------------------------------------------------------------
+def _outside_inference_mode() -> ContextManager[Any]:
+    """Counters outlive the call that creates them: made inside ``torch.inference_mode()``
+    they would be inference tensors, which no later training step may update."""
+    if not torch.compiler.is_compiling() and torch.is_inference_mode_enabled():
+        return torch.inference_mode(False)
+    return contextlib.nullcontext()
+
+
+def _recomputing() -> bool:
+    """True while autograd runs a backward pass on this thread. Activation checkpointing
+    (``torch.utils.checkpoint``, reentrant or not) recomputes forwards there: those calls
+    were counted when they first ran. (A compiled graph recomputes without calling hooks.)"""
+    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
+
+class _Layer:
+    """Counters of one monitored module, on the device of its inputs."""
+
+    def __init__(self, name: str, module: torch.nn.Module) -> None:
+        self.name = name
+        self.module: torch.nn.Module | None = module  # None while detached
+        self.activation = type(module).__name__
+        self.counts: Tensor | None = None  # int64 [2, units]: active, alive
+        self.samples = 0  # per unit, known on the host from shapes
+        self.threshold: Tensor | None = None
+        self._threshold_key: tuple | None = None
+
+    def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor] | None:
+        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
+        or None when the call holds nothing to count (an empty batch or a 0-wide layer)."""
+        if not -z.dim() <= unit_dim < z.dim():
+            raise ValueError(f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
+                             f"out of range for its {z.dim()}-D input")
+        if z.numel() == 0:
+            return None
+        dim = unit_dim % z.dim()
+        units = z.shape[dim]
+        counts = self._counts_on(z.device, units, dim)
+        threshold = self._threshold_for(units, grad_eps, z.device)
+        self.samples += z.numel() // units
+        return counts, dim, threshold
+
+    def _counts_on(self, device: torch.device, units: int, dim: int) -> Tensor:
+        if self.counts is None:
+            with _outside_inference_mode():
+                self.counts = torch.zeros(2, units, dtype=torch.int64, device=device)
+        elif self.counts.shape[1] != units:
+            raise ValueError(
+                f"DeadNeuronMonitor: layer '{self.name}' was called with {units} units along "
+                f"dim {dim}, but earlier with {self.counts.shape[1]}; pass unit_dim for it"
+            )
+        elif self.counts.device != device:
+            # model.to(device), or load_state_dict() before the first call: follow the input.
+            with _outside_inference_mode():
+                self.counts = self.counts.to(device)
+        return self.counts
+
+    def _threshold_for(self, units: int, grad_eps: float, device: torch.device) -> Tensor:
+        """The alive threshold for this call, recomputed when what it depends on changed
+        (negative_slope, alpha, grad_eps, the unit count, the device) between calls."""
+        rule = _alive_rule(self.module)
+        if rule is None:
+            # PReLU's slopes change every optimizer step (and behind any version counter when
+            # set through .data): computed on the device for this call only, without a sync.
+            return alive_threshold(self.module, units, grad_eps, device)
+        key = (rule, grad_eps, units, device)
+        if key != self._threshold_key:
+            with _outside_inference_mode():
+                self.threshold = alive_threshold(self.module, units, grad_eps, device)
+            self._threshold_key = key
+        return self.threshold
+
+    def reset(self) -> None:
+        if self.counts is not None:
+            self.counts.zero_()
+        self.samples = 0
+
+
+# --- hooks -----------------------------------------------------------------------------------
+class _InertHook:
+    """What a monitor's hook becomes in a copy or a pickle of the model: nothing."""
+
+    def __call__(self, *args: Any) -> None:
+        return None
+
+
+class _Hook:
+    """Base of the hooks a monitor puts on a model. ``copy.deepcopy(model)`` (an EMA or
+    teacher copy) and ``torch.save(model)`` copy a module's hooks with it: those copies
+    become :class:`_InertHook`, so a copy never counts into this monitor and the model
+    pickles while watched."""
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return _InertHook, ()
+
+
+def _no_counter() -> None:
+    return None
+
+
+class _CountingHook(_Hook):
+    """Forward pre-hook counting a monitored module's input (before an in-place activation
+    overwrites it)."""
 
     def __init__(self, monitor: DeadNeuronMonitor, layer: _Layer) -> None:
         self._monitor = weakref.ref(monitor)
         self._layer = layer
 
+    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
+        monitor = self._monitor()
+        if monitor is None or module is not self._layer.module or not args:
+            return
+        z = args[0]
+        if not monitor._counts_call(module, z):
+            return
+        prepared = self._layer.prepare(z, monitor._unit_dim_of(self._layer.name, z), monitor.grad_eps)
+        if prepared is not None:
+            torch.ops.torch_ext.count_active_(z.detach(), *prepared)
+
+
+class _FusedCounter:
+    """Set on a torch_ext.nn module as ``_counter``: its forward then runs the counted op,
+    the activation and the counting in one pass (see torch_ext.nn.modules._Counted). A copy
+    or pickle of the module gets ``None`` instead (see :class:`_Hook`)."""
+
+    def __init__(self, monitor: DeadNeuronMonitor, layer: _Layer) -> None:
+        self._monitor = weakref.ref(monitor)
+        self._layer = layer
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple]:
+        return _no_counter, ()
+
     def counting_args(self, module: torch.nn.Module, z: Tensor) -> tuple[Tensor, int, Tensor] | None:
         monitor = self._monitor()
-        if monitor is None or not monitor._counts_call(module, z):
+        if monitor is None or module is not self._layer.module or not monitor._counts_call(module, z):
             return None
         return self._layer.prepare(z, monitor._unit_dim_of(self._layer.name, z), monitor.grad_eps)
 
 
+# --- links: which Linear/Conv feeds each monitored layer, and which read it ------------------
+def _out_features(module: torch.nn.Module) -> int:
+    return module.out_features if isinstance(module, torch.nn.Linear) else module.out_channels
+
+
+def _in_features(module: torch.nn.Module) -> int:
+    return module.in_features if isinstance(module, torch.nn.Linear) else module.in_channels
+
+
+def _feature_dim(module: torch.nn.Module, ndim: int) -> int:
+    """The dim of a weighted layer's `ndim`-D input or output that holds its features: the
+    last for Linear; the channels for a convolution (dim 0 for an unbatched input)."""
+    if isinstance(module, torch.nn.Linear):
+        return ndim - 1
+    return 0 if ndim == len(module.kernel_size) + 1 else 1
+
+
+class _Value:
+    """A tensor made by a traced module call: who made it and who used it. Held by weak
+    reference: CPython reuses the id() of a freed tensor, so an id alone can name another."""
+
+    __slots__ = ("ref", "producer", "consumers", "returned")
+
+    def __init__(self, tensor: Tensor, producer: _Call) -> None:
+        self.ref = weakref.ref(tensor)
+        self.producer = producer
+        self.consumers: list[_Call | None] = []  # None: an operation outside traced modules
+        self.returned = False  # among the model's outputs
+
+
+class _Call:
+    """One call of a Linear/Conv or monitored module in the discovery forward."""
+
+    __slots__ = ("name", "module", "traced", "input", "input_ndim", "output", "units", "unit_dim")
+
+    def __init__(self, name: str, module: torch.nn.Module, traced: bool) -> None:
+        self.name = name
+        self.module = module
+        self.traced = traced  # False inside regions the tracer cannot see (see _LinkTracer)
+        self.input: _Value | None = None  # the traced value it received as its input
+        self.input_ndim = 0
+        self.output: _Value | None = None
+        self.units = -1  # of a monitored module: its unit count and (non-negative) unit dim
+        self.unit_dim = -1
+
+
+@dataclass
+class _Link:
+    """The producer -> activation -> readers chain around one monitored layer, or why there
+    is none."""
+
+    producer: weakref.ref | None = None
+    readers: list[weakref.ref] = field(default_factory=list)
+    problem: str | None = None
+
+
+class _LinkTracer(TorchFunctionMode):
+    """Learns, in the model's first training forward after attach(), which Linear/Conv
+    feeds each monitored layer and which read its output, and whether that is all.
+
+    Module hooks record each call's input and output tensors; this torch-function mode,
+    active for that one forward, records every operation that uses them, so a permute, a
+    residual addition or a second use shows up and the link is refused rather than wrong.
+    """
+
+    def __init__(self, monitor: DeadNeuronMonitor, model: torch.nn.Module) -> None:
+        super().__init__()
+        self._monitor = weakref.ref(monitor)
+        # By id(): a module may define __eq__ and so not be hashable.
+        self._names = {
+            id(module): (module, name) for name, module in model.named_modules()
+            if isinstance(module, WEIGHTED_LAYERS) or name in monitor._layers
+        }
+        self._root_handles = [
+            model.register_forward_pre_hook(_TraceStart(self), prepend=True),
+            model.register_forward_hook(_TraceEnd(self), always_call=True),
+        ]
+        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._active = False
+        self._paused = False
+        self._values: dict[int, _Value] = {}
+        self._stack: list[_Call] = []
+        self._calls: dict[str, list[_Call]] = {}
+
+    def close(self) -> None:
+        """Remove every hook and drop what was recorded."""
+        self._finish_trace()
+        for handle in self._root_handles:
+            handle.remove()
+        self._root_handles.clear()
+
+    # The forward being traced.
+    def begin(self, model: torch.nn.Module) -> None:
+        if self._monitor() is None:  # the monitor was dropped without remove()
+            self.close()
+            return
+        # Eager forwards only: a compiled one runs no module hooks of its own.
+        if self._active or not model.training or torch.compiler.is_compiling() or _recomputing():
+            return
+        self._active = True
+        self._values, self._stack, self._calls = {}, [], {}
+        # Every module's calls, without a hook on each (which copies of the model would carry).
+        self._module_handles = [
+            torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
+            torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=True),
+        ]
+        self.__enter__()
+
+    def end(self, output: Any) -> None:
+        if not self._active:
+            return
+        failed = sys.exc_info()[1] is not None  # the forward raised: try the next one
+        monitor = self._monitor()
+        if not failed and monitor is not None:
+            with self._untraced():
+                for value in self._values_in(pytree.tree_leaves(output)):
+                    value.returned = True
+                links = {name: self._link_of(name) for name in monitor._layers}
+        self._finish_trace()
+        if not failed and monitor is not None:
+            monitor._set_links(links)
+
+    def _finish_trace(self) -> None:
+        if self._active:
+            self._active = False
+            self.__exit__(None, None, None)
+        for handle in self._module_handles:
+            handle.remove()
+        self._module_handles.clear()
+        self._values, self._stack, self._calls = {}, [], {}
+
+    @contextlib.contextmanager
+    def _untraced(self) -> Iterator[None]:
+        """The tracer's own reads of shapes are not uses of the tensors."""
+        paused, self._paused = self._paused, True
+        try:
+            yield
+        finally:
+            self._paused = paused
+
+    def _tracing_here(self) -> bool:
+        # Inside a handler of a torch function (a custom autograd Function, reentrant
+        # checkpointing) this mode is switched off: operations there go unseen.
+        return self in torch.overrides._get_current_function_mode_stack()
+
+    def _name_of(self, module: torch.nn.Module) -> str | None:
+        known = self._names.get(id(module))
+        return known[1] if known is not None and known[0] is module else None
+
+    def _enter(self, module: torch.nn.Module, args: tuple) -> None:
+        name = self._name_of(module)
+        if name is not None:
+            call = _Call(name, module, traced=self._tracing_here())
+            self._calls.setdefault(name, []).append(call)
+            self._stack.append(call)
+
+    def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if not self._stack or self._name_of(module) is None:
+            return
+        call = next((c for c in reversed(self._stack) if c.module is module), None)
+        if call is None:
+            return
+        self._stack.remove(call)
+        with self._untraced():
+            source = self._value_of(args[0]) if args else None
+            if source is not None:
+                source.consumers.append(call)
+                call.input = source
+            if args and isinstance(args[0], Tensor) and args[0].dim() > 0:
+                self._note_units(call, args[0])
+            if isinstance(output, Tensor):
+                call.output = _Value(output, call)
+                self._values[id(output)] = call.output
+
+    def _note_units(self, call: _Call, z: Tensor) -> None:
+        call.input_ndim = z.dim()
+        monitor = self._monitor()
+        if monitor is not None and call.name in monitor._layers:
+            dim = monitor._unit_dim_of(call.name, z)
+            if -z.dim() <= dim < z.dim():
+                call.unit_dim = dim % z.dim()
+                call.units = z.shape[call.unit_dim]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not self._paused:
+            user = self._stack[-1] if self._stack else None
+            for value in self._values_in((args, kwargs)):
+                value.consumers.append(user)
+        return func(*args, **kwargs)
+
+    def _value_of(self, obj: Any) -> _Value | None:
+        if not isinstance(obj, Tensor):
+            return None
+        value = self._values.get(id(obj))
+        return value if value is not None and value.ref() is obj else None
+
+    def _values_in(self, tree: Any) -> Iterator[_Value]:
+        if isinstance(tree, Tensor):
+            value = self._value_of(tree)
+            if value is not None:
+                yield value
+        elif isinstance(tree, (tuple, list)):
+            for item in tree:
+                yield from self._values_in(item)
+        elif isinstance(tree, dict):
+            for item in tree.values():
+                yield from self._values_in(item)
+
+    # Resolution, once the forward is over.
+    def _link_of(self, name: str) -> _Link:
+        calls = self._calls.get(name, [])
+        if not calls:
+            return _Link(problem="it was not called in the model's first training forward")
+        if len(calls) > 1:
+            return _Link(problem=f"it is called {len(calls)} times in one forward")
+        activation = calls[0]
+        source = activation.input
+        if source is None or not isinstance(source.producer.module, WEIGHTED_LAYERS):
+            return _Link(problem="its input is not the output of a Linear/Conv layer (an "
+                                 "operation such as a reshape, permute or addition comes between)")
+        units, unit_dim = activation.units, activation.unit_dim
+        if unit_dim < 0:
+            return _Link(problem="its unit dim is out of range for its input")
+        producer = source.producer
+        problem = (self._untraced_problem(activation, producer)
+                   or self._producer_problem(activation, producer, units, unit_dim)
+                   or self._readers_problem(activation, units, unit_dim))
+        if problem is not None:
+            return _Link(problem=problem)
+        readers = {id(c.module): c.module for c in activation.output.consumers}
+        return _Link(producer=weakref.ref(producer.module),
+                     readers=[weakref.ref(m) for m in readers.values()])
+
+    @staticmethod
+    def _untraced_problem(activation: _Call, producer: _Call) -> str | None:
+        readers = [c for c in activation.output.consumers if c is not None] if activation.output else []
+        if all(call.traced for call in (activation, producer, *readers)):
+            return None
+        return ("it runs where operations cannot be traced (inside the handler of a tensor "
+                "subclass or another torch-function mode)")
+
+    def _calls_of(self, call: _Call) -> int:
+        return len(self._calls.get(call.name, []))
+
+    def _producer_problem(self, activation: _Call, producer: _Call, units: int,
+                          unit_dim: int) -> str | None:
+        source = activation.input
+        if self._calls_of(producer) > 1:
+            return (f"its feeder '{producer.name}' is called {self._calls_of(producer)} times in "
+                    "one forward")
+        if source.returned or any(c is not activation for c in source.consumers):
+            return f"the output of its feeder '{producer.name}' is also used elsewhere"
+        if _out_features(producer.module) != units:
+            return (f"its feeder '{producer.name}' has {_out_features(producer.module)} output "
+                    f"features but the layer has {units} units")
+        if _feature_dim(producer.module, activation.input_ndim) != unit_dim:
+            return (f"its units lie along dim {unit_dim}, but its feeder '{producer.name}' writes "
+                    f"features along dim {_feature_dim(producer.module, activation.input_ndim)}")
+        return None
+
+    def _readers_problem(self, activation: _Call, units: int, unit_dim: int) -> str | None:
+        output = activation.output
+        if output is None:
+            return "its output is not a tensor"
+        if output.returned or any(c is None or not isinstance(c.module, WEIGHTED_LAYERS)
+                                  for c in output.consumers):
+            return ("its output is also used outside a Linear/Conv layer (e.g. a residual "
+                    "addition, a reshape, or as the model's output)")
+        if not output.consumers:
+            return "no Linear/Conv layer reads its output"
+        for reader in {id(c): c for c in output.consumers}.values():
+            problem = self._reader_problem(reader, output, units, unit_dim)
+            if problem is not None:
+                return problem
+        return None
+
+    def _reader_problem(self, reader: _Call, output: _Value, units: int, unit_dim: int) -> str | None:
+        module = reader.module
+        if reader.input is not output:
+            return f"'{reader.name}' uses its output but not as its input"
+        if self._calls_of(reader) > 1:
+            return (f"its reader '{reader.name}' is called {self._calls_of(reader)} times in "
+                    "one forward")
+        if _in_features(module) != units:
+            return (f"its reader '{reader.name}' has {_in_features(module)} input features but "
+                    f"the layer has {units} units")
+        if _feature_dim(module, reader.input_ndim) != unit_dim:
+            return (f"its units lie along dim {unit_dim}, but its reader '{reader.name}' reads "
+                    f"features along dim {_feature_dim(module, reader.input_ndim)}")
+        if getattr(module, "groups", 1) != 1:
+            return f"its reader '{reader.name}' is a grouped convolution"
+        return None
+
+
+class _TraceStart(_Hook):
+    """Forward pre-hook on the watched model: starts tracing its first training forward."""
+
+    def __init__(self, tracer: _LinkTracer) -> None:
+        self._tracer = tracer
+
+    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
+        self._tracer.begin(module)
+
+
+class _TraceEnd(_Hook):
+    """Forward hook on the watched model (always called): ends the trace and resolves links."""
+
+    def __init__(self, tracer: _LinkTracer) -> None:
+        self._tracer = tracer
+
+    def __call__(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        self._tracer.end(output)
+
+
+# --- torch.distributed -----------------------------------------------------------------------
+def _world_size() -> int:
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_world_size() if distributed else 1
+
+
+def _collective_device(tensors: Iterable[Tensor]) -> torch.device:
+    """Where the default process group reduces: the CPU for gloo and MPI, the current CUDA
+    device for NCCL, else the device the counts are on."""
+    backend = str(torch.distributed.get_backend())
+    if "gloo" in backend or "mpi" in backend:
+        return torch.device("cpu")
+    if "nccl" in backend:
+        return torch.device("cuda", torch.cuda.current_device())
+    return next((t.device for t in tensors), torch.device("cpu"))
+
+
+def _agreed_widths(names: list[str], widths: dict[str, int]) -> dict[str, int]:
+    """Every rank's counted layers and their unit counts, the same on every rank (one
+    all_gather_object): a layer one rank has not run yet still takes part in the reduction,
+    so no rank issues a collective the others do not."""
+    gathered: list[Any] = [None] * _world_size()
+    torch.distributed.all_gather_object(gathered, (names, widths))
+    agreed: dict[str, int] = {}
+    for rank, (rank_names, rank_widths) in enumerate(gathered):
+        if rank_names != gathered[0][0]:
+            raise RuntimeError(
+                f"DeadNeuronMonitor: ranks monitor different layers (rank 0: {gathered[0][0]}, "
+                f"rank {rank}: {rank_names}); give every rank's monitor the same model"
+            )
+        for name, units in rank_widths.items():
+            if agreed.setdefault(name, units) != units:
+                raise RuntimeError(
+                    f"DeadNeuronMonitor: layer '{name}' has {units} units on rank {rank} but "
+                    f"{agreed[name]} on an earlier rank; pass unit_dim for it"
+                )
+    return {name: agreed[name] for name in names if name in agreed}
+
+
+# --- the monitor -----------------------------------------------------------------------------
 class DeadNeuronMonitor:
     r"""Records, per unit of every activation layer, how often it is active and whether it
     still passes gradient, over windows of training steps.
@@ -188,19 +669,31 @@ class DeadNeuronMonitor:
         threshold: log a warning the first time a layer's dead fraction in a window exceeds
             this. Default: ``0.10``.
         modules: which modules to watch: names, types, or ``(name, module) -> bool``
-            predicates. Default: every ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``,
-            ``SELU`` and ``CELU`` (``torch_ext.nn``'s modules included).
+            predicates. A name that matches no module is a ``ValueError``. Default: every
+            ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU``
+            (``torch_ext.nn``'s modules included).
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
-            ``{name: dim}`` dict. Default: the last dim for 1-D and 2-D inputs (Linear
+            ``{name: dim}`` dict, whose names must be monitored layers (else
+            ``ValueError``). Default: the last dim for 1-D and 2-D inputs (Linear
             features), dim 1 otherwise (convolution channels).
         count_eval: also count in eval mode. Default: ``False``.
+        keep_windows: how many of the latest closed windows keep their per-unit lists
+            (``dead_units``, ``active_counts``, ``alive_counts``) in :attr:`history` and
+            :meth:`state_dict`; older windows keep only their scalars and histogram, so
+            memory and checkpoints stay bounded over long runs. Default: ``10``.
 
     Use as a context manager (hooks attached inside the ``with`` block) or call
     :meth:`attach` and :meth:`remove`. Counting happens in forward pre-hooks (so in-place
     activations are seen before they overwrite their input) with no host sync; the host
-    reads the counts only when a window closes and when a report is read. Under
-    ``torch.distributed``, closing a window and reading a report are collective: every rank
-    must call them, and the counts are summed over ranks.
+    reads the counts only when a window closes and when a report is read. Forwards that
+    activation checkpointing recomputes during backward are not counted again; copies of the
+    model (``copy.deepcopy``, ``torch.save``) do not count into the monitor.
+
+    Under ``torch.distributed`` (initialized, world size > 1), :meth:`step` and
+    :meth:`report` (and the readers built on it) are collective: every rank must call them,
+    in the same order, and they report the counts summed over ranks, including layers that
+    only some ranks have run. ``report(collective=False)`` reads this rank's counts alone,
+    without communication, and may be called on one rank only.
 
     Example::
 
@@ -222,6 +715,7 @@ class DeadNeuronMonitor:
         modules: Iterable[ModuleSelector] | None = None,
         unit_dim: int | dict[str, int] | None = None,
         count_eval: bool = False,
+        keep_windows: int = 10,
     ) -> None:
         if window < 1:
             raise ValueError(f"DeadNeuronMonitor: window must be >= 1 steps, got {window}")
@@ -229,6 +723,8 @@ class DeadNeuronMonitor:
             raise ValueError(f"DeadNeuronMonitor: grad_eps must be > 0, got {grad_eps}")
         if not 0 <= threshold <= 1:
             raise ValueError(f"DeadNeuronMonitor: threshold must be in [0, 1], got {threshold}")
+        if keep_windows < 1:
+            raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
         # Held until remove(); afterwards only weakly, so a removed monitor keeps nothing alive.
         self._model_held: torch.nn.Module | None = model
         self._model = weakref.ref(model)
@@ -236,19 +732,21 @@ class DeadNeuronMonitor:
         self.grad_eps = grad_eps
         self.threshold = threshold
         self.count_eval = count_eval
+        self.keep_windows = keep_windows
         self._selectors = list(modules) if modules is not None else None
         self._unit_dim = unit_dim
+        self._check_names(model)
         self._layers: dict[str, _Layer] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._steps = 0  # steps closed so far
         self._window_start = 0  # step at which the open window began
         self._history: list[MonitorReport] = []
+        self._detailed_from = 0  # index of the oldest window that still has per-unit lists
         self._warned: set[str] = set()
-        # Which weighted layer feeds each monitored layer and which read it, learnt by
-        # tensor identity in the first training forward after attach() (for revive()).
-        self._links: dict[str, tuple[Any, list[Any]]] = {}
-        self._discovery: list[torch.utils.hooks.RemovableHandle] = []
-        self._produced_by: dict[int, Any] = {}
+        # Which weighted layer feeds each monitored layer and which read it, learnt in the
+        # first training forward after attach() (for revive()).
+        self._links: dict[str, _Link] = {}
+        self._tracer: _LinkTracer | None = None
 
     # --- hooks -----------------------------------------------------------------------------
     def _selected(self, name: str, module: torch.nn.Module) -> bool:
@@ -263,13 +761,30 @@ class DeadNeuronMonitor:
                 return True
         return False
 
+    def _check_names(self, model: torch.nn.Module) -> None:
+        """Names in ``modules=`` and ``unit_dim=`` must name modules: a typo would otherwise
+        leave a layer silently unwatched or counted along the wrong dim."""
+        names = [name for name, _ in model.named_modules()]
+        wanted = [s for s in self._selectors or [] if isinstance(s, str)]
+        unknown = [name for name in wanted if name not in set(names)]
+        if unknown:
+            raise ValueError(f"DeadNeuronMonitor: modules= names {unknown} match no module of the "
+                             f"model; its modules are {[n for n in names if n]}")
+        if isinstance(self._unit_dim, dict):
+            monitored = [name for name, module in model.named_modules() if self._selected(name, module)]
+            unknown = [name for name in self._unit_dim if name not in set(monitored)]
+            if unknown:
+                raise ValueError(f"DeadNeuronMonitor: unit_dim= names {unknown} are not monitored "
+                                 f"layers; the monitored layers are {monitored}")
+
     def attach(self) -> DeadNeuronMonitor:
         """Attach the counting hooks (idempotent). Returns the monitor."""
-        if self._handles:
+        if self._handles or any(layer.module is not None for layer in self._layers.values()):
             return self
         model = self._model()
         if model is None:
             raise RuntimeError("DeadNeuronMonitor: the model it watched no longer exists")
+        self._check_names(model)
         self._model_held = model
         for name, module in model.named_modules():
             if not self._selected(name, module):
@@ -281,54 +796,42 @@ class DeadNeuronMonitor:
             if isinstance(module, _Counted) and not getattr(module, "inplace", False):
                 module._counter = _FusedCounter(self, layer)  # counts inside its own kernel
             else:
-                self._handles.append(module.register_forward_pre_hook(self._make_hook(layer)))
+                self._handles.append(module.register_forward_pre_hook(_CountingHook(self, layer)))
         if not self._layers:
             logger.warning("DeadNeuronMonitor: no module of the model matched; nothing is counted")
         if not self._links:
-            self._start_discovery(model)
+            self._tracer = _LinkTracer(self, model)
         return self
 
-    def _start_discovery(self, model: torch.nn.Module) -> None:
-        def produced(module, args, output):
-            if isinstance(output, Tensor):
-                self._produced_by[id(output)] = ("weighted", weakref.ref(module))
-
-        def read(module, args):
-            source = self._produced_by.get(id(args[0])) if args else None
-            if source is not None and source[0] == "activation" and source[1] in self._links:
-                self._links[source[1]][1].append(weakref.ref(module))
-
-        for name, module in model.named_modules():
-            if isinstance(module, WEIGHTED_LAYERS):
-                self._discovery.append(module.register_forward_hook(produced))
-                self._discovery.append(module.register_forward_pre_hook(read))
-            elif name in self._layers:
-                self._discovery.append(module.register_forward_hook(self._link_hook(name)))
-
-    def _link_hook(self, name: str):
-        def link(module, args, output):
-            if not module.training or name in self._links or not args:
-                return
-            source = self._produced_by.get(id(args[0]))
-            feeder = source[1] if source is not None and source[0] == "weighted" else None
-            self._links[name] = (feeder, [])
-            if isinstance(output, Tensor):
-                self._produced_by[id(output)] = ("activation", name)
-
-        return link
+    def _set_links(self, links: dict[str, _Link]) -> None:
+        self._links = links
+        self._stop_discovery()
 
     def _stop_discovery(self) -> None:
-        for handle in self._discovery:
-            handle.remove()
-        self._discovery.clear()
-        self._produced_by.clear()
+        if self._tracer is not None:
+            self._tracer.close()
+            self._tracer = None
 
     def links(self, name: str) -> tuple[torch.nn.Module | None, list[torch.nn.Module]]:
-        """The weighted layer (Linear/Conv) seen feeding monitored layer `name`, and those
-        seen reading its output, in the first training forward after :meth:`attach`."""
-        feeder, readers = self._links.get(name, (None, []))
-        modules = [r() for r in readers]
-        return (feeder() if feeder is not None else None), [m for m in modules if m is not None]
+        """The Linear/Conv layer feeding monitored layer `name` and those reading its output,
+        as seen in the model's first training forward after :meth:`attach`; ``(None, [])``
+        when that forward has not run or the layer is not in a plain producer -> activation
+        -> readers chain (:meth:`link_problem` says why)."""
+        link = self._links.get(name)
+        if link is None or link.problem is not None or link.producer is None:
+            return None, []
+        readers = [r() for r in link.readers]
+        return link.producer(), [m for m in readers if m is not None]
+
+    def link_problem(self, name: str) -> str | None:
+        """Why :meth:`links` has no chain for layer `name`, or None when it has one."""
+        if name not in self._layers:
+            return f"'{name}' is not a monitored layer"
+        link = self._links.get(name)
+        if link is None:
+            return ("no eager training forward of the whole model has run since attach() (links "
+                    "are not learnt inside torch.compile)")
+        return link.problem
 
     def remove(self) -> None:
         """Remove every hook; the model keeps no reference to the monitor, nor it to them."""
@@ -349,18 +852,8 @@ class DeadNeuronMonitor:
         self.remove()
 
     def _counts_call(self, module: torch.nn.Module, z: Any) -> bool:
-        return (module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
-
-    def _make_hook(self, layer: _Layer):
-        monitor = weakref.ref(self)
-
-        def count_inputs(module: torch.nn.Module, args: tuple) -> None:
-            self_ = monitor()
-            if self_ is None or not args or not self_._counts_call(module, args[0]):
-                return
-            layer.count(args[0], self_._unit_dim_of(layer.name, args[0]), self_.grad_eps)
-
-        return count_inputs
+        return ((module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
+                and not _recomputing())
 
     def _unit_dim_of(self, name: str, z: Tensor) -> int:
         if isinstance(self._unit_dim, int):
@@ -372,17 +865,25 @@ class DeadNeuronMonitor:
     # --- windows ---------------------------------------------------------------------------
     def step(self) -> None:
         """Close a training step; after `window` steps the window's report joins the
-        history, the layer warnings are checked, and the counts restart."""
+        history, the layer warnings are checked, and the counts restart. Collective under
+        ``torch.distributed``: every rank must call it."""
         self._steps += 1
-        if self._discovery and self._links:
-            self._stop_discovery()  # one training forward has shown the structure
         if self._steps - self._window_start >= self.window:
-            report = self._current_report()
+            report = self._current_report(collective=True)
             self._history.append(report)
+            self._forget_old_unit_detail()
             self._warn(report)
             for layer in self._layers.values():
                 layer.reset()
             self._window_start = self._steps
+
+    def _forget_old_unit_detail(self) -> None:
+        """Drop the per-unit lists of windows older than the last `keep_windows`: they grow
+        with units x windows, and every checkpoint carries the history."""
+        while self._detailed_from < len(self._history) - self.keep_windows:
+            oldest = self._history[self._detailed_from]
+            self._history[self._detailed_from] = _without_unit_detail(oldest)
+            self._detailed_from += 1
 
     def _warn(self, report: MonitorReport) -> None:
         for layer in report.layers.values():
@@ -396,26 +897,47 @@ class DeadNeuronMonitor:
                     report.first_step + report.steps - 1,
                 )
 
-    def _gathered_counts(self) -> dict[str, tuple[list[int], list[int], int]]:
-        """Each layer's (active, alive, samples) on the host, summed over ranks."""
-        names = [n for n, layer in self._layers.items() if layer.counts is not None]
+    def _gathered_counts(self, collective: bool) -> dict[str, tuple[list[int], list[int], int]]:
+        """Each counted layer's (active, alive, samples) on the host: this rank's, or with
+        `collective` under torch.distributed, summed over ranks."""
+        if collective and _world_size() > 1:
+            return self._summed_over_ranks()
         result = {}
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        for name in names:
-            layer = self._layers[name]
-            counts = layer.counts.clone()
-            samples = torch.tensor([layer.samples], dtype=torch.int64, device=counts.device)
-            if distributed and torch.distributed.get_world_size() > 1:
-                torch.distributed.all_reduce(counts)
-                torch.distributed.all_reduce(samples)
-            counts = counts.cpu()
-            result[name] = (counts[0].tolist(), counts[1].tolist(), int(samples.item()))
+        for name, layer in self._layers.items():
+            if layer.counts is not None:
+                counts = layer.counts.cpu()
+                result[name] = (counts[0].tolist(), counts[1].tolist(), layer.samples)
         return result
 
-    def _current_report(self) -> MonitorReport:
+    def _summed_over_ranks(self) -> dict[str, tuple[list[int], list[int], int]]:
+        """One all_gather_object agrees on the layers and their widths, then one all_reduce
+        sums every layer's counts and samples, zeros where a rank has not counted it yet."""
+        local = {name: layer for name, layer in self._layers.items() if layer.counts is not None}
+        widths = _agreed_widths(list(self._layers), {n: l.counts.shape[1] for n, l in local.items()})
+        device = _collective_device(layer.counts for layer in local.values())
+        pieces = []
+        for name, units in widths.items():
+            layer = local.get(name)
+            if layer is None:  # not run on this rank yet
+                pieces.append(torch.zeros(2 * units, dtype=torch.int64, device=device))
+            else:
+                pieces.append(layer.counts.reshape(-1).to(device))
+        samples = [local[name].samples if name in local else 0 for name in widths]
+        pieces.append(torch.tensor(samples, dtype=torch.int64, device=device))
+        flat = torch.cat(pieces)
+        torch.distributed.all_reduce(flat)
+        flat = flat.cpu()
+        result, offset = {}, 0
+        for index, (name, units) in enumerate(widths.items()):
+            counts = flat[offset:offset + 2 * units].view(2, units)
+            result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
+            offset += 2 * units
+        return result
+
+    def _current_report(self, collective: bool) -> MonitorReport:
         layers = {
             name: _report(self._layers[name], active, alive, samples)
-            for name, (active, alive, samples) in self._gathered_counts().items()
+            for name, (active, alive, samples) in self._gathered_counts(collective).items()
         }
         return MonitorReport(
             window=len(self._history),
@@ -425,10 +947,17 @@ class DeadNeuronMonitor:
         )
 
     # --- reading ---------------------------------------------------------------------------
-    def report(self) -> MonitorReport:
+    def report(self, collective: bool = True) -> MonitorReport:
         """The open window's statistics if it has counted anything, else the last closed
-        window's (a host sync; collective under torch.distributed)."""
-        current = self._current_report()
+        window's (a host sync).
+
+        Args:
+            collective: under ``torch.distributed``, sum the counts over ranks, which every
+                rank must then call in the same order. ``False`` reads this rank's counts
+                alone, without communication (the closed windows of :attr:`history` are
+                summed over ranks either way). Default: ``True``.
+        """
+        current = self._current_report(collective)
         has_samples = any(layer.samples for layer in current.layers.values())
         if not has_samples and self._history:
             return self._history[-1]
@@ -436,7 +965,8 @@ class DeadNeuronMonitor:
 
     @property
     def history(self) -> list[MonitorReport]:
-        """Reports of the closed windows, oldest first."""
+        """Reports of the closed windows, oldest first; those older than the last
+        `keep_windows` have no per-unit lists (``has_unit_detail`` False)."""
         return list(self._history)
 
     @property
@@ -448,9 +978,9 @@ class DeadNeuronMonitor:
         model = self._model()
         return None if model is None else dict(model.named_modules()).get(name)
 
-    def summary(self) -> str:
-        """A readable table of :meth:`report`."""
-        report = self.report()
+    def summary(self, collective: bool = True) -> str:
+        """A readable table of :meth:`report` (``collective`` as there)."""
+        report = self.report(collective)
         header = (f"{'layer':<24} {'activation':<10} {'units':>6} {'dead':>6} {'dead %':>7} "
                   f"{'dormant':>8} {'dormant %':>9} {'mean act.':>9}")
         lines = [
@@ -467,24 +997,26 @@ class DeadNeuronMonitor:
             )
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Configuration, closed windows and the current report, as plain Python data."""
+    def to_dict(self, collective: bool = True) -> dict[str, Any]:
+        """Configuration, closed windows and the current report (``collective`` as in
+        :meth:`report`), as plain Python data."""
         return {
             "config": {
                 "window": self.window,
                 "grad_eps": self.grad_eps,
                 "threshold": self.threshold,
                 "count_eval": self.count_eval,
+                "keep_windows": self.keep_windows,
             },
             "steps": self._steps,
             "history": [r.to_dict() for r in self._history],
-            "current": self.report().to_dict(),
+            "current": self.report(collective).to_dict(),
         }
 
-    def write_json(self, path: str) -> None:
+    def write_json(self, path: str, collective: bool = True) -> None:
         """Write :meth:`to_dict` as JSON."""
         with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
+            json.dump(self.to_dict(collective), f, indent=1)
 
     CSV_FIELDS = ("window", "first_step", "steps", "layer", "activation", "units", "samples",
                   "dead", "dormant", "dead_fraction", "dormant_fraction", "mean_activation_rate")
@@ -501,15 +1033,16 @@ class DeadNeuronMonitor:
                                      layer.dormant, layer.dead_fraction, layer.dormant_fraction,
                                      layer.mean_activation_rate])
 
-    def write_tensorboard(self, writer: Any, global_step: int | None = None) -> None:
+    def write_tensorboard(self, writer: Any, global_step: int | None = None,
+                          collective: bool = True) -> None:
         """Log :meth:`report` to a ``torch.utils.tensorboard.SummaryWriter``: dead and dormant
         fractions as scalars, per-unit activation rates as a histogram, per layer."""
-        report = self.report()
+        report = self.report(collective)
         step = self._steps if global_step is None else global_step
         for layer in report.layers.values():
             writer.add_scalar(f"dead_fraction/{layer.name}", layer.dead_fraction, step)
             writer.add_scalar(f"dormant_fraction/{layer.name}", layer.dormant_fraction, step)
-            if layer.samples:
+            if layer.samples and layer.active_counts is not None:
                 rates = torch.tensor(layer.active_counts, dtype=torch.float64) / layer.samples
                 writer.add_histogram(f"activation_rate/{layer.name}", rates, step)
 
@@ -531,7 +1064,8 @@ class DeadNeuronMonitor:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved. Attach first: layers are matched by name."""
+        """Restore what :meth:`state_dict` saved. Attach first: layers are matched by name.
+        The counts move to the device of each layer's next input."""
         unknown = set(state["layers"]) - set(self._layers)
         if unknown:
             raise KeyError(
@@ -541,16 +1075,13 @@ class DeadNeuronMonitor:
         self._steps = state["steps"]
         self._window_start = state["window_start"]
         self._history = [_report_from_dict(r) for r in state["history"]]
+        self._detailed_from = 0
+        self._forget_old_unit_detail()
         self._warned = set(state["warned"])
         for name, saved in state["layers"].items():
             layer = self._layers[name]
             device = layer.counts.device if layer.counts is not None else "cpu"
             counts = saved["counts"]
-            layer.counts = None if counts is None else counts.to(device).clone()
+            with _outside_inference_mode():
+                layer.counts = None if counts is None else counts.to(device).clone()
             layer.samples = saved["samples"]
-
-
-def _report_from_dict(data: dict[str, Any]) -> MonitorReport:
-    layers = {name: LayerReport(**layer) for name, layer in data["layers"].items()}
-    return MonitorReport(window=data["window"], first_step=data["first_step"],
-                         steps=data["steps"], layers=layers)

@@ -1,12 +1,17 @@
 """DeadNeuronMonitor: which units it reports dead or dormant, its counts against a float64
-reference, windows, hooks, and its readers and writers."""
+reference, windows, hooks, and its readers and writers; counting under the ways models are
+run (inference mode, device moves, empty inputs, checkpointing, copies, float64 defaults,
+parameter changes) and a history of bounded size."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import gc
+import io
 import json
 import logging
+import pickle
 import weakref
 
 import pytest
@@ -315,3 +320,244 @@ def test_torch_ext_modules_count_inside_their_kernel(activation):
     assert "_counter" not in vars(model[1])
     torch.testing.assert_close(reports[0][0], reports[1][0])
     assert reports[0][1] == reports[1][1]
+
+
+def reference_counts(z: torch.Tensor, alive: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Active and alive counts per unit (last dim) of captured pre-activations `z`, `alive`
+    the elementwise gradient-alive mask computed from the activation's formula."""
+    return (z > 0).flatten(0, -2).sum(0).tolist(), alive.flatten(0, -2).sum(0).tolist()
+
+
+def capture_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
+    captured: list[torch.Tensor] = []
+    module.register_forward_pre_hook(lambda m, args: captured.append(args[0].detach().double().clone()))
+    return captured
+
+
+@pytest.mark.parametrize("activation", [torch.nn.ReLU(), xnn.PReLU(8)], ids=["hook", "fused"])
+def test_first_count_under_inference_mode_keeps_training_working(activation):
+    model = mlp(activation)
+    captured = capture_inputs(model[1])
+    x = torch.randn(16, 5)
+    with DeadNeuronMonitor(model, window=10, count_eval=True) as monitor:
+        model.eval()
+        with torch.inference_mode():
+            model(x)  # creates the counters
+        model.train()
+        model(x).sum().backward()
+        model(x).sum().backward()
+        layer = monitor.report().layers["1"]
+    z = torch.cat(captured)
+    alive = z > 0 if isinstance(activation, torch.nn.ReLU) else torch.ones_like(z, dtype=torch.bool)
+    assert layer.samples == 48
+    assert (layer.active_counts, layer.alive_counts) == reference_counts(z, alive)
+    assert not monitor._layers["1"].counts.is_inference()
+
+
+def test_counts_follow_the_model_to_another_device():
+    """model.to(device) after counting started, and load_state_dict before any forward, put
+    the counts on the device of the next input (meta without a GPU: placement, no values;
+    the model is an activation alone, as a Linear on meta costs seconds of imports)."""
+    target = "cuda" if torch.cuda.is_available() else "meta"
+    with torch.device("cpu"):
+        model = torch.nn.Sequential(torch.nn.Identity(), xnn.ELU())
+        x = torch.randn(16, 8)
+    with DeadNeuronMonitor(model, window=10) as monitor:
+        model(x)
+        state = monitor.state_dict()
+        model.to(target)
+        model(x.to(target))
+        assert monitor._layers["1"].counts.device.type == target
+        if target == "cuda":
+            assert monitor.report().layers["1"].active_counts == (x > 0).sum(0).mul(2).tolist()
+    resumed = DeadNeuronMonitor(model, window=10).attach()
+    resumed.load_state_dict(state)
+    model(x.to(target))
+    assert resumed._layers["1"].counts.device.type == target
+    if target == "cuda":
+        assert resumed.report().layers["1"].active_counts == (x > 0).sum(0).mul(2).tolist()
+    resumed.remove()
+
+
+@pytest.mark.parametrize("activation", [torch.nn.ReLU(), xnn.ELU()], ids=["hook", "fused"])
+def test_empty_batches_and_zero_width_layers_count_nothing(activation):
+    model = mlp(activation)
+    x = torch.randn(6, 5)
+    with DeadNeuronMonitor(model, window=10) as monitor:
+        assert activation(torch.randn(0, 8)).shape == (0, 8)
+        assert activation(torch.randn(4, 0)).shape == (4, 0)
+        assert monitor.report().layers == {}
+        summary = monitor.summary()
+        expected = (model[0](x) > 0).sum(0).tolist()
+        model(x)
+        layer = monitor.report().layers["1"]
+    assert "window 0" in summary
+    assert layer.samples == 6 and layer.active_counts == expected
+
+
+class Checkpointed(torch.nn.Module):
+    def __init__(self, use_reentrant: bool | None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.block = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
+                                         torch.nn.Linear(8, 8), xnn.ELU())
+        self.head = torch.nn.Linear(8, 2)
+        self.use_reentrant = use_reentrant
+
+    def forward(self, x):
+        if self.use_reentrant is None:
+            return self.head(self.block(x))
+        h = torch.utils.checkpoint.checkpoint(self.block, x, use_reentrant=self.use_reentrant)
+        return self.head(h)
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_checkpoint_recomputation_is_not_counted_twice(use_reentrant: bool):
+    x = torch.randn(12, 5, requires_grad=True)
+    reports = []
+    for model in (Checkpointed(None), Checkpointed(use_reentrant)):
+        with DeadNeuronMonitor(model, window=2) as monitor:
+            run(model, monitor, 2, x)
+        reports.append(monitor.history[-1].layers)
+    plain, checkpointed = reports
+    assert plain["block.1"].samples == 24 and sorted(plain) == ["block.1", "block.3"]
+    assert checkpointed == plain
+
+
+def test_deepcopy_of_the_model_does_not_feed_the_monitor():
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                xnn.LeakyReLU(0.1), torch.nn.Linear(8, 2))
+    x = torch.randn(10, 5)
+    with DeadNeuronMonitor(model, window=10) as monitor:
+        early = copy.deepcopy(model)  # before the first forward (links not learnt yet)
+        model(x)
+        late = copy.deepcopy(model)
+        reference = model(x)
+        for copied in (early, late):
+            torch.testing.assert_close(copied(x), reference)
+        report = monitor.report().layers
+        feeder, readers = monitor.links("1")
+    assert early[3]._counter is None and late[3]._counter is None
+    assert report["1"].samples == 20 and report["3"].samples == 20  # model's two forwards only
+    assert feeder is model[0] and readers == [model[2]]
+
+
+def test_whole_model_pickles_while_watched():
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                xnn.ELU(), torch.nn.Linear(8, 2))
+    x = torch.randn(10, 5)
+    with DeadNeuronMonitor(model, window=10) as monitor:
+        saved = []
+        for _ in range(2):  # before and after the forward that learns the links
+            buffer = io.BytesIO()
+            torch.save(model, buffer)
+            saved.append(buffer.getvalue())
+            model(x)
+        reference = model(x)
+        for data in saved:
+            loaded = torch.load(io.BytesIO(data), weights_only=False)
+            torch.testing.assert_close(loaded(x), reference)
+        assert monitor.report().layers["1"].samples == 30  # the loaded copies counted nothing
+
+
+@pytest.mark.parametrize("prelu", [torch.nn.PReLU, xnn.PReLU], ids=["hook", "fused"])
+def test_prelu_monitoring_under_float64_default_dtype(prelu):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = mlp(prelu(8))
+        with torch.no_grad():
+            model[1].weight[:4] = 0.0  # units 0-3 pass gradient only when active
+        captured = capture_inputs(model[1])
+        with DeadNeuronMonitor(model, window=1) as monitor:
+            run(model, monitor, 1, torch.randn(20, 5))
+    finally:
+        torch.set_default_dtype(previous)
+    z = torch.cat(captured)
+    layer = monitor.history[-1].layers["1"]
+    slope_alive = (model[1].weight.detach().abs() > 1e-3).double()
+    assert (layer.active_counts, layer.alive_counts) == reference_counts(z, (z > 0) | (slope_alive > 0))
+
+
+def test_names_that_match_no_module_are_a_clear_error():
+    model = mlp(torch.nn.ReLU())
+    with pytest.raises(ValueError, match=r"modules= names \['nope'\] match no module.*\['0', '1', '2'\]"):
+        DeadNeuronMonitor(model, modules=["1", "nope"])
+    with pytest.raises(ValueError, match=r"unit_dim= names \['2', 'x'\] are not monitored layers.*\['1'\]"):
+        DeadNeuronMonitor(model, unit_dim={"1": -1, "2": 1, "x": 0})
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["hook", "fused"])
+def test_thresholds_follow_parameter_changes_between_steps(fused: bool):
+    """negative_slope, alpha and grad_eps changed between steps: each window's alive counts
+    follow the values of its step (float64 reference from the activation formulas)."""
+    leaky = xnn.LeakyReLU(0.1) if fused else torch.nn.LeakyReLU(0.1)
+    elu = xnn.ELU(1.0) if fused else torch.nn.ELU(1.0)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), leaky, torch.nn.Linear(8, 8), elu)
+    captured = {"1": capture_inputs(leaky), "3": capture_inputs(elu)}
+    x = torch.randn(30, 5) * 3
+    settings = [(0.1, 1.0, 1e-3), (0.0, 1.0, 1e-3), (0.0, 1e-4, 1e-3), (0.0, 1.0, 0.5)]
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        for slope, alpha, grad_eps in settings:
+            leaky.negative_slope, elu.alpha, monitor.grad_eps = slope, alpha, grad_eps
+            run(model, monitor, 1, x)
+    for step, (slope, alpha, grad_eps) in enumerate(settings):
+        z_leaky, z_elu = captured["1"][step], captured["3"][step]
+        layers = monitor.history[step].layers
+        leaky_alive = torch.where(z_leaky > 0, 1.0, abs(slope)) > grad_eps
+        elu_alive = torch.where(z_elu > 0, 1.0, alpha * torch.exp(z_elu)) > grad_eps
+        assert layers["1"].alive_counts == reference_counts(z_leaky, leaky_alive)[1], step
+        assert layers["3"].alive_counts == reference_counts(z_elu, elu_alive)[1], step
+
+
+def test_state_dict_stays_bounded_over_many_windows():
+    """Per-unit lists only for the last keep_windows windows: a checkpoint after 1000
+    windows is the one after keep_windows windows plus each later window's scalars."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
+                                torch.nn.ReLU())
+    monitor = DeadNeuronMonitor(model, window=1, keep_windows=5).attach()
+    model(torch.randn(3, 4))
+
+    def size() -> int:
+        return len(pickle.dumps(monitor.state_dict()))
+
+    sizes = {}
+    for window in range(1, 1001):
+        monitor.step()
+        if window in (5, 100, 1000):
+            sizes[window] = size()
+    history = monitor.history
+    assert len(history) == 1000
+    assert all(r.layers["1"].has_unit_detail for r in history[-5:])
+    assert not any(r.layers["1"].has_unit_detail for r in history[:-5])
+    scalars = len(pickle.dumps(history[0].to_dict()))  # one window without per-unit lists
+    detail = len(pickle.dumps(history[-1].to_dict()))
+    growth = (sizes[1000] - sizes[5]) / 995
+    assert 0 < growth <= scalars  # each later window adds its scalars ...
+    assert 10 * growth < detail  # ... not its per-unit lists
+    assert (sizes[1000] - sizes[100]) / 900 == pytest.approx((sizes[100] - sizes[5]) / 95, rel=0.1)
+    monitor.remove()
+
+
+def test_windows_past_keep_windows_say_they_lost_unit_detail(tmp_path):
+    model = mlp(torch.nn.ReLU())
+    kill(model[0])
+    with DeadNeuronMonitor(model, window=1, keep_windows=2) as monitor:
+        run(model, monitor, 5, torch.randn(16, 5))
+    history = monitor.history
+    old, recent = history[0].layers["1"], history[-1].layers["1"]
+    assert not old.has_unit_detail and old.dead_units is None and old.active_counts is None
+    assert old.dead == 3 and old.dead_fraction == 3 / 8 and sum(old.activation_rate_histogram) == 8
+    assert recent.has_unit_detail and recent.dead_units == DEAD
+    monitor.write_csv(tmp_path / "m.csv")
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert [r["dead"] for r in rows] == ["3"] * 5
+    monitor.write_json(tmp_path / "m.json")
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert [w["layers"]["1"]["dead_units"] for w in data["history"]] == [None, None, None, DEAD, DEAD]
+    assert data["config"]["keep_windows"] == 2
+    resumed = DeadNeuronMonitor(model, window=1, keep_windows=2).attach()
+    resumed.load_state_dict(monitor.state_dict())
+    assert [r.to_dict() for r in resumed.history] == [r.to_dict() for r in history]
+    resumed.remove()

@@ -1,8 +1,10 @@
 """DeadNeuronMonitor under torch.distributed (DDP, gloo, 2 processes): the report sums the
-counts of all ranks and equals the single-process report of the same data."""
+counts of all ranks and equals the single-process report of the same data, also when the
+ranks ran different layers; revive leaves every rank with the same weights."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -38,9 +40,27 @@ def monitored_counts(model: torch.nn.Module, x: torch.Tensor, steps: int = 2) ->
     return {name: [r.samples, r.active_counts, r.alive_counts, r.dead_units] for name, r in layer.items()}
 
 
-def worker(rank: int, world_size: int, port: int, out: str) -> None:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_group(rank: int, world_size: int, port: int) -> None:
+    """gloo with a timeout, so that a mismatched collective fails the test, not hangs it."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world_size)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world_size,
+                                         timeout=datetime.timedelta(seconds=60))
+
+
+def spawn(worker, *args) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    mp.start_processes(worker, args=(2, free_port(), *args), nprocs=2, join=True,
+                       start_method="spawn")
+
+
+def worker(rank: int, world_size: int, port: int, out: str) -> None:
+    init_group(rank, world_size, port)
     try:
         model = torch.nn.parallel.DistributedDataParallel(make_model())
         shard = data().chunk(world_size)[rank]
@@ -53,18 +73,90 @@ def worker(rank: int, world_size: int, port: int, out: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_report_equals_single_process(tmp_path):
     out = tmp_path / "rank0.json"
-    sys.path.insert(0, str(Path(__file__).parent))
-    mp.start_processes(worker, args=(2, free_port(), str(out)), nprocs=2, join=True,
-                       start_method="spawn")
+    spawn(worker, str(out))
     distributed = json.loads(out.read_text())
     single = monitored_counts(make_model(), data())
     assert distributed == json.loads(json.dumps(single))
     assert distributed["1"][3] == [2, 5]
+
+
+class Branchy(torch.nn.Module):
+    """A trunk every rank runs and a branch only some ranks run."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(5, 8)
+        self.act = torch.nn.ReLU()
+        self.branch = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())
+
+    def forward(self, x, take_branch: bool):
+        h = self.act(self.fc(x))
+        return self.branch(h) if take_branch else h
+
+
+def counts_of(report) -> dict:
+    return {name: [r.samples, r.active_counts, r.alive_counts] for name, r in report.layers.items()}
+
+
+def branch_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    from torch_ext import DeadNeuronMonitor
+
+    init_group(rank, world_size, port)
+    try:
+        model = Branchy()
+        x = data().chunk(world_size)[rank]
+        with DeadNeuronMonitor(model, window=1) as monitor:
+            model(x, take_branch=rank == 0).sum().backward()
+            local = counts_of(monitor.report(collective=False))
+            summed = counts_of(monitor.report())
+            monitor.step()
+            closed = counts_of(monitor.history[-1])
+        Path(out, f"rank{rank}.json").write_text(json.dumps([local, summed, closed]))
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ranks_that_skip_a_branch_agree_on_the_report(tmp_path):
+    spawn(branch_worker, str(tmp_path))
+    (local0, summed0, closed0), (local1, summed1, closed1) = (
+        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert summed0 == summed1 == closed0 == closed1
+    assert "branch.1" in local0 and "branch.1" not in local1
+    assert summed0["branch.1"] == local0["branch.1"]  # rank 1 contributed nothing to it
+    trunk = [local0["act"][0] + local1["act"][0],
+             [a + b for a, b in zip(local0["act"][1], local1["act"][1])],
+             [a + b for a, b in zip(local0["act"][2], local1["act"][2])]]
+    assert summed0["act"] == trunk and trunk[0] == 64
+
+
+def revive_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    from torch_ext import DeadNeuronMonitor, revive
+
+    init_group(rank, world_size, port)
+    try:
+        model = make_model()  # the same weights on both ranks; units 2 and 5 dead
+        x = data().chunk(world_size)[rank]
+        with DeadNeuronMonitor(model, window=1) as monitor:
+            model(x).sum().backward()
+            monitor.step()
+            torch.manual_seed(100 + rank)  # each rank's own draw would differ
+            revived = revive(model, monitor)
+        torch.save({"revived": revived, "state": model.state_dict()}, Path(out, f"rank{rank}.pt"))
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_revive_gives_every_rank_the_same_weights(tmp_path):
+    spawn(revive_worker, str(tmp_path))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert rank0["revived"] == rank1["revived"] == {"1": [2, 5]}
+    for key, value in rank0["state"].items():
+        assert torch.equal(value, rank1["state"][key]), key
+    initial = make_model()[0].weight.detach()
+    assert not torch.equal(rank0["state"]["0.weight"][[2, 5]], initial[[2, 5]])  # re-drawn
+    assert torch.equal(rank0["state"]["0.weight"][[0, 1, 3, 4, 6, 7]], initial[[0, 1, 3, 4, 6, 7]])

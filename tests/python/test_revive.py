@@ -1,6 +1,11 @@
-"""torch_ext.revive: dead units re-initialised without changing the network's outputs."""
+"""torch_ext.revive: dead units re-initialised without changing the network's outputs, only
+in plain Linear/Conv -> activation -> Linear/Conv chains, and with the optimizer's state of
+the revived slices reset."""
 
 from __future__ import annotations
+
+import copy
+import logging
 
 import pytest
 import torch
@@ -60,3 +65,175 @@ def test_links_found_by_the_monitor():
         feeder, readers = monitor.links("1")
     assert feeder is model[0] and readers == [model[2]]
     assert not any(m._forward_hooks for m in model.modules())  # discovery hooks are gone
+
+
+def kill_units(layer: torch.nn.Module, units=DEAD) -> None:
+    with torch.no_grad():
+        layer.bias[units] = -100.0
+
+
+class Permuted(torch.nn.Module):
+    """fc1's features are permuted before the ReLU: dim 1 of the ReLU's input holds them,
+    but that input is not fc1's output, and fc2 reads the last dim (token positions). The
+    contiguous copy is made once the permuted view is freed: it can take the view's id()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)
+
+    def forward(self, x):  # x: [batch, 6 tokens, 4]
+        return self.fc2(self.act(self.fc1(x).permute(0, 2, 1).contiguous()))
+
+
+class Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(6, 6)
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        return self.fc2(h) + h
+
+
+class Flattened(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Conv1d(2, 6, 1), torch.nn.ReLU(), torch.nn.Linear(6, 3)
+
+    def forward(self, x):  # x: [batch, 2, 1]
+        return self.fc2(self.act(self.fc1(x)).flatten(1))
+
+
+class Shared(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(self.act(x))))
+
+
+class Grouped(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act = torch.nn.Conv1d(2, 6, 1), torch.nn.ReLU()
+        self.fc2 = torch.nn.Conv1d(6, 6, 1, groups=2)
+
+    def forward(self, x):  # x: [batch, 2, 5]
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Tokens(torch.nn.Module):
+    """Linear layers on [batch, tokens, features]: units lie along the last dim."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)
+
+    def forward(self, x):  # x: [batch, tokens, 4]
+        return torch.tanh(self.fc2(self.act(self.fc1(x * 2.0))))
+
+
+NOT_PLAIN = [  # model, its input, why revive refuses
+    (Permuted, lambda: torch.randn(16, 6, 4), "its input is not the output of a Linear/Conv layer"),
+    (Residual, lambda: torch.randn(16, 6), "its output is also used outside a Linear/Conv layer"),
+    (Flattened, lambda: torch.randn(16, 2, 1), "its output is also used outside a Linear/Conv layer"),
+    (Shared, lambda: -torch.rand(16, 6), "it is called 2 times in one forward"),
+    (Grouped, lambda: torch.randn(16, 2, 5), "its reader 'fc2' is a grouped convolution"),
+]
+
+
+@pytest.mark.parametrize("make,data,why", NOT_PLAIN, ids=[m.__name__ for m, _, _ in NOT_PLAIN])
+def test_revive_skips_layers_that_are_not_a_plain_chain(make, data, why, caplog):
+    """Links are right or absent: revive names the layer and why, and changes nothing."""
+    torch.manual_seed(0)
+    model = make()
+    kill_units(model.fc1)
+    x = data()
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        assert set(DEAD) <= set(monitor.history[-1].layers["act"].dead_units)
+        before, weights = model(x).detach(), copy.deepcopy(model.state_dict())
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            revived = torch_ext.revive(model, monitor)
+        after = model(x).detach()
+        assert monitor.links("act") == (None, [])
+    assert revived == {}
+    assert torch.equal(after, before)
+    assert all(torch.equal(value, weights[key]) for key, value in model.state_dict().items())
+    assert any("skipped layer 'act'" in r.getMessage() and why in r.getMessage() for r in caplog.records)
+
+
+def test_revive_still_revives_a_plain_chain_inside_other_operations():
+    """Linear layers on [batch, tokens, features]: counted along dim 1 (the default for 3-D
+    inputs, as many tokens as features here) the units are not fc1's features and the link
+    is refused; counted along the features' dim it is a plain chain, revived exactly."""
+    torch.manual_seed(0)
+    model = Tokens()
+    kill_units(model.fc1)
+    x = torch.randn(16, 6, 4)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x)
+        assert monitor.links("act") == (None, [])
+        assert monitor.link_problem("act") == ("its units lie along dim 1, but its feeder 'fc1' "
+                                               "writes features along dim 2")
+    with DeadNeuronMonitor(model, window=1, unit_dim={"act": -1}) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor)
+        after = model(x).detach()
+        assert monitor.links("act") == (model.fc1, [model.fc2])
+    assert revived == {"act": DEAD}
+    torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-6)
+    assert torch.all(model.fc2.weight[:, DEAD] == 0) and torch.all(model.fc1.bias[DEAD] == 0.01)
+
+
+def trained_with_stale_state(optimizer_class, **options):
+    """A network trained a few steps with every unit alive (the optimizer's state is
+    non-zero everywhere), then units DEAD killed and seen dead for one step."""
+    model = network(torch.nn.ReLU(), conv=False)
+    optimizer = optimizer_class(model.parameters(), **options)
+    x = torch.randn(32, 4)
+
+    def train_step():
+        optimizer.zero_grad()
+        model(x).pow(2).sum().backward()
+        optimizer.step()
+
+    for _ in range(3):
+        train_step()
+    kill_units(model[0])
+    monitor = DeadNeuronMonitor(model, window=1).attach()
+    train_step()
+    monitor.step()
+    return model, optimizer, monitor
+
+
+@pytest.mark.parametrize("optimizer_class,options,fresh", [
+    (torch.optim.Adam, {"lr": 1e-2}, {}),
+    (torch.optim.AdamW, {"lr": 1e-2, "amsgrad": True}, {}),
+    (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, {}),
+    (torch.optim.Rprop, {"lr": 1e-2}, {"step_size": 1e-2}),
+], ids=["Adam", "AdamW-amsgrad", "SGD-momentum", "Rprop"])
+def test_revive_resets_optimizer_state_of_the_revived_slices_only(optimizer_class, options, fresh):
+    model, optimizer, monitor = trained_with_stale_state(optimizer_class, **options)
+    before = copy.deepcopy(optimizer.state_dict()["state"])
+    revived = torch_ext.revive(model, monitor, optimizer)
+    monitor.remove()
+    assert revived == {"1": DEAD}
+    slices = {0: (DEAD, 0), 1: (DEAD, 0), 2: (DEAD, 1)}  # param index -> revived slice, dim
+    after = optimizer.state_dict()["state"]
+    stale = set()  # (param index, key) whose revived slices held old state
+    for index, state in before.items():
+        param = list(model.parameters())[index]
+        for key, value in state.items():
+            expected = value.clone()
+            if index in slices and value.shape == param.shape:
+                units, dim = slices[index]
+                expected.index_fill_(dim, torch.tensor(units, device=value.device), fresh.get(key, 0.0))
+                if not torch.equal(expected, value):
+                    stale.add((index, key))
+            assert torch.equal(after[index][key], expected), (index, key)
+    assert {index for index, _ in stale} == set(slices)  # the test is not vacuous
