@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-"$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest scikit-learn matplotlib tqdm tensorboard setuptools wheel
+"$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
 
 echo "setup: building torch_ext"
 TORCH_EXT_BUILD_TESTS=1 "$PYTHON" -m pip install -q --no-build-isolation --no-deps -e . \

@@ -75,7 +75,8 @@ TEST(Recorder, InPlaceModulesAreCountedOnTheirInput) {
   auto x = torch::randn({16, 4});
   auto expected = (x > 0).sum(0);
   net->forward(x.clone());
-  const auto& layer = recorder->report().at("0");
+  const auto report = recorder->report();  // the map outlives the reference into it
+  const auto& layer = report.at("0");
   EXPECT_EQ(layer.active, std::vector<int64_t>(expected.data_ptr<int64_t>(),
                                                expected.data_ptr<int64_t>() + 4));
 }

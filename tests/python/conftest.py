@@ -5,6 +5,24 @@ import torch
 
 import torch_ext  # registers torch.ops.torch_ext
 
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # only test_properties.py needs it (scripts/setup.sh installs it)
+    settings = None
+
+if settings is not None:
+    # Property tests (test_properties.py). `ci` (the default): a bounded number of examples
+    # per test, drawn from a fixed seed (derandomize), so every run tries the same inputs and
+    # a failure reproduces; no example database. `dev`: more examples, random each run, the
+    # database in .hypothesis/ replays earlier failures first. HYPOTHESIS_PROFILE picks one.
+    _checks = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+               HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                              database=None, suppress_health_check=_checks, print_blob=True)
+    settings.register_profile("dev", max_examples=1000, deadline=None,
+                              suppress_health_check=_checks, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 # test_build.py reruns the loop suites with ATEN_CPU_CAPABILITY lowered: make sure it took.
 if os.environ.get("TORCH_EXT_EXPECT_ISA"):
     assert torch_ext.build_info()["cpu_isa"] == os.environ["TORCH_EXT_EXPECT_ISA"]
