@@ -14,8 +14,10 @@ struct Elu {
   T negative_coef;  // alpha * scale, rounded once in the compute type as ATen does
 
   C10_HOST_DEVICE T forward(T x) const {
-    // expm1 keeps full relative accuracy for x near 0, where exp(x) - 1 cancels.
-    return if_positive(x, x * scale, expm1_of(x) * negative_coef);
+    // expm1 keeps full relative accuracy for x near 0, where exp(x) - 1 cancels. At
+    // x == +-0 both branches are 0, but only x * scale keeps the sign of zero for
+    // alpha < 0, as ATen does.
+    return if_not_negative(x, x * scale, expm1_of(x) * negative_coef);
   }
 
   // At x == 0 the negative branch applies: the gradient there is alpha * scale.

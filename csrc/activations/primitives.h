@@ -32,6 +32,12 @@ C10_HOST_DEVICE inline T if_positive(T x, T if_pos, T otherwise) {
   return x > T(0) ? if_pos : otherwise;
 }
 
+// `x >= 0 ? if_pos : otherwise`: -0.0 and +0.0 take `if_pos`, NaN takes `otherwise`.
+template <typename T>
+C10_HOST_DEVICE inline T if_not_negative(T x, T if_pos, T otherwise) {
+  return x >= T(0) ? if_pos : otherwise;
+}
+
 template <typename T>
 C10_HOST_DEVICE inline T exp_of(T x) {
   return std::exp(x);
@@ -55,6 +61,15 @@ inline at::vec::Vectorized<T> if_positive(
     const at::vec::Vectorized<T>& otherwise) {
   using Vec = at::vec::Vectorized<T>;
   return Vec::blendv(otherwise, if_pos, x > Vec(T(0)));
+}
+
+template <typename T>
+inline at::vec::Vectorized<T> if_not_negative(
+    const at::vec::Vectorized<T>& x,
+    const at::vec::Vectorized<T>& if_pos,
+    const at::vec::Vectorized<T>& otherwise) {
+  using Vec = at::vec::Vectorized<T>;
+  return Vec::blendv(otherwise, if_pos, x >= Vec(T(0)));
 }
 
 template <typename T>

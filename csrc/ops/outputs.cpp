@@ -4,6 +4,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/empty_strided.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
 namespace torch_ext::outputs {
@@ -13,9 +14,10 @@ void check_floating(const char* op, const char* arg, const at::Tensor& t) {
   const auto dtype = t.scalar_type();
   const bool supported = dtype == at::kFloat || dtype == at::kDouble ||
                          dtype == at::kBFloat16 || dtype == at::kHalf;
-  TORCH_CHECK_TYPE(supported, op, ": expected argument '", arg,
-                   "' to have a floating-point dtype (float32, float64, bfloat16 or float16), "
-                   "but got ", dtype);
+  // NotImplementedError, as torch.nn.functional raises for these dtypes.
+  TORCH_CHECK_NOT_IMPLEMENTED(
+      supported, op, ": expected argument '", arg,
+      "' to have a floating-point dtype (float32, float64, bfloat16 or float16), but got ", dtype);
 }
 
 void check_like(const char* op, const char* arg, const at::Tensor& t, const char* ref_name,
@@ -58,6 +60,11 @@ at::Tensor activation(const char* op, const at::Tensor& self) {
 
 void activation_in_place(const char* op, const at::Tensor& self) {
   check_floating(op, "self", self);
+  // An inference tensor has no autograd keys, so only the backend kernel sees it: refused
+  // here, before writing (PyTorch's own in-place ops write first, then refuse).
+  TORCH_CHECK(!self.is_inference() || c10::InferenceMode::is_enabled(), op,
+              ": argument 'self' is an inference tensor. Inplace update to inference tensor "
+              "outside InferenceMode is not allowed. Clone it first to get a normal tensor.");
   TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, op,
               ": argument 'self' has elements that share memory (an expanded or otherwise "
               "overlapping view), so it cannot be written in place; clone() it first or "

@@ -1,12 +1,15 @@
-"""gradcheck and gradgradcheck in float64, for every op and every backward op."""
+"""gradcheck and gradgradcheck in float64, for every op and every backward op: reverse
+mode, forward mode (jvp) and forward over reverse."""
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
 import torch.nn.functional as F
 from helpers import ACTIVATIONS, Activation, ids
-from torch.autograd import gradcheck, gradgradcheck
+
 
 import torch_ext.functional as X
 import torch_ext.nn as xnn
@@ -15,6 +18,8 @@ pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
 
 ops = torch.ops.torch_ext
+gradcheck = functools.partial(torch.autograd.gradcheck, check_forward_ad=True)
+gradgradcheck = functools.partial(torch.autograd.gradgradcheck, check_fwd_over_rev=True)
 
 
 def away_from_kink(*shape: int) -> torch.Tensor:

@@ -110,7 +110,7 @@ def test_input_that_requires_grad_records_no_graph():
 @pytest.mark.parametrize(
     "kwargs,error,pattern",
     [
-        ({"z": torch.zeros(4, 3, dtype=torch.int64)}, TypeError, "argument 'z' to have a floating-point dtype"),
+        ({"z": torch.zeros(4, 3, dtype=torch.int64)}, NotImplementedError, "argument 'z' to have a floating-point dtype"),
         ({"counts": torch.zeros(2, 3)}, TypeError, "argument 'counts' to be int64"),
         ({"counts": torch.zeros(2, 4, dtype=torch.int64)}, RuntimeError, r"'counts' to be a contiguous \[2, 3\]"),
         ({"unit_dim": 2}, RuntimeError, "argument 'unit_dim' 2 is out of range for a 2-D 'z'"),

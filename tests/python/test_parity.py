@@ -55,6 +55,17 @@ def test_special_values_forward(act: Activation, dtype: torch.dtype):
     assert torch.equal(ours[zeros].signbit(), native[zeros].signbit())
 
 
+@pytest.mark.parametrize("numel", [2, 2 * 67], ids=["scalar_tail", "vector_body"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("alpha", [-1.0, -0.5, 0.0, 2.0])
+def test_elu_keeps_the_sign_of_zero_for_any_alpha(alpha: float, dtype: torch.dtype, numel: int):
+    """elu(+-0.0) is +-0.0 as natively, also where alpha < 0 would flip alpha * expm1(-0.0)."""
+    x = torch.tensor([0.0, -0.0] * (numel // 2), dtype=dtype)
+    native = torch.nn.functional.elu(x, alpha)
+    for ours in (torch.ops.torch_ext.elu(x, alpha), torch.ops.torch_ext.elu_(x.clone(), alpha)):
+        assert torch.equal(ours.signbit(), native.signbit()) and not ours.any()
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_special_values_backward(act: Activation):
     """Gradients at +-inf, +-0.0 and denormals equal the native op's; at NaN the negative

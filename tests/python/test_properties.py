@@ -58,15 +58,6 @@ DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 NAMES = ["leaky_relu", "prelu", "elu", "selu"]
 IN_PLACE_NAMES = ["leaky_relu", "elu", "selu"]  # PReLU has no in-place form
 
-# Known bugs these tests found, open: ELU with a negative alpha returns -x for x = +-0.0
-# (native keeps the zero's sign). Not strict: the derandomized examples may or may not
-# reach it on another CPU's loops. Remove the mark when fixed.
-ZERO_SIGN_BUG = pytest.mark.xfail(reason="elu with alpha < 0 flips the sign of +-0.0", strict=False)
-
-
-def with_known_bugs(names):
-    return [pytest.param(n, marks=ZERO_SIGN_BUG) if n == "elu" else n for n in names]
-
 GRAD_ULPS = 2  # ELU/SELU gradient of the input (the module docstring)
 
 MAX_NUMEL = 2048  # elements of the tensor an op sees
@@ -454,7 +445,7 @@ def param_on(case: Case, device):
 # Forward
 
 
-@pytest.mark.parametrize("name", with_known_bugs(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 @given(data=st.data())
 def test_forward_matches_native(device, name, data):
     """Out of place: values, NaN positions and signed zeros equal F's (ELU/SELU within
@@ -652,15 +643,12 @@ TAIL = [-0.5, -2.0, -5.0, -17.0, -20.0, -38.0, -50.0, -100.0, -INF, -0.0, 0.0, 1
 @pytest.mark.parametrize("alpha,scale", [(1.0, 1.0), (1.3, 1.0), (SELU_ALPHA, SELU_SCALE), (1e-3, SELU_SCALE)],
                          ids=["elu", "elu(1.3)", "selu", "alpha_1e-3_selu_scale"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_elu_backward_from_result_matches_aten(request, device, dtype, alpha, scale, layout):
+def test_elu_backward_from_result_matches_aten(device, dtype, alpha, scale, layout):
     """elu_backward(is_result=True), the gradient of elu_/selu_: g * (y + alpha * scale),
     with alpha * scale rounded once, as ATen does. Far in the tail y + alpha * scale
     cancels, so any other evaluation (say, one fused multiply-add of alpha * scale + y)
     shows: at x = -inf or -50 the gradient is exactly 0 (g = inf: NaN), on every path
     (vector body, scalar tail of a short or strided tensor)."""
-    if dtype == torch.float64 and scale != 1.0 and layout != "contiguous":
-        # Known bug, open: the float64 scalar path fuses alpha * scale into y + alpha * scale.
-        request.applymarker(pytest.mark.xfail(reason="float64 scalar from-result path", strict=False))
     x = torch.tensor(TAIL * 4, dtype=torch.float64, device=device).to(dtype)
     g = torch.linspace(0.5, 2.0, x.numel(), device=device).to(dtype)
     g[8] = INF  # at x = -inf
@@ -685,7 +673,7 @@ def attempt(fn: Callable[[], torch.Tensor]):
         return None, error
 
 
-@pytest.mark.parametrize("name", with_known_bugs(IN_PLACE_NAMES))
+@pytest.mark.parametrize("name", IN_PLACE_NAMES)
 @given(data=st.data())
 def test_inplace_matches_native(device, name, data):
     """X(t, inplace=True) on any layout vs F(same data, inplace=True): both raise (an
@@ -746,7 +734,7 @@ def make_target(kind: str, x: Input, device):
     return nonleaf, x.view(nonleaf)
 
 
-@pytest.mark.parametrize("name", with_known_bugs(IN_PLACE_NAMES))
+@pytest.mark.parametrize("name", IN_PLACE_NAMES)
 @given(data=st.data())
 def test_inplace_refusals_match_native(device, name, data):
     """In place on tensors autograd must refuse (a leaf that requires grad, a view of one,

@@ -8,6 +8,7 @@
 
 #include "ops/autograd/elu_family.h"
 #include "ops/autograd/common.h"
+#include "ops/autograd/forward_ad.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::autograd {
@@ -53,20 +54,22 @@ at::Tensor& run_forward_(at::Tensor& self, const EluSpec& spec) {
 
 // Saves the input, as PyTorch does: the output may then be modified in place afterwards
 // (h += residual), and the gradient keeps full precision far in the negative tail. With
-// save_output, the output instead (see keeps_output).
+// save_output, the output instead (see keeps_output). `self` is the caller's input's
+// primal, `self_dual` the input itself, saved with its tangent (see forward_ad.h).
 class Elu : public torch::autograd::Function<Elu> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, EluSpec spec) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, EluSpec spec,
+                            const at::Tensor* self_dual) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor result = run_forward(self, spec);
     const bool save_result = keeps_output(self, spec);
     save_spec(ctx, spec, save_result);
-    ctx->save_for_backward({save_result ? result : self});
+    ctx->save_for_backward({save_result ? result : *self_dual});
     return result;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {backward_from_saved(ctx, grads[0]), at::Tensor()};
+    return {backward_from_saved(ctx, grads[0]), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -88,16 +91,25 @@ class EluInPlace : public torch::autograd::Function<EluInPlace> {
   }
 };
 
-// grad_input = g * f'(s). d/dg is the same backward; d/ds = g * f''(s), where from the
-// input f''(x) = f'(x) on x <= 0 (0 above) and from the result d f'/dy = 1 on y <= 0.
+// h * f''(s), the derivative of g * f'(s) in s, times h = g * ds: from the input
+// f''(x) = f'(x) on x <= 0 (0 above); from the result d f'/dy = 1 on y <= 0.
+at::Tensor times_second_derivative(const at::Tensor& h, const at::Tensor& self_or_result,
+                                   const EluSpec& spec, bool is_result) {
+  const at::Tensor curvature =
+      is_result ? h : torch_ext::elu_backward(h, self_or_result, spec.alpha, spec.scale, false);
+  return at::where(self_or_result > 0, 0.0, curvature);
+}
+
+// grad_input = g * f'(s): d/dg is the same backward, d/ds = g * f''(s).
 class EluBackward : public torch::autograd::Function<EluBackward> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
                             const at::Tensor& self_or_result, double alpha, double scale,
-                            bool is_result) {
+                            bool is_result, const at::Tensor* grad_output_dual,
+                            const at::Tensor* self_or_result_dual) {
     at::AutoDispatchBelowADInplaceOrView guard;
     save_spec(ctx, EluSpec{alpha, scale, false}, is_result);
-    ctx->save_for_backward({self_or_result, grad_output});
+    ctx->save_for_backward({*self_or_result_dual, *grad_output_dual});
     return torch_ext::elu_backward(grad_output, self_or_result, alpha, scale, is_result);
   }
 
@@ -106,33 +118,58 @@ class EluBackward : public torch::autograd::Function<EluBackward> {
     const auto& s = saved[0];
     const auto& grad_output = saved[1];
     const auto& gg = grads[0];
-    const bool is_result = ctx->saved_data["is_result"].toBool();
-    at::Tensor curvature = is_result ? gg * grad_output
-                                     : torch_ext::elu_backward(
-                                           gg * grad_output, s, ctx->saved_data["alpha"].toDouble(),
-                                           ctx->saved_data["scale"].toDouble(), false);
-    at::Tensor grad_s = at::where(s > 0, 0.0, curvature);
-    return {backward_from_saved(ctx, gg), grad_s, at::Tensor(), at::Tensor(), at::Tensor()};
+    const at::Tensor grad_s = times_second_derivative(
+        gg * grad_output, s, EluSpec{ctx->saved_data["alpha"].toDouble(),
+                                     ctx->saved_data["scale"].toDouble(), false},
+        ctx->saved_data["is_result"].toBool());
+    return {backward_from_saved(ctx, gg), grad_s, at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor()};
   }
 };
+
+// grad_input's tangent: the same backward of grad_output's tangent, plus self_or_result's
+// tangent times grad_output * f''. Computed from the primals: a rule that passed a tensor
+// with a tangent to elu_backward would ask for that tangent's tangent, without end.
+at::Tensor elu_backward_tangent(const at::Tensor& grad_output, const at::Tensor& self_or_result,
+                                const EluSpec& spec, bool is_result) {
+  const at::Tensor t_grad = tangent_of(grad_output);
+  const at::Tensor t_s = tangent_of(self_or_result);
+  const at::Tensor s = primal_of(self_or_result);
+  at::Tensor tangent;
+  if (t_grad.defined()) {
+    tangent = torch_ext::elu_backward(t_grad, s, spec.alpha, spec.scale, is_result);
+  }
+  if (t_s.defined()) {
+    at::Tensor term = times_second_derivative(t_s * primal_of(grad_output), s, spec, is_result);
+    tangent = tangent.defined() ? tangent + term : term;
+  }
+  return tangent;
+}
 
 }  // namespace
 
 at::Tensor elu_family(const at::Tensor& self, const EluSpec& spec) {
-  if (!records_grad(self)) {
-    return below_autograd([&] { return run_forward(self, spec); });
-  }
-  return Elu::apply(self, spec);
+  at::Tensor out = records_grad(self) ? Elu::apply(primal_of(self), spec, &self)
+                                      : below_autograd([&] { return run_forward(self, spec); });
+  push_tangent(out, self, [&](const at::Tensor& t) {
+    return torch_ext::elu_backward(t, primal_of(self), spec.alpha, spec.scale, false);
+  });
+  return out;
 }
 
 at::Tensor& elu_family_(at::Tensor& self, const EluSpec& spec) {
-  if (!records_grad(self)) {
+  check_in_place(self);
+  if (tangent_of(self).defined()) {
+    return in_place_with_tangent(self, [&](const at::Tensor& copy) {
+      return elu_family(copy, spec);
+    });
+  }
+  if (records_grad(self)) {
+    EluInPlace::apply(self, spec);
+  } else {
     below_autograd([&]() -> at::Tensor& { return run_forward_(self, spec); });
     torch::autograd::impl::bump_version(self);
-    return self;
   }
-  check_in_place(self);
-  EluInPlace::apply(self, spec);
   return self;
 }
 
@@ -152,12 +189,20 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   });
   m.impl("elu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                             double alpha, double scale, bool is_result) {
-    if (!records_grad(grad_output) && !records_grad(self_or_result)) {
-      return below_autograd([&] {
-        return torch_ext::elu_backward(grad_output, self_or_result, alpha, scale, is_result);
-      });
+    at::Tensor out =
+        records_grad(grad_output) || records_grad(self_or_result)
+            ? EluBackward::apply(primal_of(grad_output), primal_of(self_or_result), alpha,
+                                 scale, is_result, &grad_output, &self_or_result)
+            : below_autograd([&] {
+                return torch_ext::elu_backward(grad_output, self_or_result, alpha, scale,
+                                               is_result);
+              });
+    if (any_tangent(grad_output, self_or_result)) {
+      out._set_fw_grad(elu_backward_tangent(grad_output, self_or_result,
+                                            EluSpec{alpha, scale, false}, is_result),
+                       /*level=*/0, /*is_inplace_op=*/false);
     }
-    return EluBackward::apply(grad_output, self_or_result, alpha, scale, is_result);
+    return out;
   });
 }
 

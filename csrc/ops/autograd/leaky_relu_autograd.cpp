@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "ops/autograd/common.h"
+#include "ops/autograd/forward_ad.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::autograd {
@@ -53,11 +54,15 @@ class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
 };
 
 at::Tensor leaky_relu(const at::Tensor& self, double negative_slope, const Counter* counter) {
-  if (!records_grad(self)) {
-    return below_autograd([&] { return run_forward(self, negative_slope, counter); });
-  }
-  return LeakyRelu::apply(self, negative_slope, counter);
+  at::Tensor out = records_grad(self)
+                       ? LeakyRelu::apply(primal_of(self), negative_slope, counter)
+                       : below_autograd([&] { return run_forward(self, negative_slope, counter); });
+  push_tangent(out, self, [&](const at::Tensor& t) {
+    return torch_ext::leaky_relu_backward(t, primal_of(self), negative_slope, false);
+  });
+  return out;
 }
+
 
 // Saves the result (the input is overwritten); backward raises for a negative slope.
 class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
@@ -78,6 +83,22 @@ class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
     return {torch_ext::leaky_relu_backward(grads[0], result, slope, true), at::Tensor()};
   }
 };
+
+at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
+  check_in_place(self);
+  if (tangent_of(self).defined()) {
+    return in_place_with_tangent(self, [&](const at::Tensor& copy) {
+      return leaky_relu(copy, negative_slope, nullptr);
+    });
+  }
+  if (records_grad(self)) {
+    LeakyReluInPlace::apply(self, negative_slope);
+  } else {
+    below_autograd([&] { return torch_ext::leaky_relu_(self, negative_slope); });
+    torch::autograd::impl::bump_version(self);
+  }
+  return self;
+}
 
 // grad_input = g * f'(s) is linear in g and piecewise constant in s.
 class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
@@ -132,20 +153,28 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   });
   m.impl("leaky_relu_masked", [](const at::Tensor& self, double negative_slope) {
     // The mask is internal state: differentiable use goes through torch_ext::leaky_relu.
-    TORCH_CHECK(!records_grad(self), "torch_ext::leaky_relu_masked: not differentiable; "
+    TORCH_CHECK(!records_grad(self) && !any_tangent(self), "torch_ext::leaky_relu_masked: not differentiable; "
                 "call torch_ext::leaky_relu, whose backward uses this mask");
     return below_autograd([&] { return torch_ext::leaky_relu_masked(self, negative_slope); });
   });
   m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output,
                                           const at::Tensor& sign_mask, double negative_slope,
                                           c10::SymIntArrayRef result_strides) {
-    if (!records_grad(grad_output)) {
-      return below_autograd([&] {
-        return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope,
-                                                     result_strides);
-      });
-    }
-    return LeakyReluBackwardMasked::apply(grad_output, sign_mask, negative_slope, result_strides);
+    at::Tensor out =
+        records_grad(grad_output)
+            ? LeakyReluBackwardMasked::apply(primal_of(grad_output), sign_mask, negative_slope,
+                                             result_strides)
+            : below_autograd([&] {
+                return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask,
+                                                             negative_slope, result_strides);
+              });
+    push_tangent(out, grad_output, [&](const at::Tensor& t) {
+      // The op reads its gradient in the result's layout; a tangent may have any.
+      at::Tensor laid_out = out.new_empty_strided_symint(out.sym_sizes(), result_strides);
+      return torch_ext::leaky_relu_backward_masked(laid_out.copy_(t), sign_mask, negative_slope,
+                                                   result_strides);
+    });
+    return out;
   });
   m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope,
                                   at::Tensor& counts, int64_t unit_dim,
@@ -155,25 +184,23 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
     torch::autograd::impl::bump_version(counts);
     return out;
   });
-  m.impl("leaky_relu_", [](at::Tensor& self, double negative_slope) -> at::Tensor& {
-    if (!records_grad(self)) {
-      below_autograd([&] { return torch_ext::leaky_relu_(self, negative_slope); });
-      torch::autograd::impl::bump_version(self);
-      return self;
-    }
-    check_in_place(self);
-    LeakyReluInPlace::apply(self, negative_slope);
-    return self;
-  });
+  m.impl("leaky_relu_", leaky_relu_);
   m.impl("leaky_relu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                    double negative_slope, bool is_result) {
-    if (!records_grad(grad_output) && !records_grad(self_or_result)) {
-      return below_autograd([&] {
-        return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope,
-                                              is_result);
-      });
-    }
-    return LeakyReluBackward::apply(grad_output, self_or_result, negative_slope, is_result);
+    at::Tensor out =
+        records_grad(grad_output) || records_grad(self_or_result)
+            ? LeakyReluBackward::apply(primal_of(grad_output), primal_of(self_or_result),
+                                     negative_slope, is_result)
+            : below_autograd([&] {
+                return torch_ext::leaky_relu_backward(grad_output, self_or_result,
+                                                      negative_slope, is_result);
+              });
+    // Linear in grad_output, piecewise constant in self_or_result.
+    push_tangent(out, grad_output, [&](const at::Tensor& t) {
+      return torch_ext::leaky_relu_backward(t, primal_of(self_or_result), negative_slope,
+                                            is_result);
+    });
+    return out;
   });
 }
 
