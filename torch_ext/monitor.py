@@ -1,8 +1,9 @@
 """Dead-neuron monitor: per-unit activity statistics of activation layers during training.
 
 A *unit* is a feature of a Linear output (the last dim) or a channel of a convolution
-output (dim 1). Over a *window* of training steps (closed with :meth:`DeadNeuronMonitor.step`)
-the monitor counts, per unit, the samples seen, the samples with pre-activation ``z > 0``
+output (dim 1); ``unit_dim`` of :class:`DeadNeuronMonitor` says how a layer's are found.
+Over a *window* of training steps (closed with :meth:`DeadNeuronMonitor.step`) the monitor
+counts, per unit, the samples seen, the samples with pre-activation ``z > 0``
 (*active*) and the samples whose local derivative ``|f'(z)|`` exceeds ``grad_eps``
 (*gradient-alive*). A unit is **dead** when no sample left it gradient-alive, and
 **dormant** when none made it active.
@@ -189,6 +190,9 @@ class _Layer:
         self.samples = 0  # per unit, known on the host from shapes
         self.threshold: Tensor | None = None
         self._threshold_key: tuple | None = None
+        # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
+        # once, at its first call, so every call counts along the same dim.
+        self.fed_by_linear: bool | None = None
 
     def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor] | None:
         """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
@@ -275,6 +279,7 @@ class _CountingHook(_Hook):
         monitor = self._monitor()
         if monitor is None or module is not self._layer.module or not args:
             return
+        monitor._note_call(self._layer.name)
         z = args[0]
         if not monitor._counts_call(module, z):
             return
@@ -295,11 +300,24 @@ class _FusedCounter:
     def __reduce__(self) -> tuple[Callable[[], None], tuple]:
         return _no_counter, ()
 
+    def monitor(self) -> DeadNeuronMonitor | None:
+        return self._monitor()
+
     def counting_args(self, module: torch.nn.Module, z: Tensor) -> tuple[Tensor, int, Tensor] | None:
         monitor = self._monitor()
-        if monitor is None or module is not self._layer.module or not monitor._counts_call(module, z):
+        if monitor is None or module is not self._layer.module:
+            return None
+        monitor._note_call(self._layer.name)
+        if not monitor._counts_call(module, z):
             return None
         return self._layer.prepare(z, monitor._unit_dim_of(self._layer.name, z), monitor.grad_eps)
+
+
+def _counter_owner(module: torch.nn.Module) -> DeadNeuronMonitor | None:
+    """The live monitor counting inside `module`'s kernel, or None when its slot is free
+    (never set, a copy's None, or left by a monitor dropped without remove())."""
+    counter = vars(module).get("_counter")
+    return counter.monitor() if isinstance(counter, _FusedCounter) else None
 
 
 # --- links: which Linear/Conv feeds each monitored layer, and which read it ------------------
@@ -333,7 +351,7 @@ class _Value:
 
 
 class _Call:
-    """One call of a Linear/Conv or monitored module in the discovery forward."""
+    """One call of a Linear/Conv or monitored module in a traced or watched forward."""
 
     __slots__ = ("name", "module", "traced", "input", "input_ndim", "output", "units", "unit_dim")
 
@@ -351,20 +369,55 @@ class _Call:
 @dataclass
 class _Link:
     """The producer -> activation -> readers chain around one monitored layer, or why there
-    is none."""
+    is none. Modules are held by weak reference with the name each had in the model, so a
+    module replaced since (``model[2] = nn.Linear(...)``) is told from the one seen."""
 
-    producer: weakref.ref | None = None
-    readers: list[weakref.ref] = field(default_factory=list)
+    producer: tuple[str, weakref.ref] | None = None
+    readers: list[tuple[str, weakref.ref]] = field(default_factory=list)
+    activation: weakref.ref | None = None
     problem: str | None = None
 
 
-class _LinkTracer(TorchFunctionMode):
-    """Learns, in the model's first training forward after attach(), which Linear/Conv
-    feeds each monitored layer and which read its output, and whether that is all.
+@dataclass(frozen=True)
+class _Use:
+    """How one forward used a monitored layer, seen from module calls alone: which module fed
+    it, which read its output, how often it ran, whether its output was returned. Links are
+    traced in one forward; another forward using the layer differently (another head of a
+    multi-task model) makes them incomplete."""
 
-    Module hooks record each call's input and output tensors; this torch-function mode,
-    active for that one forward, records every operation that uses them, so a permute, a
-    residual addition or a second use shows up and the link is refused rather than wrong.
+    calls: int
+    producer: str | None
+    readers: tuple[str, ...]
+    returned: bool
+    outside: bool = False  # called on its own, where no forward of the model is watched
+
+    def __str__(self) -> str:
+        if self.outside:
+            return "called outside a forward of the whole model, where its readers go unseen"
+        parts = [f"fed by '{self.producer}'" if self.producer else "fed by no traced module",
+                 f"read by {list(self.readers)}"]
+        if self.calls > 1:
+            parts.append(f"called {self.calls} times")
+        if self.returned:
+            parts.append("returned")
+        return ", ".join(parts)
+
+
+_OUTSIDE = _Use(calls=1, producer=None, readers=(), returned=False, outside=True)
+
+
+class _LinkTracer(TorchFunctionMode):
+    """Learns which Linear/Conv feeds each monitored layer and which read its output, and
+    whether that is all, by watching the model's eager forwards while the monitor is attached.
+
+    The first training forward is *traced*: module hooks record each call's input and output
+    tensors, and this torch-function mode, active for that one forward, records every
+    operation that uses them, so a permute, a residual addition or a second use shows up and
+    the link is refused rather than wrong. Every later eager forward (training or eval) is
+    *watched* with the module hooks alone, which is cheap: it notes how each monitored layer
+    was used (:class:`_Use`), so a forward that feeds or reads it through other modules than
+    the traced one did (a multi-task head) is seen, and revive refuses that layer. Operations
+    between modules are seen in the traced forward only.
     """
 
     def __init__(self, monitor: DeadNeuronMonitor, model: torch.nn.Module) -> None:
@@ -381,7 +434,9 @@ class _LinkTracer(TorchFunctionMode):
         ]
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self._active = False
-        self._paused = False
+        self._full = False  # this forward is traced (operations too), not only watched
+        self._nested = 0  # calls of the model inside its own forward
+        self._outer_exception: BaseException | None = None
         self._values: dict[int, _Value] = {}
         self._stack: list[_Call] = []
         self._calls: dict[str, list[_Call]] = {}
@@ -393,54 +448,72 @@ class _LinkTracer(TorchFunctionMode):
             handle.remove()
         self._root_handles.clear()
 
-    # The forward being traced.
+    # The forward being traced or watched.
     def begin(self, model: torch.nn.Module) -> None:
-        if self._monitor() is None:  # the monitor was dropped without remove()
+        monitor = self._monitor()
+        if monitor is None:  # the monitor was dropped without remove()
             self.close()
             return
+        if self._active:
+            self._nested += 1  # the model called inside its own forward: part of this one
+            return
         # Eager forwards only: a compiled one runs no module hooks of its own.
-        if self._active or not model.training or torch.compiler.is_compiling() or _recomputing():
+        if torch.compiler.is_compiling() or _recomputing():
             return
         self._active = True
+        self._full = model.training and not monitor._links
+        # A forward run inside an `except` block sees that exception throughout; its own
+        # failure would be another one.
+        self._outer_exception = sys.exc_info()[1]
         self._values, self._stack, self._calls = {}, [], {}
         # Every module's calls, without a hook on each (which copies of the model would carry).
-        self._module_handles = [
-            torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
-            torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=True),
-        ]
-        self.__enter__()
+        # A watched forward needs only their ends, and their starts while some layer's feeder
+        # is undecided.
+        self._module_handles = [torch.nn.modules.module.register_module_forward_hook(
+            self._exit, always_call=self._full)]
+        if self._full or any(layer.fed_by_linear is None for layer in monitor._layers.values()):
+            self._module_handles.append(
+                torch.nn.modules.module.register_module_forward_pre_hook(self._enter))
+        if self._full:
+            self.__enter__()
 
     def end(self, output: Any) -> None:
         if not self._active:
             return
-        failed = sys.exc_info()[1] is not None  # the forward raised: try the next one
+        if self._nested:
+            self._nested -= 1
+            return
+        failed = sys.exc_info()[1] is not self._outer_exception  # it raised: it used nothing
         monitor = self._monitor()
+        uses: dict[str, _Use] = {}
+        links: dict[str, _Link] | None = None
         if not failed and monitor is not None:
             with self._untraced():
                 for value in self._values_in(pytree.tree_leaves(output)):
                     value.returned = True
-                links = {name: self._link_of(name) for name in monitor._layers}
+                uses = {name: self._use_of(name) for name in monitor._layers if name in self._calls}
+                if self._full:
+                    links = {name: self._link_of(name) for name in monitor._layers}
         self._finish_trace()
-        if not failed and monitor is not None:
-            monitor._set_links(links)
+        if monitor is not None:
+            monitor._note_forward(uses, links)
 
     def _finish_trace(self) -> None:
         if self._active:
             self._active = False
-            self.__exit__(None, None, None)
+            if self._full:
+                self.__exit__(None, None, None)
+        self._full, self._nested, self._outer_exception = False, 0, None
         for handle in self._module_handles:
             handle.remove()
         self._module_handles.clear()
         self._values, self._stack, self._calls = {}, [], {}
 
-    @contextlib.contextmanager
-    def _untraced(self) -> Iterator[None]:
-        """The tracer's own reads of shapes are not uses of the tensors."""
-        paused, self._paused = self._paused, True
-        try:
-            yield
-        finally:
-            self._paused = paused
+    @staticmethod
+    def _untraced() -> ContextManager[Any]:
+        """The tracer's own reads of shapes are not uses of the tensors, for this tracer nor
+        for another monitor's tracing the same forward."""
+        return torch._C.DisableTorchFunction()
 
     def _tracing_here(self) -> bool:
         # Inside a handler of a torch function (a custom autograd Function, reentrant
@@ -453,30 +526,56 @@ class _LinkTracer(TorchFunctionMode):
 
     def _enter(self, module: torch.nn.Module, args: tuple) -> None:
         name = self._name_of(module)
-        if name is not None:
+        if name is None:
+            return
+        self._note_feeder(name, args)
+        if self._full:  # the stack tells which call an operation runs in
             call = _Call(name, module, traced=self._tracing_here())
             self._calls.setdefault(name, []).append(call)
             self._stack.append(call)
 
+    def _note_feeder(self, name: str, args: tuple) -> None:
+        """Decide, at a monitored layer's first call (before it is counted: global hooks run
+        before the module's own), whether a Linear feeds it."""
+        monitor = self._monitor()
+        layer = None if monitor is None else monitor._layers.get(name)
+        if layer is not None and layer.fed_by_linear is None:
+            source = self._value_of(args[0]) if args else None
+            feeder = None if source is None else source.producer.module
+            layer.fed_by_linear = isinstance(feeder, torch.nn.Linear)
+
     def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        if not self._stack or self._name_of(module) is None:
+        name = self._name_of(module)
+        if name is None:
             return
-        call = next((c for c in reversed(self._stack) if c.module is module), None)
+        call = self._traced_call(module) if self._full else self._watched_call(name, module)
         if call is None:
             return
-        self._stack.remove(call)
-        with self._untraced():
-            source = self._value_of(args[0]) if args else None
-            if source is not None:
-                source.consumers.append(call)
-                call.input = source
-            if args and isinstance(args[0], Tensor) and args[0].dim() > 0:
+        source = self._value_of(args[0]) if args else None
+        if source is not None:
+            source.consumers.append(call)
+            call.input = source
+        if self._full and args and isinstance(args[0], Tensor):
+            with self._untraced():  # shapes, for the links; a watched forward needs none
                 self._note_units(call, args[0])
-            if isinstance(output, Tensor):
-                call.output = _Value(output, call)
-                self._values[id(output)] = call.output
+        if isinstance(output, Tensor):
+            call.output = _Value(output, call)
+            self._values[id(output)] = call.output
+
+    def _traced_call(self, module: torch.nn.Module) -> _Call | None:
+        call = next((c for c in reversed(self._stack) if c.module is module), None)
+        if call is not None:
+            self._stack.remove(call)
+        return call
+
+    def _watched_call(self, name: str, module: torch.nn.Module) -> _Call:
+        call = _Call(name, module, traced=False)
+        self._calls.setdefault(name, []).append(call)
+        return call
 
     def _note_units(self, call: _Call, z: Tensor) -> None:
+        if z.dim() == 0:
+            return
         call.input_ndim = z.dim()
         monitor = self._monitor()
         if monitor is not None and call.name in monitor._layers:
@@ -487,10 +586,9 @@ class _LinkTracer(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if not self._paused:
-            user = self._stack[-1] if self._stack else None
-            for value in self._values_in((args, kwargs)):
-                value.consumers.append(user)
+        user = self._stack[-1] if self._stack else None
+        for value in self._values_in((args, kwargs)):
+            value.consumers.append(user)
         return func(*args, **kwargs)
 
     def _value_of(self, obj: Any) -> _Value | None:
@@ -532,9 +630,20 @@ class _LinkTracer(TorchFunctionMode):
                    or self._readers_problem(activation, units, unit_dim))
         if problem is not None:
             return _Link(problem=problem)
-        readers = {id(c.module): c.module for c in activation.output.consumers}
-        return _Link(producer=weakref.ref(producer.module),
-                     readers=[weakref.ref(m) for m in readers.values()])
+        readers = {id(c.module): c for c in activation.output.consumers}
+        return _Link(producer=(producer.name, weakref.ref(producer.module)),
+                     readers=[(c.name, weakref.ref(c.module)) for c in readers.values()],
+                     activation=weakref.ref(activation.module))
+
+    def _use_of(self, name: str) -> _Use:
+        """How this forward used monitored layer `name` (called at least once), from the
+        module calls alone, as a watched forward sees it."""
+        calls = self._calls[name]
+        source, output = calls[0].input, calls[0].output
+        readers = () if output is None else tuple(sorted(
+            {c.name for c in output.consumers if c is not None and c.input is output}))
+        return _Use(calls=len(calls), producer=None if source is None else source.producer.name,
+                    readers=readers, returned=output is not None and output.returned)
 
     @staticmethod
     def _untraced_problem(activation: _Call, producer: _Call) -> str | None:
@@ -598,7 +707,7 @@ class _LinkTracer(TorchFunctionMode):
 
 
 class _TraceStart(_Hook):
-    """Forward pre-hook on the watched model: starts tracing its first training forward."""
+    """Forward pre-hook on the watched model: starts tracing or watching a forward."""
 
     def __init__(self, tracer: _LinkTracer) -> None:
         self._tracer = tracer
@@ -608,7 +717,8 @@ class _TraceStart(_Hook):
 
 
 class _TraceEnd(_Hook):
-    """Forward hook on the watched model (always called): ends the trace and resolves links."""
+    """Forward hook on the watched model (always called): ends the trace or watch and hands
+    the monitor what the forward showed."""
 
     def __init__(self, tracer: _LinkTracer) -> None:
         self._tracer = tracer
@@ -674,8 +784,11 @@ class DeadNeuronMonitor:
             (``torch_ext.nn``'s modules included).
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
             ``{name: dim}`` dict, whose names must be monitored layers (else
-            ``ValueError``). Default: the last dim for 1-D and 2-D inputs (Linear
-            features), dim 1 otherwise (convolution channels).
+            ``ValueError``). Default: the last dim (Linear features, also of a
+            ``[batch, tokens, features]`` input) when a Linear's output is the layer's input
+            in its first call within a forward of the whole model; otherwise the last dim
+            for 1-D and 2-D inputs and dim 1 for others (convolution channels). Decided at
+            the layer's first call and kept, so every call counts along the same dim.
         count_eval: also count in eval mode. Default: ``False``.
         keep_windows: how many of the latest closed windows keep their per-unit lists
             (``dead_units``, ``active_counts``, ``alive_counts``) in :attr:`history` and
@@ -687,7 +800,17 @@ class DeadNeuronMonitor:
     activations are seen before they overwrite their input) with no host sync; the host
     reads the counts only when a window closes and when a report is read. Forwards that
     activation checkpointing recomputes during backward are not counted again; copies of the
-    model (``copy.deepcopy``, ``torch.save``) do not count into the monitor.
+    model (``copy.deepcopy``, ``torch.save``) do not count into the monitor. A ``torch_ext.nn``
+    module counts inside its own kernel for one monitor; other monitors on the same model
+    count it by hook, each with its own counts, and removing one leaves the others counting.
+
+    For :func:`torch_ext.revive`, the monitor also learns which Linear/Conv feeds each layer
+    and which read it: traced in the first eager training forward after :meth:`attach`, then
+    compared with how every later eager forward of the model, training or eval, used the
+    layer (seen from module calls: one Python hook call each), see :meth:`links`. A layer also
+    called outside a forward of the whole model (a submodule called on its own), whose
+    readers there go unseen, gets no links; forwards while detached or under
+    ``torch.compile`` are not seen.
 
     Under ``torch.distributed`` (initialized, world size > 1), :meth:`step` and
     :meth:`report` (and the readers built on it) are collective: every rank must call them,
@@ -743,9 +866,11 @@ class DeadNeuronMonitor:
         self._history: list[MonitorReport] = []
         self._detailed_from = 0  # index of the oldest window that still has per-unit lists
         self._warned: set[str] = set()
-        # Which weighted layer feeds each monitored layer and which read it, learnt in the
-        # first training forward after attach() (for revive()).
+        # Which weighted layer feeds each monitored layer and which read it, traced in the
+        # first training forward after attach(), and how each forward since used each layer
+        # (for revive()).
         self._links: dict[str, _Link] = {}
+        self._uses: dict[str, list[_Use]] = {}
         self._tracer: _LinkTracer | None = None
 
     # --- hooks -----------------------------------------------------------------------------
@@ -793,35 +918,57 @@ class DeadNeuronMonitor:
             if layer is None:
                 layer = self._layers[name] = _Layer(name, module)
             layer.module = module
-            if isinstance(module, _Counted) and not getattr(module, "inplace", False):
-                module._counter = _FusedCounter(self, layer)  # counts inside its own kernel
-            else:
-                self._handles.append(module.register_forward_pre_hook(_CountingHook(self, layer)))
+            self._count(layer, module)
         if not self._layers:
             logger.warning("DeadNeuronMonitor: no module of the model matched; nothing is counted")
-        if not self._links:
-            self._tracer = _LinkTracer(self, model)
+        self._tracer = _LinkTracer(self, model)
         return self
 
-    def _set_links(self, links: dict[str, _Link]) -> None:
-        self._links = links
-        self._stop_discovery()
+    def _count(self, layer: _Layer, module: torch.nn.Module) -> None:
+        """Count `module` inside its own kernel if it is a torch_ext.nn module whose one
+        counter slot is free, else by a forward pre-hook: another monitor holds the slot (both
+        then count), or the module is in place (the hook sees its input before it is gone)."""
+        if (isinstance(module, _Counted) and not getattr(module, "inplace", False)
+                and _counter_owner(module) is None):
+            module._counter = _FusedCounter(self, layer)
+        else:
+            self._handles.append(module.register_forward_pre_hook(_CountingHook(self, layer)))
 
-    def _stop_discovery(self) -> None:
+    def _note_forward(self, uses: dict[str, _Use], links: dict[str, _Link] | None) -> None:
+        """What a forward showed: how it used each layer it called, and, if it was the traced
+        one, the links. Two different uses are enough to refuse a layer: no more are kept."""
+        for name, use in uses.items():
+            seen = self._uses.setdefault(name, [])
+            if use not in seen and len(seen) < 2:
+                seen.append(use)
+        if links is not None:
+            self._links = links
+
+    def _note_call(self, name: str) -> None:
+        """A call of layer `name`: one outside a watched forward of the whole model (a
+        submodule called on its own) may feed readers revive never sees."""
+        tracer = self._tracer
+        if (tracer is None or tracer._active or torch.compiler.is_compiling()
+                or _recomputing()):  # seen by the watch, compiled, or recomputed
+            return
+        self._note_forward({name: _OUTSIDE}, None)
+
+    def _stop_watching(self) -> None:
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
 
     def links(self, name: str) -> tuple[torch.nn.Module | None, list[torch.nn.Module]]:
         """The Linear/Conv layer feeding monitored layer `name` and those reading its output,
-        as seen in the model's first training forward after :meth:`attach`; ``(None, [])``
-        when that forward has not run or the layer is not in a plain producer -> activation
-        -> readers chain (:meth:`link_problem` says why)."""
-        link = self._links.get(name)
-        if link is None or link.problem is not None or link.producer is None:
+        as traced in the model's first training forward after :meth:`attach`; ``(None, [])``
+        when :meth:`link_problem` names a reason (that forward has not run, the layer is not in
+        a plain producer -> activation -> readers chain, another forward fed or read it through
+        other modules or it was called outside a forward of the model, or one of those modules
+        was replaced in the model since)."""
+        if self.link_problem(name) is not None:
             return None, []
-        readers = [r() for r in link.readers]
-        return link.producer(), [m for m in readers if m is not None]
+        link = self._links[name]
+        return link.producer[1](), [ref() for _, ref in link.readers]
 
     def link_problem(self, name: str) -> str | None:
         """Why :meth:`links` has no chain for layer `name`, or None when it has one."""
@@ -831,18 +978,37 @@ class DeadNeuronMonitor:
         if link is None:
             return ("no eager training forward of the whole model has run since attach() (links "
                     "are not learnt inside torch.compile)")
-        return link.problem
+        if link.problem is not None:
+            return link.problem
+        replaced = self._replaced_problem(name, link)
+        if replaced is not None:  # a replaced module also changes how later forwards look
+            return replaced
+        uses = self._uses.get(name, [])
+        if len(uses) > 1:
+            return (f"forwards use it differently ({'; '.join(map(str, uses))}): the links traced "
+                    "in one would miss the others' readers")
+        return None
+
+    def _replaced_problem(self, name: str, link: _Link) -> str | None:
+        """Which module of `link` is no longer the one at its name in the model, or None."""
+        model = self._model()
+        modules = {} if model is None else dict(model.named_modules())
+        for module_name, ref in [(name, link.activation), link.producer, *link.readers]:
+            if ref is None or ref() is None or modules.get(module_name) is not ref():
+                return (f"'{module_name}' is no longer the module the monitor saw there (replaced "
+                        "or removed since)")
+        return None
 
     def remove(self) -> None:
         """Remove every hook; the model keeps no reference to the monitor, nor it to them."""
         self._model_held = None
-        self._stop_discovery()
+        self._stop_watching()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         for layer in self._layers.values():
-            if layer.module is not None:
-                vars(layer.module).pop("_counter", None)
+            if layer.module is not None and _counter_owner(layer.module) is self:
+                del layer.module._counter  # the class default (None) shows again
             layer.module = None
 
     def __enter__(self) -> DeadNeuronMonitor:
@@ -860,7 +1026,10 @@ class DeadNeuronMonitor:
             return self._unit_dim
         if isinstance(self._unit_dim, dict) and name in self._unit_dim:
             return self._unit_dim[name]
-        return -1 if z.dim() <= 2 else 1
+        layer = self._layers[name]
+        if layer.fed_by_linear is None:  # first called outside a forward of the whole model
+            layer.fed_by_linear = False
+        return -1 if z.dim() <= 2 or layer.fed_by_linear else 1
 
     # --- windows ---------------------------------------------------------------------------
     def step(self) -> None:

@@ -166,19 +166,20 @@ def test_revive_skips_layers_that_are_not_a_plain_chain(make, data, why, caplog)
 
 
 def test_revive_still_revives_a_plain_chain_inside_other_operations():
-    """Linear layers on [batch, tokens, features]: counted along dim 1 (the default for 3-D
-    inputs, as many tokens as features here) the units are not fc1's features and the link
-    is refused; counted along the features' dim it is a plain chain, revived exactly."""
+    """Linear layers on [batch, tokens, features] (as many tokens as features here): by
+    default a layer fed by a Linear counts along the features' dim, a plain chain revived
+    exactly; counted along dim 1 (tokens), its units are not fc1's features and the link is
+    refused."""
     torch.manual_seed(0)
     model = Tokens()
     kill_units(model.fc1)
     x = torch.randn(16, 6, 4)
-    with DeadNeuronMonitor(model, window=1) as monitor:
+    with DeadNeuronMonitor(model, window=1, unit_dim={"act": 1}) as monitor:
         model(x)
         assert monitor.links("act") == (None, [])
         assert monitor.link_problem("act") == ("its units lie along dim 1, but its feeder 'fc1' "
                                                "writes features along dim 2")
-    with DeadNeuronMonitor(model, window=1, unit_dim={"act": -1}) as monitor:
+    with DeadNeuronMonitor(model, window=1) as monitor:
         model(x).sum().backward()
         monitor.step()
         before = model(x).detach()

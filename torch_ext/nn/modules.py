@@ -23,10 +23,11 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 class _Counted:
     """Lets a torch_ext.nn module count its own input (dead-neuron statistics) inside its
-    forward kernel. A monitor watching the module sets ``_counter``: an object whose
+    forward kernel. The first monitor watching the module sets ``_counter``: an object whose
     ``counting_args(module, input)`` gives ``(counts, unit_dim, alive_threshold)`` for the
-    module's counted op, or None when this call is not counted. Eager mode only:
-    TorchScript sees a stub."""
+    module's counted op, or None when this call is not counted. The slot holds one counter:
+    other monitors watching the module at the same time count it by a forward pre-hook.
+    Eager mode only: TorchScript sees a stub."""
 
     _counter: Any = None
 
