@@ -3,8 +3,9 @@ users and the GoogleTest suite, see CMakeLists.txt); torch.utils.cpp_extension c
 the small pybind11 module torch_ext._C that records how the build was made.
 
 Environment:
-  TORCH_EXT_CUDA=auto|0|1     compile the CUDA sources (auto: when torch has CUDA and nvcc
-                              is found; 1: insist).
+  TORCH_EXT_CUDA=auto|0|1     compile the CUDA sources (auto: when torch has CUDA, nvcc is
+                              found, and a GPU is visible or TORCH_CUDA_ARCH_LIST is set;
+                              1: insist).
   TORCH_CUDA_ARCH_LIST        CUDA architectures, e.g. "9.0" (default: the visible GPU's,
                               else those torch was built for).
   TORCH_EXT_BUILD_TESTS=1     also build the GoogleTest suite (run: ctest --test-dir build/cmake).
@@ -35,7 +36,16 @@ def _cuda_setting() -> str:
     value = os.environ.get("TORCH_EXT_CUDA", "auto").strip().lower()
     if value not in ("auto", "0", "1"):
         sys.exit(f"setup.py: TORCH_EXT_CUDA must be auto, 0 or 1, not {value!r}")
+    if value == "auto" and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not _gpu_visible():
+        # Kernels this machine cannot run would cost most of a first build.
+        print("setup.py: no GPU visible: building the CPU code only "
+              "(TORCH_EXT_CUDA=1 or TORCH_CUDA_ARCH_LIST=<archs> compiles the CUDA kernels)")
+        return "0"
     return value
+
+
+def _gpu_visible() -> bool:
+    return torch.version.cuda is not None and torch.cuda.is_available()
 
 
 def _cmake_args(build_tests: bool) -> list[str]:
