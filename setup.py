@@ -29,23 +29,8 @@ ROOT = Path(__file__).parent.resolve()
 LIBRARY_FILE = "libtorch_ext.so"
 
 sys.path.insert(0, str(ROOT))
+from tools.cuda_choice import cuda_setting  # noqa: E402
 from tools.torch_cmake import torch_cmake_args  # noqa: E402
-
-
-def _cuda_setting() -> str:
-    value = os.environ.get("TORCH_EXT_CUDA", "auto").strip().lower()
-    if value not in ("auto", "0", "1"):
-        sys.exit(f"setup.py: TORCH_EXT_CUDA must be auto, 0 or 1, not {value!r}")
-    if value == "auto" and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not _gpu_visible():
-        # Kernels this machine cannot run would cost most of a first build.
-        print("setup.py: no GPU visible: building the CPU code only "
-              "(TORCH_EXT_CUDA=1 or TORCH_CUDA_ARCH_LIST=<archs> compiles the CUDA kernels)")
-        return "0"
-    return value
-
-
-def _gpu_visible() -> bool:
-    return torch.version.cuda is not None and torch.cuda.is_available()
 
 
 def _cmake_args(build_tests: bool) -> list[str]:
@@ -53,7 +38,7 @@ def _cmake_args(build_tests: bool) -> list[str]:
         *torch_cmake_args(),
         f"-DCMAKE_BUILD_TYPE={os.environ.get('CMAKE_BUILD_TYPE', 'Release')}",
         f"-DTORCH_EXT_BUILD_TESTS={'ON' if build_tests else 'OFF'}",
-        f"-DTORCH_EXT_CUDA={_cuda_setting()}",
+        f"-DTORCH_EXT_CUDA={cuda_setting()}",
         f"-DPython_EXECUTABLE={sys.executable}",
     ]
     if shutil.which("ninja"):

@@ -26,5 +26,7 @@ fi
 "$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
 
 echo "setup: building torch_ext"
+cpu_only_note=$("$PYTHON" tools/cuda_choice.py)
+[ -z "$cpu_only_note" ] || echo "setup: $cpu_only_note"
 TORCH_EXT_BUILD_TESTS=1 "$PYTHON" -m pip install -q --no-build-isolation --no-deps -e . \
   || { echo "setup: the build failed" >&2; exit 1; }
