@@ -4,6 +4,7 @@
 # extension and the GoogleTest suite (ccache and ninja make a rebuild quick).
 #
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.14.1),
+# TORCHVISION_SPEC (default torchvision==0.29.1; "" skips it),
 # TORCH_EXT_CUDA / TORCH_CUDA_ARCH_LIST (see setup.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,10 @@ if ((${#missing[@]})); then
 fi
 
 "$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
+# The tests on real architectures: torchvision of the same release as torch (0.29.1 goes
+# with 2.14.1). Another torch: set TORCHVISION_SPEC, or "" to skip those tests.
+TORCHVISION_SPEC=${TORCHVISION_SPEC-torchvision==0.29.1}
+[ -z "$TORCHVISION_SPEC" ] || "$PYTHON" -m pip install -q "$TORCHVISION_SPEC"
 
 echo "setup: building torch_ext"
 cpu_only_note=$("$PYTHON" tools/cuda_choice.py)
