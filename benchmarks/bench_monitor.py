@@ -1,9 +1,10 @@
 """Cost of the dead-neuron monitor on CPU training steps, monitored vs unmonitored, in one
-run, for an MLP and a small CNN, with native activations (counted by forward pre-hooks)
+run, for an MLP, a small CNN and torchvision's ResNet-18, with native activations (counted by forward pre-hooks)
 and torch_ext.nn activations (counted inside their own forward kernel), against the
 ad-hoc hook people write: `(z <= 0).float().mean(dims)` read back per layer per step.
 
     python benchmarks/bench_monitor.py [--steps 20] [--rounds 5] [--threads 2]
+        [--models mlp cnn resnet18] [--activations nn.ReLU torch_ext.ELU ...]
 
 A step is forward, backward, SGD update and monitor.step(). Each cell is the median over
 rounds of the mean step time; configurations alternate within a round. ratio = step time
@@ -13,6 +14,7 @@ rounds of the mean step time; configurations alternate within a round. ratio = s
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 from typing import Callable
@@ -48,9 +50,23 @@ def cnn(act: Callable[[int], torch.nn.Module]) -> torch.nn.Module:
     )
 
 
+def resnet18(act: Callable[[int], torch.nn.Module]) -> torch.nn.Module:
+    """torchvision's ResNet-18 (10 classes) with its ReLUs replaced by `act`, sized by the
+    BatchNorm beside each (`bn1` of the block or stem): each BasicBlock calls its one
+    activation twice, so the monitor sees 17 call sites."""
+    import torchvision  # the benchmark skips this model without it
+
+    model = torchvision.models.resnet18(num_classes=10)
+    for parent in model.modules():
+        if isinstance(getattr(parent, "relu", None), torch.nn.ReLU):
+            parent.relu = act(parent.bn1.num_features)
+    return model
+
+
 MODELS = {
     "MLP 784-4x1024-10, batch 256": (mlp, lambda: torch.randn(256, 784)),
     "CNN 32x32x3, batch 64": (cnn, lambda: torch.randn(64, 3, 32, 32)),
+    "ResNet-18 64x64x3, batch 32": (resnet18, lambda: torch.randn(32, 3, 64, 64)),
 }
 
 
@@ -81,14 +97,21 @@ class AdHocHooks:
             handle.remove()
 
 
+def train_step(model, x, y, optimizer, watcher) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    if watcher is not None:
+        watcher.step()
+
+
 def step_time(model, x, y, optimizer, watcher, steps: int) -> float:
+    """Mean time of a training step, after one untimed step: a monitor learns the layers
+    around each activation in its first forward, a one-off cost."""
+    train_step(model, x, y, optimizer, watcher)
     start = time.perf_counter()
     for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        if watcher is not None:
-            watcher.step()
+        train_step(model, x, y, optimizer, watcher)
     return (time.perf_counter() - start) / steps
 
 
@@ -97,14 +120,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="+", choices=["mlp", "cnn", "resnet18"],
+                        default=["mlp", "cnn", "resnet18"])
+    parser.add_argument("--activations", nargs="+", choices=list(ACTIVATIONS),
+                        default=list(ACTIVATIONS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, CPU loops "
           f"{torch_ext.build_info()['cpu_isa']}\n")
     header = f"{'model':<30} {'activation':<20} {'plain ms':>9} {'monitor':>8} {'ad-hoc':>8}"
     print(header + "\n" + "-" * len(header))
-    for model_name, (build, make_x) in MODELS.items():
-        for act_name, act in ACTIVATIONS.items():
+    for key, (model_name, (build, make_x)) in zip(("mlp", "cnn", "resnet18"), MODELS.items()):
+        if key not in args.models:
+            continue
+        if key == "resnet18" and importlib.util.find_spec("torchvision") is None:
+            print(f"{model_name:<30} skipped: torchvision is not installed")
+            continue
+        for act_name in args.activations:
+            act = ACTIVATIONS[act_name]
             torch.manual_seed(0)
             model, x = build(act), make_x()
             y = torch.randint(0, 10, (x.shape[0],))
