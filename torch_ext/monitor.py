@@ -6,7 +6,8 @@ Over a *window* of training steps (closed with :meth:`DeadNeuronMonitor.step`) t
 counts, per unit, the samples seen, the samples with pre-activation ``z > 0``
 (*active*) and the samples whose local derivative ``|f'(z)|`` exceeds ``grad_eps``
 (*gradient-alive*). A unit is **dead** when no sample left it gradient-alive, and
-**dormant** when none made it active.
+**dormant** when none made it active. A module called several times in one forward of the
+model is one layer per call site (``act``, ``act#1``, ...) unless its calls are merged.
 
 Counting runs in the registered op ``torch.ops.torch_ext.count_active_`` (one pass, no
 temporary, no host sync); numbers reach the host only when a report is read or a window
@@ -47,6 +48,20 @@ KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
 )
 
 ModuleSelector = Union[str, type, Callable[[str, torch.nn.Module], bool]]
+
+
+def _matches(selectors: Iterable[ModuleSelector], name: str, module: torch.nn.Module) -> bool:
+    """Whether a name, type or ``(name, module) -> bool`` predicate of `selectors` picks
+    module `name`."""
+    for selector in selectors:
+        if isinstance(selector, str) and selector == name:
+            return True
+        if isinstance(selector, type) and isinstance(module, selector):
+            return True
+        if callable(selector) and not isinstance(selector, type) and selector(name, module):
+            return True
+    return False
+
 
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
@@ -179,20 +194,54 @@ def _recomputing() -> bool:
     return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
 
 
-class _Layer:
-    """Counters of one monitored module, on the device of its inputs."""
+def _site_name(module_name: str, index: int) -> str:
+    """The layer name of call site `index` of a module: its first call keeps the module's
+    name, so a model calling each module once reads as if sites did not exist."""
+    return module_name if index == 0 else f"{module_name}#{index}"
 
-    def __init__(self, name: str, module: torch.nn.Module) -> None:
+
+class _CallSites:
+    """A monitored module and its layers, one per call site (its k-th call in a forward of
+    the watched model), or a single one counting every call when `merged`."""
+
+    def __init__(self, name: str, module: torch.nn.Module, merged: bool) -> None:
         self.name = name
         self.module: torch.nn.Module | None = module  # None while detached
         self.activation = type(module).__name__
+        self.merged = merged
+        self.layers: list[_Layer] = [_Layer(self, 0)]
+        self._forward = -1  # the forward whose calls `_next` numbers
+        self._next = 0
+
+    def next_call(self, forward: int) -> int:
+        """The call site of this call, the module's next one in forward number `forward`."""
+        if self.merged:
+            return 0
+        if forward != self._forward:  # a new forward of the model: numbering restarts
+            self._forward, self._next = forward, 0
+        self._next += 1
+        return self._next - 1
+
+
+class _Layer:
+    """Counters of one call site of a monitored module, on the device of its inputs."""
+
+    def __init__(self, sites: _CallSites, index: int) -> None:
+        self.sites = sites
+        self.index = index
+        self.name = _site_name(sites.name, index)
+        self.activation = sites.activation
         self.counts: Tensor | None = None  # int64 [2, units]: active, alive
         self.samples = 0  # per unit, known on the host from shapes
         self.threshold: Tensor | None = None
         self._threshold_key: tuple | None = None
         # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
-        # once, at its first call, so every call counts along the same dim.
+        # once, at this call site's first call, so every call counts along the same dim.
         self.fed_by_linear: bool | None = None
+
+    @property
+    def module(self) -> torch.nn.Module | None:
+        return self.sites.module
 
     def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor] | None:
         """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
@@ -269,33 +318,31 @@ def _no_counter() -> None:
 
 class _CountingHook(_Hook):
     """Forward pre-hook counting a monitored module's input (before an in-place activation
-    overwrites it)."""
+    overwrites it) into the layer of its call site."""
 
-    def __init__(self, monitor: DeadNeuronMonitor, layer: _Layer) -> None:
+    def __init__(self, monitor: DeadNeuronMonitor, sites: _CallSites) -> None:
         self._monitor = weakref.ref(monitor)
-        self._layer = layer
+        self._sites = sites
 
     def __call__(self, module: torch.nn.Module, args: tuple) -> None:
         monitor = self._monitor()
-        if monitor is None or module is not self._layer.module or not args:
+        if monitor is None or module is not self._sites.module:
             return
-        monitor._note_call(self._layer.name)
-        z = args[0]
-        if not monitor._counts_call(module, z):
-            return
-        prepared = self._layer.prepare(z, monitor._unit_dim_of(self._layer.name, z), monitor.grad_eps)
+        layer = monitor._call_site(self._sites)  # every call takes a site, counted or not
+        prepared = monitor._counting_args(layer, module, args[0]) if args else None
         if prepared is not None:
-            torch.ops.torch_ext.count_active_(z.detach(), *prepared)
+            torch.ops.torch_ext.count_active_(args[0].detach(), *prepared)
 
 
 class _FusedCounter:
     """Set on a torch_ext.nn module as ``_counter``: its forward then runs the counted op,
-    the activation and the counting in one pass (see torch_ext.nn.modules._Counted). A copy
-    or pickle of the module gets ``None`` instead (see :class:`_Hook`)."""
+    the activation and the counting in one pass (see torch_ext.nn.modules._Counted), into
+    the counts of its call site. A copy or pickle of the module gets ``None`` instead (see
+    :class:`_Hook`)."""
 
-    def __init__(self, monitor: DeadNeuronMonitor, layer: _Layer) -> None:
+    def __init__(self, monitor: DeadNeuronMonitor, sites: _CallSites) -> None:
         self._monitor = weakref.ref(monitor)
-        self._layer = layer
+        self._sites = sites
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple]:
         return _no_counter, ()
@@ -305,12 +352,9 @@ class _FusedCounter:
 
     def counting_args(self, module: torch.nn.Module, z: Tensor) -> tuple[Tensor, int, Tensor] | None:
         monitor = self._monitor()
-        if monitor is None or module is not self._layer.module:
+        if monitor is None or module is not self._sites.module:
             return None
-        monitor._note_call(self._layer.name)
-        if not monitor._counts_call(module, z):
-            return None
-        return self._layer.prepare(z, monitor._unit_dim_of(self._layer.name, z), monitor.grad_eps)
+        return monitor._counting_args(monitor._call_site(self._sites), module, z)
 
 
 def _counter_owner(module: torch.nn.Module) -> DeadNeuronMonitor | None:
@@ -353,11 +397,13 @@ class _Value:
 class _Call:
     """One call of a Linear/Conv or monitored module in a traced or watched forward."""
 
-    __slots__ = ("name", "module", "traced", "input", "input_ndim", "output", "units", "unit_dim")
+    __slots__ = ("name", "module", "index", "traced", "input", "input_ndim", "output", "units",
+                 "unit_dim")
 
-    def __init__(self, name: str, module: torch.nn.Module, traced: bool) -> None:
+    def __init__(self, name: str, module: torch.nn.Module, index: int, traced: bool) -> None:
         self.name = name
         self.module = module
+        self.index = index  # among the module's calls in this forward: its call site
         self.traced = traced  # False inside regions the tracer cannot see (see _LinkTracer)
         self.input: _Value | None = None  # the traced value it received as its input
         self.input_ndim = 0
@@ -426,7 +472,7 @@ class _LinkTracer(TorchFunctionMode):
         # By id(): a module may define __eq__ and so not be hashable.
         self._names = {
             id(module): (module, name) for name, module in model.named_modules()
-            if isinstance(module, WEIGHTED_LAYERS) or name in monitor._layers
+            if isinstance(module, WEIGHTED_LAYERS) or name in monitor._sites
         }
         self._root_handles = [
             model.register_forward_pre_hook(_TraceStart(self), prepend=True),
@@ -461,20 +507,20 @@ class _LinkTracer(TorchFunctionMode):
         if torch.compiler.is_compiling() or _recomputing():
             return
         self._active = True
+        monitor._forwards += 1  # call sites are numbered afresh in each forward
         self._full = model.training and not monitor._links
         # A forward run inside an `except` block sees that exception throughout; its own
         # failure would be another one.
         self._outer_exception = sys.exc_info()[1]
         self._values, self._stack, self._calls = {}, [], {}
         # Every module's calls, without a hook on each (which copies of the model would carry).
-        # A watched forward needs only their ends, and their starts while some layer's feeder
-        # is undecided.
+        # A watched forward needs only their ends: the outputs they record tell a counted
+        # call whether a Linear feeds it (see DeadNeuronMonitor._fed_by_linear).
         self._module_handles = [torch.nn.modules.module.register_module_forward_hook(
             self._exit, always_call=self._full)]
-        if self._full or any(layer.fed_by_linear is None for layer in monitor._layers.values()):
+        if self._full:
             self._module_handles.append(
                 torch.nn.modules.module.register_module_forward_pre_hook(self._enter))
-        if self._full:
             self.__enter__()
 
     def end(self, output: Any) -> None:
@@ -491,9 +537,9 @@ class _LinkTracer(TorchFunctionMode):
             with self._untraced():
                 for value in self._values_in(pytree.tree_leaves(output)):
                     value.returned = True
-                uses = {name: self._use_of(name) for name in monitor._layers if name in self._calls}
+                uses = {name: self._use_of(name) for name in monitor._sites if name in self._calls}
                 if self._full:
-                    links = {name: self._link_of(name) for name in monitor._layers}
+                    links = {name: self._link_of(name) for name in monitor._sites}
         self._finish_trace()
         if monitor is not None:
             monitor._note_forward(uses, links)
@@ -525,24 +571,15 @@ class _LinkTracer(TorchFunctionMode):
         return known[1] if known is not None and known[0] is module else None
 
     def _enter(self, module: torch.nn.Module, args: tuple) -> None:
+        """Start of a module call in the traced forward: the stack tells which call an
+        operation runs in."""
         name = self._name_of(module)
         if name is None:
             return
-        self._note_feeder(name, args)
-        if self._full:  # the stack tells which call an operation runs in
-            call = _Call(name, module, traced=self._tracing_here())
-            self._calls.setdefault(name, []).append(call)
-            self._stack.append(call)
-
-    def _note_feeder(self, name: str, args: tuple) -> None:
-        """Decide, at a monitored layer's first call (before it is counted: global hooks run
-        before the module's own), whether a Linear feeds it."""
-        monitor = self._monitor()
-        layer = None if monitor is None else monitor._layers.get(name)
-        if layer is not None and layer.fed_by_linear is None:
-            source = self._value_of(args[0]) if args else None
-            feeder = None if source is None else source.producer.module
-            layer.fed_by_linear = isinstance(feeder, torch.nn.Linear)
+        calls = self._calls.setdefault(name, [])
+        call = _Call(name, module, len(calls), traced=self._tracing_here())
+        calls.append(call)
+        self._stack.append(call)
 
     def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
         name = self._name_of(module)
@@ -569,17 +606,17 @@ class _LinkTracer(TorchFunctionMode):
         return call
 
     def _watched_call(self, name: str, module: torch.nn.Module) -> _Call:
-        call = _Call(name, module, traced=False)
-        self._calls.setdefault(name, []).append(call)
-        return call
+        calls = self._calls.setdefault(name, [])
+        calls.append(_Call(name, module, len(calls), traced=False))
+        return calls[-1]
 
     def _note_units(self, call: _Call, z: Tensor) -> None:
         if z.dim() == 0:
             return
         call.input_ndim = z.dim()
         monitor = self._monitor()
-        if monitor is not None and call.name in monitor._layers:
-            dim = monitor._unit_dim_of(call.name, z)
+        if monitor is not None and call.name in monitor._sites:
+            dim = monitor._unit_dim_of(monitor._layer_of_call(call.name, call.index), z)
             if -z.dim() <= dim < z.dim():
                 call.unit_dim = dim % z.dim()
                 call.units = z.shape[call.unit_dim]
@@ -744,26 +781,29 @@ def _collective_device(tensors: Iterable[Tensor]) -> torch.device:
     return next((t.device for t in tensors), torch.device("cpu"))
 
 
-def _agreed_widths(names: list[str], widths: dict[str, int]) -> dict[str, int]:
-    """Every rank's counted layers and their unit counts, the same on every rank (one
-    all_gather_object): a layer one rank has not run yet still takes part in the reduction,
-    so no rank issues a collective the others do not."""
+def _agreed_widths(modules: list[str],
+                   widths: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """Every rank's counted layers, as ``(module name, call site)``, and their unit counts,
+    the same on every rank (one all_gather_object): a layer one rank has not run yet (a
+    branch, or a call site only a longer loop reaches) still takes part in the reduction, so
+    no rank issues a collective the others do not. Ordered by module, then call site."""
     gathered: list[Any] = [None] * _world_size()
-    torch.distributed.all_gather_object(gathered, (names, widths))
-    agreed: dict[str, int] = {}
-    for rank, (rank_names, rank_widths) in enumerate(gathered):
-        if rank_names != gathered[0][0]:
+    torch.distributed.all_gather_object(gathered, (modules, widths))
+    agreed: dict[tuple[str, int], int] = {}
+    for rank, (rank_modules, rank_widths) in enumerate(gathered):
+        if rank_modules != gathered[0][0]:
             raise RuntimeError(
                 f"DeadNeuronMonitor: ranks monitor different layers (rank 0: {gathered[0][0]}, "
-                f"rank {rank}: {rank_names}); give every rank's monitor the same model"
+                f"rank {rank}: {rank_modules}); give every rank's monitor the same model"
             )
-        for name, units in rank_widths.items():
-            if agreed.setdefault(name, units) != units:
+        for site, units in rank_widths.items():
+            if agreed.setdefault(site, units) != units:
                 raise RuntimeError(
-                    f"DeadNeuronMonitor: layer '{name}' has {units} units on rank {rank} but "
-                    f"{agreed[name]} on an earlier rank; pass unit_dim for it"
+                    f"DeadNeuronMonitor: layer '{_site_name(*site)}' has {units} units on rank "
+                    f"{rank} but {agreed[site]} on an earlier rank; pass unit_dim for it"
                 )
-    return {name: agreed[name] for name in names if name in agreed}
+    order = {name: index for index, name in enumerate(modules)}
+    return {site: agreed[site] for site in sorted(agreed, key=lambda s: (order[s[0]], s[1]))}
 
 
 # --- the monitor -----------------------------------------------------------------------------
@@ -783,17 +823,38 @@ class DeadNeuronMonitor:
             ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU``
             (``torch_ext.nn``'s modules included).
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
-            ``{name: dim}`` dict, whose names must be monitored layers (else
-            ``ValueError``). Default: the last dim (Linear features, also of a
-            ``[batch, tokens, features]`` input) when a Linear's output is the layer's input
-            in its first call within a forward of the whole model; otherwise the last dim
-            for 1-D and 2-D inputs and dim 1 for others (convolution channels). Decided at
-            the layer's first call and kept, so every call counts along the same dim.
+            ``{module name: dim}`` dict (for every call site of the module), whose names
+            must be monitored modules (else ``ValueError``). Default: the last dim (Linear
+            features, also of a ``[batch, tokens, features]`` input) when a Linear's output
+            is the layer's input in its first call within a forward of the whole model;
+            otherwise the last dim for 1-D and 2-D inputs and dim 1 for others (convolution
+            channels). Decided at the layer's (call site's) first call and kept, so every
+            call counts along the same dim.
+        call_sites: how a module called several times in one forward of the model is
+            reported. ``"separate"``: one layer per call site, with its own units and counts
+            (a ResNet ``BasicBlock`` applies its one ``relu`` after ``bn1`` and after the
+            residual addition: two populations of units). ``"merged"``: one layer for all
+            of the module's calls (a cell applied over a varying number of time steps).
+            Or the modules to merge, given as in ``modules=`` (a name must be a monitored
+            module, else ``ValueError``), the others separate. Default: ``"separate"``.
         count_eval: also count in eval mode. Default: ``False``.
         keep_windows: how many of the latest closed windows keep their per-unit lists
             (``dead_units``, ``active_counts``, ``alive_counts``) in :attr:`history` and
             :meth:`state_dict`; older windows keep only their scalars and histogram, so
             memory and checkpoints stay bounded over long runs. Default: ``10``.
+
+    Call sites: the first call of a module in a forward of the whole model keeps the module's
+    name (``layer1.0.relu``); its later calls in that forward are ``name#1``, ``name#2``, ...
+    (``layer1.0.relu#1``): ``#`` is not a module path separator, and a model calling each
+    module once reports exactly as with merged calls. Sites are numbered in call order (a
+    forward that skips an earlier call shifts the later ones), afresh in each forward of the
+    model (its forward pre-hook marks the start; the model called inside its own forward
+    continues it). A call outside such a forward (a submodule called on its own) or inside
+    ``torch.compile`` (which would recompile for each call index) counts under the module's
+    name, the first call site. A call site that only some forwards reach (``cell.act#5`` of a
+    longer sequence) is a layer from its first call on, reported with ``samples`` 0 in the
+    windows where it did not run; :meth:`state_dict` and the ranks of
+    ``torch.distributed`` carry it like any layer.
 
     Use as a context manager (hooks attached inside the ``with`` block) or call
     :meth:`attach` and :meth:`remove`. Counting happens in forward pre-hooks (so in-place
@@ -809,8 +870,9 @@ class DeadNeuronMonitor:
     compared with how every later eager forward of the model, training or eval, used the
     layer (seen from module calls: one Python hook call each), see :meth:`links`. A layer also
     called outside a forward of the whole model (a submodule called on its own), whose
-    readers there go unseen, gets no links; forwards while detached or under
-    ``torch.compile`` are not seen.
+    readers there go unseen, gets no links, nor do the call sites of a module called
+    several times in a forward (links are traced per module); forwards while detached or
+    under ``torch.compile`` are not seen.
 
     Under ``torch.distributed`` (initialized, world size > 1), :meth:`step` and
     :meth:`report` (and the readers built on it) are collective: every rank must call them,
@@ -837,6 +899,7 @@ class DeadNeuronMonitor:
         threshold: float = 0.10,
         modules: Iterable[ModuleSelector] | None = None,
         unit_dim: int | dict[str, int] | None = None,
+        call_sites: str | Iterable[ModuleSelector] = "separate",
         count_eval: bool = False,
         keep_windows: int = 10,
     ) -> None:
@@ -848,6 +911,9 @@ class DeadNeuronMonitor:
             raise ValueError(f"DeadNeuronMonitor: threshold must be in [0, 1], got {threshold}")
         if keep_windows < 1:
             raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
+        if isinstance(call_sites, str) and call_sites not in ("separate", "merged"):
+            raise ValueError("DeadNeuronMonitor: call_sites must be 'separate', 'merged' or the "
+                             f"modules to merge, got '{call_sites}'")
         # Held until remove(); afterwards only weakly, so a removed monitor keeps nothing alive.
         self._model_held: torch.nn.Module | None = model
         self._model = weakref.ref(model)
@@ -858,8 +924,11 @@ class DeadNeuronMonitor:
         self.keep_windows = keep_windows
         self._selectors = list(modules) if modules is not None else None
         self._unit_dim = unit_dim
+        self._call_sites = call_sites if isinstance(call_sites, str) else list(call_sites)
         self._check_names(model)
-        self._layers: dict[str, _Layer] = {}
+        self._sites: dict[str, _CallSites] = {}  # by module name, in the model's order
+        self._layers: dict[str, _Layer] = {}  # every call site's layer, by module then site
+        self._forwards = 0  # forwards of the model begun, which number the call sites
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._steps = 0  # steps closed so far
         self._window_start = 0  # step at which the open window began
@@ -877,34 +946,36 @@ class DeadNeuronMonitor:
     def _selected(self, name: str, module: torch.nn.Module) -> bool:
         if self._selectors is None:
             return isinstance(module, KNOWN_ACTIVATIONS)
-        for selector in self._selectors:
-            if isinstance(selector, str) and selector == name:
-                return True
-            if isinstance(selector, type) and isinstance(module, selector):
-                return True
-            if callable(selector) and not isinstance(selector, type) and selector(name, module):
-                return True
-        return False
+        return _matches(self._selectors, name, module)
+
+    def _merged(self, name: str, module: torch.nn.Module) -> bool:
+        """Whether the calls of monitored module `name` count into one layer (call_sites=)."""
+        if isinstance(self._call_sites, str):
+            return self._call_sites == "merged"
+        return _matches(self._call_sites, name, module)
 
     def _check_names(self, model: torch.nn.Module) -> None:
-        """Names in ``modules=`` and ``unit_dim=`` must name modules: a typo would otherwise
-        leave a layer silently unwatched or counted along the wrong dim."""
+        """Names in ``modules=``, ``unit_dim=`` and ``call_sites=`` must name modules: a typo
+        would otherwise leave a layer silently unwatched, counted along the wrong dim, or
+        split into call sites."""
         names = [name for name, _ in model.named_modules()]
         wanted = [s for s in self._selectors or [] if isinstance(s, str)]
         unknown = [name for name in wanted if name not in set(names)]
         if unknown:
             raise ValueError(f"DeadNeuronMonitor: modules= names {unknown} match no module of the "
                              f"model; its modules are {[n for n in names if n]}")
-        if isinstance(self._unit_dim, dict):
-            monitored = [name for name, module in model.named_modules() if self._selected(name, module)]
-            unknown = [name for name in self._unit_dim if name not in set(monitored)]
+        monitored = [name for name, module in model.named_modules() if self._selected(name, module)]
+        unit_dims = self._unit_dim if isinstance(self._unit_dim, dict) else {}
+        merged = [] if isinstance(self._call_sites, str) else self._call_sites
+        for option, given in (("unit_dim", unit_dims), ("call_sites", merged)):
+            unknown = [name for name in given if isinstance(name, str) and name not in set(monitored)]
             if unknown:
-                raise ValueError(f"DeadNeuronMonitor: unit_dim= names {unknown} are not monitored "
+                raise ValueError(f"DeadNeuronMonitor: {option}= names {unknown} are not monitored "
                                  f"layers; the monitored layers are {monitored}")
 
     def attach(self) -> DeadNeuronMonitor:
         """Attach the counting hooks (idempotent). Returns the monitor."""
-        if self._handles or any(layer.module is not None for layer in self._layers.values()):
+        if self._handles or any(sites.module is not None for sites in self._sites.values()):
             return self
         model = self._model()
         if model is None:
@@ -914,28 +985,61 @@ class DeadNeuronMonitor:
         for name, module in model.named_modules():
             if not self._selected(name, module):
                 continue
-            layer = self._layers.get(name)
-            if layer is None:
-                layer = self._layers[name] = _Layer(name, module)
-            layer.module = module
-            self._count(layer, module)
-        if not self._layers:
+            sites = self._sites.get(name)
+            if sites is None:
+                sites = self._sites[name] = _CallSites(name, module, self._merged(name, module))
+            sites.module = module
+            self._count(sites, module)
+        self._order_layers()
+        if not self._sites:
             logger.warning("DeadNeuronMonitor: no module of the model matched; nothing is counted")
         self._tracer = _LinkTracer(self, model)
         return self
 
-    def _count(self, layer: _Layer, module: torch.nn.Module) -> None:
+    def _count(self, sites: _CallSites, module: torch.nn.Module) -> None:
         """Count `module` inside its own kernel if it is a torch_ext.nn module whose one
         counter slot is free, else by a forward pre-hook: another monitor holds the slot (both
         then count), or the module is in place (the hook sees its input before it is gone)."""
         if (isinstance(module, _Counted) and not getattr(module, "inplace", False)
                 and _counter_owner(module) is None):
-            module._counter = _FusedCounter(self, layer)
+            module._counter = _FusedCounter(self, sites)
         else:
-            self._handles.append(module.register_forward_pre_hook(_CountingHook(self, layer)))
+            self._handles.append(module.register_forward_pre_hook(_CountingHook(self, sites)))
+
+    def _order_layers(self) -> None:
+        """Lay out :attr:`_layers` (and so every report) by module, then call site."""
+        self._layers = {layer.name: layer for sites in self._sites.values()
+                        for layer in sites.layers}
+
+    def _site(self, sites: _CallSites, index: int) -> _Layer:
+        """The layer of call site `index` of `sites`' module, made (with the sites before it)
+        at its first call, or when a checkpoint or another rank names it."""
+        if index >= len(sites.layers):
+            sites.layers += [_Layer(sites, i) for i in range(len(sites.layers), index + 1)]
+            self._order_layers()
+        return sites.layers[index]
+
+    def _layer_of_call(self, module_name: str, index: int) -> _Layer:
+        """The layer counting call `index` of a forward of monitored module `module_name`."""
+        sites = self._sites[module_name]
+        return self._site(sites, 0 if sites.merged else index)
+
+    def _call_site(self, sites: _CallSites) -> _Layer:
+        """The layer a call of `sites`' module counts into: its call site in the watched
+        forward of the model running now. A call outside one, compiled or recomputed counts
+        under the module's name; one outside a forward is noted too, as it may feed readers
+        revive never sees."""
+        tracer = self._tracer
+        if torch.compiler.is_compiling():  # a mutable index would be a guard: recompiles
+            return sites.layers[0]
+        if tracer is not None and tracer._active:
+            return self._site(sites, sites.next_call(self._forwards))
+        if tracer is not None and not _recomputing():
+            self._note_forward({sites.name: _OUTSIDE}, None)
+        return sites.layers[0]
 
     def _note_forward(self, uses: dict[str, _Use], links: dict[str, _Link] | None) -> None:
-        """What a forward showed: how it used each layer it called, and, if it was the traced
+        """What a forward showed: how it used each module it called, and, if it was the traced
         one, the links. Two different uses are enough to refuse a layer: no more are kept."""
         for name, use in uses.items():
             seen = self._uses.setdefault(name, [])
@@ -944,46 +1048,44 @@ class DeadNeuronMonitor:
         if links is not None:
             self._links = links
 
-    def _note_call(self, name: str) -> None:
-        """A call of layer `name`: one outside a watched forward of the whole model (a
-        submodule called on its own) may feed readers revive never sees."""
-        tracer = self._tracer
-        if (tracer is None or tracer._active or torch.compiler.is_compiling()
-                or _recomputing()):  # seen by the watch, compiled, or recomputed
-            return
-        self._note_forward({name: _OUTSIDE}, None)
-
     def _stop_watching(self) -> None:
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
 
     def links(self, name: str) -> tuple[torch.nn.Module | None, list[torch.nn.Module]]:
-        """The Linear/Conv layer feeding monitored layer `name` and those reading its output,
-        as traced in the model's first training forward after :meth:`attach`; ``(None, [])``
-        when :meth:`link_problem` names a reason (that forward has not run, the layer is not in
-        a plain producer -> activation -> readers chain, another forward fed or read it through
-        other modules or it was called outside a forward of the model, or one of those modules
-        was replaced in the model since)."""
+        """The Linear/Conv layer feeding monitored layer `name` (a module's name, or a call
+        site's as in the reports) and those reading its output, as traced in the model's first
+        training forward after :meth:`attach`; ``(None, [])`` when :meth:`link_problem` names a
+        reason (that forward has not run, the module has several call sites, the layer is not
+        in a plain producer -> activation -> readers chain, another forward fed or read it
+        through other modules or it was called outside a forward of the model, or one of those
+        modules was replaced in the model since)."""
         if self.link_problem(name) is not None:
             return None, []
-        link = self._links[name]
+        link = self._links[self._layers[name].sites.name]
         return link.producer[1](), [ref() for _, ref in link.readers]
 
     def link_problem(self, name: str) -> str | None:
         """Why :meth:`links` has no chain for layer `name`, or None when it has one."""
-        if name not in self._layers:
+        layer = self._layers.get(name)
+        if layer is None:
             return f"'{name}' is not a monitored layer"
-        link = self._links.get(name)
+        sites = layer.sites
+        if len(sites.layers) > 1:
+            names = ", ".join(f"'{site.name}'" for site in sites.layers)
+            return (f"its module '{sites.name}' is called at {len(sites.layers)} call sites in a "
+                    f"forward ({names}): links are traced per module, not per call site")
+        link = self._links.get(sites.name)
         if link is None:
             return ("no eager training forward of the whole model has run since attach() (links "
                     "are not learnt inside torch.compile)")
         if link.problem is not None:
             return link.problem
-        replaced = self._replaced_problem(name, link)
+        replaced = self._replaced_problem(sites.name, link)
         if replaced is not None:  # a replaced module also changes how later forwards look
             return replaced
-        uses = self._uses.get(name, [])
+        uses = self._uses.get(sites.name, [])
         if len(uses) > 1:
             return (f"forwards use it differently ({'; '.join(map(str, uses))}): the links traced "
                     "in one would miss the others' readers")
@@ -1006,10 +1108,10 @@ class DeadNeuronMonitor:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        for layer in self._layers.values():
-            if layer.module is not None and _counter_owner(layer.module) is self:
-                del layer.module._counter  # the class default (None) shows again
-            layer.module = None
+        for sites in self._sites.values():
+            if sites.module is not None and _counter_owner(sites.module) is self:
+                del sites.module._counter  # the class default (None) shows again
+            sites.module = None
 
     def __enter__(self) -> DeadNeuronMonitor:
         return self.attach()
@@ -1017,19 +1119,30 @@ class DeadNeuronMonitor:
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
-    def _counts_call(self, module: torch.nn.Module, z: Any) -> bool:
-        return ((module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
-                and not _recomputing())
+    def _counting_args(self, layer: _Layer, module: torch.nn.Module,
+                       z: Any) -> tuple[Tensor, int, Tensor] | None:
+        """count_active_'s (counts, unit_dim, threshold) for this call of `layer`, or None
+        when it is not counted."""
+        if not ((module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
+                and not _recomputing()):
+            return None
+        return layer.prepare(z, self._unit_dim_of(layer, z), self.grad_eps)
 
-    def _unit_dim_of(self, name: str, z: Tensor) -> int:
+    def _unit_dim_of(self, layer: _Layer, z: Tensor) -> int:
         if isinstance(self._unit_dim, int):
             return self._unit_dim
-        if isinstance(self._unit_dim, dict) and name in self._unit_dim:
-            return self._unit_dim[name]
-        layer = self._layers[name]
-        if layer.fed_by_linear is None:  # first called outside a forward of the whole model
-            layer.fed_by_linear = False
+        if isinstance(self._unit_dim, dict) and layer.sites.name in self._unit_dim:
+            return self._unit_dim[layer.sites.name]
+        if layer.fed_by_linear is None:
+            layer.fed_by_linear = self._fed_by_linear(z)
         return -1 if z.dim() <= 2 or layer.fed_by_linear else 1
+
+    def _fed_by_linear(self, z: Tensor) -> bool:
+        """Whether `z` is the output of a Linear, as recorded in the watched forward running
+        now (False outside one: a submodule called on its own has no known feeder)."""
+        tracer = self._tracer
+        source = tracer._value_of(z) if tracer is not None and tracer._active else None
+        return source is not None and isinstance(source.producer.module, torch.nn.Linear)
 
     # --- windows ---------------------------------------------------------------------------
     def step(self) -> None:
@@ -1081,23 +1194,25 @@ class DeadNeuronMonitor:
     def _summed_over_ranks(self) -> dict[str, tuple[list[int], list[int], int]]:
         """One all_gather_object agrees on the layers and their widths, then one all_reduce
         sums every layer's counts and samples, zeros where a rank has not counted it yet."""
-        local = {name: layer for name, layer in self._layers.items() if layer.counts is not None}
-        widths = _agreed_widths(list(self._layers), {n: l.counts.shape[1] for n, l in local.items()})
+        local = {(layer.sites.name, layer.index): layer for layer in self._layers.values()
+                 if layer.counts is not None}
+        widths = _agreed_widths(list(self._sites), {k: l.counts.shape[1] for k, l in local.items()})
         device = _collective_device(layer.counts for layer in local.values())
         pieces = []
-        for name, units in widths.items():
-            layer = local.get(name)
+        for site, units in widths.items():
+            layer = local.get(site)
             if layer is None:  # not run on this rank yet
                 pieces.append(torch.zeros(2 * units, dtype=torch.int64, device=device))
             else:
                 pieces.append(layer.counts.reshape(-1).to(device))
-        samples = [local[name].samples if name in local else 0 for name in widths]
+        samples = [local[site].samples if site in local else 0 for site in widths]
         pieces.append(torch.tensor(samples, dtype=torch.int64, device=device))
         flat = torch.cat(pieces)
         torch.distributed.all_reduce(flat)
         flat = flat.cpu()
         result, offset = {}, 0
-        for index, (name, units) in enumerate(widths.items()):
+        for index, ((module, call), units) in enumerate(widths.items()):
+            name = self._site(self._sites[module], call).name  # a site only others ran, too
             counts = flat[offset:offset + 2 * units].view(2, units)
             result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
             offset += 2 * units
@@ -1143,9 +1258,12 @@ class DeadNeuronMonitor:
         return list(self._layers)
 
     def module(self, name: str) -> torch.nn.Module | None:
-        """The monitored module called `name` (None once the model is gone)."""
+        """The monitored module of layer `name`, a module's name or a call site's (``act#1``
+        is ``act``); None once the model is gone."""
         model = self._model()
-        return None if model is None else dict(model.named_modules()).get(name)
+        layer = self._layers.get(name)
+        module_name = name if layer is None else layer.sites.name
+        return None if model is None else dict(model.named_modules()).get(module_name)
 
     def summary(self, collective: bool = True) -> str:
         """A readable table of :meth:`report` (``collective`` as there)."""
@@ -1176,6 +1294,7 @@ class DeadNeuronMonitor:
                 "threshold": self.threshold,
                 "count_eval": self.count_eval,
                 "keep_windows": self.keep_windows,
+                "merged_call_sites": [name for name, sites in self._sites.items() if sites.merged],
             },
             "steps": self._steps,
             "history": [r.to_dict() for r in self._history],
@@ -1227,19 +1346,25 @@ class DeadNeuronMonitor:
                 name: {
                     "counts": None if layer.counts is None else layer.counts.cpu().clone(),
                     "samples": layer.samples,
+                    "module": layer.sites.name,
+                    "call_site": layer.index,
                 }
                 for name, layer in self._layers.items()
             },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved. Attach first: layers are matched by name.
-        The counts move to the device of each layer's next input."""
-        unknown = set(state["layers"]) - set(self._layers)
+        """Restore what :meth:`state_dict` saved. Attach first: layers are matched by module
+        and call site (a call site not seen here yet is made); a layer the state does not
+        hold restarts uncounted. The counts move to the device of each layer's next input."""
+        sites = {name: self._saved_site(name, entry) for name, entry in state["layers"].items()}
+        unknown = sorted(name for name, site in sites.items() if site is None)
         if unknown:
             raise KeyError(
-                f"DeadNeuronMonitor.load_state_dict: layers {sorted(unknown)} are not monitored "
-                f"here (monitored: {sorted(self._layers)}); attach() to the same model first"
+                f"DeadNeuronMonitor.load_state_dict: layers {unknown} are not monitored "
+                f"here (monitored: {sorted(self._layers)}, calls merged for "
+                f"{[n for n, s in self._sites.items() if s.merged]}); attach() to the same model "
+                "with the same call_sites first"
             )
         self._steps = state["steps"]
         self._window_start = state["window_start"]
@@ -1247,10 +1372,24 @@ class DeadNeuronMonitor:
         self._detailed_from = 0
         self._forget_old_unit_detail()
         self._warned = set(state["warned"])
-        for name, saved in state["layers"].items():
-            layer = self._layers[name]
+        saved = [(self._site(*sites[name]), entry) for name, entry in state["layers"].items()]
+        loaded = {id(layer) for layer, _ in saved}
+        for layer in self._layers.values():
+            if id(layer) not in loaded:
+                layer.counts, layer.samples = None, 0
+        for layer, entry in saved:
             device = layer.counts.device if layer.counts is not None else "cpu"
-            counts = saved["counts"]
+            counts = entry["counts"]
             with _outside_inference_mode():
                 layer.counts = None if counts is None else counts.to(device).clone()
-            layer.samples = saved["samples"]
+            layer.samples = entry["samples"]
+
+    def _saved_site(self, name: str, entry: dict[str, Any]) -> tuple[_CallSites, int] | None:
+        """The module and call site a :meth:`state_dict` entry restores, or None when that
+        module is not monitored here or its calls are merged here. Entries saved before call
+        sites existed name the module."""
+        sites = self._sites.get(entry.get("module", name))
+        call = entry.get("call_site", 0)
+        if sites is None or (call > 0 and sites.merged):
+            return None
+        return sites, call

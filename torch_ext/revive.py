@@ -71,6 +71,9 @@ def revive(model: torch.nn.Module, monitor: DeadNeuronMonitor,
     written (its modules' parameters and the optimizer's state stay as they were), when
     revive cannot keep the function exactly:
 
+    * its activation module is called at several call sites in a forward (reported as
+      ``act``, ``act#1``, ...; the warning names them): links are traced per module, not per
+      call site. Likewise a module called several times with ``call_sites="merged"``;
     * it is not a plain Linear/Conv -> activation -> Linear/Conv chain in the traced forward
       (an operation between them, a second use of a tensor, a shape that does not match, a
       grouped reader), or the monitor has no links for it;

@@ -137,7 +137,8 @@ def test_in_place_activations_are_counted_on_their_input(activation):
     assert set(DEAD) <= {u for u in range(8) if layer.active_counts[u] == 0}
 
 
-def test_module_called_twice_is_counted_twice():
+@pytest.mark.parametrize("call_sites", ["separate", "merged"])
+def test_module_called_twice_is_counted_per_call_site_or_merged(call_sites: str):
     class Twice(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -148,10 +149,20 @@ def test_module_called_twice_is_counted_twice():
             return self.act(self.lin(self.act(x)))
 
     model = Twice()
-    with DeadNeuronMonitor(model, window=1) as monitor:
-        model(torch.randn(10, 4))
+    x = torch.randn(10, 4)
+    with DeadNeuronMonitor(model, window=1, call_sites=call_sites) as monitor:
+        model(x)
         monitor.step()
-    assert monitor.history[-1].layers["act"].samples == 20
+    layers = monitor.history[-1].layers
+    first, second = (x > 0).sum(0), (model.lin(torch.relu(x)) > 0).sum(0)
+    if call_sites == "separate":
+        assert list(layers) == ["act", "act#1"]
+        assert layers["act"].samples == layers["act#1"].samples == 10
+        assert layers["act"].active_counts == first.tolist()
+        assert layers["act#1"].active_counts == second.tolist()
+    else:
+        assert list(layers) == ["act"] and layers["act"].samples == 20
+        assert layers["act"].active_counts == (first + second).tolist()
 
 
 def test_eval_mode_is_not_counted_unless_asked():

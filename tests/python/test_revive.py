@@ -138,7 +138,7 @@ NOT_PLAIN = [  # model, its input, why revive refuses
     (Permuted, lambda: torch.randn(16, 6, 4), "its input is not the output of a Linear/Conv layer"),
     (Residual, lambda: torch.randn(16, 6), "its output is also used outside a Linear/Conv layer"),
     (Flattened, lambda: torch.randn(16, 2, 1), "its output is also used outside a Linear/Conv layer"),
-    (Shared, lambda: -torch.rand(16, 6), "it is called 2 times in one forward"),
+    (Shared, lambda: -torch.rand(16, 6), "is called at 2 call sites in a forward ('act', 'act#1')"),
     (Grouped, lambda: torch.randn(16, 2, 5), "its reader 'fc2' is a grouped convolution"),
 ]
 
