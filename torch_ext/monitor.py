@@ -47,6 +47,26 @@ KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
     torch.nn.CELU,
 )
 
+# Activation modules the monitor recognises but does not count by default: no dead-unit rule,
+# as their gradient-alive set {z : |f'(z)| > grad_eps} is not a half-line z > threshold, which
+# counting assumes (smooth activations, or ones flat on both sides). Without ``modules=``, :attr:`DeadNeuronMonitor.skipped_modules`
+# lists the model's modules of these kinds and :meth:`DeadNeuronMonitor.attach` logs them.
+UNSUPPORTED_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.GELU,
+    torch.nn.SiLU,
+    torch.nn.Mish,
+    torch.nn.Hardswish,
+    torch.nn.Hardsigmoid,
+    torch.nn.Hardtanh,  # ReLU6 too
+    torch.nn.Sigmoid,
+    torch.nn.LogSigmoid,
+    torch.nn.Tanh,
+    torch.nn.Softplus,
+    torch.nn.Softsign,
+    torch.nn.RReLU,
+    torch.nn.Threshold,
+)
+
 ModuleSelector = Union[str, type, Callable[[str, torch.nn.Module], bool]]
 
 
@@ -821,7 +841,8 @@ class DeadNeuronMonitor:
         modules: which modules to watch: names, types, or ``(name, module) -> bool``
             predicates. A name that matches no module is a ``ValueError``. Default: every
             ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU``
-            (``torch_ext.nn``'s modules included).
+            (``torch_ext.nn``'s modules included); the model's activations of other kinds
+            (GELU, SiLU, Hardswish, Tanh, ...) are then listed by :attr:`skipped_modules`.
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
             ``{module name: dim}`` dict (for every call site of the module), whose names
             must be monitored modules (else ``ValueError``). Default: the last dim (Linear
@@ -993,6 +1014,13 @@ class DeadNeuronMonitor:
         self._order_layers()
         if not self._sites:
             logger.warning("DeadNeuronMonitor: no module of the model matched; nothing is counted")
+        skipped = self.skipped_modules
+        if skipped:
+            kinds: dict[str, int] = {}
+            for kind in skipped.values():
+                kinds[kind] = kinds.get(kind, 0) + 1
+            logger.info("DeadNeuronMonitor: not monitored: %s (no dead-unit rule)",
+                        ", ".join(f"{count} {kind}" for kind, count in kinds.items()))
         self._tracer = _LinkTracer(self, model)
         return self
 
@@ -1256,6 +1284,19 @@ class DeadNeuronMonitor:
     @property
     def layer_names(self) -> list[str]:
         return list(self._layers)
+
+    @property
+    def skipped_modules(self) -> dict[str, str]:
+        """The model's activation modules the monitor recognises but does not count
+        (``UNSUPPORTED_ACTIVATIONS``: GELU, SiLU, Hardswish, Hardsigmoid, Tanh, Sigmoid, ...,
+        which have no dead-unit rule), as ``{module name: type name}`` in the model's order.
+        Empty when ``modules=`` was given (the selection is then explicit) or the model is
+        gone. Read from the model as it is now."""
+        model = self._model()
+        if self._selectors is not None or model is None:
+            return {}
+        return {name: type(module).__name__ for name, module in model.named_modules()
+                if isinstance(module, UNSUPPORTED_ACTIVATIONS) and not self._selected(name, module)}
 
     def module(self, name: str) -> torch.nn.Module | None:
         """The monitored module of layer `name`, a module's name or a call site's (``act#1``
