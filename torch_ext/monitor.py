@@ -926,8 +926,8 @@ class DeadNeuronMonitor:
     ) -> None:
         if window < 1:
             raise ValueError(f"DeadNeuronMonitor: window must be >= 1 steps, got {window}")
-        if not grad_eps > 0:
-            raise ValueError(f"DeadNeuronMonitor: grad_eps must be > 0, got {grad_eps}")
+        if not 0 < grad_eps < 1:  # above 0 the activations' slope is 1: see alive_threshold
+            raise ValueError(f"DeadNeuronMonitor: grad_eps must be in (0, 1), got {grad_eps}")
         if not 0 <= threshold <= 1:
             raise ValueError(f"DeadNeuronMonitor: threshold must be in [0, 1], got {threshold}")
         if keep_windows < 1:

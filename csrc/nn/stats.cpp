@@ -25,7 +25,8 @@ double LayerStats::dead_fraction() const {
 }
 
 Recorder::Recorder(double grad_eps) : grad_eps_(grad_eps) {
-  TORCH_CHECK(grad_eps > 0, "torch_ext::stats::Recorder: expected grad_eps > 0, but got ", grad_eps);
+  TORCH_CHECK(grad_eps > 0 && grad_eps < 1,
+              "torch_ext::stats::Recorder: expected grad_eps in (0, 1), but got ", grad_eps);
 }
 
 size_t Recorder::attach(torch::nn::Module& model) {

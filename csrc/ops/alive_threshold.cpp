@@ -17,7 +17,10 @@
 namespace torch_ext {
 
 double alive_threshold(const std::string& activation, double param, double grad_eps) {
-  TORCH_CHECK(grad_eps > 0, "torch_ext::alive_threshold: expected argument 'grad_eps' > 0, but got ",
+  // Above 0 every supported activation's slope is 1 (SELU: 1.05): grad_eps >= 1 would
+  // call a unit dead while it passes gradient unchanged, which no threshold z can express.
+  TORCH_CHECK(grad_eps > 0 && grad_eps < 1,
+              "torch_ext::alive_threshold: expected argument 'grad_eps' in (0, 1), but got ",
               grad_eps);
   if (activation == "relu") return act::LeakyRelu<double>::alive_threshold(0.0, grad_eps);
   if (activation == "leaky_relu" || activation == "prelu") {
@@ -36,6 +39,9 @@ double alive_threshold(const std::string& activation, double param, double grad_
 }
 
 at::Tensor slopes_alive_threshold(const at::Tensor& slopes, int64_t units, double grad_eps) {
+  TORCH_CHECK(grad_eps > 0 && grad_eps < 1,
+              "torch_ext::slopes_alive_threshold: expected argument 'grad_eps' in (0, 1), but got ",
+              grad_eps);
   TORCH_CHECK(slopes.numel() == 1 || slopes.numel() == units,
               "torch_ext::slopes_alive_threshold: expected argument 'slopes' to have 1 or ", units,
               " elements, but got ", slopes.numel());

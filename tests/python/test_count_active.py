@@ -153,6 +153,16 @@ def test_alive_threshold_is_where_the_derivative_passes_grad_eps(case: str, grad
     )
 
 
+@pytest.mark.parametrize("grad_eps", [0.0, -1e-3, 1.0, 1.5])
+def test_alive_threshold_needs_grad_eps_below_the_unit_slope(grad_eps: float):
+    """Above 0 every supported activation passes gradient with slope 1: grad_eps >= 1 has no
+    threshold z that says so, and is refused rather than answered wrongly."""
+    with pytest.raises(RuntimeError, match=r"expected argument 'grad_eps' in \(0, 1\)"):
+        ops.alive_threshold("relu", 0.0, grad_eps)
+    with pytest.raises(RuntimeError, match=r"expected argument 'grad_eps' in \(0, 1\)"):
+        ops.slopes_alive_threshold(torch.tensor([0.25]), 1, grad_eps)
+
+
 def test_slopes_alive_threshold():
     slopes = torch.tensor([0.25, 0.0, -0.3, 1e-5])
     out = ops.slopes_alive_threshold(slopes, 4, 1e-3)

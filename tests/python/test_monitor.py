@@ -296,6 +296,9 @@ def test_invalid_configuration():
         DeadNeuronMonitor(model, window=0)
     with pytest.raises(ValueError, match="threshold must be in"):
         DeadNeuronMonitor(model, threshold=2)
+    for grad_eps in (0.0, 1.0, 2.0):  # >= 1: a ReLU unit passing gradient 1 would be "dead"
+        with pytest.raises(ValueError, match=r"grad_eps must be in \(0, 1\)"):
+            DeadNeuronMonitor(model, grad_eps=grad_eps)
 
 
 def test_units_changing_between_calls_is_a_clear_error():
