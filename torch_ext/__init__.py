@@ -63,6 +63,6 @@ torch.ops.load_library(library_path())
 
 from . import functional, nn  # noqa: E402  (needs the ops registered)
 from .monitor import DeadNeuronMonitor  # noqa: E402
-from .revive import revive  # noqa: E402
+from .revive import ReviveReport, revive  # noqa: E402
 
-__all__ = ["DeadNeuronMonitor", "build_info", "functional", "library_path", "nn", "revive"]
+__all__ = ["DeadNeuronMonitor", "build_info", "functional", "library_path", "nn", "revive", "ReviveReport"]

@@ -21,16 +21,15 @@ import csv
 import dataclasses
 import json
 import logging
-import sys
 import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Union
+from typing import Any, Callable, ContextManager, Iterable, Union
 
 import torch
-import torch.utils._pytree as pytree
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
+from ._functional import FUNCTIONS, FunctionalRule, FunctionalWatch
+from ._links import OUTSIDE, Hook, LinkTracer, _Link, _Use, _recomputing, site_name
 from .nn.modules import _Counted
 
 __all__ = ["DeadNeuronMonitor", "LayerReport", "MonitorReport"]
@@ -83,14 +82,14 @@ def _matches(selectors: Iterable[ModuleSelector], name: str, module: torch.nn.Mo
     return False
 
 
-# Layers whose units feed and read activations (what revive() re-initialises).
-WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 
 
 # --- thresholds ------------------------------------------------------------------------------
 def _alive_rule(module: torch.nn.Module | None) -> tuple[str, float] | None:
     """The activation formula and parameter that decide when a unit of `module` passes
     gradient, or None for PReLU, whose learned slopes are tensors read on the device."""
+    if isinstance(module, FunctionalRule):  # a functional call site
+        return None if module.kind == "prelu" else (module.kind, float(module.param))
     if isinstance(module, torch.nn.PReLU):
         return None
     if isinstance(module, torch.nn.LeakyReLU):
@@ -207,27 +206,17 @@ def _outside_inference_mode() -> ContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def _recomputing() -> bool:
-    """True while autograd runs a backward pass on this thread. Activation checkpointing
-    (``torch.utils.checkpoint``, reentrant or not) recomputes forwards there: those calls
-    were counted when they first ran. (A compiled graph recomputes without calling hooks.)"""
-    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
-
-
-def _site_name(module_name: str, index: int) -> str:
-    """The layer name of call site `index` of a module: its first call keeps the module's
-    name, so a model calling each module once reads as if sites did not exist."""
-    return module_name if index == 0 else f"{module_name}#{index}"
-
-
 class _CallSites:
     """A monitored module and its layers, one per call site (its k-th call in a forward of
     the watched model), or a single one counting every call when `merged`."""
 
-    def __init__(self, name: str, module: torch.nn.Module, merged: bool) -> None:
+    def __init__(self, name: str, module: torch.nn.Module | FunctionalRule, merged: bool) -> None:
         self.name = name
-        self.module: torch.nn.Module | None = module  # None while detached
-        self.activation = type(module).__name__
+        self.module: torch.nn.Module | FunctionalRule | None = module  # None while detached
+        # A functional call site (``block.0:relu#0``) has a rule instead of a module.
+        self.functional = isinstance(module, FunctionalRule)
+        self.activation = (FUNCTIONS[module.kind][1] if self.functional
+                           else type(module).__name__)
         self.merged = merged
         self.layers: list[_Layer] = [_Layer(self, 0)]
         self._forward = -1  # the forward whose calls `_next` numbers
@@ -249,7 +238,7 @@ class _Layer:
     def __init__(self, sites: _CallSites, index: int) -> None:
         self.sites = sites
         self.index = index
-        self.name = _site_name(sites.name, index)
+        self.name = site_name(sites.name, index)
         self.activation = sites.activation
         self.counts: Tensor | None = None  # int64 [2, units]: active, alive
         self.samples = 0  # per unit, known on the host from shapes
@@ -315,28 +304,11 @@ class _Layer:
 
 
 # --- hooks -----------------------------------------------------------------------------------
-class _InertHook:
-    """What a monitor's hook becomes in a copy or a pickle of the model: nothing."""
-
-    def __call__(self, *args: Any) -> None:
-        return None
-
-
-class _Hook:
-    """Base of the hooks a monitor puts on a model. ``copy.deepcopy(model)`` (an EMA or
-    teacher copy) and ``torch.save(model)`` copy a module's hooks with it: those copies
-    become :class:`_InertHook`, so a copy never counts into this monitor and the model
-    pickles while watched."""
-
-    def __reduce__(self) -> tuple[type, tuple]:
-        return _InertHook, ()
-
-
 def _no_counter() -> None:
     return None
 
 
-class _CountingHook(_Hook):
+class _CountingHook(Hook):
     """Forward pre-hook counting a monitored module's input (before an in-place activation
     overwrites it) into the layer of its call site."""
 
@@ -358,7 +330,7 @@ class _FusedCounter:
     """Set on a torch_ext.nn module as ``_counter``: its forward then runs the counted op,
     the activation and the counting in one pass (see torch_ext.nn.modules._Counted), into
     the counts of its call site. A copy or pickle of the module gets ``None`` instead (see
-    :class:`_Hook`)."""
+    :class:`~torch_ext._links.Hook`)."""
 
     def __init__(self, monitor: DeadNeuronMonitor, sites: _CallSites) -> None:
         self._monitor = weakref.ref(monitor)
@@ -382,406 +354,6 @@ def _counter_owner(module: torch.nn.Module) -> DeadNeuronMonitor | None:
     (never set, a copy's None, or left by a monitor dropped without remove())."""
     counter = vars(module).get("_counter")
     return counter.monitor() if isinstance(counter, _FusedCounter) else None
-
-
-# --- links: which Linear/Conv feeds each monitored layer, and which read it ------------------
-def _out_features(module: torch.nn.Module) -> int:
-    return module.out_features if isinstance(module, torch.nn.Linear) else module.out_channels
-
-
-def _in_features(module: torch.nn.Module) -> int:
-    return module.in_features if isinstance(module, torch.nn.Linear) else module.in_channels
-
-
-def _feature_dim(module: torch.nn.Module, ndim: int) -> int:
-    """The dim of a weighted layer's `ndim`-D input or output that holds its features: the
-    last for Linear; the channels for a convolution (dim 0 for an unbatched input)."""
-    if isinstance(module, torch.nn.Linear):
-        return ndim - 1
-    return 0 if ndim == len(module.kernel_size) + 1 else 1
-
-
-class _Value:
-    """A tensor made by a traced module call: who made it and who used it. Held by weak
-    reference: CPython reuses the id() of a freed tensor, so an id alone can name another."""
-
-    __slots__ = ("ref", "producer", "consumers", "returned")
-
-    def __init__(self, tensor: Tensor, producer: _Call) -> None:
-        self.ref = weakref.ref(tensor)
-        self.producer = producer
-        self.consumers: list[_Call | None] = []  # None: an operation outside traced modules
-        self.returned = False  # among the model's outputs
-
-
-class _Call:
-    """One call of a Linear/Conv or monitored module in a traced or watched forward."""
-
-    __slots__ = ("name", "module", "index", "traced", "input", "input_ndim", "output", "units",
-                 "unit_dim")
-
-    def __init__(self, name: str, module: torch.nn.Module, index: int, traced: bool) -> None:
-        self.name = name
-        self.module = module
-        self.index = index  # among the module's calls in this forward: its call site
-        self.traced = traced  # False inside regions the tracer cannot see (see _LinkTracer)
-        self.input: _Value | None = None  # the traced value it received as its input
-        self.input_ndim = 0
-        self.output: _Value | None = None
-        self.units = -1  # of a monitored module: its unit count and (non-negative) unit dim
-        self.unit_dim = -1
-
-
-@dataclass
-class _Link:
-    """The producer -> activation -> readers chain around one monitored layer, or why there
-    is none. Modules are held by weak reference with the name each had in the model, so a
-    module replaced since (``model[2] = nn.Linear(...)``) is told from the one seen."""
-
-    producer: tuple[str, weakref.ref] | None = None
-    readers: list[tuple[str, weakref.ref]] = field(default_factory=list)
-    activation: weakref.ref | None = None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class _Use:
-    """How one forward used a monitored layer, seen from module calls alone: which module fed
-    it, which read its output, how often it ran, whether its output was returned. Links are
-    traced in one forward; another forward using the layer differently (another head of a
-    multi-task model) makes them incomplete."""
-
-    calls: int
-    producer: str | None
-    readers: tuple[str, ...]
-    returned: bool
-    outside: bool = False  # called on its own, where no forward of the model is watched
-
-    def __str__(self) -> str:
-        if self.outside:
-            return "called outside a forward of the whole model, where its readers go unseen"
-        parts = [f"fed by '{self.producer}'" if self.producer else "fed by no traced module",
-                 f"read by {list(self.readers)}"]
-        if self.calls > 1:
-            parts.append(f"called {self.calls} times")
-        if self.returned:
-            parts.append("returned")
-        return ", ".join(parts)
-
-
-_OUTSIDE = _Use(calls=1, producer=None, readers=(), returned=False, outside=True)
-
-
-class _LinkTracer(TorchFunctionMode):
-    """Learns which Linear/Conv feeds each monitored layer and which read its output, and
-    whether that is all, by watching the model's eager forwards while the monitor is attached.
-
-    The first training forward is *traced*: module hooks record each call's input and output
-    tensors, and this torch-function mode, active for that one forward, records every
-    operation that uses them, so a permute, a residual addition or a second use shows up and
-    the link is refused rather than wrong. Every later eager forward (training or eval) is
-    *watched* with the module hooks alone, which is cheap: it notes how each monitored layer
-    was used (:class:`_Use`), so a forward that feeds or reads it through other modules than
-    the traced one did (a multi-task head) is seen, and revive refuses that layer. Operations
-    between modules are seen in the traced forward only.
-    """
-
-    def __init__(self, monitor: DeadNeuronMonitor, model: torch.nn.Module) -> None:
-        super().__init__()
-        self._monitor = weakref.ref(monitor)
-        # By id(): a module may define __eq__ and so not be hashable.
-        self._names = {
-            id(module): (module, name) for name, module in model.named_modules()
-            if isinstance(module, WEIGHTED_LAYERS) or name in monitor._sites
-        }
-        self._root_handles = [
-            model.register_forward_pre_hook(_TraceStart(self), prepend=True),
-            model.register_forward_hook(_TraceEnd(self), always_call=True),
-        ]
-        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._active = False
-        self._full = False  # this forward is traced (operations too), not only watched
-        self._nested = 0  # calls of the model inside its own forward
-        self._outer_exception: BaseException | None = None
-        self._values: dict[int, _Value] = {}
-        self._stack: list[_Call] = []
-        self._calls: dict[str, list[_Call]] = {}
-
-    def close(self) -> None:
-        """Remove every hook and drop what was recorded."""
-        self._finish_trace()
-        for handle in self._root_handles:
-            handle.remove()
-        self._root_handles.clear()
-
-    # The forward being traced or watched.
-    def begin(self, model: torch.nn.Module) -> None:
-        monitor = self._monitor()
-        if monitor is None:  # the monitor was dropped without remove()
-            self.close()
-            return
-        if self._active:
-            self._nested += 1  # the model called inside its own forward: part of this one
-            return
-        # Eager forwards only: a compiled one runs no module hooks of its own.
-        if torch.compiler.is_compiling() or _recomputing():
-            return
-        self._active = True
-        monitor._forwards += 1  # call sites are numbered afresh in each forward
-        self._full = model.training and not monitor._links
-        # A forward run inside an `except` block sees that exception throughout; its own
-        # failure would be another one.
-        self._outer_exception = sys.exc_info()[1]
-        self._values, self._stack, self._calls = {}, [], {}
-        # Every module's calls, without a hook on each (which copies of the model would carry).
-        # A watched forward needs only their ends: the outputs they record tell a counted
-        # call whether a Linear feeds it (see DeadNeuronMonitor._fed_by_linear).
-        self._module_handles = [torch.nn.modules.module.register_module_forward_hook(
-            self._exit, always_call=self._full)]
-        if self._full:
-            self._module_handles.append(
-                torch.nn.modules.module.register_module_forward_pre_hook(self._enter))
-            self.__enter__()
-
-    def end(self, output: Any) -> None:
-        if not self._active:
-            return
-        if self._nested:
-            self._nested -= 1
-            return
-        failed = sys.exc_info()[1] is not self._outer_exception  # it raised: it used nothing
-        monitor = self._monitor()
-        uses: dict[str, _Use] = {}
-        links: dict[str, _Link] | None = None
-        if not failed and monitor is not None:
-            with self._untraced():
-                for value in self._values_in(pytree.tree_leaves(output)):
-                    value.returned = True
-                uses = {name: self._use_of(name) for name in monitor._sites if name in self._calls}
-                if self._full:
-                    links = {name: self._link_of(name) for name in monitor._sites}
-        self._finish_trace()
-        if monitor is not None:
-            monitor._note_forward(uses, links)
-
-    def _finish_trace(self) -> None:
-        if self._active:
-            self._active = False
-            if self._full:
-                self.__exit__(None, None, None)
-        self._full, self._nested, self._outer_exception = False, 0, None
-        for handle in self._module_handles:
-            handle.remove()
-        self._module_handles.clear()
-        self._values, self._stack, self._calls = {}, [], {}
-
-    @staticmethod
-    def _untraced() -> ContextManager[Any]:
-        """The tracer's own reads of shapes are not uses of the tensors, for this tracer nor
-        for another monitor's tracing the same forward."""
-        return torch._C.DisableTorchFunction()
-
-    def _tracing_here(self) -> bool:
-        # Inside a handler of a torch function (a custom autograd Function, reentrant
-        # checkpointing) this mode is switched off: operations there go unseen.
-        return self in torch.overrides._get_current_function_mode_stack()
-
-    def _name_of(self, module: torch.nn.Module) -> str | None:
-        known = self._names.get(id(module))
-        return known[1] if known is not None and known[0] is module else None
-
-    def _enter(self, module: torch.nn.Module, args: tuple) -> None:
-        """Start of a module call in the traced forward: the stack tells which call an
-        operation runs in."""
-        name = self._name_of(module)
-        if name is None:
-            return
-        calls = self._calls.setdefault(name, [])
-        call = _Call(name, module, len(calls), traced=self._tracing_here())
-        calls.append(call)
-        self._stack.append(call)
-
-    def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        name = self._name_of(module)
-        if name is None:
-            return
-        call = self._traced_call(module) if self._full else self._watched_call(name, module)
-        if call is None:
-            return
-        source = self._value_of(args[0]) if args else None
-        if source is not None:
-            source.consumers.append(call)
-            call.input = source
-        if self._full and args and isinstance(args[0], Tensor):
-            with self._untraced():  # shapes, for the links; a watched forward needs none
-                self._note_units(call, args[0])
-        if isinstance(output, Tensor):
-            call.output = _Value(output, call)
-            self._values[id(output)] = call.output
-
-    def _traced_call(self, module: torch.nn.Module) -> _Call | None:
-        call = next((c for c in reversed(self._stack) if c.module is module), None)
-        if call is not None:
-            self._stack.remove(call)
-        return call
-
-    def _watched_call(self, name: str, module: torch.nn.Module) -> _Call:
-        calls = self._calls.setdefault(name, [])
-        calls.append(_Call(name, module, len(calls), traced=False))
-        return calls[-1]
-
-    def _note_units(self, call: _Call, z: Tensor) -> None:
-        if z.dim() == 0:
-            return
-        call.input_ndim = z.dim()
-        monitor = self._monitor()
-        if monitor is not None and call.name in monitor._sites:
-            dim = monitor._unit_dim_of(monitor._layer_of_call(call.name, call.index), z)
-            if -z.dim() <= dim < z.dim():
-                call.unit_dim = dim % z.dim()
-                call.units = z.shape[call.unit_dim]
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        user = self._stack[-1] if self._stack else None
-        for value in self._values_in((args, kwargs)):
-            value.consumers.append(user)
-        return func(*args, **kwargs)
-
-    def _value_of(self, obj: Any) -> _Value | None:
-        if not isinstance(obj, Tensor):
-            return None
-        value = self._values.get(id(obj))
-        return value if value is not None and value.ref() is obj else None
-
-    def _values_in(self, tree: Any) -> Iterator[_Value]:
-        if isinstance(tree, Tensor):
-            value = self._value_of(tree)
-            if value is not None:
-                yield value
-        elif isinstance(tree, (tuple, list)):
-            for item in tree:
-                yield from self._values_in(item)
-        elif isinstance(tree, dict):
-            for item in tree.values():
-                yield from self._values_in(item)
-
-    # Resolution, once the forward is over.
-    def _link_of(self, name: str) -> _Link:
-        calls = self._calls.get(name, [])
-        if not calls:
-            return _Link(problem="it was not called in the model's first training forward")
-        if len(calls) > 1:
-            return _Link(problem=f"it is called {len(calls)} times in one forward")
-        activation = calls[0]
-        source = activation.input
-        if source is None or not isinstance(source.producer.module, WEIGHTED_LAYERS):
-            return _Link(problem="its input is not the output of a Linear/Conv layer (an "
-                                 "operation such as a reshape, permute or addition comes between)")
-        units, unit_dim = activation.units, activation.unit_dim
-        if unit_dim < 0:
-            return _Link(problem="its unit dim is out of range for its input")
-        producer = source.producer
-        problem = (self._untraced_problem(activation, producer)
-                   or self._producer_problem(activation, producer, units, unit_dim)
-                   or self._readers_problem(activation, units, unit_dim))
-        if problem is not None:
-            return _Link(problem=problem)
-        readers = {id(c.module): c for c in activation.output.consumers}
-        return _Link(producer=(producer.name, weakref.ref(producer.module)),
-                     readers=[(c.name, weakref.ref(c.module)) for c in readers.values()],
-                     activation=weakref.ref(activation.module))
-
-    def _use_of(self, name: str) -> _Use:
-        """How this forward used monitored layer `name` (called at least once), from the
-        module calls alone, as a watched forward sees it."""
-        calls = self._calls[name]
-        source, output = calls[0].input, calls[0].output
-        readers = () if output is None else tuple(sorted(
-            {c.name for c in output.consumers if c is not None and c.input is output}))
-        return _Use(calls=len(calls), producer=None if source is None else source.producer.name,
-                    readers=readers, returned=output is not None and output.returned)
-
-    @staticmethod
-    def _untraced_problem(activation: _Call, producer: _Call) -> str | None:
-        readers = [c for c in activation.output.consumers if c is not None] if activation.output else []
-        if all(call.traced for call in (activation, producer, *readers)):
-            return None
-        return ("it runs where operations cannot be traced (inside the handler of a tensor "
-                "subclass or another torch-function mode)")
-
-    def _calls_of(self, call: _Call) -> int:
-        return len(self._calls.get(call.name, []))
-
-    def _producer_problem(self, activation: _Call, producer: _Call, units: int,
-                          unit_dim: int) -> str | None:
-        source = activation.input
-        if self._calls_of(producer) > 1:
-            return (f"its feeder '{producer.name}' is called {self._calls_of(producer)} times in "
-                    "one forward")
-        if source.returned or any(c is not activation for c in source.consumers):
-            return f"the output of its feeder '{producer.name}' is also used elsewhere"
-        if _out_features(producer.module) != units:
-            return (f"its feeder '{producer.name}' has {_out_features(producer.module)} output "
-                    f"features but the layer has {units} units")
-        if _feature_dim(producer.module, activation.input_ndim) != unit_dim:
-            return (f"its units lie along dim {unit_dim}, but its feeder '{producer.name}' writes "
-                    f"features along dim {_feature_dim(producer.module, activation.input_ndim)}")
-        return None
-
-    def _readers_problem(self, activation: _Call, units: int, unit_dim: int) -> str | None:
-        output = activation.output
-        if output is None:
-            return "its output is not a tensor"
-        if output.returned or any(c is None or not isinstance(c.module, WEIGHTED_LAYERS)
-                                  for c in output.consumers):
-            return ("its output is also used outside a Linear/Conv layer (e.g. a residual "
-                    "addition, a reshape, or as the model's output)")
-        if not output.consumers:
-            return "no Linear/Conv layer reads its output"
-        for reader in {id(c): c for c in output.consumers}.values():
-            problem = self._reader_problem(reader, output, units, unit_dim)
-            if problem is not None:
-                return problem
-        return None
-
-    def _reader_problem(self, reader: _Call, output: _Value, units: int, unit_dim: int) -> str | None:
-        module = reader.module
-        if reader.input is not output:
-            return f"'{reader.name}' uses its output but not as its input"
-        if self._calls_of(reader) > 1:
-            return (f"its reader '{reader.name}' is called {self._calls_of(reader)} times in "
-                    "one forward")
-        if _in_features(module) != units:
-            return (f"its reader '{reader.name}' has {_in_features(module)} input features but "
-                    f"the layer has {units} units")
-        if _feature_dim(module, reader.input_ndim) != unit_dim:
-            return (f"its units lie along dim {unit_dim}, but its reader '{reader.name}' reads "
-                    f"features along dim {_feature_dim(module, reader.input_ndim)}")
-        if getattr(module, "groups", 1) != 1:
-            return f"its reader '{reader.name}' is a grouped convolution"
-        return None
-
-
-class _TraceStart(_Hook):
-    """Forward pre-hook on the watched model: starts tracing or watching a forward."""
-
-    def __init__(self, tracer: _LinkTracer) -> None:
-        self._tracer = tracer
-
-    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
-        self._tracer.begin(module)
-
-
-class _TraceEnd(_Hook):
-    """Forward hook on the watched model (always called): ends the trace or watch and hands
-    the monitor what the forward showed."""
-
-    def __init__(self, tracer: _LinkTracer) -> None:
-        self._tracer = tracer
-
-    def __call__(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        self._tracer.end(output)
 
 
 # --- torch.distributed -----------------------------------------------------------------------
@@ -819,11 +391,16 @@ def _agreed_widths(modules: list[str],
         for site, units in rank_widths.items():
             if agreed.setdefault(site, units) != units:
                 raise RuntimeError(
-                    f"DeadNeuronMonitor: layer '{_site_name(*site)}' has {units} units on rank "
+                    f"DeadNeuronMonitor: layer '{site_name(*site)}' has {units} units on rank "
                     f"{rank} but {agreed[site]} on an earlier rank; pass unit_dim for it"
                 )
+    # Functional call sites (named by a module and function, found as they run) follow the
+    # modules, by name.
     order = {name: index for index, name in enumerate(modules)}
-    return {site: agreed[site] for site in sorted(agreed, key=lambda s: (order[s[0]], s[1]))}
+    def key(site: tuple[str, int]) -> tuple[int, str, int]:
+        known = site[0] in order
+        return (order[site[0]] if known else len(order), "" if known else site[0], site[1])
+    return {site: agreed[site] for site in sorted(agreed, key=key)}
 
 
 # --- the monitor -----------------------------------------------------------------------------
@@ -863,6 +440,11 @@ class DeadNeuronMonitor:
             (``dead_units``, ``active_counts``, ``alive_counts``) in :attr:`history` and
             :meth:`state_dict`; older windows keep only their scalars and histogram, so
             memory and checkpoints stay bounded over long runs. Default: ``10``.
+        functional: also count the supported activations a module's forward calls as
+            functions: ``F.relu``, ``torch.relu``, ``x.relu()``, ``F.leaky_relu``,
+            ``F.elu``, ``F.selu``, ``F.celu``, ``F.prelu``, ``torch.ops.torch_ext.*`` and
+            ``torch_ext.functional.*``, in place or not (see *Functional call sites*).
+            Default: ``False``.
 
     Call sites: the first call of a module in a forward of the whole model keeps the module's
     name (``layer1.0.relu``); its later calls in that forward are ``name#1``, ``name#2``, ...
@@ -876,6 +458,20 @@ class DeadNeuronMonitor:
     longer sequence) is a layer from its first call on, reported with ``samples`` 0 in the
     windows where it did not run; :meth:`state_dict` and the ranks of
     ``torch.distributed`` carry it like any layer.
+
+    Functional call sites (``functional=True``): a torch-function mode entered around each
+    eager forward of the model sees every call of a supported activation function; one made
+    inside an activation module's forward (``nn.ReLU`` calls ``F.relu``) or a monitored
+    module's is left to that module. A call is a layer named by the module whose forward made
+    it, the function and its index among that module's calls of the function in this forward
+    of the model: ``block.0:relu#0``, ``block.0:relu#1``, ... (``:relu#0`` for the model's own
+    forward; in-place forms count as the function). With ``call_sites="merged"`` a module's
+    calls of a function are one layer, ``block.0:relu``. Their units and unit dim follow the
+    rules above; they have no module (:meth:`module` is None) and revive does not rewire them.
+    The mode costs a Python call per torch operation in the forward (see
+    ``benchmarks/bench_monitor.py``). Inside ``torch.compile`` functional calls are not
+    counted (activation modules are): the first report after such a forward says so in a
+    warning.
 
     Use as a context manager (hooks attached inside the ``with`` block) or call
     :meth:`attach` and :meth:`remove`. Counting happens in forward pre-hooks (so in-place
@@ -923,6 +519,7 @@ class DeadNeuronMonitor:
         call_sites: str | Iterable[ModuleSelector] = "separate",
         count_eval: bool = False,
         keep_windows: int = 10,
+        functional: bool = False,
     ) -> None:
         if window < 1:
             raise ValueError(f"DeadNeuronMonitor: window must be >= 1 steps, got {window}")
@@ -943,6 +540,7 @@ class DeadNeuronMonitor:
         self.threshold = threshold
         self.count_eval = count_eval
         self.keep_windows = keep_windows
+        self.functional = functional
         self._selectors = list(modules) if modules is not None else None
         self._unit_dim = unit_dim
         self._call_sites = call_sites if isinstance(call_sites, str) else list(call_sites)
@@ -956,12 +554,15 @@ class DeadNeuronMonitor:
         self._history: list[MonitorReport] = []
         self._detailed_from = 0  # index of the oldest window that still has per-unit lists
         self._warned: set[str] = set()
+        self._warned_compiled = False
         # Which weighted layer feeds each monitored layer and which read it, traced in the
         # first training forward after attach(), and how each forward since used each layer
         # (for revive()).
-        self._links: dict[str, _Link] = {}
+        self._links: dict[str, _Link] = {}  # by layer (call site) name
+        self._traced = False  # whether a forward was traced since attach()
         self._uses: dict[str, list[_Use]] = {}
-        self._tracer: _LinkTracer | None = None
+        self._tracer: LinkTracer | None = None
+        self._functional_watch: FunctionalWatch | None = None
 
     # --- hooks -----------------------------------------------------------------------------
     def _selected(self, name: str, module: torch.nn.Module) -> bool:
@@ -996,7 +597,8 @@ class DeadNeuronMonitor:
 
     def attach(self) -> DeadNeuronMonitor:
         """Attach the counting hooks (idempotent). Returns the monitor."""
-        if self._handles or any(sites.module is not None for sites in self._sites.values()):
+        if self._handles or any(sites.module is not None and not sites.functional
+                                for sites in self._sites.values()):
             return self
         model = self._model()
         if model is None:
@@ -1021,7 +623,10 @@ class DeadNeuronMonitor:
                 kinds[kind] = kinds.get(kind, 0) + 1
             logger.info("DeadNeuronMonitor: not monitored: %s (no dead-unit rule)",
                         ", ".join(f"{count} {kind}" for kind, count in kinds.items()))
-        self._tracer = _LinkTracer(self, model)
+        self._tracer = LinkTracer(self, model)
+        if self.functional:  # after the tracer: its mode is entered first and left last
+            monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}
+            self._functional_watch = FunctionalWatch(self, model, monitored)
         return self
 
     def _count(self, sites: _CallSites, module: torch.nn.Module) -> None:
@@ -1060,10 +665,10 @@ class DeadNeuronMonitor:
         tracer = self._tracer
         if torch.compiler.is_compiling():  # a mutable index would be a guard: recompiles
             return sites.layers[0]
-        if tracer is not None and tracer._active:
+        if tracer is not None and tracer.active:
             return self._site(sites, sites.next_call(self._forwards))
         if tracer is not None and not _recomputing():
-            self._note_forward({sites.name: _OUTSIDE}, None)
+            self._note_forward({sites.name: OUTSIDE}, None)
         return sites.layers[0]
 
     def _note_forward(self, uses: dict[str, _Use], links: dict[str, _Link] | None) -> None:
@@ -1074,59 +679,99 @@ class DeadNeuronMonitor:
             if use not in seen and len(seen) < 2:
                 seen.append(use)
         if links is not None:
-            self._links = links
+            self._links, self._traced = links, True
 
     def _stop_watching(self) -> None:
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
+        if self._functional_watch is not None:
+            self._functional_watch.close()
+            self._functional_watch = None
+
+    # --- functional call sites -------------------------------------------------------------
+    def _counts_functional_in(self, module: torch.nn.Module) -> bool:
+        """Whether a functional activation called in `module`'s forward is counted as its own
+        layer: not inside an activation module (``nn.ReLU`` calls ``F.relu``) nor inside a
+        monitored module, which count themselves."""
+        if isinstance(module, KNOWN_ACTIVATIONS + UNSUPPORTED_ACTIVATIONS):
+            return False
+        return id(module) not in self._functional_watch.monitored
+
+    def _functional_layer(self, name: str, kind: str, param: Any) -> _Layer:
+        """The layer of functional call site `name`, made at its first call; its rule follows
+        the call's parameter (negative_slope, alpha, PReLU's weight)."""
+        sites = self._sites.get(name)
+        if sites is None:
+            sites = self._sites[name] = _CallSites(name, FunctionalRule(kind), merged=True)
+            self._order_layers()
+        rule = sites.module
+        if kind == "prelu":
+            rule.weight = param
+        else:
+            rule.param = param
+        return sites.layers[0]
+
+    def _placeholder_site(self, name: str) -> _CallSites | None:
+        """A functional call site another rank or a checkpoint names before this process ran
+        it (``block.0:relu#0``); None for other names."""
+        kind = name.rpartition(":")[2].split("#")[0]
+        if not self.functional or ":" not in name or kind not in FUNCTIONS:
+            return None
+        self._functional_layer(name, kind, None if kind == "prelu" else 0.0)
+        return self._sites[name]
 
     def links(self, name: str) -> tuple[torch.nn.Module | None, list[torch.nn.Module]]:
         """The Linear/Conv layer feeding monitored layer `name` (a module's name, or a call
-        site's as in the reports) and those reading its output, as traced in the model's first
-        training forward after :meth:`attach`; ``(None, [])`` when :meth:`link_problem` names a
-        reason (that forward has not run, the module has several call sites, the layer is not
-        in a plain producer -> activation -> readers chain, another forward fed or read it
-        through other modules or it was called outside a forward of the model, or one of those
-        modules was replaced in the model since)."""
-        if self.link_problem(name) is not None:
+        site's as in the reports; through a BatchNorm/LayerNorm/GroupNorm if one stands
+        between) and the Linear/Conv layers reading its output (through pooling, dropout,
+        flatten and views), as traced in the model's first training forward after
+        :meth:`attach`; ``(None, [])`` when :meth:`link_problem` names a reason (that
+        forward has not run or did not reach this call site, the layer is not in such a
+        chain, another forward fed or read it through other modules or it was called outside
+        a forward of the model, or one of those modules was replaced in the model since)."""
+        link = self._link(name)
+        if link is None:
             return None, []
-        link = self._links[self._layers[name].sites.name]
-        return link.producer[1](), [ref() for _, ref in link.readers]
+        return link.producer[1](), [reader.module() for reader in link.readers]
+
+    def _link(self, name: str) -> _Link | None:
+        """The traced link of layer `name`, or None when :meth:`link_problem` names a reason."""
+        return None if self.link_problem(name) is not None else self._links[name]
 
     def link_problem(self, name: str) -> str | None:
         """Why :meth:`links` has no chain for layer `name`, or None when it has one."""
         layer = self._layers.get(name)
         if layer is None:
             return f"'{name}' is not a monitored layer"
-        sites = layer.sites
-        if len(sites.layers) > 1:
-            names = ", ".join(f"'{site.name}'" for site in sites.layers)
-            return (f"its module '{sites.name}' is called at {len(sites.layers)} call sites in a "
-                    f"forward ({names}): links are traced per module, not per call site")
-        link = self._links.get(sites.name)
-        if link is None:
+        if layer.sites.functional:
+            return ("it is a functional call, made inside a module's forward: revive rewires "
+                    "the layers around activation modules only")
+        if not self._traced:
             return ("no eager training forward of the whole model has run since attach() (links "
                     "are not learnt inside torch.compile)")
+        link = self._links.get(name)
+        if link is None:
+            return "it was not called in the model's first training forward after attach()"
         if link.problem is not None:
             return link.problem
-        replaced = self._replaced_problem(sites.name, link)
+        replaced = self._replaced_problem(layer.sites.name, link)
         if replaced is not None:  # a replaced module also changes how later forwards look
             return replaced
-        uses = self._uses.get(sites.name, [])
+        uses = self._uses.get(name, [])
         if len(uses) > 1:
             return (f"forwards use it differently ({'; '.join(map(str, uses))}): the links traced "
                     "in one would miss the others' readers")
         return None
 
-    def _replaced_problem(self, name: str, link: _Link) -> str | None:
+    def _replaced_problem(self, module_name: str, link: _Link) -> str | None:
         """Which module of `link` is no longer the one at its name in the model, or None."""
         model = self._model()
         modules = {} if model is None else dict(model.named_modules())
-        for module_name, ref in [(name, link.activation), link.producer, *link.readers]:
-            if ref is None or ref() is None or modules.get(module_name) is not ref():
-                return (f"'{module_name}' is no longer the module the monitor saw there (replaced "
-                        "or removed since)")
+        for name, ref in [(module_name, link.activation), *link.modules()]:
+            if ref is None or ref() is None or modules.get(name) is not ref():
+                return (f"'{name}' is no longer the module the monitor saw there (replaced or "
+                        "removed since)")
         return None
 
     def remove(self) -> None:
@@ -1137,6 +782,8 @@ class DeadNeuronMonitor:
             handle.remove()
         self._handles.clear()
         for sites in self._sites.values():
+            if sites.functional:
+                continue
             if sites.module is not None and _counter_owner(sites.module) is self:
                 del sites.module._counter  # the class default (None) shows again
             sites.module = None
@@ -1166,11 +813,11 @@ class DeadNeuronMonitor:
         return -1 if z.dim() <= 2 or layer.fed_by_linear else 1
 
     def _fed_by_linear(self, z: Tensor) -> bool:
-        """Whether `z` is the output of a Linear, as recorded in the watched forward running
-        now (False outside one: a submodule called on its own has no known feeder)."""
-        tracer = self._tracer
-        source = tracer._value_of(z) if tracer is not None and tracer._active else None
-        return source is not None and isinstance(source.producer.module, torch.nn.Linear)
+        """Whether `z` is the output of a Linear (directly or through a norm layer), as
+        recorded in the watched forward running now (False outside one: a submodule called
+        on its own has no known feeder)."""
+        feeder = self._tracer.feeder(z) if self._tracer is not None else None
+        return isinstance(feeder, torch.nn.Linear)
 
     # --- windows ---------------------------------------------------------------------------
     def step(self) -> None:
@@ -1186,6 +833,17 @@ class DeadNeuronMonitor:
             for layer in self._layers.values():
                 layer.reset()
             self._window_start = self._steps
+
+    def _warn_compiled(self) -> None:
+        """Say once that functional calls went uncounted in compiled forwards (see
+        ``functional``): the report would otherwise look complete."""
+        watch = self._functional_watch
+        if watch is not None and watch.compiled_forwards and not self._warned_compiled:
+            self._warned_compiled = True
+            logger.warning("DeadNeuronMonitor(functional=True): %d forwards of the model ran "
+                           "under torch.compile, where functional activation calls are not "
+                           "counted (activation modules are); run the model eagerly to count "
+                           "them", watch.compiled_forwards)
 
     def _forget_old_unit_detail(self) -> None:
         """Drop the per-unit lists of windows older than the last `keep_windows`: they grow
@@ -1224,7 +882,8 @@ class DeadNeuronMonitor:
         sums every layer's counts and samples, zeros where a rank has not counted it yet."""
         local = {(layer.sites.name, layer.index): layer for layer in self._layers.values()
                  if layer.counts is not None}
-        widths = _agreed_widths(list(self._sites), {k: l.counts.shape[1] for k, l in local.items()})
+        modules = [name for name, sites in self._sites.items() if not sites.functional]
+        widths = _agreed_widths(modules, {k: l.counts.shape[1] for k, l in local.items()})
         device = _collective_device(layer.counts for layer in local.values())
         pieces = []
         for site, units in widths.items():
@@ -1240,13 +899,15 @@ class DeadNeuronMonitor:
         flat = flat.cpu()
         result, offset = {}, 0
         for index, ((module, call), units) in enumerate(widths.items()):
-            name = self._site(self._sites[module], call).name  # a site only others ran, too
+            sites = self._sites.get(module) or self._placeholder_site(module)
+            name = self._site(sites, call).name  # a site only others ran, too
             counts = flat[offset:offset + 2 * units].view(2, units)
             result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
             offset += 2 * units
         return result
 
     def _current_report(self, collective: bool) -> MonitorReport:
+        self._warn_compiled()
         layers = {
             name: _report(self._layers[name], active, alive, samples)
             for name, (active, alive, samples) in self._gathered_counts(collective).items()
@@ -1303,6 +964,8 @@ class DeadNeuronMonitor:
         is ``act``); None once the model is gone."""
         model = self._model()
         layer = self._layers.get(name)
+        if layer is not None and layer.sites.functional:
+            return None
         module_name = name if layer is None else layer.sites.name
         return None if model is None else dict(model.named_modules()).get(module_name)
 
@@ -1429,7 +1092,8 @@ class DeadNeuronMonitor:
         """The module and call site a :meth:`state_dict` entry restores, or None when that
         module is not monitored here or its calls are merged here. Entries saved before call
         sites existed name the module."""
-        sites = self._sites.get(entry.get("module", name))
+        module = entry.get("module", name)
+        sites = self._sites.get(module) or self._placeholder_site(module)
         call = entry.get("call_site", 0)
         if sites is None or (call > 0 and sites.merged):
             return None

@@ -12,10 +12,10 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
-from .monitor import (KNOWN_ACTIVATIONS, WEIGHTED_LAYERS, DeadNeuronMonitor, LayerReport,
-                      _in_features, _out_features, _world_size)
+from ._links import NORM_LAYERS, WEIGHTED_LAYERS, Reader, _in_features, _out_features
+from .monitor import KNOWN_ACTIVATIONS, DeadNeuronMonitor, LayerReport, _world_size
 
-__all__ = ["revive"]
+__all__ = ["revive", "ReviveReport"]
 
 logger = logging.getLogger("torch_ext.monitor")
 
@@ -36,6 +36,27 @@ def _saturated_output(activation: torch.nn.Module) -> float:
     return 0.0  # ReLU, and Leaky ReLU / PReLU units with slope 0
 
 
+class ReviveReport(dict):
+    """What :func:`revive` did: ``{layer name: revived units}``, as a dict, plus
+
+    Attributes:
+        skipped: ``{layer name: why}`` for every layer with dead units that was left as it
+            was (also logged as a warning).
+        inexact: ``{layer name: [why, ...]}`` for the revived layers whose function changed
+            (only with ``exact=False``): what their revived units now reach.
+    """
+
+    def __init__(self, revived: dict[str, list[int]], skipped: dict[str, str],
+                 inexact: dict[str, list[str]]) -> None:
+        super().__init__(revived)
+        self.skipped = skipped
+        self.inexact = inexact
+
+    def __repr__(self) -> str:
+        return (f"ReviveReport({dict.__repr__(self)}, skipped={self.skipped!r}, "
+                f"inexact={self.inexact!r})")
+
+
 @dataclass
 class _Plan:
     """One layer to revive: its dead units, the modules around it, and its dead units'
@@ -43,46 +64,57 @@ class _Plan:
 
     name: str
     units: list[int]
+    width: int  # the layer's unit count
     producer: torch.nn.Module
+    norm: torch.nn.Module | None
+    norm_axis: int  # the axis of the norm's parameters that holds the units
     activation: torch.nn.Module
-    readers: list[torch.nn.Module]
+    readers: list[tuple[torch.nn.Module, Reader]]
     constant: float
+    inexact: list[str]
     rows: Tensor | None = None  # the fresh incoming weights, drawn before anything is written
 
 
 @torch.no_grad()
 def revive(model: torch.nn.Module, monitor: DeadNeuronMonitor,
-           optimizer: torch.optim.Optimizer | None = None) -> dict[str, list[int]]:
+           optimizer: torch.optim.Optimizer | None = None, *, exact: bool = True) -> ReviveReport:
     """Re-initialise the dead units that ``monitor`` reports, keeping the network's function.
 
-    For each dead unit of a monitored layer: the incoming weights (its row of the Linear or
-    output channel of the convolution feeding the activation) are drawn afresh from that
-    layer's own initialisation, its bias is set to +0.01 (the lecture notes' remedy), and
-    its outgoing weights (its column in the layers reading the activation) are zeroed, as
-    ReDo does. A dead unit's constant output (0 for ReLU; -alpha for a saturated ELU, times
-    scale for SELU) is folded into the reading layers' bias, so outputs are unchanged at the
-    moment of revival (exactly for ReLU; for ELU-family units up to their residual
+    For each dead unit of a monitored layer (call site): the incoming weights (its row of the
+    Linear or output channel of the convolution feeding the activation) are drawn afresh from
+    that layer's own initialisation and its bias set to +0.01 (the lecture notes' remedy); if
+    a BatchNorm, LayerNorm or GroupNorm stands between them, the producer's bias entry is set
+    to 0 and the norm's parameters for the unit to weight 1, bias +0.01, its running
+    statistics to mean 0, variance 1, so the unit starts from a small positive
+    pre-activation. Its outgoing weights (its columns in the Linear/Conv layers reading the
+    activation, through pooling, dropout, flatten and views) are zeroed, as ReDo (Sokar et
+    al., 2023) does. A dead unit's constant output (0 for ReLU; -alpha for a saturated ELU,
+    times scale for SELU) is folded into the reading layers' bias, so outputs are unchanged
+    at the moment of revival (exactly for ReLU; for ELU-family units up to their residual
     ``alpha * e^z <= grad_eps``) while the unit can learn again.
 
-    The layers around each activation are the ones the monitor traced feeding and reading it
-    in the model's first training forward after it attached, checked against every eager
-    forward it watched since (see :meth:`DeadNeuronMonitor.links`). A layer is skipped, with
-    a warning on the logger ``torch_ext.monitor`` naming it and why, and nothing of it
-    written (its modules' parameters and the optimizer's state stay as they were), when
-    revive cannot keep the function exactly:
+    The layers around each call site are the ones the monitor traced in the model's first
+    training forward after it attached, checked against every eager forward it watched since
+    (see :meth:`DeadNeuronMonitor.links`). Some structures cannot keep the function exactly:
+    the unit's output also flows into a residual addition, is read by a norm layer or
+    returned by the model, or a LayerNorm/GroupNorm normalizes the unit together with
+    others. Such a layer is skipped by default; with ``exact=False`` it is revived and the
+    report's :attr:`~ReviveReport.inexact` says what changed. A layer is skipped, with a
+    warning on the logger ``torch_ext.monitor`` naming it and why, and nothing of it written
+    (its modules' parameters and the optimizer's state stay as they were), when revive
+    cannot do it right:
 
-    * its activation module is called at several call sites in a forward (reported as
-      ``act``, ``act#1``, ...; the warning names them): links are traced per module, not per
-      call site. Likewise a module called several times with ``call_sites="merged"``;
-    * it is not a plain Linear/Conv -> activation -> Linear/Conv chain in the traced forward
-      (an operation between them, a second use of a tensor, a shape that does not match, a
-      grouped reader), or the monitor has no links for it;
+    * it is not a plain Linear/Conv [-> norm] -> activation -> Linear/Conv chain in the
+      traced forward (another operation between them, a second use of a tensor, a shape
+      that does not match, a grouped reader), or the monitor has no links for it (its calls
+      merged into one layer, a call site the traced forward did not reach);
     * another forward fed or read it through other modules (a multi-task head), or one of
       its modules was replaced in the model since (``model[2] = nn.Linear(...)``);
     * its activation's dead output is not a known constant (a Leaky ReLU or PReLU unit
       still outputs ``slope * z``), or is a nonzero constant (ELU, SELU, CELU) that a
-      reader cannot take: it has no bias, or it is a convolution padding with zeros;
-    * the weight or bias of its feeding or reading layers is computed rather than a
+      reader cannot take: it has no bias, it is a convolution padding with zeros, or the
+      path to it does not keep constants (dropout in training, average pooling over padding);
+    * the weight or bias of its feeding, norm or reading layers is computed rather than a
       parameter revive can write (:mod:`torch.nn.utils.parametrize` such as
       ``parametrizations.weight_norm``/``spectral_norm``/``orthogonal``, the older
       ``torch.nn.utils.weight_norm``/``spectral_norm``, ``torch.nn.utils.prune``), or the
@@ -99,27 +131,38 @@ def revive(model: torch.nn.Module, monitor: DeadNeuronMonitor,
         optimizer: if given, its per-parameter state of the revived slices (Adam's
             ``exp_avg``/``exp_avg_sq``, SGD's ``momentum_buffer``: every state tensor shaped
             like its parameter) is reset as for a fresh parameter, zero for those: the
-            producer's weight rows and bias entries and the readers' weight columns. Per-
-            parameter step counts are kept. Default: ``None``.
+            producer's weight rows and bias entries, the norm's entries and the readers'
+            weight columns. Per-parameter step counts are kept. Default: ``None``.
+        exact: revive only layers whose function revive keeps unchanged. ``False`` also
+            revives the layers named in the report's ``inexact``. Default: ``True``.
 
     Under ``torch.distributed`` every rank must call it (the report is collective): the
     re-drawn weights are broadcast from rank 0, so replicas stay identical, and a layer is
     revived only if every rank can revive it.
 
     Returns:
-        ``{layer name: revived units}``.
+        :class:`ReviveReport`: ``{layer name: revived units}``, with the skipped layers and
+        why in ``skipped``, and with ``exact=False`` the changes in ``inexact``.
     """
     _check_model(model, monitor)
     report = monitor.report()
     owners = _parameter_owners(model, monitor._model())
-    plans = [plan for name, layer in report.layers.items()
-             if (plan := _plan(monitor, owners, name, layer)) is not None]
-    plans = _revivable_on_every_rank(plans)
+    plans, skipped = [], {}
+    for name, layer in report.layers.items():
+        if not layer.dead:
+            continue
+        plan = _plan(monitor, owners, name, layer, exact)
+        if isinstance(plan, str):
+            _skip(name, plan, skipped)
+        else:
+            plans.append(plan)
+    plans = _revivable_on_every_rank(plans, skipped)
     for plan in plans:  # drawn (and broadcast) before any write
         plan.rows = _fresh_rows(plan.producer, _index(plan))
     for plan in plans:
         _revive_layer(plan, optimizer)
-    return {plan.name: plan.units for plan in plans}
+    return ReviveReport({plan.name: plan.units for plan in plans}, skipped,
+                        {plan.name: plan.inexact for plan in plans if plan.inexact})
 
 
 def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
@@ -128,35 +171,47 @@ def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
         raise ValueError("revive: the monitor does not watch this model (nor one of its submodules)")
 
 
-def _skip(name: str, why: str) -> None:
+def _skip(name: str, why: str, skipped: dict[str, str]) -> None:
     logger.warning("revive: skipped layer '%s': %s", name, why)
+    skipped[name] = why
 
 
-def _plan(monitor: DeadNeuronMonitor, owners: _Owners, name: str,
-          layer: LayerReport) -> _Plan | None:
-    """What reviving layer `name` touches, or None (with a warning) when it cannot be done
-    exactly."""
-    if not layer.dead:
-        return None
+def _plan(monitor: DeadNeuronMonitor, owners: _Owners, name: str, layer: LayerReport,
+          exact: bool) -> _Plan | str:
+    """What reviving layer `name` touches, or why it cannot be done right."""
     if layer.dead_units is None:
-        _skip(name, "the report has no per-unit detail")
-        return None
+        return "the report has no per-unit detail"
     problem = monitor.link_problem(name)
     if problem is not None:
-        _skip(name, problem)
-        return None
-    (producer, readers), activation = monitor.links(name), monitor.module(name)
+        return problem
+    link = monitor._link(name)
+    producer, activation = link.producer[1](), monitor.module(name)
+    norm = link.norm[1]() if link.norm is not None else None
+    readers = [(reader.module(), reader) for reader in link.readers]
     constant = _saturated_output(activation)
     # Writability first: reading a parametrized weight (for its shape) computes it, which
     # for spectral_norm in training mode is a power iteration that updates its buffers.
-    problem = (_first(_writable_problem(m, owners) for m in (producer, *readers))
-               or _shape_problem(layer.units, producer, readers)
+    modules = [m for m in (producer, norm, *(r for r, _ in readers)) if m is not None]
+    problem = (_first(_writable_problem(m, owners) for m in modules)
+               or _shape_problem(link.units, producer, readers)
                or _dead_output_problem(activation, layer.dead_units)
                or _fold_problem(constant, readers, owners))
     if problem is not None:
-        _skip(name, problem)
-        return None
-    return _Plan(name, list(layer.dead_units), producer, activation, readers, constant)
+        return problem
+    if link.inexact and exact:
+        return ("reviving it would change the network's function: " + "; ".join(link.inexact)
+                + " (revive(..., exact=False) revives it anyway)")
+    axis = _norm_axis(norm, link.unit_dim, link.input_ndim)
+    return _Plan(name, list(layer.dead_units), link.units, producer, norm, axis, activation,
+                 readers, constant, list(link.inexact))
+
+
+def _norm_axis(norm: torch.nn.Module | None, unit_dim: int, ndim: int) -> int:
+    """The axis of `norm`'s affine parameters that holds the units (the normalized dims of a
+    LayerNorm are its parameters' axes; BatchNorm and GroupNorm have one per channel)."""
+    if isinstance(norm, torch.nn.LayerNorm):
+        return unit_dim - (ndim - len(norm.normalized_shape))
+    return 0
 
 
 def _first(problems: Iterable[str | None]) -> str | None:
@@ -164,15 +219,16 @@ def _first(problems: Iterable[str | None]) -> str | None:
 
 
 def _shape_problem(units: int, producer: torch.nn.Module,
-                   readers: list[torch.nn.Module]) -> str | None:
+                   readers: list[tuple[torch.nn.Module, Reader]]) -> str | None:
     """The tensors revive indexes must have a slice per unit: the attributes (out_features,
     in_channels, ...) stay behind when a parameter is reassigned."""
-    widths = [_out_features(producer), producer.weight.shape[0]]
+    widths = [_out_features(producer) - units, producer.weight.shape[0] - units]
     if producer.bias is not None:
-        widths.append(producer.bias.shape[0])
-    for reader in readers:
-        widths += [_in_features(reader), reader.weight.shape[1]]
-    if any(width != units for width in widths):
+        widths.append(producer.bias.shape[0] - units)
+    for reader, path in readers:
+        width = path.layout.width(units)
+        widths += [_in_features(reader) - width, reader.weight.shape[1] - width]
+    if any(widths):
         return "the layers around it changed shape since the monitor saw them"
     return None
 
@@ -194,12 +250,12 @@ def _dead_output_problem(activation: torch.nn.Module, dead: list[int]) -> str | 
     return None
 
 
-def _fold_problem(constant: float, readers: list[torch.nn.Module],
+def _fold_problem(constant: float, readers: list[tuple[torch.nn.Module, Reader]],
                   owners: _Owners) -> str | None:
     """Why a reader cannot take the dead units' constant output into its bias exactly."""
     if constant == 0.0:
         return None
-    for reader in readers:
+    for reader, path in readers:
         name = f"'{owners.name(reader)}'"
         if reader.bias is None:
             return (f"its dead units output {constant:.4g} and its reader {name} has no bias to "
@@ -207,6 +263,9 @@ def _fold_problem(constant: float, readers: list[torch.nn.Module],
         if _pads_with_zeros(reader):
             return (f"its dead units output {constant:.4g} and its reader {name} pads with zeros: "
                     "at the borders no bias keeps its output")
+        if not path.keeps_constant:
+            return (f"its dead units output {constant:.4g} and the way to its reader {name} does "
+                    "not keep a constant (dropout in training, or an average over padding)")
     return None
 
 
@@ -246,7 +305,8 @@ def _parameter_owners(model: torch.nn.Module, watched: torch.nn.Module) -> _Owne
 
 # forward (and the convolution it calls) as torch.nn defines them: a subclass that overrides
 # them may use its weight otherwise (DropConnect, fake quantization, ...).
-_PLAIN_FORWARDS = {getattr(cls, attr) for cls in WEIGHTED_LAYERS
+_PLAIN_FORWARDS = {getattr(cls, attr) for cls in (*WEIGHTED_LAYERS, *NORM_LAYERS,
+                                                   torch.nn.SyncBatchNorm)
                    for attr in ("forward", "_conv_forward") if hasattr(cls, attr)}
 
 
@@ -295,7 +355,7 @@ def _computed_by(module: torch.nn.Module, attr: str) -> str:
     return "from other tensors: it is not a parameter of the module"
 
 
-def _revivable_on_every_rank(plans: list[_Plan]) -> list[_Plan]:
+def _revivable_on_every_rank(plans: list[_Plan], skipped: dict[str, str]) -> list[_Plan]:
     """The plans every rank made (all of them in one process): each revived layer takes a
     broadcast, so the ranks must agree on the list."""
     if _world_size() == 1:
@@ -305,7 +365,7 @@ def _revivable_on_every_rank(plans: list[_Plan]) -> list[_Plan]:
     common = set.intersection(*(set(names) for names in gathered))
     for plan in plans:
         if plan.name not in common:
-            _skip(plan.name, "another rank cannot revive it (see that rank's warning)")
+            _skip(plan.name, "another rank cannot revive it (see that rank's warning)", skipped)
     return [plan for plan in plans if plan.name in common]
 
 
@@ -314,20 +374,48 @@ def _index(plan: _Plan) -> Tensor:
 
 
 def _revive_layer(plan: _Plan, optimizer: torch.optim.Optimizer | None) -> None:
-    producer = plan.producer
+    producer, norm = plan.producer, plan.norm
     dead = _index(plan)
     producer.weight[dead] = plan.rows
+    if producer.bias is not None:  # behind a norm, the norm's bias carries the remedy
+        producer.bias[dead] = 0.0 if norm is not None else REVIVED_BIAS
+    if norm is not None:
+        _reset_norm(norm, dead.to(_device_of(norm, dead)), plan.norm_axis)
+    outgoing = []
+    for reader, path in plan.readers:
+        columns = path.layout.indices(plan.width, dead)
+        _fold_into_bias(reader, columns, plan.constant)
+        reader.weight[:, columns] = 0.0
+        outgoing.append((reader, columns))
+    if optimizer is None:
+        return
+    _reset_optimizer_state(optimizer, producer.weight, dead, dim=0)
     if producer.bias is not None:
-        producer.bias[dead] = REVIVED_BIAS
-    for reader in plan.readers:
-        _fold_into_bias(reader, dead, plan.constant)
-        reader.weight[:, dead] = 0.0
-    if optimizer is not None:
-        _reset_optimizer_state(optimizer, producer.weight, dead, dim=0)
-        if producer.bias is not None:
-            _reset_optimizer_state(optimizer, producer.bias, dead, dim=0)
-        for reader in plan.readers:
-            _reset_optimizer_state(optimizer, reader.weight, dead, dim=1)
+        _reset_optimizer_state(optimizer, producer.bias, dead, dim=0)
+    for param in (getattr(norm, "weight", None), getattr(norm, "bias", None)):
+        if isinstance(param, Tensor):
+            _reset_optimizer_state(optimizer, param, dead.to(param.device), dim=plan.norm_axis)
+    for reader, columns in outgoing:
+        _reset_optimizer_state(optimizer, reader.weight, columns, dim=1)
+
+
+def _device_of(module: torch.nn.Module, default: Tensor) -> torch.device:
+    tensor = next(iter(module.parameters()), None)
+    tensor = tensor if tensor is not None else next(iter(module.buffers()), None)
+    return tensor.device if tensor is not None else default.device
+
+
+def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
+    """Start the units' normalized pre-activation from the notes' remedy: weight 1, bias
+    +0.01, and running statistics of a fresh layer (mean 0, variance 1)."""
+    for attr, value in (("weight", 1.0), ("bias", REVIVED_BIAS)):
+        param = getattr(norm, attr, None)
+        if isinstance(param, Tensor):
+            param.index_fill_(axis, dead, value)
+    for attr, value in (("running_mean", 0.0), ("running_var", 1.0)):
+        buffer = getattr(norm, attr, None)
+        if isinstance(buffer, Tensor):
+            buffer.index_fill_(0, dead, value)
 
 
 def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
@@ -341,12 +429,12 @@ def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
     return rows
 
 
-def _fold_into_bias(reader: torch.nn.Module, dead: Tensor, constant: float) -> None:
-    """Add the dead units' constant output, times their outgoing weights, to the reader's
-    bias: what those weights contributed before they are zeroed."""
+def _fold_into_bias(reader: torch.nn.Module, columns: Tensor, constant: float) -> None:
+    """Add the dead units' constant output, times their outgoing weights (`columns`), to the
+    reader's bias: what those weights contributed before they are zeroed."""
     if constant == 0.0:
         return
-    outgoing = reader.weight[:, dead]
+    outgoing = reader.weight[:, columns]
     reader.bias += constant * outgoing.sum(dim=[d for d in range(outgoing.dim()) if d != 0])
 
 

@@ -145,7 +145,7 @@ def revive_worker(rank: int, world_size: int, port: int, out: str) -> None:
             monitor.step()
             torch.manual_seed(100 + rank)  # each rank's own draw would differ
             revived = revive(model, monitor)
-        torch.save({"revived": revived, "state": model.state_dict()}, Path(out, f"rank{rank}.pt"))
+        torch.save({"revived": dict(revived), "state": model.state_dict()}, Path(out, f"rank{rank}.pt"))
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()

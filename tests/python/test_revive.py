@@ -1,6 +1,7 @@
 """torch_ext.revive: dead units re-initialised without changing the network's outputs, only
-in plain Linear/Conv -> activation -> Linear/Conv chains, and with the optimizer's state of
-the revived slices reset."""
+in plain Linear/Conv -> activation -> Linear/Conv chains (norms, pooling and residual
+structure: test_revive_structures.py), and with the optimizer's state of the revived slices
+reset."""
 
 from __future__ import annotations
 
@@ -85,32 +86,14 @@ class Permuted(torch.nn.Module):
         return self.fc2(self.act(self.fc1(x).permute(0, 2, 1).contiguous()))
 
 
-class Residual(torch.nn.Module):
+class Concatenated(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(6, 6)
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(12, 3)
 
     def forward(self, x):
         h = self.act(self.fc1(x))
-        return self.fc2(h) + h
-
-
-class Flattened(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = torch.nn.Conv1d(2, 6, 1), torch.nn.ReLU(), torch.nn.Linear(6, 3)
-
-    def forward(self, x):  # x: [batch, 2, 1]
-        return self.fc2(self.act(self.fc1(x)).flatten(1))
-
-
-class Shared(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(self.act(x))))
+        return self.fc2(torch.cat([h, x], dim=1))
 
 
 class Grouped(torch.nn.Module):
@@ -136,9 +119,7 @@ class Tokens(torch.nn.Module):
 
 NOT_PLAIN = [  # model, its input, why revive refuses
     (Permuted, lambda: torch.randn(16, 6, 4), "its input is not the output of a Linear/Conv layer"),
-    (Residual, lambda: torch.randn(16, 6), "its output is also used outside a Linear/Conv layer"),
-    (Flattened, lambda: torch.randn(16, 2, 1), "its output is also used outside a Linear/Conv layer"),
-    (Shared, lambda: -torch.rand(16, 6), "is called at 2 call sites in a forward ('act', 'act#1')"),
+    (Concatenated, lambda: torch.randn(16, 6), "its output is used by cat outside a Linear/Conv layer"),
     (Grouped, lambda: torch.randn(16, 2, 5), "its reader 'fc2' is a grouped convolution"),
 ]
 

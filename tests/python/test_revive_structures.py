@@ -1,0 +1,366 @@
+"""torch_ext.revive through the structure of real networks: a BatchNorm/LayerNorm/GroupNorm
+between the producer and the activation, readers behind pooling, dropout, flatten and views,
+and residual additions (revived only with exact=False, and reported). torchvision's
+ResNet-18: units made dead by construction come back, outputs unchanged at revival."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import torch
+
+import torch_ext
+from torch_ext import DeadNeuronMonitor
+
+DEAD = [0, 3, 5]
+C = 6  # units (features or channels) of every layer revived here
+
+
+def seq(*modules: torch.nn.Module) -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*modules)
+
+
+def linear_bn():
+    return seq(torch.nn.Linear(4, C), torch.nn.BatchNorm1d(C), torch.nn.ReLU(), torch.nn.Linear(C, 3))
+
+
+def conv_bn():
+    return seq(torch.nn.Conv2d(2, C, 3, padding=1, bias=False), torch.nn.BatchNorm2d(C),
+               torch.nn.ReLU(inplace=True), torch.nn.Conv2d(C, 3, 3, padding=1))
+
+
+def conv_instance_groups():
+    return seq(torch.nn.Conv2d(2, C, 3), torch.nn.GroupNorm(C, C), torch.nn.ReLU(),
+               torch.nn.Conv2d(C, 3, 1))
+
+
+def conv_bn_pool_flatten():  # VGG's head: pool, flatten (blocks of H*W per channel), dropout
+    return seq(torch.nn.Conv2d(2, C, 3, padding=1), torch.nn.BatchNorm2d(C), torch.nn.ReLU(),
+               torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Dropout(0.5),
+               torch.nn.Linear(C * 2 * 2, 3))
+
+
+def conv_gap_flatten():  # ResNet's head: global average pool, flatten, Linear
+    return seq(torch.nn.Conv2d(2, C, 3), torch.nn.BatchNorm2d(C), torch.nn.ReLU(),
+               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(C, 3))
+
+
+class Viewed(torch.nn.Module):
+    """Old-style flatten: ``x.view(x.size(0), -1)``; the activation an ELU, whose dead units'
+    constant output -1 is folded into the reader's bias through the max pool and the view."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.bn, self.act = torch.nn.Conv2d(2, C, 3, padding=1), torch.nn.BatchNorm2d(C), torch.nn.ELU()
+        self.fc = torch.nn.Linear(C * 2 * 2, 3)
+
+    def forward(self, x):
+        h = torch.nn.functional.max_pool2d(self.act(self.bn(self.conv(x))), 2)
+        return self.fc(h.view(h.size(0), -1))
+
+
+# model, the norm layer to kill units in (index or attribute), input, the reader.
+EXACT = {
+    "Linear-BatchNorm1d-ReLU": (linear_bn, lambda: torch.randn(32, 4)),
+    "Conv-BatchNorm2d-ReLU(inplace)": (conv_bn, lambda: torch.randn(8, 2, 5, 5)),
+    "Conv-GroupNorm(per channel)-ReLU": (conv_instance_groups, lambda: torch.randn(8, 2, 5, 5)),
+    "BatchNorm-ReLU-MaxPool-Flatten-Dropout-Linear": (conv_bn_pool_flatten, lambda: torch.randn(8, 2, 4, 4)),
+    "BatchNorm-ReLU-AdaptiveAvgPool-Flatten-Linear": (conv_gap_flatten, lambda: torch.randn(8, 2, 5, 5)),
+    "BatchNorm-ELU-max_pool2d-view-Linear": (Viewed, lambda: torch.randn(8, 2, 4, 4)),
+}
+
+
+def parts(model: torch.nn.Module):
+    """(producer, norm, activation name, reader) of the test models."""
+    if isinstance(model, Viewed):
+        return model.conv, model.bn, "act", model.fc
+    return model[0], model[1], "2", model[len(model) - 1]
+
+
+def kill(norm: torch.nn.Module) -> None:
+    with torch.no_grad():
+        norm.bias[DEAD] = -100.0
+
+
+def trained_window(model, monitor, x, steps=2):
+    """One window of training steps (SGD on the sum of squares); returns its report."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(x).pow(2).sum().backward()
+        optimizer.step()
+        monitor.step()
+    return monitor.history[-1]
+
+
+def eval_output(model: torch.nn.Module, x: torch.Tensor, eval_mode: bool = True) -> torch.Tensor:
+    """The model's output in train mode (on a copy: a training forward updates the BatchNorm
+    running statistics) and, if `eval_mode`, in eval mode, with dropout off."""
+    copied = copy.deepcopy(model)
+    for module in copied.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    with torch.no_grad():
+        train = copied.train()(x).flatten()
+        return torch.cat([copied.eval()(x).flatten(), train]) if eval_mode else train
+
+
+def reader_columns(model, reader) -> torch.Tensor:
+    """The reader's input columns that hold units DEAD: channel c of [C, H, W] flattened is
+    the block c * H * W ... (c + 1) * H * W - 1."""
+    block = reader.in_features // C if isinstance(reader, torch.nn.Linear) else 1
+    return torch.arange(C * block).view(C, block)[DEAD].flatten()
+
+
+@pytest.mark.parametrize("name", list(EXACT))
+def test_revive_through_norm_and_pooling_is_exact_and_units_come_back(name):
+    make, data = EXACT[name]
+    model, x = make(), data()
+    producer, norm, act, reader = parts(model)
+    kill(norm)
+    with DeadNeuronMonitor(model, window=2) as monitor:
+        assert trained_window(model, monitor, x).layers[act].dead_units == DEAD
+        assert monitor.links(act) == (producer, [reader])
+        before = eval_output(model, x)
+        revived = torch_ext.revive(model, monitor)
+        after = eval_output(model, x)
+        assert revived == {act: DEAD} and revived.skipped == {} and revived.inexact == {}
+        torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+        # The notes' remedy, in the norm layer: a small positive pre-activation.
+        assert torch.all(norm.weight[DEAD] == 1) and torch.all(norm.bias[DEAD] == 0.01)
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            assert torch.all(norm.running_mean[DEAD] == 0) and torch.all(norm.running_var[DEAD] == 1)
+        if producer.bias is not None:
+            assert torch.all(producer.bias[DEAD] == 0)
+        columns = reader_columns(model, reader)
+        assert torch.all(reader.weight[:, columns] == 0)
+        kept = torch.ones(reader.weight.shape[1], dtype=torch.bool)
+        kept[columns] = False
+        assert torch.all(reader.weight[:, kept] != 0)  # only the dead units' columns
+        # Active again in the next window.
+        assert not set(DEAD) & set(trained_window(model, monitor, x).layers[act].dead_units or [])
+
+
+def test_revive_resets_the_norm_entries_of_the_optimizer_state():
+    model, x = conv_bn(), torch.randn(8, 2, 5, 5)
+    kill(model[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).pow(2).sum().backward()
+        optimizer.step()
+        monitor.step()
+        revived = torch_ext.revive(model, monitor, optimizer)
+    assert revived == {"2": DEAD}
+    live = [c for c in range(C) if c not in DEAD]
+    for param in (model[1].weight, model[1].bias, model[0].weight):
+        for key in ("exp_avg", "exp_avg_sq"):
+            state = optimizer.state[param][key]
+            assert torch.all(state[DEAD] == 0) and torch.all(state[live].abs().reshape(len(live), -1).sum(1) > 0)
+    columns = optimizer.state[model[3].weight]["exp_avg"][:, DEAD]
+    assert torch.all(columns == 0)
+
+
+# --- what cannot stay exact: skipped by default, revived and reported with exact=False -----
+class Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(C, C), torch.nn.ReLU(), torch.nn.Linear(C, C)
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        return self.fc2(h) + h
+
+
+def linear_ln():
+    return seq(torch.nn.Linear(4, C), torch.nn.LayerNorm(C), torch.nn.ReLU(), torch.nn.Linear(C, 3))
+
+
+def conv_gn():
+    return seq(torch.nn.Conv2d(2, C, 3), torch.nn.GroupNorm(2, C), torch.nn.ReLU(), torch.nn.Conv2d(C, 3, 1))
+
+
+def bn_reads():
+    return seq(torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.BatchNorm1d(C), torch.nn.Linear(C, 3))
+
+
+INEXACT = {  # model, input, layer, the layer whose bias kills DEAD, why
+    "residual": (Residual, lambda: torch.randn(32, C), "act", "fc1",
+                 "its output flows into a residual addition (add)"),
+    "LayerNorm": (linear_ln, lambda: torch.randn(32, 4), "2", "1",
+                  "'1' (LayerNorm) normalizes the units together"),
+    "GroupNorm": (conv_gn, lambda: torch.randn(8, 2, 5, 5), "2", "1",
+                  "'1' (GroupNorm) normalizes each unit with the others of its group"),
+    "norm reads it": (bn_reads, lambda: torch.randn(32, 4), "1", "0",
+                      "its output is read by the norm layer '2'"),
+}
+
+
+@pytest.mark.parametrize("name", list(INEXACT))
+def test_revive_skips_what_it_cannot_keep_exact_unless_asked_and_says_so(name, caplog):
+    make, data, act, killed, why = INEXACT[name]
+    model, x = make(), data()
+    kill(model.get_submodule(killed))
+    with DeadNeuronMonitor(model, window=2) as monitor:
+        assert trained_window(model, monitor, x).layers[act].dead_units == DEAD
+        weights = copy.deepcopy(model.state_dict())
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            skipped = torch_ext.revive(model, monitor)
+        assert skipped == {} and why in skipped.skipped[act] and "exact=False" in skipped.skipped[act]
+        assert any(f"skipped layer '{act}'" in r.getMessage() and why in r.getMessage()
+                   for r in caplog.records)
+        assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+        revived = torch_ext.revive(model, monitor, exact=False)
+        assert revived == {act: DEAD} and revived.skipped == {}
+        assert any(why in change for change in revived.inexact[act])
+        loss = model(x).pow(2).sum()
+        assert torch.isfinite(loss)
+        assert not set(DEAD) & set(trained_window(model, monitor, x).layers[act].dead_units or [])
+
+
+def test_revived_residual_changes_the_output_by_the_revived_units_alone():
+    """With exact=False the only change is what the residual addition now adds: the revived
+    units' new outputs (their columns of fc2 are zero)."""
+    model, x = Residual(), torch.randn(32, C)
+    kill(model.fc1)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        trained_window(model, monitor, x, steps=1)
+        with torch.no_grad():
+            before = model(x)
+            torch_ext.revive(model, monitor, exact=False)
+            after = model(x)
+            revived = torch.relu(model.fc1(x))
+    expected = torch.zeros_like(before)
+    expected[:, DEAD] = revived[:, DEAD]
+    torch.testing.assert_close(after - before, expected, rtol=1e-5, atol=1e-5)
+
+
+class DropoutToElu(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ELU(), torch.nn.Linear(C, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.nn.functional.dropout(self.act(self.fc1(x)), 0.5, self.training))
+
+
+def test_revive_refuses_a_constant_output_through_training_dropout():
+    """A saturated ELU unit outputs -1; dropout in training scales it by 0 or 2, so no bias
+    can take it: refused, nothing written."""
+    model, x = DropoutToElu(), torch.randn(32, 4)
+    kill(model.fc1)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        trained_window(model, monitor, x, steps=1)
+        weights = copy.deepcopy(model.state_dict())
+        revived = torch_ext.revive(model, monitor, exact=False)
+    assert revived == {} and "does not keep a constant" in revived.skipped["act"]
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+
+class PermutedAfter(torch.nn.Module):
+    """The activation's output is pooled over its unit dim: units mix, refused."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C // 2, 3)
+
+    def forward(self, x):  # x: [batch, 4]
+        return self.fc2(torch.nn.functional.max_pool1d(self.act(self.fc1(x)), 2))
+
+
+def test_revive_refuses_pooling_over_the_units():
+    model, x = PermutedAfter(), torch.randn(32, 4)
+    kill(model.fc1)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        trained_window(model, monitor, x, steps=1)
+        revived = torch_ext.revive(model, monitor, exact=False)
+    assert revived == {} and "max_pool1d pools over the dim its units lie along" in revived.skipped["act"]
+
+
+# --- torchvision's ResNet-18 -----------------------------------------------------------------
+def test_revive_on_resnet18_brings_units_back_and_keeps_the_output():
+    """Units dead by construction (a BatchNorm bias of -100) at three kinds of call site: after
+    bn1 (read by conv2), after the residual addition of the last block (read by the head
+    through the average pool and flatten) - both exact - and after the residual addition of
+    an inner block, whose output flows on in the residual stream (revived with exact=False
+    only). Revived units are active in the next window; the loss stays finite."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    with torch.no_grad():
+        for norm in (model.layer1[0].bn1, model.layer4[1].bn2, model.layer2[0].bn2):
+            norm.bias[DEAD] = -100.0
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+
+    def window() -> dict:
+        for _ in range(2):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            monitor.step()
+        assert torch.isfinite(loss)
+        return {n: layer.dead_units for n, layer in monitor.history[-1].layers.items() if layer.dead}
+
+    exact, inner = ["layer1.0.relu", "layer4.1.relu#1"], "layer2.0.relu#1"
+    with DeadNeuronMonitor(model, window=2) as monitor:
+        assert window() == {name: DEAD for name in (*exact, inner)}
+        model.eval()
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor, optimizer)
+        after = model(x).detach()
+        model.train()
+        assert revived == {name: DEAD for name in exact}
+        assert "residual addition" in revived.skipped[inner]
+        torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+        assert window() == {inner: DEAD}
+
+        revived = torch_ext.revive(model, monitor, optimizer, exact=False)
+        assert revived == {inner: DEAD} and "residual addition" in revived.inexact[inner][0]
+        assert window() == {}
+
+
+def test_revive_on_vgg11_bn_through_pools_flatten_and_dropout():
+    """The last conv ReLU of vgg11_bn is read by the classifier through a max pool, the
+    adaptive average pool to 7x7 and flatten: 49 columns per channel; the classifier's ReLUs
+    are read through dropout (p=0, so the window's dead units are dead in the comparison).
+    Every dead unit - those killed and the classifier's dead by chance - is revived, the
+    training-mode output unchanged (its BatchNorms use the batch's statistics, as in the
+    window: in eval mode other units could be alive)."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.vgg11_bn(num_classes=10)
+    width = 48  # the 25088 -> 4096 classifier, narrower for speed
+    model.classifier = torch.nn.Sequential(
+        torch.nn.Linear(512 * 7 * 7, width), torch.nn.ReLU(True), torch.nn.Dropout(0.0),
+        torch.nn.Linear(width, width), torch.nn.ReLU(True), torch.nn.Dropout(0.0),
+        torch.nn.Linear(width, 10))
+    with torch.no_grad():
+        model.features[26].bias[DEAD] = -100.0  # the BatchNorm before ReLU features.27
+        model.classifier[0].bias[DEAD] = -100.0
+    x = torch.randn(8, 3, 32, 32)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        dead = {n: layer.dead_units for n, layer in monitor.history[-1].layers.items() if layer.dead}
+        assert dead["features.27"] == DEAD and set(DEAD) <= set(dead["classifier.1"])
+        before = eval_output(model, x, eval_mode=False)
+        revived = torch_ext.revive(model, monitor)
+        after = eval_output(model, x, eval_mode=False)
+    assert revived == dead and revived.skipped == {}
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    columns = torch.arange(512 * 49).view(512, 49)[dead["features.27"]].flatten()
+    # classifier.0 is also the producer of classifier.1: its revived rows are fresh.
+    kept_rows = [r for r in range(width) if r not in dead["classifier.1"]]
+    zero = model.classifier[0].weight[kept_rows].abs().sum(0) == 0
+    assert torch.equal(zero.nonzero().flatten(), columns)
+    kept_rows = [r for r in range(width) if r not in dead.get("classifier.4", [])]
+    assert torch.all(model.classifier[3].weight[kept_rows][:, dead["classifier.1"]] == 0)

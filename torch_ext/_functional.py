@@ -1,0 +1,162 @@
+"""Functional activations for the monitor (``DeadNeuronMonitor(model, functional=True)``): a
+torch-function mode, entered around each eager forward of the watched model, that counts the
+supported activation functions a module's forward calls (``F.relu``, ``torch.relu``,
+``x.relu()``, ``F.leaky_relu``, ``F.elu``, ``F.selu``, ``F.celu``, ``F.prelu``,
+``torch.ops.torch_ext.*`` and their in-place forms). A call is named by the module whose
+forward made it plus the function and an index: ``block.0:relu#0``."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+from ._links import ForwardEnd, ForwardStart, _recomputing
+
+
+class FunctionalRule:
+    """Stands for the activation module of a functional call site: what the monitor's alive
+    rule reads (the function's kind and parameter; PReLU's slopes)."""
+
+    def __init__(self, kind: str, param: float = 0.0, weight: Tensor | None = None) -> None:
+        self.kind = kind
+        self.param = param
+        self.weight = weight
+
+
+# Function name (in-place forms without their "_") -> (kind, its parameter from the call,
+# the activation's class name in reports).
+def _positional(index: int, name: str, default: Any) -> Callable[[tuple, dict], Any]:
+    return lambda args, kwargs: kwargs.get(name, args[index] if len(args) > index else default)
+
+
+def _none(args: tuple, kwargs: dict) -> float:
+    return 0.0
+
+
+FUNCTIONS: dict[str, tuple[Callable[[tuple, dict], Any], str]] = {
+    "relu": (_none, "ReLU"),
+    "leaky_relu": (_positional(1, "negative_slope", 0.01), "LeakyReLU"),
+    "elu": (_positional(1, "alpha", 1.0), "ELU"),
+    "celu": (_positional(1, "alpha", 1.0), "CELU"),
+    "selu": (_none, "SELU"),
+    "prelu": (_positional(1, "weight", None), "PReLU"),
+}
+
+
+def function_kind(func: Any) -> str | None:
+    """The supported activation `func` computes (``"relu"``, ...), or None. Torch functions,
+    Tensor methods and registered ops (``torch.ops.torch_ext.elu``, ``...elu.default``)
+    reach a torch-function mode under their own names."""
+    name = getattr(func, "__name__", "")
+    name = name.split(".")[0]  # an OpOverload: "elu.default"
+    if name.endswith("_") and not name.endswith("__"):
+        name = name[:-1]
+    return name if name in FUNCTIONS else None
+
+
+def layer_name(module_name: str, kind: str, index: int | None) -> str:
+    """``block.0:relu#0``; the model's own forward is the empty module name (``:relu#0``);
+    merged call sites have no index (``block.0:relu``)."""
+    return f"{module_name}:{kind}" if index is None else f"{module_name}:{kind}#{index}"
+
+
+class FunctionalWatch(TorchFunctionMode):
+    """Counts functional activation calls in the watched model's eager forwards.
+
+    Entered by a forward pre-hook on the model and left by its forward hook; while active,
+    global module hooks keep the stack of running modules, which names each call. Calls
+    made inside an activation module's own forward (``nn.ReLU`` calls ``F.relu``) or a
+    monitored module's are left to the module's counting.
+    """
+
+    def __init__(self, monitor: Any, model: torch.nn.Module, monitored: set[int]) -> None:
+        super().__init__()
+        self._monitor = weakref.ref(monitor)
+        self.monitored = monitored  # id() of the monitored modules, which count themselves
+        self._names = {id(module): (module, name) for name, module in model.named_modules()}
+        self._handles = [
+            model.register_forward_pre_hook(ForwardStart(self), prepend=True),
+            model.register_forward_hook(ForwardEnd(self), always_call=True),
+        ]
+        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._active = False
+        self._depth = 0  # calls of the model inside its own forward
+        self._stack: list[tuple[str, torch.nn.Module]] = []
+        self._indices: dict[tuple[str, str], int] = {}
+        self.compiled_forwards = 0  # forwards that ran under torch.compile, unwatched
+
+    def close(self) -> None:
+        self._leave()
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def begin(self, model: torch.nn.Module) -> None:
+        if self._active:
+            self._depth += 1
+            return
+        if torch.compiler.is_compiling():
+            self.compiled_forwards += 1  # replayed by Dynamo on every compiled call
+            return
+        if _recomputing() or self._monitor() is None:
+            return
+        self._active, self._depth = True, 0
+        self._stack, self._indices = [("", model)], {}
+        self._module_handles = [
+            torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
+            torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=True),
+        ]
+        self.__enter__()
+
+    def end(self, output: Any = None) -> None:
+        if self._active and self._depth:
+            self._depth -= 1
+            return
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._active:
+            self._active = False
+            self.__exit__(None, None, None)
+        for handle in self._module_handles:
+            handle.remove()
+        self._module_handles.clear()
+        self._stack = []
+
+    def _enter(self, module: torch.nn.Module, args: tuple) -> None:
+        known = self._names.get(id(module))
+        name = known[1] if known is not None and known[0] is module else None
+        self._stack.append((name if name is not None else self._stack[-1][0], module))
+
+    def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if len(self._stack) > 1 and self._stack[-1][1] is module:
+            self._stack.pop()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        kind = function_kind(func)
+        if kind is not None and args and isinstance(args[0], Tensor):
+            self._count(kind, args, kwargs)
+        return func(*args, **kwargs)
+
+    def _count(self, kind: str, args: tuple, kwargs: dict) -> None:
+        monitor = self._monitor()
+        module_name, module = self._stack[-1]
+        if monitor is None or not monitor._counts_functional_in(module):
+            return
+        merged = monitor._call_sites == "merged"
+        key = (module_name, kind)
+        index = None if merged else self._indices.get(key, 0)
+        if not merged:
+            self._indices[key] = index + 1
+        param = FUNCTIONS[kind][0](args, kwargs)
+        layer = monitor._functional_layer(layer_name(module_name, kind, index), kind, param)
+        z = args[0]
+        with torch._C.DisableTorchFunction():  # the counting's own ops are not the model's
+            prepared = monitor._counting_args(layer, module, z)
+            if prepared is not None:
+                torch.ops.torch_ext.count_active_(z.detach(), *prepared)

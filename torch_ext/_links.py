@@ -1,0 +1,772 @@
+"""Links: which layers feed each monitored activation call site and which read its output,
+learnt from the model's own forward. They are what :func:`torch_ext.revive` rewires.
+
+A link is ``producer [-> norm] -> activation -> readers``: the producer a Linear/Conv, the
+optional norm a BatchNorm/LayerNorm/GroupNorm, the readers Linear/Conv layers reached
+through operations that keep each unit's values apart (pooling, dropout, flatten, views).
+The tracer also records what revive cannot keep exact (a residual addition reading the
+unit, a norm that mixes units), so revive can say so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Iterator
+
+import torch
+import torch.utils._pytree as pytree
+from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+# Layers whose units feed and read activations (what revive() re-initialises).
+WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+# Normalisation layers that may stand between a producer and its activation.
+NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def _out_features(module: torch.nn.Module) -> int:
+    return module.out_features if isinstance(module, torch.nn.Linear) else module.out_channels
+
+
+def _in_features(module: torch.nn.Module) -> int:
+    return module.in_features if isinstance(module, torch.nn.Linear) else module.in_channels
+
+
+def _feature_dim(module: torch.nn.Module, ndim: int) -> int:
+    """The dim of a weighted layer's `ndim`-D input or output that holds its features: the
+    last for Linear; the channels for a convolution (dim 0 for an unbatched input)."""
+    if isinstance(module, torch.nn.Linear):
+        return ndim - 1
+    return 0 if ndim == len(module.kernel_size) + 1 else 1
+
+
+# --- where a unit's values lie -------------------------------------------------------------
+@dataclass(frozen=True)
+class UnitLayout:
+    """Where unit ``c`` of a layer with ``units`` units lies in a tensor: along ``dim``, at
+    the indices ``p * units * block + c * block + j`` for ``p < outer``, ``j < block``. A
+    flatten of ``[N, C, H, W]`` from dim 1 puts channel ``c`` at block ``c`` of ``H * W``."""
+
+    dim: int
+    outer: int = 1
+    block: int = 1
+
+    def width(self, units: int) -> int:
+        return self.outer * units * self.block
+
+    def indices(self, units: int, which: Tensor) -> Tensor:
+        """The indices along :attr:`dim` of the units `which` (a 1-D int64 tensor)."""
+        outer = torch.arange(self.outer, device=which.device) * units * self.block
+        inner = torch.arange(self.block, device=which.device)
+        grid = outer[:, None, None] + which[None, :, None] * self.block + inner[None, None, :]
+        return grid.permute(1, 0, 2).reshape(-1)
+
+
+# A step through an operation that keeps units apart: the layout after it, or why not.
+Step = Callable[[UnitLayout], "UnitLayout | str"]
+
+
+def _pool_step(op: str, spatial: int, ndim: int) -> Step:
+    def step(layout: UnitLayout) -> UnitLayout | str:
+        if layout.outer != 1 or layout.block != 1 or layout.dim >= ndim - spatial:
+            return f"{op} pools over the dim its units lie along"
+        return layout
+    return step
+
+
+def _flatten_step(shape: tuple[int, ...], start: int, end: int) -> Step:
+    ndim = len(shape)
+    start, end = start % max(ndim, 1), end % max(ndim, 1)
+
+    def step(layout: UnitLayout) -> UnitLayout | str:
+        d = layout.dim
+        if d < start:
+            return layout
+        if d > end:
+            return UnitLayout(d - (end - start), layout.outer, layout.block)
+        return UnitLayout(start, layout.outer * math.prod(shape[start:d]),
+                          layout.block * math.prod(shape[d + 1:end + 1]))
+    return step
+
+
+def _identity_step(layout: UnitLayout) -> UnitLayout:
+    return layout
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+_POOLS = {f"{kind}_pool{k}d": k for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp")
+          for k in (1, 2, 3)}
+_DROPOUTS = {"dropout", "dropout1d", "dropout2d", "dropout3d"}
+_RESIDUAL_OPS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
+# Reads of a tensor's metadata: not uses of its values.
+_METADATA = {"size", "dim", "ndimension", "numel", "nelement", "stride", "storage_offset",
+             "is_contiguous", "is_floating_point", "element_size", "get_device", "data_ptr",
+             "__len__", "__get__"}
+
+
+@dataclass(frozen=True)
+class _PassThrough:
+    """What an operation keeping units apart does to them: the step, and whether a unit's
+    constant value comes out the same constant (true of zero for all of them)."""
+
+    op: str
+    step: Step
+    keeps_constant: bool
+
+
+def _pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> _PassThrough | None:
+    """How `func(*args, **kwargs) == result` maps the units of its first argument, or None
+    when it is not an operation that keeps them apart."""
+    name = getattr(func, "__name__", "")
+    source = args[0] if args else None
+    if not isinstance(source, Tensor) or not isinstance(result, Tensor):
+        return None
+    if name in _POOLS:
+        # An average over padding, or divided by an override, changes a constant.
+        padding = _arg(args, kwargs, 3, "padding", 0)
+        keeps = name.startswith(("max", "adaptive"))
+        if name.startswith("avg"):  # an average over zero padding, or by an override, is not
+            # the constant averaged
+            padding = _arg(args, kwargs, 3, "padding", 0)
+            keeps = ((not any(padding) if isinstance(padding, (tuple, list)) else padding == 0)
+                     and _arg(args, kwargs, 6, "divisor_override", None) is None)
+        return _PassThrough(name, _pool_step(name, _POOLS[name], source.dim()), keeps)
+    if name in _DROPOUTS:
+        training = _arg(args, kwargs, 2, "training", True)
+        return _PassThrough(name, _identity_step, keeps_constant=not training)
+    if name == "flatten":
+        start, end = _arg(args, kwargs, 1, "start_dim", 0), _arg(args, kwargs, 2, "end_dim", -1)
+        return _PassThrough(name, _flatten_step(tuple(source.shape), start, end), True)
+    if name in ("view", "reshape"):
+        return _view_pass_through(name, tuple(source.shape), tuple(result.shape))
+    if name in ("contiguous", "clone"):
+        return _PassThrough(name, _identity_step, True)
+    return None
+
+
+def _view_pass_through(op: str, before: tuple[int, ...], after: tuple[int, ...]) -> _PassThrough | None:
+    """A view or reshape that is a flatten of the trailing dims (``x.view(x.size(0), -1)``)."""
+    if before == after:
+        return _PassThrough(op, _identity_step, True)
+    start = len(after) - 1
+    if before[:start] == after[:start] and math.prod(before[start:]) == after[-1]:
+        return _PassThrough(op, _flatten_step(before, start, -1), True)
+    return None
+
+
+# --- what a traced forward records ---------------------------------------------------------
+class _Value:
+    """A tensor made by a traced module call (or by an operation keeping its units apart from
+    one): who made it and who used it. Held by weak reference: CPython reuses the id() of a
+    freed tensor, so an id alone can name another."""
+
+    __slots__ = ("ref", "producer", "consumers", "returned", "via", "mutations")
+
+    def __init__(self, tensor: Tensor, producer: _Call, via: _PassThrough | None = None) -> None:
+        self.ref = weakref.ref(tensor)
+        self.producer = producer
+        self.via = via  # the operation that made it from its producer's output, if any
+        self.consumers: list[_Call | _Value | _Op] = []
+        self.mutations: list[_Op] = []  # in-place operations on it outside traced modules
+        self.returned = False  # among the model's outputs
+
+
+@dataclass(frozen=True)
+class _Op:
+    """An operation outside the traced modules that used a value."""
+
+    name: str
+    residual: bool = False  # an addition: the value flows into a sum
+    keeps: _PassThrough | None = None  # for an in-place one: what it does to the units
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class _Call:
+    """One call of a Linear/Conv, norm or monitored module in a traced or watched forward."""
+
+    __slots__ = ("name", "module", "index", "traced", "input", "input_ndim", "output", "units",
+                 "unit_dim")
+
+    def __init__(self, name: str, module: torch.nn.Module, index: int, traced: bool) -> None:
+        self.name = name
+        self.module = module
+        self.index = index  # among the module's calls in this forward: its call site
+        self.traced = traced  # False inside regions the tracer cannot see (see _LinkTracer)
+        self.input: _Value | None = None  # the traced value it received as its input
+        self.input_ndim = 0
+        self.output: _Value | None = None
+        self.units = -1  # of a monitored module: its unit count and (non-negative) unit dim
+        self.unit_dim = -1
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A layer reading a monitored layer's units, and where they lie in its input."""
+
+    name: str
+    module: weakref.ref
+    layout: UnitLayout
+    keeps_constant: bool  # a dead unit's constant output reaches it as that constant
+
+
+@dataclass
+class _Link:
+    """The producer [-> norm] -> activation -> readers chain around one monitored call site,
+    or why there is none. Modules are held by weak reference with the name each had in the
+    model, so a module replaced since (``model[2] = nn.Linear(...)``) is told from the one
+    seen. `inexact` says what would change the network's function if the units were
+    revived (a residual addition reading them, a norm mixing them with other units)."""
+
+    producer: tuple[str, weakref.ref] | None = None
+    norm: tuple[str, weakref.ref] | None = None
+    readers: list[Reader] = field(default_factory=list)
+    activation: weakref.ref | None = None
+    units: int = 0
+    unit_dim: int = -1
+    input_ndim: int = 0
+    inexact: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    def modules(self) -> list[tuple[str, weakref.ref]]:
+        chain = [self.producer, self.norm]
+        return [m for m in chain if m is not None] + [(r.name, r.module) for r in self.readers]
+
+
+@dataclass(frozen=True)
+class _Use:
+    """How one forward used a monitored layer, seen from module calls alone: which module fed
+    it, which read its output, how often it ran, whether its output was returned. Links are
+    traced in one forward; another forward using the layer differently (another head of a
+    multi-task model) makes them incomplete."""
+
+    calls: int
+    producer: str | None
+    readers: tuple[str, ...]
+    returned: bool
+    outside: bool = False  # called on its own, where no forward of the model is watched
+
+    def __str__(self) -> str:
+        if self.outside:
+            return "called outside a forward of the whole model, where its readers go unseen"
+        parts = [f"fed by '{self.producer}'" if self.producer else "fed by no traced module",
+                 f"read by {list(self.readers)}"]
+        if self.calls > 1:
+            parts.append(f"called {self.calls} times")
+        if self.returned:
+            parts.append("returned")
+        return ", ".join(parts)
+
+
+OUTSIDE = _Use(calls=1, producer=None, readers=(), returned=False, outside=True)
+
+
+def _recomputing() -> bool:
+    """True while autograd runs a backward pass on this thread (activation checkpointing
+    recomputes forwards there)."""
+    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
+
+def site_name(module_name: str, index: int) -> str:
+    """The layer name of call site `index` of a module: its first call keeps the module's
+    name, so a model calling each module once reads as if sites did not exist."""
+    return module_name if index == 0 else f"{module_name}#{index}"
+
+
+def _distinct(uses: list[Any]) -> list[Any]:
+    """`uses` without repeats (a reader is noted by its call and by the operation inside it),
+    in order."""
+    seen: set[int] = set()
+    return [u for u in uses if id(u) not in seen and not seen.add(id(u))]
+
+
+_IN_PLACE_OPERATORS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv",
+                                                 "mod", "pow", "and", "or", "xor", "lshift",
+                                                 "rshift", "matmul")}
+
+
+def _in_place(name: str) -> bool:
+    return (name.endswith("_") and not name.endswith("__")) or name in _IN_PLACE_OPERATORS
+
+
+# --- the tracer ----------------------------------------------------------------------------
+class LinkTracer(TorchFunctionMode):
+    """Learns which Linear/Conv (and norm) feeds each monitored call site and which layers
+    read its output, and whether that is all, by watching the model's eager forwards while
+    the monitor is attached.
+
+    The first training forward is *traced*: module hooks record each call's input and output
+    tensors, and this torch-function mode, active for that one forward, records every
+    operation that uses them. Operations that keep units apart (pooling, dropout, flatten,
+    views) are followed to the layers behind them; an addition is a residual use; any other
+    operation (a permute, a concatenation, a second use) refuses the link rather than get it
+    wrong. Every later eager forward (training or eval) is *watched* with the module hooks
+    alone, which is cheap: it notes how each monitored call site was used (:class:`_Use`),
+    so a forward that feeds or reads it through other modules than the traced one did (a
+    multi-task head) is seen, and revive refuses that layer.
+
+    `monitor` is the :class:`~torch_ext.monitor.DeadNeuronMonitor`; the tracer reads its
+    call sites (``_sites``), asks it for unit dims and hands it what each forward showed.
+    """
+
+    def __init__(self, monitor: Any, model: torch.nn.Module) -> None:
+        super().__init__()
+        self._monitor = weakref.ref(monitor)
+        # By id(): a module may define __eq__ and so not be hashable.
+        self._names = {
+            id(module): (module, name) for name, module in model.named_modules()
+            if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in monitor._sites
+        }
+        self._root_handles = [
+            model.register_forward_pre_hook(ForwardStart(self), prepend=True),
+            model.register_forward_hook(ForwardEnd(self), always_call=True),
+        ]
+        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.active = False
+        self._full = False  # this forward is traced (operations too), not only watched
+        self._nested = 0  # calls of the model inside its own forward
+        self._outer_exception: BaseException | None = None
+        self._values: dict[int, _Value] = {}
+        self._stack: list[_Call] = []
+        self._calls: dict[str, list[_Call]] = {}
+
+    def close(self) -> None:
+        """Remove every hook and drop what was recorded."""
+        self._finish_trace()
+        for handle in self._root_handles:
+            handle.remove()
+        self._root_handles.clear()
+
+    # The forward being traced or watched.
+    def begin(self, model: torch.nn.Module) -> None:
+        monitor = self._monitor()
+        if monitor is None:  # the monitor was dropped without remove()
+            self.close()
+            return
+        if self.active:
+            self._nested += 1  # the model called inside its own forward: part of this one
+            return
+        # Eager forwards only: a compiled one runs no module hooks of its own.
+        if torch.compiler.is_compiling() or _recomputing():
+            return
+        self.active = True
+        monitor._forwards += 1  # call sites are numbered afresh in each forward
+        self._full = model.training and not monitor._traced
+        # A forward run inside an `except` block sees that exception throughout; its own
+        # failure would be another one.
+        self._outer_exception = sys.exc_info()[1]
+        self._values, self._stack, self._calls = {}, [], {}
+        # Every module's calls, without a hook on each (which copies of the model would carry).
+        # A watched forward needs only their ends: the outputs they record tell a counted
+        # call whether a Linear feeds it (see DeadNeuronMonitor._fed_by_linear).
+        self._module_handles = [torch.nn.modules.module.register_module_forward_hook(
+            self._exit, always_call=self._full)]
+        if self._full:
+            self._module_handles.append(
+                torch.nn.modules.module.register_module_forward_pre_hook(self._enter))
+            self.__enter__()
+
+    def end(self, output: Any) -> None:
+        if not self.active:
+            return
+        if self._nested:
+            self._nested -= 1
+            return
+        failed = sys.exc_info()[1] is not self._outer_exception  # it raised: it used nothing
+        monitor = self._monitor()
+        uses: dict[str, _Use] = {}
+        links: dict[str, _Link] | None = None
+        if not failed and monitor is not None:
+            with self._untraced():
+                for value in self._values_in(pytree.tree_leaves(output)):
+                    value.returned = True
+                uses = self._uses_of(monitor)
+                if self._full:
+                    links = self._links_of(monitor)
+        self._finish_trace()
+        if monitor is not None:
+            monitor._note_forward(uses, links)
+
+    def _finish_trace(self) -> None:
+        if self.active:
+            self.active = False
+            if self._full:
+                self.__exit__(None, None, None)
+        self._full, self._nested, self._outer_exception = False, 0, None
+        for handle in self._module_handles:
+            handle.remove()
+        self._module_handles.clear()
+        self._values, self._stack, self._calls = {}, [], {}
+
+    @staticmethod
+    def _untraced() -> ContextManager[Any]:
+        """The tracer's own reads of shapes are not uses of the tensors, for this tracer nor
+        for another monitor's tracing the same forward."""
+        return torch._C.DisableTorchFunction()
+
+    def _tracing_here(self) -> bool:
+        # Inside a handler of a torch function (a custom autograd Function, reentrant
+        # checkpointing) this mode is switched off: operations there go unseen.
+        return self in torch.overrides._get_current_function_mode_stack()
+
+    def _name_of(self, module: torch.nn.Module) -> str | None:
+        known = self._names.get(id(module))
+        return known[1] if known is not None and known[0] is module else None
+
+    def _enter(self, module: torch.nn.Module, args: tuple) -> None:
+        """Start of a module call in the traced forward: the stack tells which call an
+        operation runs in."""
+        name = self._name_of(module)
+        if name is None:
+            return
+        calls = self._calls.setdefault(name, [])
+        call = _Call(name, module, len(calls), traced=self._tracing_here())
+        calls.append(call)
+        self._stack.append(call)
+
+    def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        name = self._name_of(module)
+        if name is None:
+            return
+        call = self._traced_call(module) if self._full else self._watched_call(name, module)
+        if call is None:
+            return
+        source = self._value_of(args[0]) if args else None
+        if source is not None:
+            source.consumers.append(call)
+            call.input = source
+        if self._full and args and isinstance(args[0], Tensor):
+            with self._untraced():  # shapes, for the links; a watched forward needs none
+                self._note_units(call, args[0])
+        if isinstance(output, Tensor):
+            call.output = _Value(output, call)
+            self._values[id(output)] = call.output
+
+    def _traced_call(self, module: torch.nn.Module) -> _Call | None:
+        call = next((c for c in reversed(self._stack) if c.module is module), None)
+        if call is not None:
+            self._stack.remove(call)
+        return call
+
+    def _watched_call(self, name: str, module: torch.nn.Module) -> _Call:
+        calls = self._calls.setdefault(name, [])
+        calls.append(_Call(name, module, len(calls), traced=False))
+        return calls[-1]
+
+    def _note_units(self, call: _Call, z: Tensor) -> None:
+        if z.dim() == 0:
+            return
+        call.input_ndim = z.dim()
+        monitor = self._monitor()
+        if monitor is not None and call.name in monitor._sites:
+            dim = monitor._unit_dim_of(monitor._layer_of_call(call.name, call.index), z)
+            if -z.dim() <= dim < z.dim():
+                call.unit_dim = dim % z.dim()
+                call.units = z.shape[call.unit_dim]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        values = list(self._values_in((args, kwargs)))
+        user = self._stack[-1] if self._stack else None
+        result = func(*args, **kwargs)
+        if values:
+            with self._untraced():
+                self._note_uses(func, args, kwargs, result, values, user)
+        return result
+
+    def _note_uses(self, func: Any, args: tuple, kwargs: dict, result: Any,
+                   values: list[_Value], user: _Call | None) -> None:
+        """Record how `func` used the traced `values`: inside a traced module call, as that
+        call's; outside, as a step that keeps units apart, an in-place change, or an
+        operation of its own."""
+        if user is not None:
+            for value in values:
+                value.consumers.append(user)
+            return
+        name = getattr(func, "__name__", str(func))
+        if name in _METADATA:
+            return
+        first = self._value_of(args[0]) if args else None
+        through = _pass_through(func, args, kwargs, result) if first is not None else None
+        for value in values:
+            if value is first and through is not None and result is not args[0]:
+                made = _Value(result, value.producer, via=through)
+                value.consumers.append(made)
+                self._values[id(result)] = made
+            elif value is first and (_in_place(name) or result is args[0]):
+                value.mutations.append(_Op(name, residual=name in _RESIDUAL_OPS, keeps=through))
+            else:
+                value.consumers.append(_Op(name, residual=name in _RESIDUAL_OPS))
+
+    def _value_of(self, obj: Any) -> _Value | None:
+        if not isinstance(obj, Tensor):
+            return None
+        value = self._values.get(id(obj))
+        return value if value is not None and value.ref() is obj else None
+
+    def _values_in(self, tree: Any) -> Iterator[_Value]:
+        if isinstance(tree, Tensor):
+            value = self._value_of(tree)
+            if value is not None:
+                yield value
+        elif isinstance(tree, (tuple, list)):
+            for item in tree:
+                yield from self._values_in(item)
+        elif isinstance(tree, dict):
+            for item in tree.values():
+                yield from self._values_in(item)
+
+    def feeder(self, z: Tensor) -> torch.nn.Module | None:
+        """The weighted layer whose output `z` is in the forward running now, directly or
+        through a norm layer; None when there is none or no forward is watched."""
+        value = self._value_of(z) if self.active else None
+        if value is not None and value.via is None and isinstance(value.producer.module,
+                                                                    NORM_LAYERS):
+            value = value.producer.input
+        if value is None or value.via is not None:
+            return None
+        return value.producer.module
+
+    # Resolution, once the forward is over.
+    def _uses_of(self, monitor: Any) -> dict[str, _Use]:
+        """How this forward used each monitored call site it ran, from module calls alone."""
+        uses = {}
+        for name, sites in monitor._sites.items():
+            calls = self._calls.get(name, [])
+            if sites.merged and calls:
+                uses[name] = self._use_of(calls[0], len(calls))
+            else:
+                uses.update({site_name(name, c.index): self._use_of(c, 1) for c in calls})
+        return uses
+
+    @staticmethod
+    def _use_of(call: _Call, calls: int) -> _Use:
+        source, output = call.input, call.output
+        readers = () if output is None else tuple(sorted(
+            {c.name for c in output.consumers if isinstance(c, _Call) and c.input is output}))
+        producer = None if source is None or source.via is not None else source.producer.name
+        return _Use(calls=calls, producer=producer, readers=readers,
+                    returned=output is not None and output.returned)
+
+    def _links_of(self, monitor: Any) -> dict[str, _Link]:
+        """The link of every monitored call site this forward ran, by layer name."""
+        links = {}
+        for name, sites in monitor._sites.items():
+            calls = self._calls.get(name, [])
+            if sites.merged and len(calls) > 1:
+                links[name] = _Link(problem=f"it is called {len(calls)} times in one forward, "
+                                            "its calls merged into one layer")
+                continue
+            links.update({site_name(name, c.index): self._link_of(c) for c in calls})
+        return links
+
+    def _link_of(self, activation: _Call) -> _Link:
+        units, unit_dim = activation.units, activation.unit_dim
+        if unit_dim < 0:
+            return _Link(problem="its unit dim is out of range for its input")
+        link = _Link(activation=weakref.ref(activation.module), units=units, unit_dim=unit_dim,
+                     input_ndim=activation.input_ndim)
+        problem = (self._producer_chain(activation, link)
+                   or self._readers_of(activation, link)
+                   or self._untraced_problem(activation, link))
+        return _Link(problem=problem) if problem is not None else link
+
+    def _producer_chain(self, activation: _Call, link: _Link) -> str | None:
+        """Fill in the producer (and norm) of `link`, or say why they are not plain."""
+        source = activation.input
+        if source is None or source.via is not None:
+            between = f"{source.via.op}" if source is not None else (
+                "an operation such as a reshape, permute or addition")
+            return (f"its input is not the output of a Linear/Conv layer ({between} comes "
+                    "between)")
+        other = next((op for op in source.mutations if not op.residual), None)
+        if other is not None:
+            return f"its input is modified in place ({other}) before it is read"
+        first = source.producer
+        if isinstance(first.module, NORM_LAYERS):
+            problem = (self._sole_use_problem(first, source, activation)
+                       or self._norm_problem(first, link))
+            if problem is not None:
+                return problem
+            link.norm = (first.name, weakref.ref(first.module))
+            source = first.input
+            if source is None or source.via is not None or source.mutations or not isinstance(
+                    source.producer.module, WEIGHTED_LAYERS):
+                return f"its norm layer '{first.name}' is not fed by a Linear/Conv layer alone"
+            return self._producer_problem(source.producer, source, first, link)
+        if not isinstance(first.module, WEIGHTED_LAYERS):
+            return (f"its input is made by '{first.name}' ({type(first.module).__name__}), not "
+                    "by a Linear/Conv layer or a norm layer after one")
+        return self._producer_problem(first, source, activation, link)
+
+    def _sole_use_problem(self, call: _Call, output: _Value, user: _Call) -> str | None:
+        if self._calls_of(call) > 1:
+            return f"its feeder '{call.name}' is called {self._calls_of(call)} times in one forward"
+        if output.returned or any(c is not user for c in output.consumers):
+            return f"the output of its feeder '{call.name}' is also used elsewhere"
+        return None
+
+    def _producer_problem(self, producer: _Call, output: _Value, user: _Call,
+                          link: _Link) -> str | None:
+        problem = self._sole_use_problem(producer, output, user)
+        if problem is not None:
+            return problem
+        features = _out_features(producer.module)
+        if features != link.units:
+            return (f"its feeder '{producer.name}' has {features} output features but the layer "
+                    f"has {link.units} units")
+        dim = _feature_dim(producer.module, link.input_ndim)
+        if dim != link.unit_dim:
+            return (f"its units lie along dim {link.unit_dim}, but its feeder '{producer.name}' "
+                    f"writes features along dim {dim}")
+        link.producer = (producer.name, weakref.ref(producer.module))
+        return None
+
+    @staticmethod
+    def _norm_problem(norm: _Call, link: _Link) -> str | None:
+        """Whether norm layer `norm` has a parameter slice per unit; notes in `link` when it
+        normalizes a unit together with others (revived, their outputs change)."""
+        module, units, dim, ndim = norm.module, link.units, link.unit_dim, link.input_ndim
+        kind = type(module).__name__
+        if isinstance(module, torch.nn.LayerNorm):
+            first = ndim - len(module.normalized_shape)
+            if dim < first:
+                return (f"its norm layer '{norm.name}' ({kind}) normalizes the last "
+                        f"{len(module.normalized_shape)} dims, not along its units' dim {dim}")
+            if math.prod(module.normalized_shape) > 1:
+                link.inexact.append(f"'{norm.name}' ({kind}) normalizes the units together: a "
+                                    "revived unit changes the others' outputs")
+            return None
+        channels = module.num_channels if isinstance(module, torch.nn.GroupNorm) else (
+            module.num_features)
+        if channels != units or dim != (1 if ndim > 1 else 0):
+            return (f"its norm layer '{norm.name}' ({kind}) normalizes {channels} channels along "
+                    f"dim 1, not its {units} units along dim {dim}")
+        if isinstance(module, torch.nn.GroupNorm) and module.num_groups != channels:
+            link.inexact.append(f"'{norm.name}' ({kind}) normalizes each unit with the others of "
+                                "its group: a revived unit changes their outputs")
+        return None
+
+    def _readers_of(self, activation: _Call, link: _Link) -> str | None:
+        output = activation.output
+        if output is None:
+            return "its output is not a tensor"
+        problem = self._walk(output, UnitLayout(link.unit_dim), True, link)
+        if problem is None and not link.readers and not link.inexact:
+            return "no Linear/Conv layer reads its output"
+        return problem
+
+    def _walk(self, value: _Value, layout: UnitLayout, keeps: bool, link: _Link) -> str | None:
+        """Follow the units in `value` (at `layout`) to the layers that read them."""
+        if value.returned:
+            link.inexact.append("its output is part of the model's output: revived units "
+                                "change it")
+        for op in value.mutations:
+            if op.keeps is None:
+                return f"its output is modified in place ({op}) before it is read"
+            keeps = keeps and op.keeps.keeps_constant
+        for use in _distinct(value.consumers):
+            if isinstance(use, _Value):
+                after = use.via.step(layout)
+                problem = (f"its output reaches an operation that mixes units ({after})"
+                           if isinstance(after, str) else
+                           self._walk(use, after, keeps and use.via.keeps_constant, link))
+            elif isinstance(use, _Op):
+                problem = None if use.residual else (
+                    f"its output is used by {use} outside a Linear/Conv layer")
+                if use.residual:
+                    link.inexact.append(f"its output flows into a residual addition ({use}): "
+                                        "revived units change that sum")
+            else:
+                problem = self._reader_problem(use, value, layout, keeps, link)
+            if problem is not None:
+                return problem
+        return None
+
+    def _reader_problem(self, reader: _Call, value: _Value, layout: UnitLayout, keeps: bool,
+                        link: _Link) -> str | None:
+        module, units = reader.module, link.units
+        if reader.input is not value:
+            return f"'{reader.name}' uses its output but not as its input"
+        if isinstance(module, NORM_LAYERS):
+            link.inexact.append(f"its output is read by the norm layer '{reader.name}': revived "
+                                "units change what it normalizes")
+            return None
+        if not isinstance(module, WEIGHTED_LAYERS):
+            return (f"its output is read by '{reader.name}' ({type(module).__name__}), not a "
+                    "Linear/Conv layer")
+        if self._calls_of(reader) > 1:
+            return (f"its reader '{reader.name}' is called {self._calls_of(reader)} times in "
+                    "one forward")
+        if _in_features(module) != layout.width(units):
+            values = "" if layout.width(units) == units else (
+                f" ({layout.width(units)} values where it reads them)")
+            return (f"its reader '{reader.name}' has {_in_features(module)} input features but "
+                    f"the layer has {units} units{values}")
+        dim = _feature_dim(module, reader.input_ndim)
+        if dim != layout.dim:
+            return (f"its units lie along dim {layout.dim}, but its reader '{reader.name}' reads "
+                    f"features along dim {dim}")
+        if getattr(module, "groups", 1) != 1:
+            return f"its reader '{reader.name}' is a grouped convolution"
+        if all(r.module() is not module for r in link.readers):
+            link.readers.append(Reader(reader.name, weakref.ref(module), layout, keeps))
+        return None
+
+    def _calls_of(self, call: _Call) -> int:
+        return len(self._calls.get(call.name, []))
+
+    def _untraced_problem(self, activation: _Call, link: _Link) -> str | None:
+        names = {name for name, _ in link.modules()}
+        calls = [activation] + [c for name in names for c in self._calls.get(name, [])]
+        if all(call.traced for call in calls):
+            return None
+        return ("it runs where operations cannot be traced (inside the handler of a tensor "
+                "subclass or another torch-function mode)")
+
+
+class InertHook:
+    """What a monitor's hook becomes in a copy or a pickle of the model: nothing."""
+
+    def __call__(self, *args: Any) -> None:
+        return None
+
+
+class Hook:
+    """Base of the hooks a monitor puts on a model. ``copy.deepcopy(model)`` (an EMA or
+    teacher copy) and ``torch.save(model)`` copy a module's hooks with it: those copies
+    become :class:`InertHook`, so a copy never counts into the monitor and the model
+    pickles while watched."""
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return InertHook, ()
+
+
+class ForwardStart(Hook):
+    """Forward pre-hook on the watched model: `owner.begin(model)` starts its watch of a
+    forward (the link tracer, the functional watch)."""
+
+    def __init__(self, owner: Any) -> None:
+        self._owner = owner
+
+    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
+        self._owner.begin(module)
+
+
+class ForwardEnd(Hook):
+    """Forward hook on the watched model (always called): `owner.end(output)` ends it."""
+
+    def __init__(self, owner: Any) -> None:
+        self._owner = owner
+
+    def __call__(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        self._owner.end(output)
