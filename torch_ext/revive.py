@@ -12,8 +12,10 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
-from ._links import NORM_LAYERS, WEIGHTED_LAYERS, Reader, _in_features, _out_features
-from .monitor import KNOWN_ACTIVATIONS, DeadNeuronMonitor, LayerReport, _world_size
+from .monitor import DeadNeuronMonitor, LayerReport
+from .monitor.distributed import world_size
+from .monitor.selection import KNOWN_ACTIVATIONS
+from .monitor.structure import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
 
 __all__ = ["revive", "ReviveReport"]
 
@@ -222,12 +224,12 @@ def _shape_problem(units: int, producer: torch.nn.Module,
                    readers: list[tuple[torch.nn.Module, Reader]]) -> str | None:
     """The tensors revive indexes must have a slice per unit: the attributes (out_features,
     in_channels, ...) stay behind when a parameter is reassigned."""
-    widths = [_out_features(producer) - units, producer.weight.shape[0] - units]
+    widths = [out_features(producer) - units, producer.weight.shape[0] - units]
     if producer.bias is not None:
         widths.append(producer.bias.shape[0] - units)
     for reader, path in readers:
         width = path.layout.width(units)
-        widths += [_in_features(reader) - width, reader.weight.shape[1] - width]
+        widths += [in_features(reader) - width, reader.weight.shape[1] - width]
     if any(widths):
         return "the layers around it changed shape since the monitor saw them"
     return None
@@ -358,9 +360,9 @@ def _computed_by(module: torch.nn.Module, attr: str) -> str:
 def _revivable_on_every_rank(plans: list[_Plan], skipped: dict[str, str]) -> list[_Plan]:
     """The plans every rank made (all of them in one process): each revived layer takes a
     broadcast, so the ranks must agree on the list."""
-    if _world_size() == 1:
+    if world_size() == 1:
         return plans
-    gathered: list[Any] = [None] * _world_size()
+    gathered: list[Any] = [None] * world_size()
     torch.distributed.all_gather_object(gathered, [plan.name for plan in plans])
     common = set.intersection(*(set(names) for names in gathered))
     for plan in plans:
@@ -424,7 +426,7 @@ def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
     fresh = copy.deepcopy(producer)
     fresh.reset_parameters()
     rows = fresh.weight[dead].contiguous()
-    if _world_size() > 1:
+    if world_size() > 1:
         torch.distributed.broadcast(rows, src=0)
     return rows
 

@@ -327,11 +327,11 @@ def test_torch_ext_modules_count_inside_their_kernel(activation):
     for net in (model, native):
         with DeadNeuronMonitor(net, window=1) as monitor:
             if net is model:
-                assert not net[1]._forward_pre_hooks and net[1]._counter is not None
+                assert not net[1]._forward_pre_hooks and net[1].counter is not None
             outputs = net(x)
             monitor.step()
         reports.append((outputs, monitor.history[-1].layers["1"]))
-    assert "_counter" not in vars(model[1])
+    assert "counter" not in vars(model[1])
     torch.testing.assert_close(reports[0][0], reports[1][0])
     assert reports[0][1] == reports[1][1]
 
@@ -451,7 +451,7 @@ def test_deepcopy_of_the_model_does_not_feed_the_monitor():
             torch.testing.assert_close(copied(x), reference)
         report = monitor.report().layers
         feeder, readers = monitor.links("1")
-    assert early[3]._counter is None and late[3]._counter is None
+    assert early[3].counter is None and late[3].counter is None
     assert report["1"].samples == 20 and report["3"].samples == 20  # model's two forwards only
     assert feeder is model[0] and readers == [model[2]]
 

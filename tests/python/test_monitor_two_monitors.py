@@ -1,5 +1,5 @@
 """Two DeadNeuronMonitors on one model count independently: torch_ext.nn modules count in their
-own kernel for one monitor only (a single ``_counter`` slot), the other monitor counts by a
+own kernel for one monitor only (a single ``counter`` slot), the other monitor counts by a
 hook; removing either leaves the other counting. Counts are compared with a reference from
 plain torch (the pre-activations and autograd's derivative of the native activation)."""
 
@@ -67,13 +67,13 @@ def test_two_monitors_both_count_and_survive_each_others_removal(activation, rem
     assert gone.report().layers["1"].samples == 48
     gone.remove()
     kept.remove()
-    assert "_counter" not in vars(model[1]) and not model[1]._forward_pre_hooks
+    assert "counter" not in vars(model[1]) and not model[1]._forward_pre_hooks
 
 
 def test_the_second_monitor_counts_by_hook_and_the_first_keeps_the_kernel():
     model = model_with(xnn.ELU())
     with DeadNeuronMonitor(model) as first, DeadNeuronMonitor(model) as second:
-        assert model[1]._counter.monitor() is first
+        assert model[1].counter.monitor() is first
         assert len(model[1]._forward_pre_hooks) == 1
         model(torch.randn(4, 5))
         assert first.report().layers["1"].samples == second.report().layers["1"].samples == 4
@@ -86,6 +86,6 @@ def test_a_slot_left_by_a_dropped_monitor_is_taken_over():
     gc.collect()
     x = torch.randn(6, 5)
     with DeadNeuronMonitor(model, grad_eps=1e-3) as monitor:
-        assert model[1]._counter.monitor() is monitor and not model[1]._forward_pre_hooks
+        assert model[1].counter.monitor() is monitor and not model[1]._forward_pre_hooks
         model(x)
         assert counts(monitor) == reference(model, [x], 1e-3)

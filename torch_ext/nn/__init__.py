@@ -1,5 +1,5 @@
 """Modules of torch_ext's activations, shaped like :mod:`torch.nn`."""
 
-from .modules import ELU, SELU, LeakyReLU, PReLU
+from .modules import ELU, SELU, CountedActivation, LeakyReLU, PReLU, UnitCounter
 
-__all__ = ["ELU", "LeakyReLU", "PReLU", "SELU"]
+__all__ = ["CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]

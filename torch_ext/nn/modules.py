@@ -8,28 +8,41 @@ stays true.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import torch
 from torch import Tensor
 
 from .. import functional as F
 
-__all__ = ["ELU", "LeakyReLU", "PReLU", "SELU"]
+__all__ = ["CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-class _Counted:
-    """Lets a torch_ext.nn module count its own input (dead-neuron statistics) inside its
-    forward kernel. The first monitor watching the module sets ``_counter``: an object whose
-    ``counting_args(module, input)`` gives ``(counts, unit_dim, alive_threshold)`` for the
-    module's counted op, or None when this call is not counted. The slot holds one counter:
-    other monitors watching the module at the same time count it by a forward pre-hook.
-    Eager mode only: TorchScript sees a stub."""
+class UnitCounter(Protocol):
+    """What counts a :class:`CountedActivation`'s input (a dead-neuron monitor's counter)."""
 
-    _counter: Any = None
+    def counting_args(self, module: torch.nn.Module,
+                      input: Tensor) -> Optional[tuple[Tensor, int, Tensor]]:
+        """``(counts, unit_dim, alive_threshold)`` for the module's counted op on this call
+        (see ``torch.ops.torch_ext.count_active_``), or None when the call is not counted."""
+        ...
+
+
+class CountedActivation:
+    """A torch_ext.nn activation that counts its own input (dead-neuron statistics) inside
+    its forward kernel: the protocol between these modules and a monitor.
+
+    A counter (:class:`UnitCounter`) set as :attr:`counter` is asked, at each forward, for
+    the arguments of the module's counted op; its answer runs the activation and the
+    counting in one pass. ``None`` (the default) runs the plain activation. One counter at a
+    time: a second monitor watching the module counts it by a forward pre-hook. Eager mode
+    only: TorchScript sees the plain activation.
+    """
+
+    counter: Any = None  # a UnitCounter, or None (Any: TorchScript compiles the annotation)
 
     def forward(self, input: Tensor) -> Tensor:
         if not torch.jit.is_scripting():
@@ -40,12 +53,12 @@ class _Counted:
 
     @torch.jit.unused
     def _counted_forward(self, input: Tensor) -> Optional[Tensor]:
-        counter = self._counter
+        counter = self.counter
         args = None if counter is None else counter.counting_args(self, input)
         return None if args is None else self._run_counted(input, *args)
 
 
-class LeakyReLU(_Counted, torch.nn.LeakyReLU):
+class LeakyReLU(CountedActivation, torch.nn.LeakyReLU):
     r"""Leaky ReLU, :math:`x` if :math:`x > 0` else :math:`\text{negative\_slope} \cdot x`,
     run by ``torch.ops.torch_ext.leaky_relu``.
 
@@ -62,7 +75,7 @@ class LeakyReLU(_Counted, torch.nn.LeakyReLU):
         return torch.ops.torch_ext.leaky_relu_counted(input, self.negative_slope, counts, unit_dim, threshold)
 
 
-class PReLU(_Counted, torch.nn.PReLU):
+class PReLU(CountedActivation, torch.nn.PReLU):
     r"""PReLU, :math:`x` if :math:`x > 0` else :math:`a \cdot x` with a learned slope
     :math:`a` per channel (dim 1) or shared, run by ``torch.ops.torch_ext.prelu``.
 
@@ -93,7 +106,7 @@ class _SavesOutput:
         return f"{base}, save_output=True" if self.save_output else base
 
 
-class ELU(_Counted, _SavesOutput, torch.nn.ELU):
+class ELU(CountedActivation, _SavesOutput, torch.nn.ELU):
     r"""ELU, :math:`x` if :math:`x > 0` else :math:`\alpha (e^x - 1)`, run by
     ``torch.ops.torch_ext.elu``.
 
@@ -121,7 +134,7 @@ class ELU(_Counted, _SavesOutput, torch.nn.ELU):
         )
 
 
-class SELU(_Counted, _SavesOutput, torch.nn.SELU):
+class SELU(CountedActivation, _SavesOutput, torch.nn.SELU):
     r"""SELU, :math:`\lambda x` if :math:`x > 0` else :math:`\lambda\alpha (e^x - 1)`, run
     by ``torch.ops.torch_ext.selu``. Use with LeCun-normal init for self-normalization.
 

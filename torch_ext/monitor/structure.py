@@ -21,21 +21,23 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from .counting import ForwardEnd, ForwardStart, recomputing, site_name
+
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 # Normalisation layers that may stand between a producer and its activation.
 NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
-def _out_features(module: torch.nn.Module) -> int:
+def out_features(module: torch.nn.Module) -> int:
     return module.out_features if isinstance(module, torch.nn.Linear) else module.out_channels
 
 
-def _in_features(module: torch.nn.Module) -> int:
+def in_features(module: torch.nn.Module) -> int:
     return module.in_features if isinstance(module, torch.nn.Linear) else module.in_channels
 
 
-def _feature_dim(module: torch.nn.Module, ndim: int) -> int:
+def feature_dim(module: torch.nn.Module, ndim: int) -> int:
     """The dim of a weighted layer's `ndim`-D input or output that holds its features: the
     last for Linear; the channels for a convolution (dim 0 for an unbatched input)."""
     if isinstance(module, torch.nn.Linear):
@@ -220,7 +222,7 @@ class Reader:
 
 
 @dataclass
-class _Link:
+class Link:
     """The producer [-> norm] -> activation -> readers chain around one monitored call site,
     or why there is none. Modules are held by weak reference with the name each had in the
     model, so a module replaced since (``model[2] = nn.Linear(...)``) is told from the one
@@ -243,7 +245,7 @@ class _Link:
 
 
 @dataclass(frozen=True)
-class _Use:
+class Use:
     """How one forward used a monitored layer, seen from module calls alone: which module fed
     it, which read its output, how often it ran, whether its output was returned. Links are
     traced in one forward; another forward using the layer differently (another head of a
@@ -267,19 +269,7 @@ class _Use:
         return ", ".join(parts)
 
 
-OUTSIDE = _Use(calls=1, producer=None, readers=(), returned=False, outside=True)
-
-
-def _recomputing() -> bool:
-    """True while autograd runs a backward pass on this thread (activation checkpointing
-    recomputes forwards there)."""
-    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
-
-
-def site_name(module_name: str, index: int) -> str:
-    """The layer name of call site `index` of a module: its first call keeps the module's
-    name, so a model calling each module once reads as if sites did not exist."""
-    return module_name if index == 0 else f"{module_name}#{index}"
+OUTSIDE = Use(calls=1, producer=None, readers=(), returned=False, outside=True)
 
 
 def _distinct(uses: list[Any]) -> list[Any]:
@@ -310,7 +300,7 @@ class LinkTracer(TorchFunctionMode):
     views) are followed to the layers behind them; an addition is a residual use; any other
     operation (a permute, a concatenation, a second use) refuses the link rather than get it
     wrong. Every later eager forward (training or eval) is *watched* with the module hooks
-    alone, which is cheap: it notes how each monitored call site was used (:class:`_Use`),
+    alone, which is cheap: it notes how each monitored call site was used (:class:`Use`),
     so a forward that feeds or reads it through other modules than the traced one did (a
     multi-task head) is seen, and revive refuses that layer.
 
@@ -356,7 +346,7 @@ class LinkTracer(TorchFunctionMode):
             self._nested += 1  # the model called inside its own forward: part of this one
             return
         # Eager forwards only: a compiled one runs no module hooks of its own.
-        if torch.compiler.is_compiling() or _recomputing():
+        if torch.compiler.is_compiling() or recomputing():
             return
         self.active = True
         monitor._forwards += 1  # call sites are numbered afresh in each forward
@@ -383,8 +373,8 @@ class LinkTracer(TorchFunctionMode):
             return
         failed = sys.exc_info()[1] is not self._outer_exception  # it raised: it used nothing
         monitor = self._monitor()
-        uses: dict[str, _Use] = {}
-        links: dict[str, _Link] | None = None
+        uses: dict[str, Use] = {}
+        links: dict[str, Link] | None = None
         if not failed and monitor is not None:
             with self._untraced():
                 for value in self._values_in(pytree.tree_leaves(output)):
@@ -537,7 +527,7 @@ class LinkTracer(TorchFunctionMode):
         return value.producer.module
 
     # Resolution, once the forward is over.
-    def _uses_of(self, monitor: Any) -> dict[str, _Use]:
+    def _uses_of(self, monitor: Any) -> dict[str, Use]:
         """How this forward used each monitored call site it ran, from module calls alone."""
         uses = {}
         for name, sites in monitor._sites.items():
@@ -549,38 +539,38 @@ class LinkTracer(TorchFunctionMode):
         return uses
 
     @staticmethod
-    def _use_of(call: _Call, calls: int) -> _Use:
+    def _use_of(call: _Call, calls: int) -> Use:
         source, output = call.input, call.output
         readers = () if output is None else tuple(sorted(
             {c.name for c in output.consumers if isinstance(c, _Call) and c.input is output}))
         producer = None if source is None or source.via is not None else source.producer.name
-        return _Use(calls=calls, producer=producer, readers=readers,
+        return Use(calls=calls, producer=producer, readers=readers,
                     returned=output is not None and output.returned)
 
-    def _links_of(self, monitor: Any) -> dict[str, _Link]:
+    def _links_of(self, monitor: Any) -> dict[str, Link]:
         """The link of every monitored call site this forward ran, by layer name."""
         links = {}
         for name, sites in monitor._sites.items():
             calls = self._calls.get(name, [])
             if sites.merged and len(calls) > 1:
-                links[name] = _Link(problem=f"it is called {len(calls)} times in one forward, "
+                links[name] = Link(problem=f"it is called {len(calls)} times in one forward, "
                                             "its calls merged into one layer")
                 continue
             links.update({site_name(name, c.index): self._link_of(c) for c in calls})
         return links
 
-    def _link_of(self, activation: _Call) -> _Link:
+    def _link_of(self, activation: _Call) -> Link:
         units, unit_dim = activation.units, activation.unit_dim
         if unit_dim < 0:
-            return _Link(problem="its unit dim is out of range for its input")
-        link = _Link(activation=weakref.ref(activation.module), units=units, unit_dim=unit_dim,
+            return Link(problem="its unit dim is out of range for its input")
+        link = Link(activation=weakref.ref(activation.module), units=units, unit_dim=unit_dim,
                      input_ndim=activation.input_ndim)
         problem = (self._producer_chain(activation, link)
                    or self._readers_of(activation, link)
                    or self._untraced_problem(activation, link))
-        return _Link(problem=problem) if problem is not None else link
+        return Link(problem=problem) if problem is not None else link
 
-    def _producer_chain(self, activation: _Call, link: _Link) -> str | None:
+    def _producer_chain(self, activation: _Call, link: Link) -> str | None:
         """Fill in the producer (and norm) of `link`, or say why they are not plain."""
         source = activation.input
         if source is None or source.via is not None:
@@ -616,15 +606,15 @@ class LinkTracer(TorchFunctionMode):
         return None
 
     def _producer_problem(self, producer: _Call, output: _Value, user: _Call,
-                          link: _Link) -> str | None:
+                          link: Link) -> str | None:
         problem = self._sole_use_problem(producer, output, user)
         if problem is not None:
             return problem
-        features = _out_features(producer.module)
+        features = out_features(producer.module)
         if features != link.units:
             return (f"its feeder '{producer.name}' has {features} output features but the layer "
                     f"has {link.units} units")
-        dim = _feature_dim(producer.module, link.input_ndim)
+        dim = feature_dim(producer.module, link.input_ndim)
         if dim != link.unit_dim:
             return (f"its units lie along dim {link.unit_dim}, but its feeder '{producer.name}' "
                     f"writes features along dim {dim}")
@@ -632,7 +622,7 @@ class LinkTracer(TorchFunctionMode):
         return None
 
     @staticmethod
-    def _norm_problem(norm: _Call, link: _Link) -> str | None:
+    def _norm_problem(norm: _Call, link: Link) -> str | None:
         """Whether norm layer `norm` has a parameter slice per unit; notes in `link` when it
         normalizes a unit together with others (revived, their outputs change)."""
         module, units, dim, ndim = norm.module, link.units, link.unit_dim, link.input_ndim
@@ -656,7 +646,7 @@ class LinkTracer(TorchFunctionMode):
                                 "its group: a revived unit changes their outputs")
         return None
 
-    def _readers_of(self, activation: _Call, link: _Link) -> str | None:
+    def _readers_of(self, activation: _Call, link: Link) -> str | None:
         output = activation.output
         if output is None:
             return "its output is not a tensor"
@@ -665,7 +655,7 @@ class LinkTracer(TorchFunctionMode):
             return "no Linear/Conv layer reads its output"
         return problem
 
-    def _walk(self, value: _Value, layout: UnitLayout, keeps: bool, link: _Link) -> str | None:
+    def _walk(self, value: _Value, layout: UnitLayout, keeps: bool, link: Link) -> str | None:
         """Follow the units in `value` (at `layout`) to the layers that read them."""
         if value.returned:
             link.inexact.append("its output is part of the model's output: revived units "
@@ -693,7 +683,7 @@ class LinkTracer(TorchFunctionMode):
         return None
 
     def _reader_problem(self, reader: _Call, value: _Value, layout: UnitLayout, keeps: bool,
-                        link: _Link) -> str | None:
+                        link: Link) -> str | None:
         module, units = reader.module, link.units
         if reader.input is not value:
             return f"'{reader.name}' uses its output but not as its input"
@@ -707,12 +697,12 @@ class LinkTracer(TorchFunctionMode):
         if self._calls_of(reader) > 1:
             return (f"its reader '{reader.name}' is called {self._calls_of(reader)} times in "
                     "one forward")
-        if _in_features(module) != layout.width(units):
+        if in_features(module) != layout.width(units):
             values = "" if layout.width(units) == units else (
                 f" ({layout.width(units)} values where it reads them)")
-            return (f"its reader '{reader.name}' has {_in_features(module)} input features but "
+            return (f"its reader '{reader.name}' has {in_features(module)} input features but "
                     f"the layer has {units} units{values}")
-        dim = _feature_dim(module, reader.input_ndim)
+        dim = feature_dim(module, reader.input_ndim)
         if dim != layout.dim:
             return (f"its units lie along dim {layout.dim}, but its reader '{reader.name}' reads "
                     f"features along dim {dim}")
@@ -725,7 +715,7 @@ class LinkTracer(TorchFunctionMode):
     def _calls_of(self, call: _Call) -> int:
         return len(self._calls.get(call.name, []))
 
-    def _untraced_problem(self, activation: _Call, link: _Link) -> str | None:
+    def _untraced_problem(self, activation: _Call, link: Link) -> str | None:
         names = {name for name, _ in link.modules()}
         calls = [activation] + [c for name in names for c in self._calls.get(name, [])]
         if all(call.traced for call in calls):
@@ -734,39 +724,3 @@ class LinkTracer(TorchFunctionMode):
                 "subclass or another torch-function mode)")
 
 
-class InertHook:
-    """What a monitor's hook becomes in a copy or a pickle of the model: nothing."""
-
-    def __call__(self, *args: Any) -> None:
-        return None
-
-
-class Hook:
-    """Base of the hooks a monitor puts on a model. ``copy.deepcopy(model)`` (an EMA or
-    teacher copy) and ``torch.save(model)`` copy a module's hooks with it: those copies
-    become :class:`InertHook`, so a copy never counts into the monitor and the model
-    pickles while watched."""
-
-    def __reduce__(self) -> tuple[type, tuple]:
-        return InertHook, ()
-
-
-class ForwardStart(Hook):
-    """Forward pre-hook on the watched model: `owner.begin(model)` starts its watch of a
-    forward (the link tracer, the functional watch)."""
-
-    def __init__(self, owner: Any) -> None:
-        self._owner = owner
-
-    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
-        self._owner.begin(module)
-
-
-class ForwardEnd(Hook):
-    """Forward hook on the watched model (always called): `owner.end(output)` ends it."""
-
-    def __init__(self, owner: Any) -> None:
-        self._owner = owner
-
-    def __call__(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        self._owner.end(output)

@@ -14,17 +14,7 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from ._links import ForwardEnd, ForwardStart, _recomputing
-
-
-class FunctionalRule:
-    """Stands for the activation module of a functional call site: what the monitor's alive
-    rule reads (the function's kind and parameter; PReLU's slopes)."""
-
-    def __init__(self, kind: str, param: float = 0.0, weight: Tensor | None = None) -> None:
-        self.kind = kind
-        self.param = param
-        self.weight = weight
+from .counting import ForwardEnd, ForwardStart, recomputing
 
 
 # Function name (in-place forms without their "_") -> (kind, its parameter from the call,
@@ -102,7 +92,7 @@ class FunctionalWatch(TorchFunctionMode):
         if torch.compiler.is_compiling():
             self.compiled_forwards += 1  # replayed by Dynamo on every compiled call
             return
-        if _recomputing() or self._monitor() is None:
+        if recomputing() or self._monitor() is None:
             return
         self._active, self._depth = True, 0
         self._stack, self._indices = [("", model)], {}

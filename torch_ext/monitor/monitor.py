@@ -1,407 +1,26 @@
-"""Dead-neuron monitor: per-unit activity statistics of activation layers during training.
-
-A *unit* is a feature of a Linear output (the last dim) or a channel of a convolution
-output (dim 1); ``unit_dim`` of :class:`DeadNeuronMonitor` says how a layer's are found.
-Over a *window* of training steps (closed with :meth:`DeadNeuronMonitor.step`) the monitor
-counts, per unit, the samples seen, the samples with pre-activation ``z > 0``
-(*active*) and the samples whose local derivative ``|f'(z)|`` exceeds ``grad_eps``
-(*gradient-alive*). A unit is **dead** when no sample left it gradient-alive, and
-**dormant** when none made it active. A module called several times in one forward of the
-model is one layer per call site (``act``, ``act#1``, ...) unless its calls are merged.
-
-Counting runs in the registered op ``torch.ops.torch_ext.count_active_`` (one pass, no
-temporary, no host sync); numbers reach the host only when a report is read or a window
-closes.
-"""
+"""The DeadNeuronMonitor class."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import dataclasses
 import json
 import logging
 import weakref
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ContextManager, Iterable, Union
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor
 
-from ._functional import FUNCTIONS, FunctionalRule, FunctionalWatch
-from ._links import OUTSIDE, Hook, LinkTracer, _Link, _Use, _recomputing, site_name
-from .nn.modules import _Counted
-
-__all__ = ["DeadNeuronMonitor", "LayerReport", "MonitorReport"]
+from ..nn.modules import CountedActivation
+from .counting import (CallSites, CountingHook, FunctionalRule, FusedCounter, Layer, counter_owner,
+                       outside_inference_mode, recomputing)
+from .distributed import agreed_widths, collective_device, world_size
+from .functional import FUNCTIONS, FunctionalWatch
+from .reports import MonitorReport, layer_report, report_from_dict, without_unit_detail
+from .selection import KNOWN_ACTIVATIONS, UNSUPPORTED_ACTIVATIONS, ModuleSelector, matches
+from .structure import OUTSIDE, Link, LinkTracer, Use
 
 logger = logging.getLogger("torch_ext.monitor")
-
-# The activation modules the monitor attaches to by default (torch_ext.nn's subclass these).
-KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
-    torch.nn.ReLU,
-    torch.nn.LeakyReLU,
-    torch.nn.PReLU,
-    torch.nn.ELU,
-    torch.nn.SELU,
-    torch.nn.CELU,
-)
-
-# Activation modules the monitor recognises but does not count by default: no dead-unit rule,
-# as their gradient-alive set {z : |f'(z)| > grad_eps} is not a half-line z > threshold, which
-# counting assumes (smooth activations, or ones flat on both sides). Without ``modules=``, :attr:`DeadNeuronMonitor.skipped_modules`
-# lists the model's modules of these kinds and :meth:`DeadNeuronMonitor.attach` logs them.
-UNSUPPORTED_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
-    torch.nn.GELU,
-    torch.nn.SiLU,
-    torch.nn.Mish,
-    torch.nn.Hardswish,
-    torch.nn.Hardsigmoid,
-    torch.nn.Hardtanh,  # ReLU6 too
-    torch.nn.Sigmoid,
-    torch.nn.LogSigmoid,
-    torch.nn.Tanh,
-    torch.nn.Softplus,
-    torch.nn.Softsign,
-    torch.nn.RReLU,
-    torch.nn.Threshold,
-)
-
-ModuleSelector = Union[str, type, Callable[[str, torch.nn.Module], bool]]
-
-
-def _matches(selectors: Iterable[ModuleSelector], name: str, module: torch.nn.Module) -> bool:
-    """Whether a name, type or ``(name, module) -> bool`` predicate of `selectors` picks
-    module `name`."""
-    for selector in selectors:
-        if isinstance(selector, str) and selector == name:
-            return True
-        if isinstance(selector, type) and isinstance(module, selector):
-            return True
-        if callable(selector) and not isinstance(selector, type) and selector(name, module):
-            return True
-    return False
-
-
-
-
-# --- thresholds ------------------------------------------------------------------------------
-def _alive_rule(module: torch.nn.Module | None) -> tuple[str, float] | None:
-    """The activation formula and parameter that decide when a unit of `module` passes
-    gradient, or None for PReLU, whose learned slopes are tensors read on the device."""
-    if isinstance(module, FunctionalRule):  # a functional call site
-        return None if module.kind == "prelu" else (module.kind, float(module.param))
-    if isinstance(module, torch.nn.PReLU):
-        return None
-    if isinstance(module, torch.nn.LeakyReLU):
-        return "leaky_relu", float(module.negative_slope)
-    if isinstance(module, torch.nn.SELU):
-        return "selu", 0.0
-    if isinstance(module, torch.nn.ELU):
-        return "elu", float(module.alpha)
-    if isinstance(module, torch.nn.CELU):
-        return "celu", float(module.alpha)
-    return "relu", 0.0  # modules the monitor does not know: gradient flows only for z > 0
-
-
-def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:
-    """Per-unit z above which |f'(z)| > grad_eps for the activation `module`, from the
-    activation definitions (``torch.ops.torch_ext.alive_threshold``), as the float32 tensor
-    ``count_active_`` takes. Modules the monitor does not know get ReLU's rule (gradient
-    flows only for z > 0)."""
-    rule = _alive_rule(module)
-    if rule is None:
-        slopes = torch.ops.torch_ext.slopes_alive_threshold(module.weight, units, grad_eps)
-        # The op's result takes the default dtype (float64 under set_default_dtype).
-        return slopes.to(device=device, dtype=torch.float32)
-    value = torch.ops.torch_ext.alive_threshold(rule[0], rule[1], grad_eps)
-    return torch.full((units,), value, dtype=torch.float32, device=device)
-
-
-# --- reports ---------------------------------------------------------------------------------
-@dataclass
-class LayerReport:
-    """Statistics of one monitored layer over one window.
-
-    ``dead_units``, ``active_counts`` and ``alive_counts`` are per unit. The monitor keeps
-    them only for its last ``keep_windows`` windows: older reports have them ``None`` and
-    ``has_unit_detail`` False, their scalar fields intact.
-    """
-
-    name: str
-    activation: str
-    units: int
-    samples: int  # per unit
-    dead: int
-    dormant: int
-    dead_fraction: float
-    dormant_fraction: float
-    mean_activation_rate: float
-    dead_units: list[int] | None
-    activation_rate_histogram: list[int]  # units per rate bin [0, 0.1), ..., [0.9, 1.0]
-    active_counts: list[int] | None = field(repr=False)
-    alive_counts: list[int] | None = field(repr=False)
-    has_unit_detail: bool = True
-
-
-@dataclass
-class MonitorReport:
-    """One window's statistics: the steps it covers and a :class:`LayerReport` per layer."""
-
-    window: int  # index of the window (0 for the first)
-    first_step: int
-    steps: int
-    layers: dict[str, LayerReport]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _report(layer: _Layer, active: list[int], alive: list[int], samples: int) -> LayerReport:
-    units = len(active)
-    dead = [u for u in range(units) if samples > 0 and alive[u] == 0]
-    dormant = sum(1 for u in range(units) if samples > 0 and active[u] == 0)
-    rates = [a / samples if samples else 0.0 for a in active]
-    histogram = [0] * 10
-    for rate in rates:
-        histogram[min(int(rate * 10), 9)] += 1
-    return LayerReport(
-        name=layer.name,
-        activation=layer.activation,
-        units=units,
-        samples=samples,
-        dead=len(dead),
-        dormant=dormant,
-        dead_fraction=len(dead) / units if units else 0.0,
-        dormant_fraction=dormant / units if units else 0.0,
-        mean_activation_rate=sum(rates) / units if units else 0.0,
-        dead_units=dead,
-        activation_rate_histogram=histogram,
-        active_counts=list(active),
-        alive_counts=list(alive),
-    )
-
-
-def _without_unit_detail(report: MonitorReport) -> MonitorReport:
-    """`report` with its per-unit lists dropped (scalars and histograms kept)."""
-    layers = {
-        name: dataclasses.replace(layer, dead_units=None, active_counts=None, alive_counts=None,
-                                  has_unit_detail=False)
-        for name, layer in report.layers.items()
-    }
-    return dataclasses.replace(report, layers=layers)
-
-
-def _report_from_dict(data: dict[str, Any]) -> MonitorReport:
-    layers = {name: LayerReport(**layer) for name, layer in data["layers"].items()}
-    return MonitorReport(window=data["window"], first_step=data["first_step"],
-                         steps=data["steps"], layers=layers)
-
-
-# --- counting --------------------------------------------------------------------------------
-def _outside_inference_mode() -> ContextManager[Any]:
-    """Counters outlive the call that creates them: made inside ``torch.inference_mode()``
-    they would be inference tensors, which no later training step may update."""
-    if not torch.compiler.is_compiling() and torch.is_inference_mode_enabled():
-        return torch.inference_mode(False)
-    return contextlib.nullcontext()
-
-
-class _CallSites:
-    """A monitored module and its layers, one per call site (its k-th call in a forward of
-    the watched model), or a single one counting every call when `merged`."""
-
-    def __init__(self, name: str, module: torch.nn.Module | FunctionalRule, merged: bool) -> None:
-        self.name = name
-        self.module: torch.nn.Module | FunctionalRule | None = module  # None while detached
-        # A functional call site (``block.0:relu#0``) has a rule instead of a module.
-        self.functional = isinstance(module, FunctionalRule)
-        self.activation = (FUNCTIONS[module.kind][1] if self.functional
-                           else type(module).__name__)
-        self.merged = merged
-        self.layers: list[_Layer] = [_Layer(self, 0)]
-        self._forward = -1  # the forward whose calls `_next` numbers
-        self._next = 0
-
-    def next_call(self, forward: int) -> int:
-        """The call site of this call, the module's next one in forward number `forward`."""
-        if self.merged:
-            return 0
-        if forward != self._forward:  # a new forward of the model: numbering restarts
-            self._forward, self._next = forward, 0
-        self._next += 1
-        return self._next - 1
-
-
-class _Layer:
-    """Counters of one call site of a monitored module, on the device of its inputs."""
-
-    def __init__(self, sites: _CallSites, index: int) -> None:
-        self.sites = sites
-        self.index = index
-        self.name = site_name(sites.name, index)
-        self.activation = sites.activation
-        self.counts: Tensor | None = None  # int64 [2, units]: active, alive
-        self.samples = 0  # per unit, known on the host from shapes
-        self.threshold: Tensor | None = None
-        self._threshold_key: tuple | None = None
-        # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
-        # once, at this call site's first call, so every call counts along the same dim.
-        self.fed_by_linear: bool | None = None
-
-    @property
-    def module(self) -> torch.nn.Module | None:
-        return self.sites.module
-
-    def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor] | None:
-        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
-        or None when the call holds nothing to count (an empty batch or a 0-wide layer)."""
-        if not -z.dim() <= unit_dim < z.dim():
-            raise ValueError(f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
-                             f"out of range for its {z.dim()}-D input")
-        if z.numel() == 0:
-            return None
-        dim = unit_dim % z.dim()
-        units = z.shape[dim]
-        counts = self._counts_on(z.device, units, dim)
-        threshold = self._threshold_for(units, grad_eps, z.device)
-        self.samples += z.numel() // units
-        return counts, dim, threshold
-
-    def _counts_on(self, device: torch.device, units: int, dim: int) -> Tensor:
-        if self.counts is None:
-            with _outside_inference_mode():
-                self.counts = torch.zeros(2, units, dtype=torch.int64, device=device)
-        elif self.counts.shape[1] != units:
-            raise ValueError(
-                f"DeadNeuronMonitor: layer '{self.name}' was called with {units} units along "
-                f"dim {dim}, but earlier with {self.counts.shape[1]}; pass unit_dim for it"
-            )
-        elif self.counts.device != device:
-            # model.to(device), or load_state_dict() before the first call: follow the input.
-            with _outside_inference_mode():
-                self.counts = self.counts.to(device)
-        return self.counts
-
-    def _threshold_for(self, units: int, grad_eps: float, device: torch.device) -> Tensor:
-        """The alive threshold for this call, recomputed when what it depends on changed
-        (negative_slope, alpha, grad_eps, the unit count, the device) between calls."""
-        rule = _alive_rule(self.module)
-        if rule is None:
-            # PReLU's slopes change every optimizer step (and behind any version counter when
-            # set through .data): computed on the device for this call only, without a sync.
-            return alive_threshold(self.module, units, grad_eps, device)
-        key = (rule, grad_eps, units, device)
-        if key != self._threshold_key:
-            with _outside_inference_mode():
-                self.threshold = alive_threshold(self.module, units, grad_eps, device)
-            self._threshold_key = key
-        return self.threshold
-
-    def reset(self) -> None:
-        if self.counts is not None:
-            self.counts.zero_()
-        self.samples = 0
-
-
-# --- hooks -----------------------------------------------------------------------------------
-def _no_counter() -> None:
-    return None
-
-
-class _CountingHook(Hook):
-    """Forward pre-hook counting a monitored module's input (before an in-place activation
-    overwrites it) into the layer of its call site."""
-
-    def __init__(self, monitor: DeadNeuronMonitor, sites: _CallSites) -> None:
-        self._monitor = weakref.ref(monitor)
-        self._sites = sites
-
-    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
-        monitor = self._monitor()
-        if monitor is None or module is not self._sites.module:
-            return
-        layer = monitor._call_site(self._sites)  # every call takes a site, counted or not
-        prepared = monitor._counting_args(layer, module, args[0]) if args else None
-        if prepared is not None:
-            torch.ops.torch_ext.count_active_(args[0].detach(), *prepared)
-
-
-class _FusedCounter:
-    """Set on a torch_ext.nn module as ``_counter``: its forward then runs the counted op,
-    the activation and the counting in one pass (see torch_ext.nn.modules._Counted), into
-    the counts of its call site. A copy or pickle of the module gets ``None`` instead (see
-    :class:`~torch_ext._links.Hook`)."""
-
-    def __init__(self, monitor: DeadNeuronMonitor, sites: _CallSites) -> None:
-        self._monitor = weakref.ref(monitor)
-        self._sites = sites
-
-    def __reduce__(self) -> tuple[Callable[[], None], tuple]:
-        return _no_counter, ()
-
-    def monitor(self) -> DeadNeuronMonitor | None:
-        return self._monitor()
-
-    def counting_args(self, module: torch.nn.Module, z: Tensor) -> tuple[Tensor, int, Tensor] | None:
-        monitor = self._monitor()
-        if monitor is None or module is not self._sites.module:
-            return None
-        return monitor._counting_args(monitor._call_site(self._sites), module, z)
-
-
-def _counter_owner(module: torch.nn.Module) -> DeadNeuronMonitor | None:
-    """The live monitor counting inside `module`'s kernel, or None when its slot is free
-    (never set, a copy's None, or left by a monitor dropped without remove())."""
-    counter = vars(module).get("_counter")
-    return counter.monitor() if isinstance(counter, _FusedCounter) else None
-
-
-# --- torch.distributed -----------------------------------------------------------------------
-def _world_size() -> int:
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return torch.distributed.get_world_size() if distributed else 1
-
-
-def _collective_device(tensors: Iterable[Tensor]) -> torch.device:
-    """Where the default process group reduces: the CPU for gloo and MPI, the current CUDA
-    device for NCCL, else the device the counts are on."""
-    backend = str(torch.distributed.get_backend())
-    if "gloo" in backend or "mpi" in backend:
-        return torch.device("cpu")
-    if "nccl" in backend:
-        return torch.device("cuda", torch.cuda.current_device())
-    return next((t.device for t in tensors), torch.device("cpu"))
-
-
-def _agreed_widths(modules: list[str],
-                   widths: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
-    """Every rank's counted layers, as ``(module name, call site)``, and their unit counts,
-    the same on every rank (one all_gather_object): a layer one rank has not run yet (a
-    branch, or a call site only a longer loop reaches) still takes part in the reduction, so
-    no rank issues a collective the others do not. Ordered by module, then call site."""
-    gathered: list[Any] = [None] * _world_size()
-    torch.distributed.all_gather_object(gathered, (modules, widths))
-    agreed: dict[tuple[str, int], int] = {}
-    for rank, (rank_modules, rank_widths) in enumerate(gathered):
-        if rank_modules != gathered[0][0]:
-            raise RuntimeError(
-                f"DeadNeuronMonitor: ranks monitor different layers (rank 0: {gathered[0][0]}, "
-                f"rank {rank}: {rank_modules}); give every rank's monitor the same model"
-            )
-        for site, units in rank_widths.items():
-            if agreed.setdefault(site, units) != units:
-                raise RuntimeError(
-                    f"DeadNeuronMonitor: layer '{site_name(*site)}' has {units} units on rank "
-                    f"{rank} but {agreed[site]} on an earlier rank; pass unit_dim for it"
-                )
-    # Functional call sites (named by a module and function, found as they run) follow the
-    # modules, by name.
-    order = {name: index for index, name in enumerate(modules)}
-    def key(site: tuple[str, int]) -> tuple[int, str, int]:
-        known = site[0] in order
-        return (order[site[0]] if known else len(order), "" if known else site[0], site[1])
-    return {site: agreed[site] for site in sorted(agreed, key=key)}
-
 
 # --- the monitor -----------------------------------------------------------------------------
 class DeadNeuronMonitor:
@@ -545,8 +164,8 @@ class DeadNeuronMonitor:
         self._unit_dim = unit_dim
         self._call_sites = call_sites if isinstance(call_sites, str) else list(call_sites)
         self._check_names(model)
-        self._sites: dict[str, _CallSites] = {}  # by module name, in the model's order
-        self._layers: dict[str, _Layer] = {}  # every call site's layer, by module then site
+        self._sites: dict[str, CallSites] = {}  # by module name, in the model's order
+        self._layers: dict[str, Layer] = {}  # every call site's layer, by module then site
         self._forwards = 0  # forwards of the model begun, which number the call sites
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._steps = 0  # steps closed so far
@@ -558,9 +177,9 @@ class DeadNeuronMonitor:
         # Which weighted layer feeds each monitored layer and which read it, traced in the
         # first training forward after attach(), and how each forward since used each layer
         # (for revive()).
-        self._links: dict[str, _Link] = {}  # by layer (call site) name
+        self._links: dict[str, Link] = {}  # by layer (call site) name
         self._traced = False  # whether a forward was traced since attach()
-        self._uses: dict[str, list[_Use]] = {}
+        self._uses: dict[str, list[Use]] = {}
         self._tracer: LinkTracer | None = None
         self._functional_watch: FunctionalWatch | None = None
 
@@ -568,13 +187,13 @@ class DeadNeuronMonitor:
     def _selected(self, name: str, module: torch.nn.Module) -> bool:
         if self._selectors is None:
             return isinstance(module, KNOWN_ACTIVATIONS)
-        return _matches(self._selectors, name, module)
+        return matches(self._selectors, name, module)
 
     def _merged(self, name: str, module: torch.nn.Module) -> bool:
         """Whether the calls of monitored module `name` count into one layer (call_sites=)."""
         if isinstance(self._call_sites, str):
             return self._call_sites == "merged"
-        return _matches(self._call_sites, name, module)
+        return matches(self._call_sites, name, module)
 
     def _check_names(self, model: torch.nn.Module) -> None:
         """Names in ``modules=``, ``unit_dim=`` and ``call_sites=`` must name modules: a typo
@@ -610,7 +229,7 @@ class DeadNeuronMonitor:
                 continue
             sites = self._sites.get(name)
             if sites is None:
-                sites = self._sites[name] = _CallSites(name, module, self._merged(name, module))
+                sites = self._sites[name] = CallSites(name, module, self._merged(name, module))
             sites.module = module
             self._count(sites, module)
         self._order_layers()
@@ -629,35 +248,35 @@ class DeadNeuronMonitor:
             self._functional_watch = FunctionalWatch(self, model, monitored)
         return self
 
-    def _count(self, sites: _CallSites, module: torch.nn.Module) -> None:
+    def _count(self, sites: CallSites, module: torch.nn.Module) -> None:
         """Count `module` inside its own kernel if it is a torch_ext.nn module whose one
         counter slot is free, else by a forward pre-hook: another monitor holds the slot (both
         then count), or the module is in place (the hook sees its input before it is gone)."""
-        if (isinstance(module, _Counted) and not getattr(module, "inplace", False)
-                and _counter_owner(module) is None):
-            module._counter = _FusedCounter(self, sites)
+        if (isinstance(module, CountedActivation) and not getattr(module, "inplace", False)
+                and counter_owner(module) is None):
+            module.counter = FusedCounter(self, sites)
         else:
-            self._handles.append(module.register_forward_pre_hook(_CountingHook(self, sites)))
+            self._handles.append(module.register_forward_pre_hook(CountingHook(self, sites)))
 
     def _order_layers(self) -> None:
         """Lay out :attr:`_layers` (and so every report) by module, then call site."""
         self._layers = {layer.name: layer for sites in self._sites.values()
                         for layer in sites.layers}
 
-    def _site(self, sites: _CallSites, index: int) -> _Layer:
+    def _site(self, sites: CallSites, index: int) -> Layer:
         """The layer of call site `index` of `sites`' module, made (with the sites before it)
         at its first call, or when a checkpoint or another rank names it."""
         if index >= len(sites.layers):
-            sites.layers += [_Layer(sites, i) for i in range(len(sites.layers), index + 1)]
+            sites.layers += [Layer(sites, i) for i in range(len(sites.layers), index + 1)]
             self._order_layers()
         return sites.layers[index]
 
-    def _layer_of_call(self, module_name: str, index: int) -> _Layer:
+    def _layer_of_call(self, module_name: str, index: int) -> Layer:
         """The layer counting call `index` of a forward of monitored module `module_name`."""
         sites = self._sites[module_name]
         return self._site(sites, 0 if sites.merged else index)
 
-    def _call_site(self, sites: _CallSites) -> _Layer:
+    def _call_site(self, sites: CallSites) -> Layer:
         """The layer a call of `sites`' module counts into: its call site in the watched
         forward of the model running now. A call outside one, compiled or recomputed counts
         under the module's name; one outside a forward is noted too, as it may feed readers
@@ -667,11 +286,11 @@ class DeadNeuronMonitor:
             return sites.layers[0]
         if tracer is not None and tracer.active:
             return self._site(sites, sites.next_call(self._forwards))
-        if tracer is not None and not _recomputing():
+        if tracer is not None and not recomputing():
             self._note_forward({sites.name: OUTSIDE}, None)
         return sites.layers[0]
 
-    def _note_forward(self, uses: dict[str, _Use], links: dict[str, _Link] | None) -> None:
+    def _note_forward(self, uses: dict[str, Use], links: dict[str, Link] | None) -> None:
         """What a forward showed: how it used each module it called, and, if it was the traced
         one, the links. Two different uses are enough to refuse a layer: no more are kept."""
         for name, use in uses.items():
@@ -698,12 +317,13 @@ class DeadNeuronMonitor:
             return False
         return id(module) not in self._functional_watch.monitored
 
-    def _functional_layer(self, name: str, kind: str, param: Any) -> _Layer:
+    def _functional_layer(self, name: str, kind: str, param: Any) -> Layer:
         """The layer of functional call site `name`, made at its first call; its rule follows
         the call's parameter (negative_slope, alpha, PReLU's weight)."""
         sites = self._sites.get(name)
         if sites is None:
-            sites = self._sites[name] = _CallSites(name, FunctionalRule(kind), merged=True)
+            sites = self._sites[name] = CallSites(name, FunctionalRule(kind), merged=True,
+                                                  activation=FUNCTIONS[kind][1])
             self._order_layers()
         rule = sites.module
         if kind == "prelu":
@@ -712,7 +332,7 @@ class DeadNeuronMonitor:
             rule.param = param
         return sites.layers[0]
 
-    def _placeholder_site(self, name: str) -> _CallSites | None:
+    def _placeholder_site(self, name: str) -> CallSites | None:
         """A functional call site another rank or a checkpoint names before this process ran
         it (``block.0:relu#0``); None for other names."""
         kind = name.rpartition(":")[2].split("#")[0]
@@ -735,7 +355,7 @@ class DeadNeuronMonitor:
             return None, []
         return link.producer[1](), [reader.module() for reader in link.readers]
 
-    def _link(self, name: str) -> _Link | None:
+    def _link(self, name: str) -> Link | None:
         """The traced link of layer `name`, or None when :meth:`link_problem` names a reason."""
         return None if self.link_problem(name) is not None else self._links[name]
 
@@ -764,7 +384,7 @@ class DeadNeuronMonitor:
                     "in one would miss the others' readers")
         return None
 
-    def _replaced_problem(self, module_name: str, link: _Link) -> str | None:
+    def _replaced_problem(self, module_name: str, link: Link) -> str | None:
         """Which module of `link` is no longer the one at its name in the model, or None."""
         model = self._model()
         modules = {} if model is None else dict(model.named_modules())
@@ -784,8 +404,8 @@ class DeadNeuronMonitor:
         for sites in self._sites.values():
             if sites.functional:
                 continue
-            if sites.module is not None and _counter_owner(sites.module) is self:
-                del sites.module._counter  # the class default (None) shows again
+            if sites.module is not None and counter_owner(sites.module) is self:
+                del sites.module.counter  # the class default (None) shows again
             sites.module = None
 
     def __enter__(self) -> DeadNeuronMonitor:
@@ -794,16 +414,16 @@ class DeadNeuronMonitor:
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
-    def _counting_args(self, layer: _Layer, module: torch.nn.Module,
+    def _counting_args(self, layer: Layer, module: torch.nn.Module,
                        z: Any) -> tuple[Tensor, int, Tensor] | None:
         """count_active_'s (counts, unit_dim, threshold) for this call of `layer`, or None
         when it is not counted."""
         if not ((module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
-                and not _recomputing()):
+                and not recomputing()):
             return None
         return layer.prepare(z, self._unit_dim_of(layer, z), self.grad_eps)
 
-    def _unit_dim_of(self, layer: _Layer, z: Tensor) -> int:
+    def _unit_dim_of(self, layer: Layer, z: Tensor) -> int:
         if isinstance(self._unit_dim, int):
             return self._unit_dim
         if isinstance(self._unit_dim, dict) and layer.sites.name in self._unit_dim:
@@ -850,7 +470,7 @@ class DeadNeuronMonitor:
         with units x windows, and every checkpoint carries the history."""
         while self._detailed_from < len(self._history) - self.keep_windows:
             oldest = self._history[self._detailed_from]
-            self._history[self._detailed_from] = _without_unit_detail(oldest)
+            self._history[self._detailed_from] = without_unit_detail(oldest)
             self._detailed_from += 1
 
     def _warn(self, report: MonitorReport) -> None:
@@ -868,7 +488,7 @@ class DeadNeuronMonitor:
     def _gathered_counts(self, collective: bool) -> dict[str, tuple[list[int], list[int], int]]:
         """Each counted layer's (active, alive, samples) on the host: this rank's, or with
         `collective` under torch.distributed, summed over ranks."""
-        if collective and _world_size() > 1:
+        if collective and world_size() > 1:
             return self._summed_over_ranks()
         result = {}
         for name, layer in self._layers.items():
@@ -883,8 +503,8 @@ class DeadNeuronMonitor:
         local = {(layer.sites.name, layer.index): layer for layer in self._layers.values()
                  if layer.counts is not None}
         modules = [name for name, sites in self._sites.items() if not sites.functional]
-        widths = _agreed_widths(modules, {k: l.counts.shape[1] for k, l in local.items()})
-        device = _collective_device(layer.counts for layer in local.values())
+        widths = agreed_widths(modules, {k: l.counts.shape[1] for k, l in local.items()})
+        device = collective_device(layer.counts for layer in local.values())
         pieces = []
         for site, units in widths.items():
             layer = local.get(site)
@@ -909,7 +529,7 @@ class DeadNeuronMonitor:
     def _current_report(self, collective: bool) -> MonitorReport:
         self._warn_compiled()
         layers = {
-            name: _report(self._layers[name], active, alive, samples)
+            name: layer_report(self._layers[name], active, alive, samples)
             for name, (active, alive, samples) in self._gathered_counts(collective).items()
         }
         return MonitorReport(
@@ -1072,7 +692,7 @@ class DeadNeuronMonitor:
             )
         self._steps = state["steps"]
         self._window_start = state["window_start"]
-        self._history = [_report_from_dict(r) for r in state["history"]]
+        self._history = [report_from_dict(r) for r in state["history"]]
         self._detailed_from = 0
         self._forget_old_unit_detail()
         self._warned = set(state["warned"])
@@ -1084,11 +704,11 @@ class DeadNeuronMonitor:
         for layer, entry in saved:
             device = layer.counts.device if layer.counts is not None else "cpu"
             counts = entry["counts"]
-            with _outside_inference_mode():
+            with outside_inference_mode():
                 layer.counts = None if counts is None else counts.to(device).clone()
             layer.samples = entry["samples"]
 
-    def _saved_site(self, name: str, entry: dict[str, Any]) -> tuple[_CallSites, int] | None:
+    def _saved_site(self, name: str, entry: dict[str, Any]) -> tuple[CallSites, int] | None:
         """The module and call site a :meth:`state_dict` entry restores, or None when that
         module is not monitored here or its calls are merged here. Entries saved before call
         sites existed name the module."""

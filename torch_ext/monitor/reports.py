@@ -1,0 +1,89 @@
+"""What a window of the monitor reports, per layer, and how it is written out."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .counting import Layer
+
+# --- reports ---------------------------------------------------------------------------------
+@dataclass
+class LayerReport:
+    """Statistics of one monitored layer over one window.
+
+    ``dead_units``, ``active_counts`` and ``alive_counts`` are per unit. The monitor keeps
+    them only for its last ``keep_windows`` windows: older reports have them ``None`` and
+    ``has_unit_detail`` False, their scalar fields intact.
+    """
+
+    name: str
+    activation: str
+    units: int
+    samples: int  # per unit
+    dead: int
+    dormant: int
+    dead_fraction: float
+    dormant_fraction: float
+    mean_activation_rate: float
+    dead_units: list[int] | None
+    activation_rate_histogram: list[int]  # units per rate bin [0, 0.1), ..., [0.9, 1.0]
+    active_counts: list[int] | None = field(repr=False)
+    alive_counts: list[int] | None = field(repr=False)
+    has_unit_detail: bool = True
+
+
+@dataclass
+class MonitorReport:
+    """One window's statistics: the steps it covers and a :class:`LayerReport` per layer."""
+
+    window: int  # index of the window (0 for the first)
+    first_step: int
+    steps: int
+    layers: dict[str, LayerReport]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def layer_report(layer: Layer, active: list[int], alive: list[int], samples: int) -> LayerReport:
+    units = len(active)
+    dead = [u for u in range(units) if samples > 0 and alive[u] == 0]
+    dormant = sum(1 for u in range(units) if samples > 0 and active[u] == 0)
+    rates = [a / samples if samples else 0.0 for a in active]
+    histogram = [0] * 10
+    for rate in rates:
+        histogram[min(int(rate * 10), 9)] += 1
+    return LayerReport(
+        name=layer.name,
+        activation=layer.activation,
+        units=units,
+        samples=samples,
+        dead=len(dead),
+        dormant=dormant,
+        dead_fraction=len(dead) / units if units else 0.0,
+        dormant_fraction=dormant / units if units else 0.0,
+        mean_activation_rate=sum(rates) / units if units else 0.0,
+        dead_units=dead,
+        activation_rate_histogram=histogram,
+        active_counts=list(active),
+        alive_counts=list(alive),
+    )
+
+
+def without_unit_detail(report: MonitorReport) -> MonitorReport:
+    """`report` with its per-unit lists dropped (scalars and histograms kept)."""
+    layers = {
+        name: dataclasses.replace(layer, dead_units=None, active_counts=None, alive_counts=None,
+                                  has_unit_detail=False)
+        for name, layer in report.layers.items()
+    }
+    return dataclasses.replace(report, layers=layers)
+
+
+def report_from_dict(data: dict[str, Any]) -> MonitorReport:
+    layers = {name: LayerReport(**layer) for name, layer in data["layers"].items()}
+    return MonitorReport(window=data["window"], first_step=data["first_step"],
+                         steps=data["steps"], layers=layers)

@@ -1,0 +1,53 @@
+"""Which modules the monitor watches: the activation kinds it has a dead-unit rule for,
+those it recognises but skips, and the ``modules=`` selectors."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Union
+
+import torch
+
+# The activation modules the monitor attaches to by default (torch_ext.nn's subclass these).
+KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.ReLU,
+    torch.nn.LeakyReLU,
+    torch.nn.PReLU,
+    torch.nn.ELU,
+    torch.nn.SELU,
+    torch.nn.CELU,
+)
+
+# Activation modules the monitor recognises but does not count by default: no dead-unit rule,
+# as their gradient-alive set {z : |f'(z)| > grad_eps} is not a half-line z > threshold, which
+# counting assumes (smooth activations, or ones flat on both sides). Without ``modules=``, :attr:`DeadNeuronMonitor.skipped_modules`
+# lists the model's modules of these kinds and :meth:`DeadNeuronMonitor.attach` logs them.
+UNSUPPORTED_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.GELU,
+    torch.nn.SiLU,
+    torch.nn.Mish,
+    torch.nn.Hardswish,
+    torch.nn.Hardsigmoid,
+    torch.nn.Hardtanh,  # ReLU6 too
+    torch.nn.Sigmoid,
+    torch.nn.LogSigmoid,
+    torch.nn.Tanh,
+    torch.nn.Softplus,
+    torch.nn.Softsign,
+    torch.nn.RReLU,
+    torch.nn.Threshold,
+)
+
+ModuleSelector = Union[str, type, Callable[[str, torch.nn.Module], bool]]
+
+
+def matches(selectors: Iterable[ModuleSelector], name: str, module: torch.nn.Module) -> bool:
+    """Whether a name, type or ``(name, module) -> bool`` predicate of `selectors` picks
+    module `name`."""
+    for selector in selectors:
+        if isinstance(selector, str) and selector == name:
+            return True
+        if isinstance(selector, type) and isinstance(module, selector):
+            return True
+        if callable(selector) and not isinstance(selector, type) and selector(name, module):
+            return True
+    return False
