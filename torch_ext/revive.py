@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -130,11 +129,15 @@ def revive(model: torch.nn.Module, monitor: DeadNeuronMonitor,
     Args:
         model: the model the monitor watches (or one containing it, e.g. its DDP wrapper).
         monitor: the monitor whose :meth:`~DeadNeuronMonitor.report` names the dead units.
-        optimizer: if given, its per-parameter state of the revived slices (Adam's
-            ``exp_avg``/``exp_avg_sq``, SGD's ``momentum_buffer``: every state tensor shaped
-            like its parameter) is reset as for a fresh parameter, zero for those: the
-            producer's weight rows and bias entries, the norm's entries and the readers'
-            weight columns. Per-parameter step counts are kept. Default: ``None``.
+        optimizer: if given, its per-parameter state of the revived slices (every state
+            tensor shaped like its parameter: the producer's weight rows and bias entries,
+            the norm's entries and the readers' weight columns) is reset: first moments and
+            momentum buffers (Adam's ``exp_avg``, SGD's ``momentum_buffer``) to zero, as for
+            a fresh parameter; the states that scale the step by the gradient's history
+            (Adam's ``exp_avg_sq``, Adagrad's ``sum``, RMSprop's ``square_avg``, ...) to the
+            mean of the parameter's other slices, since the per-parameter step count (and so
+            Adam's bias correction) goes on: zeroed, a revived entry would step several times
+            further than its peers. Default: ``None``.
         exact: revive only layers whose function revive keeps unchanged. ``False`` also
             revives the layers named in the report's ``inexact``. Default: ``True``.
 
@@ -422,10 +425,20 @@ def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
 
 def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
     """The dead units' incoming weights, drawn by the layer's own initialisation; under
-    torch.distributed rank 0's draw, since every rank's generator differs."""
-    fresh = copy.deepcopy(producer)
+    torch.distributed rank 0's draw, since every rank's generator differs.
+
+    The draw is made in a bare copy of the layer holding only as many rows as there are
+    dead units (fan-in, and so the init's bound, does not depend on the rows): no copy of
+    the whole weight, nor of the hooks and what they hold."""
+    fresh = object.__new__(type(producer))
+    fresh.__dict__.update(producer.__dict__)
+    fresh._parameters = {
+        name: None if param is None else torch.nn.Parameter(
+            param.new_empty((len(dead), *param.shape[1:])), param.requires_grad)
+        for name, param in producer._parameters.items()
+    }
     fresh.reset_parameters()
-    rows = fresh.weight[dead].contiguous()
+    rows = fresh.weight.detach().contiguous()
     if world_size() > 1:
         torch.distributed.broadcast(rows, src=0)
     return rows
@@ -440,6 +453,15 @@ def _fold_into_bias(reader: torch.nn.Module, columns: Tensor, constant: float) -
     reader.bias += constant * outgoing.sum(dim=[d for d in range(outgoing.dim()) if d != 0])
 
 
+# Optimizer state that scales the step by the gradient's history (Adam's second moment, its
+# AMSGrad maximum, Adamax's infinity norm, Adagrad's sum, RMSprop's and Adadelta's averages).
+# Zeroed under a step count that keeps running (bias correction is per parameter, not per
+# slice), a revived entry would step several times further than its peers (Adam: up to
+# (1 - beta1) / sqrt(1 - beta2) ~ 3x at once, more over the next steps): it takes its peers'
+# mean instead, so it steps as they do.
+_SCALE_STATES = {"exp_avg_sq", "max_exp_avg_sq", "exp_inf", "sum", "square_avg", "acc_delta"}
+
+
 def _fresh_state_fill(optimizer: torch.optim.Optimizer, key: str, group: dict[str, Any]) -> Any:
     """The value a fresh parameter's state entry `key` starts from: zero for moments and
     momentum buffers, the few exceptions of torch.optim named here."""
@@ -450,9 +472,20 @@ def _fresh_state_fill(optimizer: torch.optim.Optimizer, key: str, group: dict[st
     return 0.0
 
 
+def _peers_mean(value: Tensor, index: Tensor, dim: int) -> Tensor | None:
+    """The mean of `value` over the slices along `dim` that are not `index` (the ones kept),
+    shaped as one slice; None when every slice is revived."""
+    kept = torch.ones(value.shape[dim], dtype=torch.bool, device=value.device)
+    kept[index] = False
+    if not bool(kept.any()):
+        return None
+    return value[(slice(None),) * dim + (kept,)].mean(dim, keepdim=True)
+
+
 def _reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor,
                            dim: int) -> None:
-    """Reset the slices `index` along `dim` of every state tensor of `param` shaped like it."""
+    """Reset the slices `index` along `dim` of every state tensor of `param` shaped like it:
+    as for a fresh parameter, except the step-scaling states (see _SCALE_STATES)."""
     state = optimizer.state.get(param)
     if not state:
         return
@@ -461,8 +494,13 @@ def _reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, inde
         if not isinstance(value, Tensor) or value.shape != param.shape:
             continue
         index_here = index.to(value.device)
+        peers = _peers_mean(value, index_here, dim) if key in _SCALE_STATES else None
         if isinstance(optimizer, torch.optim.ASGD) and key == "ax":  # the parameter's average
             fresh = param.index_select(dim, index).to(value.device, value.dtype)
             value.index_copy_(dim, index_here, fresh)
+        elif peers is not None:
+            shape = list(value.shape)
+            shape[dim] = len(index_here)
+            value.index_copy_(dim, index_here, peers.expand(shape).contiguous())
         else:
             value.index_fill_(dim, index_here, _fresh_state_fill(optimizer, key, group))

@@ -121,7 +121,10 @@ def test_call_sites_are_named_by_module_function_and_index():
     assert counted(layers[":relu#1"]) == expected_counts(torch.cat([-x[:, :2]] * 2), F.relu)
 
 
-def test_merged_call_sites_make_one_layer_per_module_and_function():
+def test_functional_sites_are_numbered_per_forward_whatever_call_sites_says():
+    """call_sites= merges modules' calls; a module's functional calls stay one layer each
+    (call_sites="merged" would merge calls of different widths: PyTorch's tutorial Net
+    calls F.relu on 6 channels, then 16, then 120 features)."""
     class Loop(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -132,17 +135,42 @@ def test_merged_call_sites_make_one_layer_per_module_and_function():
 
     model = Loop()
     x = torch.randn(5, 8, 3)
-    with DeadNeuronMonitor(model, window=1, functional=True) as separate:
-        model(x).sum().backward()
-        separate.step()
-    with DeadNeuronMonitor(model, window=1, functional=True, call_sites="merged") as merged:
-        model(x).sum().backward()
-        merged.step()
-    sites = separate.history[-1].layers
-    assert list(sites) == [f"cell:relu#{k}" for k in range(5)]
-    (name, layer), = merged.history[-1].layers.items()
-    assert name == "cell:relu" and layer.samples == 40
-    assert layer.active_counts == [sum(s.active_counts[u] for s in sites.values()) for u in range(3)]
+    names = []
+    for call_sites in ("separate", "merged"):
+        with DeadNeuronMonitor(model, window=1, functional=True, call_sites=call_sites) as monitor:
+            model(x).sum().backward()
+            monitor.step()
+        names.append(list(monitor.history[-1].layers))
+    assert names[0] == names[1] == [f"cell:relu#{k}" for k in range(5)]
+
+
+class Branching(torch.nn.Module):
+    """One forward calls F.relu on 6 features then 4; another only on 4: index #0 changes
+    width, which no unit_dim= can fix for a functional site."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 6), torch.nn.Linear(4, 4)
+
+    def forward(self, x, both: bool):
+        g = F.relu(self.a(x)).sum(1, keepdim=True) if both else 0.0
+        return F.relu(self.b(x)) + g
+
+
+def test_a_functional_site_of_another_width_is_skipped_not_a_failed_forward(caplog):
+    model = Branching()
+    x = torch.randn(8, 4)
+    with DeadNeuronMonitor(model, window=1, functional=True) as monitor:
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            model(x, both=True).sum().backward()
+            model(x, both=False).sum().backward()  # :relu#0 now has 4 units: not counted
+            model(x, both=False).sum().backward()
+        monitor.step()
+    layers = monitor.history[-1].layers
+    assert layers[":relu#0"].units == 6 and layers[":relu#0"].samples == 8
+    assert layers[":relu#1"].units == 4 and layers[":relu#1"].samples == 8
+    warnings = [r.getMessage() for r in caplog.records if "not counted" in r.getMessage()]
+    assert len(warnings) == 1 and "':relu#0'" in warnings[0]
 
 
 def test_functional_calls_are_off_by_default_and_modules_not_counted_twice():
@@ -271,3 +299,78 @@ def test_ranks_agree_on_functional_sites_only_some_ran(tmp_path):
     spawn(branch_worker, str(tmp_path))
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert reports[0] == reports[1] == {":relu#0": 8, ":elu#0": 4}
+
+
+# --- robustness (review findings) -------------------------------------------------------------
+class Interrupting(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc, self.act = torch.nn.Linear(4, 4), torch.nn.ReLU()
+        self.interrupt = False
+
+    def forward(self, x):
+        h = self.act(self.fc(x))
+        if self.interrupt:
+            raise KeyboardInterrupt  # skips the always_call hooks that end a forward
+        return F.relu(h)
+
+
+def test_a_forward_cut_short_by_keyboard_interrupt_leaves_the_monitor_working():
+    model, x = Interrupting(), torch.randn(8, 4)
+    with DeadNeuronMonitor(model, window=1, functional=True) as monitor:
+        model.interrupt = True
+        with pytest.raises(KeyboardInterrupt):
+            model(x)  # the first, traced forward
+        model.interrupt = False
+        for _ in range(3):
+            model(x).sum().backward()
+        assert torch.overrides._get_current_function_mode_stack() == []
+        monitor.step()
+        layers = monitor.history[-1].layers
+        assert list(layers) == ["act", ":relu#0"]  # no call site numbered on from the cut one
+        assert layers[":relu#0"].samples == 24 and layers["act"].samples == 32
+        # A later forward was traced in its place (its F.relu is an operation revive cannot
+        # follow): not "no training forward has run".
+        assert monitor.link_problem("act") == "its output is used by relu outside a Linear/Conv layer"
+
+
+def test_a_compiled_submodule_runs_under_the_monitor():
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16))
+            self.act, self.head = torch.nn.ReLU(), torch.nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.head(F.relu(self.act(self.enc(x))))
+
+    torch.manual_seed(0)
+    model, x = Model(), torch.randn(6, 8)
+    model.enc.compile(backend="inductor")
+    with DeadNeuronMonitor(model, window=1, functional=True) as monitor:
+        for _ in range(2):
+            model(x).sum().backward()
+        monitor.step()
+        layers = monitor.history[-1].layers
+        assert {n: layer.samples for n, layer in layers.items()} == {
+            "enc.1": 12, "act": 12, ":relu#0": 12}
+        # The compiled submodule's output is not traced: no link through it, said so.
+        assert "its input is not the output" in monitor.link_problem("act")
+
+
+def test_functional_mode_stays_out_of_forwards_that_do_not_count():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(list(torch.overrides._get_current_function_mode_stack()))
+            return F.relu(x)
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), Probe())
+    with DeadNeuronMonitor(model, functional=True):
+        model.eval()
+        model(torch.randn(2, 4))
+        model.train()
+        model(torch.randn(2, 4))
+    assert seen[0] == [] and len(seen[1]) >= 1

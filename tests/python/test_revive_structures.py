@@ -364,3 +364,116 @@ def test_revive_on_vgg11_bn_through_pools_flatten_and_dropout():
     assert torch.equal(zero.nonzero().flatten(), columns)
     kept_rows = [r for r in range(width) if r not in dead.get("classifier.4", [])]
     assert torch.all(model.classifier[3].weight[kept_rows][:, dead["classifier.1"]] == 0)
+
+
+# --- uses the trace must not miss (review findings) ------------------------------------------
+class SideUse(torch.nn.Module):
+    """fc1 -> act -> fc2, plus a second use of act's output that `side` makes."""
+
+    def __init__(self, side):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C, C)
+        self.side = side
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        return self.fc2(h) + self.side(h)
+
+
+SIDE_USES = {  # a use of the activation's output outside the traced chain, and why refused
+    ".T (a property)": (lambda: lambda h: (torch.ones(C, C) @ h.T).T, "used by T"),
+    ".data": (lambda: lambda h: h.data * 2, "used by data"),
+    "TorchScript module": (lambda: torch.jit.script(torch.nn.Linear(C, C)),
+                           "used where operations cannot be traced"),
+    "traced module": (lambda: torch.jit.trace(torch.nn.Linear(C, C), torch.randn(2, C)),
+                      "used where operations cannot be traced"),
+}
+
+
+@pytest.mark.parametrize("name", list(SIDE_USES))
+def test_a_use_of_the_output_the_chain_does_not_show_is_refused(name):
+    make, why = SIDE_USES[name]
+    model, x = SideUse(make()), torch.randn(16, 4)
+    kill(model.fc1)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        trained_window(model, monitor, x, steps=1)
+        weights = copy.deepcopy(model.state_dict())
+        revived = torch_ext.revive(model, monitor, exact=False)
+    assert revived == {} and why in revived.skipped["act"]
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+
+class Features:
+    def __init__(self, logits, features):
+        self.logits, self.features = logits, features
+
+
+@pytest.mark.parametrize("wrap", ["dataclass", "object"])
+def test_an_output_returned_inside_a_dataclass_or_object_is_not_exact(wrap):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Output:
+        logits: torch.Tensor
+        features: torch.Tensor
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C, 2)
+
+        def forward(self, x):
+            h = self.act(self.fc1(x))
+            return (Output if wrap == "dataclass" else Features)(self.fc2(h), h)
+
+    model, x = Model(), torch.randn(16, 4)
+    kill(model.fc1)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).logits.sum().backward()
+        monitor.step()
+        revived = torch_ext.revive(model, monitor)
+    assert revived == {} and "part of the model's output" in revived.skipped["act"]
+
+
+def test_an_eval_forward_through_dropout_does_not_make_the_reader_look_different():
+    """F.dropout in eval returns its input: the reader then reads the layer's output itself,
+    which a watched forward sees as a direct read. Still the same reader: revived."""
+    model = seq(torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(C, 2))
+    kill(model[0])
+    x = torch.randn(16, 4)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        trained_window(model, monitor, x, steps=1)
+        model.eval()
+        before = model(x).detach()  # a validation pass
+        revived = torch_ext.revive(model, monitor)
+        after = model(x).detach()
+    assert revived == {"1": DEAD}
+    torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-6)
+
+
+def test_revive_draws_rows_without_copying_the_layer_or_its_hooks():
+    """A forward hook holding what cannot be copied (a lock) on the producer: revive draws
+    the fresh rows from the layer's init without deep-copying it."""
+    import threading
+
+    class Recorder:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def hook(self, module, args, output):
+            with self.lock:
+                pass
+
+    model = seq(torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C, 2))
+    model[0].register_forward_hook(Recorder().hook)
+    kill(model[0])
+    x = torch.randn(16, 4)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        trained_window(model, monitor, x, steps=1)
+        revived = torch_ext.revive(model, monitor)
+    assert revived == {"1": DEAD}
+    bound = 1 / 4 ** 0.5  # Linear's init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    rows = model[0].weight[DEAD]
+    assert rows.abs().max() <= bound and rows.std() > 0.1 * bound

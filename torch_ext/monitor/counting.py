@@ -4,6 +4,7 @@ site, and the hooks (or the torch_ext.nn modules' own kernels) that fill them.""
 from __future__ import annotations
 
 import contextlib
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
@@ -61,6 +62,21 @@ def recomputing() -> bool:
     """True while autograd runs a backward pass on this thread (activation checkpointing
     recomputes forwards there)."""
     return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
+
+def inside_forward_of(model: torch.nn.Module) -> bool:
+    """Whether a forward of `model` is running below the one starting now: the model called
+    inside its own forward. (A forward cut short by KeyboardInterrupt, which skips the
+    always_call hooks that would have ended it, is not on the stack any more.)"""
+    call_impl = torch.nn.Module._call_impl.__code__
+    frame, calls = sys._getframe(1), 0
+    while frame is not None:
+        if frame.f_code is call_impl and frame.f_locals.get("self") is model:
+            calls += 1
+            if calls > 1:
+                return True
+        frame = frame.f_back
+    return False
 
 
 def site_name(module_name: str, index: int) -> str:

@@ -7,6 +7,7 @@ forward made it plus the function and an index: ``block.0:relu#0``."""
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any, Callable
 
@@ -14,7 +15,9 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import ForwardEnd, ForwardStart, recomputing
+from .counting import ForwardEnd, ForwardStart, inside_forward_of, recomputing
+
+logger = logging.getLogger("torch_ext.monitor")
 
 
 # Function name (in-place forms without their "_") -> (kind, its parameter from the call,
@@ -48,10 +51,9 @@ def function_kind(func: Any) -> str | None:
     return name if name in FUNCTIONS else None
 
 
-def layer_name(module_name: str, kind: str, index: int | None) -> str:
-    """``block.0:relu#0``; the model's own forward is the empty module name (``:relu#0``);
-    merged call sites have no index (``block.0:relu``)."""
-    return f"{module_name}:{kind}" if index is None else f"{module_name}:{kind}#{index}"
+def layer_name(module_name: str, kind: str, index: int) -> str:
+    """``block.0:relu#0``; the model's own forward is the empty module name (``:relu#0``)."""
+    return f"{module_name}:{kind}#{index}"
 
 
 class FunctionalWatch(TorchFunctionMode):
@@ -78,6 +80,7 @@ class FunctionalWatch(TorchFunctionMode):
         self._stack: list[tuple[str, torch.nn.Module]] = []
         self._indices: dict[tuple[str, str], int] = {}
         self.compiled_forwards = 0  # forwards that ran under torch.compile, unwatched
+        self.skipped_calls: set[str] = set()  # call sites with calls of another width
 
     def close(self) -> None:
         self._leave()
@@ -86,13 +89,15 @@ class FunctionalWatch(TorchFunctionMode):
         self._handles.clear()
 
     def begin(self, model: torch.nn.Module) -> None:
-        if self._active:
+        if self._active and inside_forward_of(model):
             self._depth += 1
             return
+        self._leave()  # a forward cut short (KeyboardInterrupt skips always_call hooks)
         if torch.compiler.is_compiling():
             self.compiled_forwards += 1  # replayed by Dynamo on every compiled call
             return
-        if recomputing() or self._monitor() is None:
+        monitor = self._monitor()
+        if recomputing() or monitor is None or not (model.training or monitor.count_eval):
             return
         self._active, self._depth = True, 0
         self._stack, self._indices = [("", model)], {}
@@ -118,16 +123,22 @@ class FunctionalWatch(TorchFunctionMode):
         self._stack = []
 
     def _enter(self, module: torch.nn.Module, args: tuple) -> None:
+        if torch.compiler.is_compiling():  # a compiled submodule: its calls are not watched
+            return
         known = self._names.get(id(module))
         name = known[1] if known is not None and known[0] is module else None
         self._stack.append((name if name is not None else self._stack[-1][0], module))
 
     def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
         if len(self._stack) > 1 and self._stack[-1][1] is module:
             self._stack.pop()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if torch.compiler.is_compiling():  # inside a compiled submodule: not counted
+            return func(*args, **kwargs)
         kind = function_kind(func)
         if kind is not None and args and isinstance(args[0], Tensor):
             self._count(kind, args, kwargs)
@@ -138,15 +149,25 @@ class FunctionalWatch(TorchFunctionMode):
         module_name, module = self._stack[-1]
         if monitor is None or not monitor._counts_functional_in(module):
             return
-        merged = monitor._call_sites == "merged"
         key = (module_name, kind)
-        index = None if merged else self._indices.get(key, 0)
-        if not merged:
-            self._indices[key] = index + 1
+        index = self._indices.get(key, 0)
+        self._indices[key] = index + 1
         param = FUNCTIONS[kind][0](args, kwargs)
         layer = monitor._functional_layer(layer_name(module_name, kind, index), kind, param)
         z = args[0]
         with torch._C.DisableTorchFunction():  # the counting's own ops are not the model's
-            prepared = monitor._counting_args(layer, module, z)
+            try:
+                prepared = monitor._counting_args(layer, module, z)
+            except ValueError as error:  # another width: no unit_dim= can name this site
+                self._skip_once(layer.name, error)
+                return
             if prepared is not None:
                 torch.ops.torch_ext.count_active_(z.detach(), *prepared)
+
+    def _skip_once(self, name: str, error: ValueError) -> None:
+        """A functional call site whose width changed (a forward taking another path shifts
+        the indices): its calls that do not fit are left uncounted, said once, rather than
+        failing the model's forward."""
+        if name not in self.skipped_calls:
+            self.skipped_calls.add(name)
+            logger.warning("%s; calls that do not fit are not counted", error)

@@ -22,6 +22,21 @@ from .structure import OUTSIDE, Link, LinkTracer, Use
 
 logger = logging.getLogger("torch_ext.monitor")
 
+def _use_problem(link: Link, use: Use) -> str | None:
+    """Why a forward's use of a layer (seen from module calls) is not covered by its traced
+    link: fed by another module, read by a module the link does not have, called again, or
+    returned. Fewer readers is fine (a dropout in eval passes its input on: the reader then
+    reads the layer's output itself)."""
+    fed = (link.norm or link.producer)[0]
+    readers = {reader.name for reader in link.readers} | set(link.norm_readers)
+    if use.outside or use.producer != fed or not set(use.readers) <= readers or use.calls > 1 \
+            or (use.returned and not link.returned):
+        return (f"forwards use it differently (one is {use}; the traced one is fed by '{fed}', "
+                f"read by {sorted(readers)}): the links traced in one would miss the others' "
+                "readers")
+    return None
+
+
 # --- the monitor -----------------------------------------------------------------------------
 class DeadNeuronMonitor:
     r"""Records, per unit of every activation layer, how often it is active and whether it
@@ -84,9 +99,11 @@ class DeadNeuronMonitor:
     module's is left to that module. A call is a layer named by the module whose forward made
     it, the function and its index among that module's calls of the function in this forward
     of the model: ``block.0:relu#0``, ``block.0:relu#1``, ... (``:relu#0`` for the model's own
-    forward; in-place forms count as the function). With ``call_sites="merged"`` a module's
-    calls of a function are one layer, ``block.0:relu``. Their units and unit dim follow the
-    rules above; they have no module (:meth:`module` is None) and revive does not rewire them.
+    forward; in-place forms count as the function; ``call_sites=`` applies to modules only).
+    A call whose index another forward gave another width is not counted (a warning says so
+    once). Their units and unit dim follow the rules above; they have no module
+    (:meth:`module` is None) and revive does not rewire them. The mode is entered only in
+    forwards that count (training, or ``count_eval``).
     The mode costs a Python call per torch operation in the forward (see
     ``benchmarks/bench_monitor.py``). Inside ``torch.compile`` functional calls are not
     counted (activation modules are): the first report after such a forward says so in a
@@ -292,10 +309,11 @@ class DeadNeuronMonitor:
 
     def _note_forward(self, uses: dict[str, Use], links: dict[str, Link] | None) -> None:
         """What a forward showed: how it used each module it called, and, if it was the traced
-        one, the links. Two different uses are enough to refuse a layer: no more are kept."""
+        one, the links. The distinct uses are kept (a few: one that the links do not cover is
+        enough to refuse a layer)."""
         for name, use in uses.items():
             seen = self._uses.setdefault(name, [])
-            if use not in seen and len(seen) < 2:
+            if use not in seen and len(seen) < 8:
                 seen.append(use)
         if links is not None:
             self._links, self._traced = links, True
@@ -378,11 +396,8 @@ class DeadNeuronMonitor:
         replaced = self._replaced_problem(layer.sites.name, link)
         if replaced is not None:  # a replaced module also changes how later forwards look
             return replaced
-        uses = self._uses.get(name, [])
-        if len(uses) > 1:
-            return (f"forwards use it differently ({'; '.join(map(str, uses))}): the links traced "
-                    "in one would miss the others' readers")
-        return None
+        return next(filter(None, (_use_problem(link, use) for use in self._uses.get(name, []))),
+                    None)
 
     def _replaced_problem(self, module_name: str, link: Link) -> str | None:
         """Which module of `link` is no longer the one at its name in the model, or None."""

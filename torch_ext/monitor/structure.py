@@ -10,6 +10,7 @@ unit, a norm that mixes units), so revive can say so instead of guessing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import weakref
@@ -21,7 +22,7 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import ForwardEnd, ForwardStart, recomputing, site_name
+from .counting import ForwardEnd, ForwardStart, inside_forward_of, recomputing, site_name
 
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
@@ -170,10 +171,11 @@ class _Value:
     one): who made it and who used it. Held by weak reference: CPython reuses the id() of a
     freed tensor, so an id alone can name another."""
 
-    __slots__ = ("ref", "producer", "consumers", "returned", "via", "mutations")
+    __slots__ = ("ref", "producer", "consumers", "returned", "via", "mutations", "grad_fn")
 
     def __init__(self, tensor: Tensor, producer: _Call, via: _PassThrough | None = None) -> None:
         self.ref = weakref.ref(tensor)
+        self.grad_fn = tensor.grad_fn  # its node when made: in-place uses later replace it
         self.producer = producer
         self.via = via  # the operation that made it from its producer's output, if any
         self.consumers: list[_Call | _Value | _Op] = []
@@ -188,6 +190,7 @@ class _Op:
     name: str
     residual: bool = False  # an addition: the value flows into a sum
     keeps: _PassThrough | None = None  # for an in-place one: what it does to the units
+    grad_fn: Any = field(default=None, compare=False)  # the autograd node of its result
 
     def __str__(self) -> str:
         return self.name
@@ -237,6 +240,8 @@ class Link:
     unit_dim: int = -1
     input_ndim: int = 0
     inexact: list[str] = field(default_factory=list)
+    returned: bool = False  # the model returns its output (or a view of it)
+    norm_readers: list[str] = field(default_factory=list)  # norm layers reading it (inexact)
     problem: str | None = None
 
     def modules(self) -> list[tuple[str, weakref.ref]]:
@@ -286,6 +291,72 @@ _IN_PLACE_OPERATORS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "
 
 def _in_place(name: str) -> bool:
     return (name.endswith("_") and not name.endswith("__")) or name in _IN_PLACE_OPERATORS
+
+
+def _tensors_in(output: Any, depth: int = 3) -> Iterator[Tensor]:
+    """The tensors a forward returned: in containers pytree knows, and in the fields of
+    dataclasses and plain objects (a model output class), a few levels deep."""
+    for leaf in pytree.tree_leaves(output):
+        if isinstance(leaf, Tensor):
+            yield leaf
+        elif depth > 0 and dataclasses.is_dataclass(leaf) and not isinstance(leaf, type):
+            yield from _tensors_in([getattr(leaf, f.name) for f in dataclasses.fields(leaf)],
+                                   depth - 1)
+        elif depth > 0 and hasattr(leaf, "__dict__") and not isinstance(
+                leaf, (type, torch.nn.Module)):
+            yield from _tensors_in(list(vars(leaf).values()), depth - 1)
+
+
+def _graph_users(outputs: list[Tensor]) -> dict[Any, list[Any]] | None:
+    """For every autograd node the forward's outputs depend on, the nodes that take its
+    result as an input; None when there is no graph (a forward without grad)."""
+    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    if not stack:
+        return None
+    users: dict[Any, list[Any]] = {}
+    seen: set[Any] = set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for below, _ in node.next_functions:
+            if below is not None:
+                users.setdefault(below, []).append(node)
+                stack.append(below)
+    return users
+
+
+def _recorded_nodes(value: _Value) -> Iterator[Any]:
+    """The autograd nodes of what the trace saw use `value`: its consumers' results, its
+    in-place changes, recursively through operations that keep units apart."""
+    for use in value.consumers:
+        if isinstance(use, _Value):
+            yield use.grad_fn
+            yield from _recorded_nodes(use)
+        elif isinstance(use, _Op):
+            yield use.grad_fn
+        elif use.output is not None:
+            yield use.output.grad_fn
+    for op in value.mutations:
+        yield op.grad_fn
+
+
+def _unseen_users(value: _Value | None, users: dict[Any, list[Any]] | None) -> list[Any]:
+    """The autograd nodes using `value` that no recorded use explains: a recorded use's
+    result depends on them without going through `value` (a reader's padding, views and
+    copies are several nodes below its output)."""
+    if value is None or users is None or value.grad_fn is None:
+        return []
+    explained: set[Any] = set()
+    stack = [node for node in _recorded_nodes(value) if node is not None]
+    while stack:
+        node = stack.pop()
+        if node is value.grad_fn or node in explained:
+            continue
+        explained.add(node)
+        stack += [below for below, _ in node.next_functions if below is not None]
+    return [node for node in users.get(value.grad_fn, []) if node not in explained]
 
 
 # --- the tracer ----------------------------------------------------------------------------
@@ -342,9 +413,10 @@ class LinkTracer(TorchFunctionMode):
         if monitor is None:  # the monitor was dropped without remove()
             self.close()
             return
-        if self.active:
+        if self.active and inside_forward_of(model):
             self._nested += 1  # the model called inside its own forward: part of this one
             return
+        self._finish_trace()  # a forward cut short (KeyboardInterrupt skips always_call hooks)
         # Eager forwards only: a compiled one runs no module hooks of its own.
         if torch.compiler.is_compiling() or recomputing():
             return
@@ -377,10 +449,12 @@ class LinkTracer(TorchFunctionMode):
         links: dict[str, Link] | None = None
         if not failed and monitor is not None:
             with self._untraced():
-                for value in self._values_in(pytree.tree_leaves(output)):
+                returned = list(_tensors_in(output))
+                for value in self._values_in(returned):
                     value.returned = True
                 uses = self._uses_of(monitor)
                 if self._full:
+                    self._graph_users = _graph_users(returned)
                     links = self._links_of(monitor)
         self._finish_trace()
         if monitor is not None:
@@ -396,6 +470,7 @@ class LinkTracer(TorchFunctionMode):
             handle.remove()
         self._module_handles.clear()
         self._values, self._stack, self._calls = {}, [], {}
+        self._graph_users: dict[Any, list[Any]] | None = None
 
     @staticmethod
     def _untraced() -> ContextManager[Any]:
@@ -414,7 +489,10 @@ class LinkTracer(TorchFunctionMode):
 
     def _enter(self, module: torch.nn.Module, args: tuple) -> None:
         """Start of a module call in the traced forward: the stack tells which call an
-        operation runs in."""
+        operation runs in. (Inside a compiled submodule Dynamo traces the global hooks: they
+        record nothing there, so what it computes is an unknown tensor to the links.)"""
+        if torch.compiler.is_compiling():
+            return
         name = self._name_of(module)
         if name is None:
             return
@@ -424,6 +502,8 @@ class LinkTracer(TorchFunctionMode):
         self._stack.append(call)
 
     def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
         name = self._name_of(module)
         if name is None:
             return
@@ -465,6 +545,8 @@ class LinkTracer(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if torch.compiler.is_compiling():  # a compiled submodule: Dynamo traces this mode
+            return func(*args, **kwargs)
         values = list(self._values_in((args, kwargs)))
         user = self._stack[-1] if self._stack else None
         result = func(*args, **kwargs)
@@ -483,19 +565,25 @@ class LinkTracer(TorchFunctionMode):
                 value.consumers.append(user)
             return
         name = getattr(func, "__name__", str(func))
-        if name in _METADATA:
+        if name == "__get__":  # a property: .shape reads metadata, .T or .data the values
+            name = getattr(getattr(func, "__self__", None), "__name__", name)
+            if not isinstance(result, Tensor):
+                return
+        elif name in _METADATA:
             return
         first = self._value_of(args[0]) if args else None
         through = _pass_through(func, args, kwargs, result) if first is not None else None
+        node = result.grad_fn if isinstance(result, Tensor) else None
         for value in values:
             if value is first and through is not None and result is not args[0]:
                 made = _Value(result, value.producer, via=through)
                 value.consumers.append(made)
                 self._values[id(result)] = made
             elif value is first and (_in_place(name) or result is args[0]):
-                value.mutations.append(_Op(name, residual=name in _RESIDUAL_OPS, keeps=through))
+                value.mutations.append(_Op(name, residual=name in _RESIDUAL_OPS, keeps=through,
+                                           grad_fn=node))
             else:
-                value.consumers.append(_Op(name, residual=name in _RESIDUAL_OPS))
+                value.consumers.append(_Op(name, residual=name in _RESIDUAL_OPS, grad_fn=node))
 
     def _value_of(self, obj: Any) -> _Value | None:
         if not isinstance(obj, Tensor):
@@ -567,7 +655,8 @@ class LinkTracer(TorchFunctionMode):
                      input_ndim=activation.input_ndim)
         problem = (self._producer_chain(activation, link)
                    or self._readers_of(activation, link)
-                   or self._untraced_problem(activation, link))
+                   or self._untraced_problem(activation, link)
+                   or self._unseen_use_problem(activation))
         return Link(problem=problem) if problem is not None else link
 
     def _producer_chain(self, activation: _Call, link: Link) -> str | None:
@@ -658,6 +747,7 @@ class LinkTracer(TorchFunctionMode):
     def _walk(self, value: _Value, layout: UnitLayout, keeps: bool, link: Link) -> str | None:
         """Follow the units in `value` (at `layout`) to the layers that read them."""
         if value.returned:
+            link.returned = True
             link.inexact.append("its output is part of the model's output: revived units "
                                 "change it")
         for op in value.mutations:
@@ -688,6 +778,7 @@ class LinkTracer(TorchFunctionMode):
         if reader.input is not value:
             return f"'{reader.name}' uses its output but not as its input"
         if isinstance(module, NORM_LAYERS):
+            link.norm_readers.append(reader.name)
             link.inexact.append(f"its output is read by the norm layer '{reader.name}': revived "
                                 "units change what it normalizes")
             return None
@@ -710,6 +801,24 @@ class LinkTracer(TorchFunctionMode):
             return f"its reader '{reader.name}' is a grouped convolution"
         if all(r.module() is not module for r in link.readers):
             link.readers.append(Reader(reader.name, weakref.ref(module), layout, keeps))
+        return None
+
+    def _unseen_use_problem(self, activation: _Call) -> str | None:
+        """Whether the autograd graph of the forward shows a use of the chain's tensors that
+        the trace did not record: one inside code a torch-function mode cannot see (a
+        TorchScript module or function, a C++ extension called directly)."""
+        chain = [activation.output, activation.input]
+        if activation.input is not None and activation.input.producer.input is not None and \
+                isinstance(activation.input.producer.module, NORM_LAYERS):
+            chain.append(activation.input.producer.input)
+        for value in chain:
+            unseen = _unseen_users(value, self._graph_users)
+            if unseen:
+                whose = "its output" if value is activation.output else (
+                    f"the output of '{value.producer.name}'")
+                return (f"{whose} is also used where operations cannot be traced (the autograd "
+                        f"node {unseen[0]}: a TorchScript module or function, or another "
+                        "extension)")
         return None
 
     def _calls_of(self, call: _Call) -> int:
