@@ -8,6 +8,7 @@ forward made it plus the function and an index: ``block.0:relu#0``."""
 from __future__ import annotations
 
 import logging
+import sys
 import weakref
 from typing import Any, Callable
 
@@ -59,26 +60,27 @@ def layer_name(module_name: str, kind: str, index: int) -> str:
 class FunctionalWatch(TorchFunctionMode):
     """Counts functional activation calls in the watched model's eager forwards.
 
-    Entered by a forward pre-hook on the model and left by its forward hook; while active,
-    global module hooks keep the stack of running modules, which names each call. Calls
-    made inside an activation module's own forward (``nn.ReLU`` calls ``F.relu``) or a
-    monitored module's are left to the module's counting.
+    Entered by a forward pre-hook on the model and left by its forward hook. The module
+    whose forward made a call is found only when a supported function is called, from the
+    Python frames running (the innermost method of one of the model's modules): no hook on
+    every module call. Calls made inside an activation module's own forward (``nn.ReLU``
+    calls ``F.relu``) or a monitored module's are left to the module's counting.
     """
 
     def __init__(self, monitor: Any, model: torch.nn.Module, monitored: set[int]) -> None:
         super().__init__()
         self._monitor = weakref.ref(monitor)
         self.monitored = monitored  # id() of the monitored modules, which count themselves
+        self._model = weakref.ref(model)
         self._names = {id(module): (module, name) for name, module in model.named_modules()}
         self._handles = [
             model.register_forward_pre_hook(ForwardStart(self), prepend=True),
             model.register_forward_hook(ForwardEnd(self), always_call=True),
         ]
-        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self._active = False
         self._depth = 0  # calls of the model inside its own forward
-        self._stack: list[tuple[str, torch.nn.Module]] = []
         self._indices: dict[tuple[str, str], int] = {}
+        self._kinds: dict[Any, str | None] = {}  # function -> the activation it computes
         self.compiled_forwards = 0  # forwards that ran under torch.compile, unwatched
         self.skipped_calls: set[str] = set()  # call sites with calls of another width
 
@@ -99,12 +101,7 @@ class FunctionalWatch(TorchFunctionMode):
         monitor = self._monitor()
         if recomputing() or monitor is None or not (model.training or monitor.count_eval):
             return
-        self._active, self._depth = True, 0
-        self._stack, self._indices = [("", model)], {}
-        self._module_handles = [
-            torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
-            torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=True),
-        ]
+        self._active, self._depth, self._indices = True, 0, {}
         self.__enter__()
 
     def end(self, output: Any = None) -> None:
@@ -117,38 +114,43 @@ class FunctionalWatch(TorchFunctionMode):
         if self._active:
             self._active = False
             self.__exit__(None, None, None)
-        for handle in self._module_handles:
-            handle.remove()
-        self._module_handles.clear()
-        self._stack = []
 
-    def _enter(self, module: torch.nn.Module, args: tuple) -> None:
-        if torch.compiler.is_compiling():  # a compiled submodule: its calls are not watched
-            return
-        known = self._names.get(id(module))
-        name = known[1] if known is not None and known[0] is module else None
-        self._stack.append((name if name is not None else self._stack[-1][0], module))
+    def _caller(self) -> tuple[str, torch.nn.Module] | None:
+        """The module of the model whose method is running innermost (its forward, or a
+        method it calls), with its name; None outside the model's modules."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            known = self._names.get(id(owner)) if isinstance(owner, torch.nn.Module) else None
+            if known is not None and known[0] is owner:
+                return known[1], owner
+            frame = frame.f_back
+        return None
 
-    def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        if torch.compiler.is_compiling():
-            return
-        if len(self._stack) > 1 and self._stack[-1][1] is module:
-            self._stack.pop()
+    def _kind_of(self, func: Any) -> str | None:
+        try:
+            return self._kinds[func]
+        except KeyError:
+            kind = self._kinds[func] = function_kind(func)
+            return kind
+        except TypeError:  # not hashable
+            return function_kind(func)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if torch.compiler.is_compiling():  # inside a compiled submodule: not counted
+        if torch.compiler.is_compiling():  # a compiled submodule, Dynamo tracing: not counted
             return func(*args, **kwargs)
-        kind = function_kind(func)
+        kind = self._kind_of(func)
         if kind is not None and args and isinstance(args[0], Tensor):
             self._count(kind, args, kwargs)
         return func(*args, **kwargs)
 
     def _count(self, kind: str, args: tuple, kwargs: dict) -> None:
         monitor = self._monitor()
-        module_name, module = self._stack[-1]
-        if monitor is None or not monitor._counts_functional_in(module):
+        caller = self._caller()
+        if monitor is None or caller is None or not monitor._counts_functional_in(caller[1]):
             return
+        module_name, module = caller
         key = (module_name, kind)
         index = self._indices.get(key, 0)
         self._indices[key] = index + 1

@@ -1,4 +1,4 @@
-"""Command line of the dying-ReLU study.
+"""Command line of the dying-ReLU study (an MLP and a BatchNorm CNN per activation).
 
     python -m torch_ext.study                 # everything, about 3 minutes on 2 cores
     python -m torch_ext.study --quick         # a smaller run, under a minute
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import born_dead, report, selu_check
-from .data import DataError, Dataset, dataset
+from .data import MIN_IMAGE_SIDE, DataError, Dataset, dataset
 from .training import Settings, run_study, scenarios
 
 PARTS = ("train", "born-dead", "selu-check")
@@ -50,21 +50,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def settings_for(args: argparse.Namespace) -> tuple[Settings, dict]:
+def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dict, dict[str, str]]:
+    """The training settings, the born-dead estimate's sizes, and the architectures left out
+    (``{name: why}``)."""
     settings = Settings()
     born = {"widths": [2, 3, 4, 6], "depths": [2, 5, 10, 20, 50], "trials": 4000,
             "data_inputs": 256}
     if args.quick:
-        settings = dataclasses.replace(settings, seeds=1, epochs=8)
+        settings = dataclasses.replace(settings, seeds=1, epochs=8, cnn_seeds=1, cnn_epochs=6)
         born = {"widths": [2, 4], "depths": [2, 10, 30], "trials": 400, "data_inputs": 64}
     if args.full:
-        settings = dataclasses.replace(settings, seeds=20, epochs=60)
+        settings = dataclasses.replace(settings, seeds=20, epochs=60, cnn_seeds=5, cnn_epochs=30)
         born = {**born, "trials": 20000}
     if args.seeds:
-        settings = dataclasses.replace(settings, seeds=args.seeds)
+        settings = dataclasses.replace(settings, seeds=args.seeds, cnn_seeds=args.seeds)
     if args.epochs:
-        settings = dataclasses.replace(settings, epochs=args.epochs)
-    return settings, born
+        settings = dataclasses.replace(settings, epochs=args.epochs, cnn_epochs=args.epochs)
+    left_out = {}
+    if data.image_side is None:  # a table, not images: the MLP alone
+        left_out["cnn"] = (f"{data.features} features are not a square one-channel image of at "
+                           f"least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
+        settings = dataclasses.replace(settings, architectures=tuple(
+            a for a in settings.architectures if a not in left_out))
+    return settings, born, left_out
 
 
 def run_born_dead(data: Dataset, born: dict, progress) -> list[dict]:
@@ -92,20 +100,41 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as error:
         print(f"torch-ext-study: {error}", file=sys.stderr)
         return 2
-    settings, born = settings_for(args)
+    settings, born, left_out = settings_for(args, data)
     progress = progress_bar(not args.no_progress)
     out = args.out or Path("reports") / time.strftime("study-%Y%m%d-%H%M%S")
     parts = PARTS if args.part == "all" else (args.part,)
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    # The networks are tiny: a second intra-op thread gains little, and when another process
+    # holds a core, OpenMP's waiting threads made epochs 30-70x slower (measured, 2 cores).
+    torch.set_num_threads(1)
+    try:
+        results = run_parts(data, settings, born, left_out, parts, progress)
+    finally:
+        torch.set_num_threads(threads)
+    report.write(results, out)
+
+    if results["cells"]:
+        print(report.text_table(results))
+        print()
+        print(report.revive_text(results))
+    print(f"\nreport: {out.resolve()}  ({results['seconds']:.0f} s)")
+    return 0
+
+
+def run_parts(data: Dataset, settings: Settings, born: dict, left_out: dict[str, str],
+              parts: tuple[str, ...], progress) -> dict:
+    """Runs the parts; their results, as results.json holds them."""
     start = time.time()
 
     results: dict = {
         "config": {**dataclasses.asdict(settings), "optimizer": "Adam", "selu_width": 128,
                    "born_dead": born, "parts": list(parts)},
+        "architectures_left_out": left_out,
         "data": {"name": data.name, "train": len(data.x_train), "test": len(data.x_test),
                  "features": data.features, "classes": data.classes},
-        "scenarios": [dataclasses.asdict(s) for s in
-                      scenarios(settings.base_lr, settings.high_lr, settings.negative_bias)],
+        "scenarios": [dataclasses.asdict(s) for s in scenarios(settings)],
         "cells": [], "born_dead": [], "selu_check": {},
     }
     if "train" in parts:
@@ -116,12 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         results["selu_check"] = {name: selu_check.layer_moments(data.x_train, name)
                                  for name in selu_check.ACTIVATIONS}
     results["seconds"] = time.time() - start
-    report.write(results, out)
-
-    if results["cells"]:
-        print(report.text_table(results))
-    print(f"\nreport: {out.resolve()}  ({results['seconds']:.0f} s)")
-    return 0
+    return results
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,38 @@ class Dataset:
     @property
     def classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    @property
+    def image_side(self) -> int | None:
+        """The side of the square one-channel images the features are, or None."""
+        return image_side(self.features)
+
+
+# The smallest image the CNN takes: its 2x2 max-pooling must leave at least 2x2 pixels.
+MIN_IMAGE_SIDE = 4
+
+
+def image_side(features: int) -> int | None:
+    """The side ``s`` with ``s * s == features`` and ``s >= MIN_IMAGE_SIDE``, else None."""
+    side = math.isqrt(features)
+    return side if side * side == features and side >= MIN_IMAGE_SIDE else None
+
+
+def as_images(x: torch.Tensor) -> torch.Tensor:
+    """Flattened square images ``[N, s * s]`` as one-channel images ``[N, 1, s, s]``.
+
+    The rows are read row-major, as scikit-learn flattens the digits (``images.reshape(N,
+    -1)``) and as a CSV of flattened images usually holds them.
+
+    Raises:
+        ValueError: the feature count is not the square of a side of at least
+            ``MIN_IMAGE_SIDE``.
+    """
+    side = image_side(x.shape[1])
+    if side is None:
+        raise ValueError(f"{x.shape[1]} features are not a square image of at least "
+                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
+    return x.reshape(len(x), 1, side, side)
 
 
 class DataError(ValueError):
@@ -87,14 +120,17 @@ def split(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction:
     """A fixed, stratified train/test split; features standardised with training statistics."""
     from sklearn.model_selection import train_test_split
 
-    classes, counts = np.unique(y, return_counts=True)
+    _, counts = np.unique(y, return_counts=True)
     stratify = y if counts.min() >= 2 else None
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=stratify)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
-    return Dataset(name, as_tensor((x_train - mean) / std), as_tensor(y_train),
-                   as_tensor((x_test - mean) / std), as_tensor(y_test))
+    return Dataset(name, _tensor((x_train - mean) / std), _tensor(y_train),
+                   _tensor((x_test - mean) / std), _tensor(y_test))
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def dataset(path: Path | None) -> Dataset:

@@ -3,50 +3,156 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import matplotlib.ticker
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
+matplotlib.use("Agg")  # files only: no display needed, none opened
 
 PLOTS = ("dead_fraction_vs_epoch.png", "final_dead_per_layer.png", "accuracy.png",
-         "born_dead.png", "selu_moments.png")
+         "revive.png", "born_dead.png", "selu_moments.png")
+
+# The architectures' names in tables and plots.
+NETWORKS = {"mlp": "MLP", "cnn": "CNN"}
 
 
 def pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-SUMMARY_COLUMNS = ("scenario", "activation", "test accuracy", "dead units (final epoch)",
-                   "dormant units")
+def network(cell: dict) -> str:
+    return NETWORKS.get(cell["architecture"], cell["architecture"])
+
+
+SUMMARY_COLUMNS = ("network", "scenario", "activation", "test accuracy",
+                   "dead units (final epoch)", "dormant units", "active rate")
 
 
 def summary_rows(results: dict) -> list[tuple[str, ...]]:
     """One row per cell: the summary table's values, formatted once for both outputs."""
-    return [(c["scenario"], c["activation"],
+    return [(network(c), c["scenario"], c["activation"],
              f"{c['test_accuracy_mean']:.3f} ± {c['test_accuracy_std']:.3f}",
              f"{pct(c['dead_fraction_mean'])} ± {pct(c['dead_fraction_std'])}",
-             pct(c["dormant_fraction_mean"]))
+             pct(c["dormant_fraction_mean"]), pct(c["active_rate_mean"]))
             for c in results["cells"]]
+
+
+def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def aligned_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], left: int) -> str:
+    """A table for stdout: the first `left` columns left-aligned, the others right-aligned."""
+    rows = [columns, *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(w) if i < left else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
 
 
 def summary_table(results: dict) -> str:
     """The summary table in Markdown (report.md)."""
-    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" * len(SUMMARY_COLUMNS) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(results)]
-    return "\n".join(lines)
+    return markdown_table(SUMMARY_COLUMNS, summary_rows(results))
 
 
 def text_table(results: dict) -> str:
     """The summary table for stdout, columns aligned."""
-    rows = [SUMMARY_COLUMNS, *summary_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(SUMMARY_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return aligned_table(SUMMARY_COLUMNS, summary_rows(results), left=3)
+
+
+# --- revive: ReLU under high_lr without (high_lr) and with torch_ext.revive (remedy_revive)
+REVIVE_PAIR = ("high_lr", "remedy_revive")
+
+
+def revive_pairs(results: dict) -> list[tuple[dict, dict]]:
+    """Per architecture, the ReLU cells of high_lr and remedy_revive."""
+    cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
+    pairs = []
+    for arch in dict.fromkeys(c["architecture"] for c in results["cells"]):
+        without, with_ = (cells.get((arch, s, "ReLU")) for s in REVIVE_PAIR)
+        if without is not None and with_ is not None:
+            pairs.append((without, with_))
+    return pairs
+
+
+def revive_columns(results: dict) -> tuple[str, ...]:
+    return ("network", "revive", "test accuracy", "dead units (final epoch)",
+            f"dead units (last {results['config']['revive_every']} epochs)",
+            "units revived per run")
+
+
+def last_period_dead(cell: dict, results: dict) -> float:
+    """The dead fraction averaged over the last `revive_every` epochs: one whole revive
+    cycle, so neither the trough just after a revive nor the peak before one stands alone."""
+    curve = cell["dead_fraction_per_epoch"]
+    return statistics.fmean(curve[-results["config"]["revive_every"]:])
+
+
+def revive_rows(results: dict) -> list[tuple[str, ...]]:
+    rows = []
+    for without, with_ in revive_pairs(results):
+        for cell, label in ((without, "no"), (with_, "yes")):
+            revived = f"{sum(cell['revived_per_epoch']):.1f} (of {cell['units']} units)" if cell is with_ else ""
+            rows.append((network(cell), label,
+                         f"{cell['test_accuracy_mean']:.3f} ± {cell['test_accuracy_std']:.3f}",
+                         f"{pct(cell['dead_fraction_mean'])} ± {pct(cell['dead_fraction_std'])}",
+                         pct(last_period_dead(cell, results)), revived))
+    return rows
+
+
+def revive_epochs(cell: dict, results: dict) -> list[int]:
+    """The epochs (1-based) after which remedy_revive called revive: every `revive_every`,
+    never after the last (as training.revive_now schedules them)."""
+    every = results["config"]["revive_every"]
+    epochs = len(cell["dead_fraction_per_epoch"])
+    return [e for e in range(every, epochs, every)]
+
+
+def revive_warning_lines(results: dict) -> list[str]:
+    """revive's warnings (layers it skipped and why), with how often each was logged."""
+    lines = []
+    for _, with_ in revive_pairs(results):
+        for message, count in with_["revive_warnings"].items():
+            lines.append(f"{network(with_)}, {count}x: {message}")
+    return lines
+
+
+def revive_text(results: dict) -> str:
+    """The revive comparison for stdout."""
+    warnings = revive_warning_lines(results)
+    text = ("ReLU under high_lr, without and with torch_ext.revive every "
+            f"{results['config']['revive_every']} epochs:\n"
+            + aligned_table(revive_columns(results), revive_rows(results), left=2))
+    return text + "".join(f"\nrevive warned: {line}" for line in warnings)
+
+
+def dead_over_epochs_table(results: dict) -> str:
+    """Dead units per epoch, without and with revive, and the units revived after it."""
+    pairs = revive_pairs(results)
+    columns = ["epoch"]
+    for without, _ in pairs:
+        name = network(without)
+        columns += [f"{name} dead, no revive", f"{name} dead, revive", f"{name} revived after"]
+    epochs = max((len(w["dead_fraction_per_epoch"]) for w, _ in pairs), default=0)
+    rows = []
+    for epoch in range(epochs):
+        row = [str(epoch + 1)]
+        for without, with_ in pairs:
+            if epoch < len(without["dead_fraction_per_epoch"]):
+                row += [pct(without["dead_fraction_per_epoch"][epoch]),
+                        pct(with_["dead_fraction_per_epoch"][epoch]),
+                        f"{with_['revived_per_epoch'][epoch]:g}"]
+            else:
+                row += ["", "", ""]
+        rows.append(tuple(row))
+    return markdown_table(tuple(columns), rows)
 
 
 def born_dead_table(results: dict) -> str:
@@ -77,11 +183,32 @@ def write_markdown(results: dict, out: Path) -> None:
     sections = [header_section(results)]
     if results["cells"]:
         sections.append(training_section(results))
+        if revive_pairs(results):
+            sections.append(revive_section(results))
     if results["born_dead"]:
         sections.append(born_dead_section(results))
     if results["selu_check"]:
         sections.append(selu_section(results))
     (out / "report.md").write_text("\n".join(sections))
+
+
+def networks_text(results: dict) -> str:
+    """The networks trained, and those left out with why."""
+    config = results["config"]
+    side = math.isqrt(results["data"]["features"])
+    text = {
+        "mlp": f"- MLP: {config['depth']} hidden layers of {config['width']} units; "
+               f"{config['epochs']} epochs, {config['seeds']} seeds per cell.",
+        "cnn": f"- CNN: the features read as one-channel {side}x{side} images (row-major); "
+               + " -> ".join(f"Conv 3x3 ({c} channels) -> BatchNorm -> activation"
+                             for c in config["cnn_channels"])
+               + f" -> 2x2 max-pool -> Linear; {config['cnn_epochs']} epochs, "
+               f"{config['cnn_seeds']} seeds per cell. Its units are channels.",
+    }
+    lines = [text[a] for a in config["architectures"]]
+    lines += [f"- {NETWORKS.get(a, a)}: not trained: {why}."
+              for a, why in results.get("architectures_left_out", {}).items()]
+    return "\n".join(lines)
 
 
 def header_section(results: dict) -> str:
@@ -90,10 +217,15 @@ def header_section(results: dict) -> str:
 
 Data: {results['data']['name']}: {results['data']['train']} training and {results['data']['test']}
 test samples, {results['data']['features']} features, {results['data']['classes']} classes.
-Network: MLP with {config['depth']} hidden layers of {config['width']} units, Adam, batch
-{config['batch']}, {config['epochs']} epochs, {config['seeds']} seeds per cell (mean ± standard
-deviation over seeds). A unit is *dead* when, over a whole epoch, no sample gave it a local
-derivative above 1e-3 (it cannot learn); *dormant* when no sample made it active (z > 0).
+Networks (Adam, batch {config['batch']}; mean ± standard deviation over seeds):
+
+{networks_text(results)}
+
+A unit is *dead* when, over a whole epoch, no sample gave it a local derivative above 1e-3
+(it cannot learn); *dormant* when no sample made it active (z > 0); a CNN channel counts
+every position of every image. *Active rate*: the share of inputs (positions) on which a
+hidden unit is active, averaged over units, in the final epoch: a unit active on a few
+inputs only is not dead, yet contributes little.
 
 Scenarios:
 {chr(10).join(f"- `{s['name']}`: {s['description']}" for s in results['scenarios'])}
@@ -108,6 +240,36 @@ def training_section(results: dict) -> str:
 ![dead fraction per epoch](dead_fraction_vs_epoch.png)
 ![final dead fraction per layer](final_dead_per_layer.png)
 ![test accuracy](accuracy.png)
+"""
+
+
+def revive_section(results: dict) -> str:
+    pairs = revive_pairs(results)
+    after = "; ".join(f"{network(w)}: after epochs {', '.join(map(str, revive_epochs(w, results)))}"
+                      for _, w in pairs)
+    warnings = revive_warning_lines(results)
+    skipped = ("revive skipped no layer." if not warnings else
+               "revive skipped layers, warning (on the logger `torch_ext.monitor`; counted over "
+               "all calls and seeds):\n\n" + "\n".join(f"- {line}" for line in warnings))
+    every = results["config"]["revive_every"]
+    return f"""## Reviving dead units
+
+ReLU under the high learning rate, without (`high_lr`) and with (`remedy_revive`)
+`torch_ext.revive(model, monitor, optimizer)` every {every} epochs ({after}; never after
+the last). Revive re-initialises the units the monitor found dead in the epoch just ended,
+keeping what the network computes; the next epoch's count shows whether they stayed alive.
+"units revived per run": the mean over seeds of all units revived in a run (0 when revive
+found none dead, or could not revive them); a unit revived twice counts twice.
+
+{markdown_table(revive_columns(results), revive_rows(results))}
+
+{skipped}
+
+Dead units per epoch (mean over seeds) and the units revived after each epoch:
+
+{dead_over_epochs_table(results)}
+
+![dead units with and without revive](revive.png)
 """
 
 
@@ -144,45 +306,96 @@ def save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def cell_label(cell: dict) -> str:
+    return f"{network(cell)} {cell['activation']}\n{cell['scenario']}"
+
+
 def plot_training(results: dict, out: Path) -> None:
+    plot_dead_vs_epoch(results, out)
+    plot_dead_per_layer(results, out)
+    plot_accuracy(results, out)
+    plot_revive(results, out)
+
+
+def plot_dead_vs_epoch(results: dict, out: Path) -> None:
+    """One row of panels per architecture, one panel per scenario."""
     scenarios = [s["name"] for s in results["scenarios"]]
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.6), sharey=True)
-    for ax, scenario in zip(axes, scenarios):
-        for cell in (c for c in results["cells"] if c["scenario"] == scenario):
-            curve = cell["dead_fraction_per_epoch"]
-            ax.plot(range(1, len(curve) + 1), [100 * v for v in curve], marker=".", label=cell["activation"])
-        ax.set_title(scenario)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("dead hidden units (%)")
-    axes[0].legend(fontsize=8)
+    archs = list(dict.fromkeys(c["architecture"] for c in results["cells"]))
+    fig, axes = plt.subplots(len(archs), len(scenarios), figsize=(3.6 * len(scenarios), 3.2 * len(archs)),
+                             sharey=True, squeeze=False)
+    for row, arch in zip(axes, archs):
+        for ax, scenario in zip(row, scenarios):
+            for cell in (c for c in results["cells"] if c["scenario"] == scenario and c["architecture"] == arch):
+                curve = cell["dead_fraction_per_epoch"]
+                ax.plot(range(1, len(curve) + 1), [100 * v for v in curve], marker=".",
+                        label=cell["activation"])
+            ax.set_title(f"{NETWORKS.get(arch, arch)}: {scenario}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel("dead hidden units (%)")
+    axes[0][0].legend(fontsize=8)
     fig.suptitle("Dead units during training (mean over seeds)")
     save(fig, out / "dead_fraction_vs_epoch.png")
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+
+def plot_dead_per_layer(results: dict, out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(max(9, 0.35 * len(results["cells"])), 4))
     cells = results["cells"]
-    layers = len(cells[0]["layer_dead_fraction"])
+    layers = max(len(c["layer_dead_fraction"]) for c in cells)  # the CNN has fewer
     width = 0.8 / layers
     for layer in range(layers):
         ax.bar([i + layer * width for i in range(len(cells))],
-               [100 * c["layer_dead_fraction"][layer] for c in cells], width, label=f"hidden layer {layer + 1}")
+               [100 * (c["layer_dead_fraction"][layer] if layer < len(c["layer_dead_fraction"]) else 0)
+                for c in cells], width, label=f"hidden layer {layer + 1}")
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cells))])
-    ax.set_xticklabels([f"{c['activation']}\n{c['scenario']}" for c in cells], rotation=90, fontsize=7)
+    ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("dead units at the end (%)")
     ax.set_title("Dead units per hidden layer after training (mean over seeds)")
     ax.legend(fontsize=8)
     save(fig, out / "final_dead_per_layer.png")
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+
+def plot_accuracy(results: dict, out: Path) -> None:
+    cells = results["cells"]
+    activations = list(dict.fromkeys(c["activation"] for c in cells))
+    fig, ax = plt.subplots(figsize=(max(9, 0.35 * len(cells)), 4))
     ax.bar(range(len(cells)), [c["test_accuracy_mean"] for c in cells],
            yerr=[c["test_accuracy_std"] for c in cells], capsize=3,
-           color=[f"C{list(dict.fromkeys(x['activation'] for x in cells)).index(c['activation'])}" for c in cells])
+           color=[f"C{activations.index(c['activation'])}" for c in cells])
     ax.set_xticks(range(len(cells)))
-    ax.set_xticklabels([f"{c['activation']}\n{c['scenario']}" for c in cells], rotation=90, fontsize=7)
+    ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
-    ax.set_title("Held-out accuracy per activation and scenario (mean ± std over seeds)")
+    ax.set_title("Held-out accuracy per network, activation and scenario (mean ± std over seeds)")
     save(fig, out / "accuracy.png")
+
+
+def plot_revive(results: dict, out: Path) -> None:
+    """Dead ReLU units per epoch under high_lr, without (dashed) and with revive (solid), one
+    colour per architecture; below, the units revived after each epoch."""
+    pairs = revive_pairs(results)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})
+    for i, (without, with_) in enumerate(pairs):
+        name, colour = network(without), f"C{i}"
+        for cell, style, label in ((without, "--", "no revive"), (with_, "-", "revive")):
+            curve = cell["dead_fraction_per_epoch"]
+            top.plot(range(1, len(curve) + 1), [100 * v for v in curve], style, marker=".",
+                     color=colour, label=f"{name}, {label}")
+        revived = with_["revived_per_epoch"]
+        bottom.bar([e + 1 + (i - 0.5 * (len(pairs) - 1)) * 0.3 for e in range(len(revived))],
+                   revived, 0.3, color=colour, label=name)
+    top.set_ylabel("dead ReLU units (%)")
+    top.set_title(f"ReLU, high learning rate: torch_ext.revive every "
+                  f"{results['config']['revive_every']} epochs (mean over seeds)", fontsize=10)
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
+    bottom.set_ylabel("units revived\nafter the epoch")
+    bottom.set_xlabel("epoch")
+    bottom.grid(alpha=0.3)
+    if pairs:
+        bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    save(fig, out / "revive.png")
 
 
 def plot_born_dead(results: dict, out: Path) -> None:
