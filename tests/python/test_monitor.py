@@ -225,7 +225,7 @@ def test_warning_names_the_layer_once(caplog):
     model = mlp(torch.nn.ReLU())
     kill(model[0])
     with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
-        with DeadNeuronMonitor(model, window=1, threshold=0.25) as monitor:
+        with DeadNeuronMonitor(model, window=1, warn_dead_fraction=0.25) as monitor:
             run(model, monitor, 3, torch.randn(16, 5))
     warnings = [r.getMessage() for r in caplog.records if "dead" in r.getMessage()]
     assert len(warnings) == 1
@@ -290,12 +290,23 @@ def test_tensorboard_scalars_and_histograms(tmp_path):
     assert "activation_rate/1" in events.Tags()["histograms"]
 
 
+def test_threshold_keyword_still_works_with_a_deprecation_warning():
+    model = mlp(torch.nn.ReLU())
+    with pytest.warns(DeprecationWarning, match="renamed warn_dead_fraction"):
+        monitor = DeadNeuronMonitor(model, threshold=0.3)
+    assert monitor.warn_dead_fraction == 0.3
+    with pytest.warns(DeprecationWarning, match="renamed warn_dead_fraction"):
+        assert monitor.threshold == 0.3
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="warn_dead_fraction"):
+        DeadNeuronMonitor(model, threshold=2)
+
+
 def test_invalid_configuration():
     model = mlp(torch.nn.ReLU())
     with pytest.raises(ValueError, match="window must be >= 1"):
         DeadNeuronMonitor(model, window=0)
-    with pytest.raises(ValueError, match="threshold must be in"):
-        DeadNeuronMonitor(model, threshold=2)
+    with pytest.raises(ValueError, match="warn_dead_fraction must be in"):
+        DeadNeuronMonitor(model, warn_dead_fraction=2)
     for grad_eps in (0.0, 1.0, 2.0):  # >= 1: a ReLU unit passing gradient 1 would be "dead"
         with pytest.raises(ValueError, match=r"grad_eps must be in \(0, 1\)"):
             DeadNeuronMonitor(model, grad_eps=grad_eps)

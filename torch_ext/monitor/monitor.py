@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import warnings
 import weakref
 from typing import Any, Iterable
 
@@ -47,8 +48,9 @@ class DeadNeuronMonitor:
         window: training steps per window; :meth:`step` closes a step. Default: ``100``.
         grad_eps: a unit is gradient-alive on a sample when ``|f'(z)| > grad_eps``.
             Default: ``1e-3``.
-        threshold: log a warning the first time a layer's dead fraction in a window exceeds
-            this. Default: ``0.10``.
+        warn_dead_fraction: log a warning the first time a layer's dead fraction in a window
+            exceeds this. Default: ``0.10``. (Formerly ``threshold=``, still accepted as a
+            keyword with a ``DeprecationWarning``.)
         modules: which modules to watch: names, types, or ``(name, module) -> bool``
             predicates. A name that matches no module is a ``ValueError``. Default: every
             ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU``
@@ -149,20 +151,27 @@ class DeadNeuronMonitor:
         model: torch.nn.Module,
         window: int = 100,
         grad_eps: float = 1e-3,
-        threshold: float = 0.10,
+        warn_dead_fraction: float = 0.10,
         modules: Iterable[ModuleSelector] | None = None,
         unit_dim: int | dict[str, int] | None = None,
         call_sites: str | Iterable[ModuleSelector] = "separate",
         count_eval: bool = False,
         keep_windows: int = 10,
         functional: bool = False,
+        threshold: float | None = None,
     ) -> None:
+        if threshold is not None:
+            warnings.warn("DeadNeuronMonitor: threshold= is renamed warn_dead_fraction= (the dead "
+                          "fraction above which a layer is warned about); threshold= goes in the "
+                          "next release", DeprecationWarning, stacklevel=2)
+            warn_dead_fraction = threshold
         if window < 1:
             raise ValueError(f"DeadNeuronMonitor: window must be >= 1 steps, got {window}")
         if not 0 < grad_eps < 1:  # above 0 the activations' slope is 1: see alive_threshold
             raise ValueError(f"DeadNeuronMonitor: grad_eps must be in (0, 1), got {grad_eps}")
-        if not 0 <= threshold <= 1:
-            raise ValueError(f"DeadNeuronMonitor: threshold must be in [0, 1], got {threshold}")
+        if not 0 <= warn_dead_fraction <= 1:
+            raise ValueError("DeadNeuronMonitor: warn_dead_fraction must be in [0, 1], got "
+                             f"{warn_dead_fraction}")
         if keep_windows < 1:
             raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
         if isinstance(call_sites, str) and call_sites not in ("separate", "merged"):
@@ -173,7 +182,7 @@ class DeadNeuronMonitor:
         self._model = weakref.ref(model)
         self.window = window
         self.grad_eps = grad_eps
-        self.threshold = threshold
+        self.warn_dead_fraction = warn_dead_fraction
         self.count_eval = count_eval
         self.keep_windows = keep_windows
         self.functional = functional
@@ -199,6 +208,13 @@ class DeadNeuronMonitor:
         self._uses: dict[str, list[Use]] = {}
         self._tracer: LinkTracer | None = None
         self._functional_watch: FunctionalWatch | None = None
+
+    @property
+    def threshold(self) -> float:
+        """Deprecated name of :attr:`warn_dead_fraction`."""
+        warnings.warn("DeadNeuronMonitor.threshold is renamed warn_dead_fraction",
+                      DeprecationWarning, stacklevel=2)
+        return self.warn_dead_fraction
 
     # --- hooks -----------------------------------------------------------------------------
     def _selected(self, name: str, module: torch.nn.Module) -> bool:
@@ -490,7 +506,7 @@ class DeadNeuronMonitor:
 
     def _warn(self, report: MonitorReport) -> None:
         for layer in report.layers.values():
-            if layer.name not in self._warned and layer.dead_fraction > self.threshold:
+            if layer.name not in self._warned and layer.dead_fraction > self.warn_dead_fraction:
                 self._warned.add(layer.name)
                 logger.warning(
                     "DeadNeuronMonitor: layer '%s' (%s) has %d of %d units dead (%.1f%%) in "
@@ -630,7 +646,7 @@ class DeadNeuronMonitor:
             "config": {
                 "window": self.window,
                 "grad_eps": self.grad_eps,
-                "threshold": self.threshold,
+                "warn_dead_fraction": self.warn_dead_fraction,
                 "count_eval": self.count_eval,
                 "keep_windows": self.keep_windows,
                 "merged_call_sites": [name for name, sites in self._sites.items() if sites.merged],

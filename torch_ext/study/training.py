@@ -223,7 +223,7 @@ def train_one(data: Dataset, scenario: Scenario, activation: str, settings: Sett
     loss = torch.tensor(float("nan"))
     revived: list[int] = []
     warnings: list[str] = []
-    with DeadNeuronMonitor(model, window=steps_per_epoch, threshold=1.0) as monitor:
+    with DeadNeuronMonitor(model, window=steps_per_epoch, warn_dead_fraction=1.0) as monitor:
         for epoch in range(epochs):
             model.train()
             for batch in torch.randperm(len(x_train), generator=generator).split(settings.batch):
