@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 import torch_ext.nn as xnn
+from torch_ext.activations import ACTIVATIONS as SUPPORTED
 
 # name: (native module, ours, what ours keeps for backward)
 ACTIVATIONS: dict[str, tuple[Callable[[int], torch.nn.Module], Callable[[int], torch.nn.Module], str]] = {
@@ -32,7 +33,7 @@ ACTIVATIONS: dict[str, tuple[Callable[[int], torch.nn.Module], Callable[[int], t
     "SELU save_output": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU(save_output=True),
                          "output (opt-in)"),
 }
-KNOWN = (torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ELU, torch.nn.SELU)
+KNOWN = tuple(spec.native for spec in SUPPORTED.values())
 
 
 def mlp(act) -> tuple[torch.nn.Module, torch.Tensor]:

@@ -33,6 +33,7 @@ import torch.utils.benchmark as benchmark
 
 import torch_ext
 import torch_ext.functional as X
+from torch_ext.activations import SELU_ALPHA, SELU_SCALE
 
 SIZES: dict[str, tuple[int, ...]] = {
     "1K": (1024,),
@@ -58,7 +59,7 @@ class Op:
 
 
 ops = torch.ops.torch_ext
-SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+SELU = (SELU_ALPHA, SELU_SCALE)  # the library's own constants
 OPS = {
     "leaky_relu": Op("leaky_relu", lambda x, **k: X.leaky_relu(x, 0.01, **k),
                      lambda x, **k: F.leaky_relu(x, 0.01, **k),

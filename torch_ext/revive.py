@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
+from .activations import ACTIVATIONS, activation_of
 from .monitor import DeadNeuronMonitor, LayerReport
 from .monitor.distributed import world_size
-from .monitor.selection import KNOWN_ACTIVATIONS
 from .monitor.structure import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
 
 __all__ = ["revive", "ReviveReport"]
@@ -22,19 +22,12 @@ logger = logging.getLogger("torch_ext.monitor")
 
 REVIVED_BIAS = 0.01  # the lecture notes' remedy: a small positive bias starts the unit active
 
-# Output of a dead (saturated) unit: f(z) for z -> -inf.
-_SATURATED_OUTPUT = {
-    torch.nn.ELU: lambda m: -m.alpha,
-    torch.nn.CELU: lambda m: -m.alpha,
-    torch.nn.SELU: lambda m: -1.0507009873554805 * 1.6732632423543772,
-}
-
-
 def _saturated_output(activation: torch.nn.Module) -> float:
-    for kind, value in _SATURATED_OUTPUT.items():
-        if isinstance(activation, kind):
-            return value(activation)
-    return 0.0  # ReLU, and Leaky ReLU / PReLU units with slope 0
+    """What a dead unit outputs (f(z) for z -> -inf): 0 for ReLU and for Leaky ReLU / PReLU
+    units of slope 0 (see _dead_output_problem), -alpha for ELU, ..."""
+    spec = activation_of(activation)
+    constant = None if spec is None else spec.dead_output(activation)
+    return 0.0 if constant is None else constant
 
 
 class ReviveReport(dict):
@@ -240,18 +233,19 @@ def _shape_problem(units: int, producer: torch.nn.Module,
 
 def _dead_output_problem(activation: torch.nn.Module, dead: list[int]) -> str | None:
     """Why a dead unit's output is not a constant revive can fold away, or None."""
-    if not isinstance(activation, KNOWN_ACTIVATIONS):
+    spec = activation_of(activation)
+    if spec is None:
         return (f"the output of a dead {type(activation).__name__} unit is unknown (revive knows "
-                "ReLU, LeakyReLU, PReLU, ELU, SELU and CELU)")
-    if isinstance(activation, torch.nn.LeakyReLU) and activation.negative_slope != 0:
-        return ("its dead units still output negative_slope * z, which zeroing their outgoing "
-                "weights would drop")
+                f"{', '.join(ACTIVATIONS)})")
     if isinstance(activation, torch.nn.PReLU):
         weight = activation.weight.detach()
         slopes = weight if weight.numel() == 1 else weight[torch.tensor(dead, device=weight.device)]
         if bool(torch.any(slopes != 0)):
             return ("its dead units still output slope * z, which zeroing their outgoing weights "
                     "would drop")
+    elif spec.dead_output(activation) is None:
+        return ("its dead units still output negative_slope * z, which zeroing their outgoing "
+                "weights would drop")
     return None
 
 

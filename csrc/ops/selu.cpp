@@ -4,6 +4,9 @@
 
 #include <torch/library.h>
 
+#include <tuple>
+
+#include "activations/selu_constants.h"
 #include "ops/op_handle.h"
 #include "ops/outputs.h"
 #include "torch_ext/ops.h"
@@ -24,6 +27,9 @@ at::Tensor& selu_(at::Tensor& self) {
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def("selu(Tensor self, *, bool save_output=False) -> Tensor");  // as elu's
   m.def("selu_(Tensor(a!) self) -> Tensor(a!)");
+  // (alpha, scale), the one definition Python reads too (torch_ext.activations).
+  m.def("selu_constants() -> (float, float)",
+        [] { return std::make_tuple(act::kSeluAlpha, act::kSeluScale); });
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {

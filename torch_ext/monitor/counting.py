@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 import torch
 from torch import Tensor
 
+from ..activations import activation_of
+
 if TYPE_CHECKING:
     from .monitor import DeadNeuronMonitor
 
@@ -30,17 +32,10 @@ def alive_rule(module: torch.nn.Module | None) -> tuple[str, float] | None:
     gradient, or None for PReLU, whose learned slopes are tensors read on the device."""
     if isinstance(module, FunctionalRule):  # a functional call site
         return None if module.kind == "prelu" else (module.kind, float(module.param))
-    if isinstance(module, torch.nn.PReLU):
-        return None
-    if isinstance(module, torch.nn.LeakyReLU):
-        return "leaky_relu", float(module.negative_slope)
-    if isinstance(module, torch.nn.SELU):
-        return "selu", 0.0
-    if isinstance(module, torch.nn.ELU):
-        return "elu", float(module.alpha)
-    if isinstance(module, torch.nn.CELU):
-        return "celu", float(module.alpha)
-    return "relu", 0.0  # modules the monitor does not know: gradient flows only for z > 0
+    spec = activation_of(module)
+    if spec is None:
+        return "relu", 0.0  # modules the monitor does not know: gradient flows only for z > 0
+    return None if spec.rule == "prelu" else (spec.rule, spec.param(module))
 
 
 def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:

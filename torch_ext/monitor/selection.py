@@ -7,15 +7,11 @@ from typing import Callable, Iterable, Union
 
 import torch
 
+from ..activations import ACTIVATIONS
+
 # The activation modules the monitor attaches to by default (torch_ext.nn's subclass these).
-KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
-    torch.nn.ReLU,
-    torch.nn.LeakyReLU,
-    torch.nn.PReLU,
-    torch.nn.ELU,
-    torch.nn.SELU,
-    torch.nn.CELU,
-)
+KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = tuple(
+    spec.native for spec in ACTIVATIONS.values())
 
 # Activation modules the monitor recognises but does not count by default: no dead-unit rule,
 # as their gradient-alive set {z : |f'(z)| > grad_eps} is not a half-line z > threshold, which

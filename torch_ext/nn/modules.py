@@ -14,11 +14,9 @@ import torch
 from torch import Tensor
 
 from .. import functional as F
+from ..activations import SELU_ALPHA, SELU_SCALE  # the C++ library's
 
 __all__ = ["CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]
-
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class UnitCounter(Protocol):

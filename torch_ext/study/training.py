@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import nn as xnn
+from ..activations import ACTIVATIONS as SUPPORTED
 from ..monitor import DeadNeuronMonitor
 from ..revive import revive
 from .data import Dataset, as_images
@@ -25,12 +25,7 @@ from .data import Dataset, as_images
 # The activations compared, as torch_ext.nn modules (units -> module; units are a Linear's
 # features or a convolution's channels).
 ACTIVATIONS: dict[str, Callable[[int], torch.nn.Module]] = {
-    "ReLU": lambda width: torch.nn.ReLU(),
-    "LeakyReLU": lambda width: xnn.LeakyReLU(0.01),
-    "PReLU": lambda width: xnn.PReLU(width),
-    "ELU": lambda width: xnn.ELU(1.0),
-    "SELU": lambda width: xnn.SELU(),
-}
+    name: SUPPORTED[name].make for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "SELU")}
 
 ARCHITECTURES = ("mlp", "cnn")
 
