@@ -75,7 +75,9 @@ class BuildExtensions(cpp_extension.BuildExtension):
         build_dir = self._build_dir()
         build_dir.mkdir(parents=True, exist_ok=True)
         build_tests = os.environ.get("TORCH_EXT_BUILD_TESTS", "0") == "1"
-        subprocess.check_call(["cmake", "-S", str(ROOT), "-B", str(build_dir), *_cmake_args(build_tests)])
+        subprocess.check_call(
+            ["cmake", "-S", str(ROOT), "-B", str(build_dir), *_cmake_args(build_tests)]
+        )
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", jobs])
         destination = Path(self.get_ext_fullpath(ext.name))

@@ -13,8 +13,8 @@ tensor as its input (but forbids modifying the output in place before backward).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 
@@ -22,16 +22,27 @@ import torch_ext.nn as xnn
 from torch_ext.activations import ACTIVATIONS as SUPPORTED
 
 # name: (native module, ours, what ours keeps for backward)
-ACTIVATIONS: dict[str, tuple[Callable[[int], torch.nn.Module], Callable[[int], torch.nn.Module], str]] = {
-    "LeakyReLU": (lambda c: torch.nn.LeakyReLU(0.01), lambda c: xnn.LeakyReLU(0.01),
-                  "1-bit sign mask"),
+ACTIVATIONS: dict[
+    str, tuple[Callable[[int], torch.nn.Module], Callable[[int], torch.nn.Module], str]
+] = {
+    "LeakyReLU": (
+        lambda c: torch.nn.LeakyReLU(0.01),
+        lambda c: xnn.LeakyReLU(0.01),
+        "1-bit sign mask",
+    ),
     "PReLU": (lambda c: torch.nn.PReLU(c), lambda c: xnn.PReLU(c), "input, weight"),
     "ELU": (lambda c: torch.nn.ELU(), lambda c: xnn.ELU(), "input (as native)"),
-    "ELU save_output": (lambda c: torch.nn.ELU(), lambda c: xnn.ELU(save_output=True),
-                        "output (opt-in)"),
+    "ELU save_output": (
+        lambda c: torch.nn.ELU(),
+        lambda c: xnn.ELU(save_output=True),
+        "output (opt-in)",
+    ),
     "SELU": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU(), "input (as native)"),
-    "SELU save_output": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU(save_output=True),
-                         "output (opt-in)"),
+    "SELU save_output": (
+        lambda c: torch.nn.SELU(),
+        lambda c: xnn.SELU(save_output=True),
+        "output (opt-in)",
+    ),
 }
 KNOWN = tuple(spec.native for spec in SUPPORTED.values())
 
@@ -45,8 +56,14 @@ def mlp(act) -> tuple[torch.nn.Module, torch.Tensor]:
 
 def cnn(act) -> tuple[torch.nn.Module, torch.Tensor]:
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), act(32), torch.nn.Conv2d(32, 64, 3, padding=1), act(64),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        act(32),
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        act(64),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 10),
+    )
     return model, torch.randn(64, 3, 32, 32)
 
 
@@ -65,8 +82,10 @@ def saved_storages(model: torch.nn.Module):
     handles = []
     for module in model.modules():
         if isinstance(module, KNOWN):
-            handles += [module.register_forward_pre_hook(enter("activation")),
-                        module.register_forward_hook(leave)]
+            handles += [
+                module.register_forward_pre_hook(enter("activation")),
+                module.register_forward_hook(leave),
+            ]
 
     def pack(tensor):
         storage = tensor.untyped_storage()
@@ -91,9 +110,11 @@ def measure(build, act) -> tuple[int, int]:
 
 
 def main() -> None:
-    header = (f"{'model':<24} {'activation':<17} {'ours keeps':<17} {'native total MiB':>16} "
-              f"{'ours total MiB':>15} {'native act-only':>15} {'ours act-only':>13} "
-              f"{'act-only saved':>15}")
+    header = (
+        f"{'model':<24} {'activation':<17} {'ours keeps':<17} {'native total MiB':>16} "
+        f"{'ours total MiB':>15} {'native act-only':>15} {'ours act-only':>13} "
+        f"{'act-only saved':>15}"
+    )
     print(header + "\n" + "-" * len(header))
     mib = 2**20
     for model_name, build in (("MLP 10x1024, batch 256", mlp), ("CNN 2 conv, 64x3x32x32", cnn)):
@@ -101,8 +122,10 @@ def main() -> None:
             n_total, n_own = measure(build, native)
             o_total, o_own = measure(build, ours)
             cut = f"{100 * (1 - o_own / n_own):.0f}%" if n_own else "-"
-            print(f"{model_name:<24} {name:<17} {keeps:<17} {n_total / mib:>16.1f} "
-                  f"{o_total / mib:>15.1f} {n_own / mib:>15.1f} {o_own / mib:>13.1f} {cut:>15}")
+            print(
+                f"{model_name:<24} {name:<17} {keeps:<17} {n_total / mib:>16.1f} "
+                f"{o_total / mib:>15.1f} {n_own / mib:>15.1f} {o_own / mib:>13.1f} {cut:>15}"
+            )
 
 
 if __name__ == "__main__":

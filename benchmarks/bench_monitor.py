@@ -19,7 +19,7 @@ import argparse
 import importlib.util
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -36,7 +36,9 @@ ACTIVATIONS: dict[str, Callable[[int], torch.nn.Module]] = {
 }
 
 
-def mlp(act: Callable[[int], torch.nn.Module], width: int = 1024, depth: int = 4) -> torch.nn.Module:
+def mlp(
+    act: Callable[[int], torch.nn.Module], width: int = 1024, depth: int = 4
+) -> torch.nn.Module:
     layers, fan_in = [], 784
     for _ in range(depth):
         layers += [torch.nn.Linear(fan_in, width), act(width)]
@@ -46,9 +48,16 @@ def mlp(act: Callable[[int], torch.nn.Module], width: int = 1024, depth: int = 4
 
 def cnn(act: Callable[[int], torch.nn.Module]) -> torch.nn.Module:
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), act(32), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 3, padding=1), act(64), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(64 * 8 * 8, 128), act(128), torch.nn.Linear(128, 10),
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        act(32),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        act(64),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64 * 8 * 8, 128),
+        act(128),
+        torch.nn.Linear(128, 10),
     )
 
 
@@ -122,16 +131,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--models", nargs="+", choices=["mlp", "cnn", "resnet18"],
-                        default=["mlp", "cnn", "resnet18"])
-    parser.add_argument("--activations", nargs="+", choices=list(ACTIVATIONS),
-                        default=list(ACTIVATIONS))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=["mlp", "cnn", "resnet18"],
+        default=["mlp", "cnn", "resnet18"],
+    )
+    parser.add_argument(
+        "--activations", nargs="+", choices=list(ACTIVATIONS), default=list(ACTIVATIONS)
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, CPU loops "
-          f"{torch_ext.build_info()['cpu_isa']}\n")
-    header = (f"{'model':<30} {'activation':<20} {'plain ms':>9} {'monitor':>8} "
-              f"{'functional':>10} {'ad-hoc':>8}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, CPU loops "
+        f"{torch_ext.build_info()['cpu_isa']}\n"
+    )
+    header = (
+        f"{'model':<30} {'activation':<20} {'plain ms':>9} {'monitor':>8} "
+        f"{'functional':>10} {'ad-hoc':>8}"
+    )
     print(header + "\n" + "-" * len(header))
     for key, (model_name, (build, make_x)) in zip(("mlp", "cnn", "resnet18"), MODELS.items()):
         if key not in args.models:
@@ -146,11 +164,14 @@ def main() -> None:
             y = torch.randint(0, 10, (x.shape[0],))
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
             configs = {
-                "plain": lambda: None,
-                "monitor": lambda: torch_ext.DeadNeuronMonitor(model, window=50).attach(),
-                "functional": lambda: torch_ext.DeadNeuronMonitor(model, window=50,
-                                                                  functional=True).attach(),
-                "ad-hoc": lambda: AdHocHooks(model),
+                "plain": lambda model=model: None,
+                "monitor": lambda model=model: torch_ext.DeadNeuronMonitor(
+                    model, window=50
+                ).attach(),
+                "functional": lambda model=model: torch_ext.DeadNeuronMonitor(
+                    model, window=50, functional=True
+                ).attach(),
+                "ad-hoc": lambda model=model: AdHocHooks(model),
             }
             times: dict[str, list[float]] = {name: [] for name in configs}
             step_time(model, x, y, optimizer, None, 3)  # warm up
@@ -162,8 +183,11 @@ def main() -> None:
                         watcher.remove()
             plain = statistics.median(times["plain"])
             ratio = {name: statistics.median(times[name]) / plain for name in configs}
-            print(f"{model_name:<30} {act_name:<20} {plain * 1e3:>9.2f} {ratio['monitor']:>7.3f}x "
-                  f"{ratio['functional']:>9.3f}x {ratio['ad-hoc']:>7.3f}x", flush=True)
+            print(
+                f"{model_name:<30} {act_name:<20} {plain * 1e3:>9.2f} {ratio['monitor']:>7.3f}x "
+                f"{ratio['functional']:>9.3f}x {ratio['ad-hoc']:>7.3f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

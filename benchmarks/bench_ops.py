@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,13 +61,26 @@ class Op:
 ops = torch.ops.torch_ext
 SELU = (SELU_ALPHA, SELU_SCALE)  # the library's own constants
 OPS = {
-    "leaky_relu": Op("leaky_relu", lambda x, **k: X.leaky_relu(x, 0.01, **k),
-                     lambda x, **k: F.leaky_relu(x, 0.01, **k),
-                     counted=lambda x, *a: ops.leaky_relu_counted(x, 0.01, *a)),
-    "prelu": Op("prelu", X.prelu, F.prelu, has_weight=True, in_place=False,
-                counted=lambda x, w, *a: ops.prelu_counted(x, w, *a)),
-    "elu": Op("elu", lambda x, **k: X.elu(x, 1.0, **k), lambda x, **k: F.elu(x, 1.0, **k),
-              counted=lambda x, *a: ops.elu_counted(x, 1.0, 1.0, *a)),
+    "leaky_relu": Op(
+        "leaky_relu",
+        lambda x, **k: X.leaky_relu(x, 0.01, **k),
+        lambda x, **k: F.leaky_relu(x, 0.01, **k),
+        counted=lambda x, *a: ops.leaky_relu_counted(x, 0.01, *a),
+    ),
+    "prelu": Op(
+        "prelu",
+        X.prelu,
+        F.prelu,
+        has_weight=True,
+        in_place=False,
+        counted=lambda x, w, *a: ops.prelu_counted(x, w, *a),
+    ),
+    "elu": Op(
+        "elu",
+        lambda x, **k: X.elu(x, 1.0, **k),
+        lambda x, **k: F.elu(x, 1.0, **k),
+        counted=lambda x, *a: ops.elu_counted(x, 1.0, 1.0, *a),
+    ),
     "selu": Op("selu", X.selu, F.selu, counted=lambda x, *a: ops.elu_counted(x, *SELU, *a)),
 }
 
@@ -144,8 +157,14 @@ def traffic(op: Op, mode: str, element_size: int) -> float:
     mask = 1 / (8 * element_size)  # Leaky ReLU's saved sign mask
     forward = 2 + (mask if op.name == "leaky_relu" and mode == "fwd+bwd" else 0)
     backward = 2 + mask if op.name == "leaky_relu" else 3
-    return {"forward": 2, "forward_": 2, "fwd+stats": 2, "backward": backward,
-            "bwd-op": backward, "fwd+bwd": forward + backward}[mode]
+    return {
+        "forward": 2,
+        "forward_": 2,
+        "fwd+stats": 2,
+        "backward": backward,
+        "bwd-op": backward,
+        "fwd+bwd": forward + backward,
+    }[mode]
 
 
 def median_time(fn: Callable, threads: int, min_run_time: float) -> float:
@@ -177,8 +196,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--sizes", nargs="+", default=None, choices=list(SIZES),
-                        help="default: all on the CPU; " + ", ".join(CUDA_SIZES) + " on CUDA")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=None,
+        choices=list(SIZES),
+        help="default: all on the CPU; " + ", ".join(CUDA_SIZES) + " on CUDA",
+    )
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -192,14 +216,20 @@ def main() -> None:
         args.sizes, args.rounds, args.min_run_time = ["1K", "2^24"], 1, 0.1
     if args.device == "cuda":
         args.threads = [1]  # torch.utils.benchmark synchronizes the GPU around each timing
-        print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
-              f"torch_ext built for {torch_ext.build_info()['cuda_arch_list']}\n")
+        print(
+            f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+            f"torch_ext built for {torch_ext.build_info()['cuda_arch_list']}\n"
+        )
     else:
-        print(f"torch {torch.__version__}, torch_ext CPU loops {torch_ext.build_info()['cpu_isa']}, "
-              f"ATen {torch.backends.cpu.get_cpu_capability()}\n")
-    header = (f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
-              f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10} "
-              f"{'vs copy':>7} {'bw/copy':>7} {'ours/plain':>10}")
+        print(
+            f"torch {torch.__version__}, torch_ext CPU loops {torch_ext.build_info()['cpu_isa']}, "
+            f"ATen {torch.backends.cpu.get_cpu_capability()}\n"
+        )
+    header = (
+        f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
+        f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10} "
+        f"{'vs copy':>7} {'bw/copy':>7} {'ours/plain':>10}"
+    )
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -217,18 +247,25 @@ def main() -> None:
                             continue
                         native_fn, keep_n = statement(op, mode, op.native, x)
                         ours_fn, keep_o = statement(op, mode, op.ours, x)
-                        t_native, t_ours = compare(native_fn, ours_fn, threads, args.rounds,
-                                                   args.min_run_time)
+                        t_native, t_ours = compare(
+                            native_fn, ours_fn, threads, args.rounds, args.min_run_time
+                        )
                         ns = t_ours / x.numel() * 1e9
                         bandwidth = traffic(op, mode, x.element_size()) / 2 * copy_ns / ns
                         if mode == "forward":
                             plain_ours = t_ours
-                        versus_plain = (f"{t_ours / plain_ours:>10.2f}"
-                                        if mode == "fwd+stats" and plain_ours else f"{'':>10}")
-                        print(f"{op_name:<11} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
-                              f"{t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} "
-                              f"{t_native / t_ours:>6.2f} {ns:>10.3f} {copy_ns:>10.3f} "
-                              f"{ns / copy_ns:>7.2f} {bandwidth:>7.2f} {versus_plain}", flush=True)
+                        versus_plain = (
+                            f"{t_ours / plain_ours:>10.2f}"
+                            if mode == "fwd+stats" and plain_ours
+                            else f"{'':>10}"
+                        )
+                        print(
+                            f"{op_name:<11} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
+                            f"{t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} "
+                            f"{t_native / t_ours:>6.2f} {ns:>10.3f} {copy_ns:>10.3f} "
+                            f"{ns / copy_ns:>7.2f} {bandwidth:>7.2f} {versus_plain}",
+                            flush=True,
+                        )
                         del keep_n, keep_o
 
 

@@ -25,14 +25,20 @@ import torch
 
 import torch_ext
 
-INT_OF = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16,
-          torch.float16: torch.int16}
+INT_OF = {
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+    torch.bfloat16: torch.int16,
+    torch.float16: torch.int16,
+}
 
 
 MANTISSA_BITS = {torch.float32: 23, torch.float64: 52, torch.bfloat16: 7, torch.float16: 10}
 
 
-def ulp_error(values: torch.Tensor, exact: np.ndarray | torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+def ulp_error(
+    values: torch.Tensor, exact: np.ndarray | torch.Tensor, dtype: torch.dtype
+) -> np.ndarray:
     """|values - exact| in units of `dtype`'s spacing at |exact| (exact in float64 or long
     double)."""
     exact = np.asarray(exact.numpy() if isinstance(exact, torch.Tensor) else exact)
@@ -57,25 +63,33 @@ def negative_values(dtype: torch.dtype, stride: int, chunk: int):
 
 
 def float64_values(samples: int):
-    bits = torch.linspace(float(torch.tensor(-0.0, dtype=torch.float64).view(torch.int64)),
-                          float(torch.tensor(-88.0, dtype=torch.float64).view(torch.int64)),
-                          samples, dtype=torch.float64).to(torch.int64)
+    bits = torch.linspace(
+        float(torch.tensor(-0.0, dtype=torch.float64).view(torch.int64)),
+        float(torch.tensor(-88.0, dtype=torch.float64).view(torch.int64)),
+        samples,
+        dtype=torch.float64,
+    ).to(torch.int64)
     yield torch.cat([bits.view(torch.float64), -torch.rand(samples, dtype=torch.float64)])
 
 
 def worst_errors(dtype: torch.dtype, args) -> tuple[dict[str, tuple[float, float]], int]:
     worst = {"torch_ext": (0.0, 0.0), "native": (0.0, 0.0)}
     count = 0
-    chunks = float64_values(args.samples) if dtype == torch.float64 else negative_values(
-        dtype, args.stride if dtype == torch.float32 else 1, args.chunk)
+    chunks = (
+        float64_values(args.samples)
+        if dtype == torch.float64
+        else negative_values(dtype, args.stride if dtype == torch.float32 else 1, args.chunk)
+    )
     for x in chunks:
         if dtype == torch.float64:
             exact = np.expm1(x.numpy().astype(np.longdouble))
         else:
             exact = torch.expm1(x.double())
         count += x.numel()
-        for name, y in (("torch_ext", torch.ops.torch_ext.elu(x, 1.0)),
-                        ("native", torch.nn.functional.elu(x, 1.0))):
+        for name, y in (
+            ("torch_ext", torch.ops.torch_ext.elu(x, 1.0)),
+            ("native", torch.nn.functional.elu(x, 1.0)),
+        ):
             err = ulp_error(y, exact, dtype)
             i = int(err.argmax())
             if err[i] > worst[name][0]:
@@ -85,7 +99,9 @@ def worst_errors(dtype: torch.dtype, args) -> tuple[dict[str, tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64", "bfloat16", "float16"])
+    parser.add_argument(
+        "--dtypes", nargs="+", default=["float32", "float64", "bfloat16", "float16"]
+    )
     parser.add_argument("--stride", type=int, default=1, help="float32: every stride-th value")
     parser.add_argument("--samples", type=int, default=1 << 22, help="float64 values (twice)")
     parser.add_argument("--chunk", type=int, default=1 << 24)

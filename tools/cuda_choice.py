@@ -13,8 +13,10 @@ import sys
 
 import torch
 
-CPU_ONLY_NOTE = ("no GPU visible: building the CPU code only "
-                 "(TORCH_EXT_CUDA=1 or TORCH_CUDA_ARCH_LIST=<archs> compiles the CUDA kernels)")
+CPU_ONLY_NOTE = (
+    "no GPU visible: building the CPU code only "
+    "(TORCH_EXT_CUDA=1 or TORCH_CUDA_ARCH_LIST=<archs> compiles the CUDA kernels)"
+)
 
 
 def cuda_setting() -> str:
@@ -29,7 +31,9 @@ def cuda_setting() -> str:
 
 def cpu_only_by_choice() -> bool:
     """Whether "auto" left CUDA out for want of a GPU."""
-    return os.environ.get("TORCH_EXT_CUDA", "auto").strip().lower() == "auto" and cuda_setting() == "0"
+    return (
+        os.environ.get("TORCH_EXT_CUDA", "auto").strip().lower() == "auto" and cuda_setting() == "0"
+    )
 
 
 def _gpu_visible() -> bool:

@@ -65,4 +65,12 @@ from . import functional, nn  # noqa: E402  (needs the ops registered)
 from .monitor import DeadNeuronMonitor  # noqa: E402
 from .revive import ReviveReport, revive  # noqa: E402
 
-__all__ = ["DeadNeuronMonitor", "build_info", "functional", "library_path", "nn", "revive", "ReviveReport"]
+__all__ = [
+    "DeadNeuronMonitor",
+    "build_info",
+    "functional",
+    "library_path",
+    "nn",
+    "revive",
+    "ReviveReport",
+]

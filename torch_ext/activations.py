@@ -6,8 +6,8 @@ where the kernels read them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -58,20 +58,51 @@ def _nn():  # torch_ext.nn imports this module for SELU's constants: import it w
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    spec.name: spec for spec in (
-        Activation("ReLU", torch.nn.ReLU, "relu", _none, lambda m: 0.0,
-                   lambda units: torch.nn.ReLU()),
-        Activation("LeakyReLU", torch.nn.LeakyReLU, "leaky_relu",
-                   lambda m: float(m.negative_slope), _leaky_dead_output,
-                   lambda units: _nn().LeakyReLU(0.01)),
-        Activation("PReLU", torch.nn.PReLU, "prelu", _none, _prelu_dead_output,
-                   lambda units: _nn().PReLU(units)),
-        Activation("ELU", torch.nn.ELU, "elu", lambda m: float(m.alpha),
-                   lambda m: -float(m.alpha), lambda units: _nn().ELU(1.0)),
-        Activation("SELU", torch.nn.SELU, "selu", _none,
-                   lambda m: -SELU_SCALE * SELU_ALPHA, lambda units: _nn().SELU()),
-        Activation("CELU", torch.nn.CELU, "celu", lambda m: float(m.alpha),
-                   lambda m: -float(m.alpha), lambda units: torch.nn.CELU()),
+    spec.name: spec
+    for spec in (
+        Activation(
+            "ReLU", torch.nn.ReLU, "relu", _none, lambda m: 0.0, lambda units: torch.nn.ReLU()
+        ),
+        Activation(
+            "LeakyReLU",
+            torch.nn.LeakyReLU,
+            "leaky_relu",
+            lambda m: float(m.negative_slope),
+            _leaky_dead_output,
+            lambda units: _nn().LeakyReLU(0.01),
+        ),
+        Activation(
+            "PReLU",
+            torch.nn.PReLU,
+            "prelu",
+            _none,
+            _prelu_dead_output,
+            lambda units: _nn().PReLU(units),
+        ),
+        Activation(
+            "ELU",
+            torch.nn.ELU,
+            "elu",
+            lambda m: float(m.alpha),
+            lambda m: -float(m.alpha),
+            lambda units: _nn().ELU(1.0),
+        ),
+        Activation(
+            "SELU",
+            torch.nn.SELU,
+            "selu",
+            _none,
+            lambda m: -SELU_SCALE * SELU_ALPHA,
+            lambda units: _nn().SELU(),
+        ),
+        Activation(
+            "CELU",
+            torch.nn.CELU,
+            "celu",
+            lambda m: float(m.alpha),
+            lambda m: -float(m.alpha),
+            lambda units: torch.nn.CELU(),
+        ),
     )
 }
 
@@ -82,4 +113,3 @@ def activation_of(module: object) -> Activation | None:
         if isinstance(module, spec.native):
             return spec
     return None
-

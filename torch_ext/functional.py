@@ -44,7 +44,9 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return torch.ops.torch_ext.prelu(input, weight)
 
 
-def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False, save_output: bool = False) -> Tensor:
+def elu(
+    input: Tensor, alpha: float = 1.0, inplace: bool = False, save_output: bool = False
+) -> Tensor:
     r"""Apply ELU element-wise: :math:`x` if :math:`x > 0`, else
     :math:`\alpha (e^x - 1)`.
 

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,6 +22,7 @@ __all__ = ["revive", "ReviveReport"]
 logger = logging.getLogger("torch_ext.monitor")
 
 REVIVED_BIAS = 0.01  # the lecture notes' remedy: a small positive bias starts the unit active
+
 
 def _saturated_output(activation: torch.nn.Module) -> float:
     """What a dead unit outputs (f(z) for z -> -inf): 0 for ReLU and for Leaky ReLU / PReLU
@@ -40,15 +42,18 @@ class ReviveReport(dict):
             (only with ``exact=False``): what their revived units now reach.
     """
 
-    def __init__(self, revived: dict[str, list[int]], skipped: dict[str, str],
-                 inexact: dict[str, list[str]]) -> None:
+    def __init__(
+        self, revived: dict[str, list[int]], skipped: dict[str, str], inexact: dict[str, list[str]]
+    ) -> None:
         super().__init__(revived)
         self.skipped = skipped
         self.inexact = inexact
 
     def __repr__(self) -> str:
-        return (f"ReviveReport({dict.__repr__(self)}, skipped={self.skipped!r}, "
-                f"inexact={self.inexact!r})")
+        return (
+            f"ReviveReport({dict.__repr__(self)}, skipped={self.skipped!r}, "
+            f"inexact={self.inexact!r})"
+        )
 
 
 @dataclass
@@ -70,8 +75,13 @@ class _Plan:
 
 
 @torch.no_grad()
-def revive(model: torch.nn.Module, monitor: DeadNeuronMonitor,
-           optimizer: torch.optim.Optimizer | None = None, *, exact: bool = True) -> ReviveReport:
+def revive(
+    model: torch.nn.Module,
+    monitor: DeadNeuronMonitor,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    exact: bool = True,
+) -> ReviveReport:
     """Re-initialise the dead units that ``monitor`` reports, keeping the network's function.
 
     For each dead unit of a monitored layer (call site): the incoming weights (its row of the
@@ -159,14 +169,19 @@ def revive(model: torch.nn.Module, monitor: DeadNeuronMonitor,
         plan.rows = _fresh_rows(plan.producer, _index(plan))
     for plan in plans:
         _revive_layer(plan, optimizer)
-    return ReviveReport({plan.name: plan.units for plan in plans}, skipped,
-                        {plan.name: plan.inexact for plan in plans if plan.inexact})
+    return ReviveReport(
+        {plan.name: plan.units for plan in plans},
+        skipped,
+        {plan.name: plan.inexact for plan in plans if plan.inexact},
+    )
 
 
 def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
     watched = monitor._model()
     if watched is None or not any(m is watched for m in model.modules()):
-        raise ValueError("revive: the monitor does not watch this model (nor one of its submodules)")
+        raise ValueError(
+            "revive: the monitor does not watch this model (nor one of its submodules)"
+        )
 
 
 def _skip(name: str, why: str, skipped: dict[str, str]) -> None:
@@ -174,8 +189,9 @@ def _skip(name: str, why: str, skipped: dict[str, str]) -> None:
     skipped[name] = why
 
 
-def _plan(monitor: DeadNeuronMonitor, owners: _Owners, name: str, layer: LayerReport,
-          exact: bool) -> _Plan | str:
+def _plan(
+    monitor: DeadNeuronMonitor, owners: _Owners, name: str, layer: LayerReport, exact: bool
+) -> _Plan | str:
     """What reviving layer `name` touches, or why it cannot be done right."""
     if layer.dead_units is None:
         return "the report has no per-unit detail"
@@ -190,18 +206,33 @@ def _plan(monitor: DeadNeuronMonitor, owners: _Owners, name: str, layer: LayerRe
     # Writability first: reading a parametrized weight (for its shape) computes it, which
     # for spectral_norm in training mode is a power iteration that updates its buffers.
     modules = [m for m in (producer, norm, *(r for r, _ in readers)) if m is not None]
-    problem = (_first(_writable_problem(m, owners) for m in modules)
-               or _shape_problem(link.units, producer, readers)
-               or _dead_output_problem(activation, layer.dead_units)
-               or _fold_problem(constant, readers, owners))
+    problem = (
+        _first(_writable_problem(m, owners) for m in modules)
+        or _shape_problem(link.units, producer, readers)
+        or _dead_output_problem(activation, layer.dead_units)
+        or _fold_problem(constant, readers, owners)
+    )
     if problem is not None:
         return problem
     if link.inexact and exact:
-        return ("reviving it would change the network's function: " + "; ".join(link.inexact)
-                + " (revive(..., exact=False) revives it anyway)")
+        return (
+            "reviving it would change the network's function: "
+            + "; ".join(link.inexact)
+            + " (revive(..., exact=False) revives it anyway)"
+        )
     axis = _norm_axis(norm, link.unit_dim, link.input_ndim)
-    return _Plan(name, list(layer.dead_units), link.units, producer, norm, axis, activation,
-                 readers, constant, list(link.inexact))
+    return _Plan(
+        name,
+        list(layer.dead_units),
+        link.units,
+        producer,
+        norm,
+        axis,
+        activation,
+        readers,
+        constant,
+        list(link.inexact),
+    )
 
 
 def _norm_axis(norm: torch.nn.Module | None, unit_dim: int, ndim: int) -> int:
@@ -216,8 +247,9 @@ def _first(problems: Iterable[str | None]) -> str | None:
     return next((p for p in problems if p is not None), None)
 
 
-def _shape_problem(units: int, producer: torch.nn.Module,
-                   readers: list[tuple[torch.nn.Module, Reader]]) -> str | None:
+def _shape_problem(
+    units: int, producer: torch.nn.Module, readers: list[tuple[torch.nn.Module, Reader]]
+) -> str | None:
     """The tensors revive indexes must have a slice per unit: the attributes (out_features,
     in_channels, ...) stay behind when a parameter is reassigned."""
     widths = [out_features(producer) - units, producer.weight.shape[0] - units]
@@ -235,36 +267,49 @@ def _dead_output_problem(activation: torch.nn.Module, dead: list[int]) -> str | 
     """Why a dead unit's output is not a constant revive can fold away, or None."""
     spec = activation_of(activation)
     if spec is None:
-        return (f"the output of a dead {type(activation).__name__} unit is unknown (revive knows "
-                f"{', '.join(ACTIVATIONS)})")
+        return (
+            f"the output of a dead {type(activation).__name__} unit is unknown (revive knows "
+            f"{', '.join(ACTIVATIONS)})"
+        )
     if isinstance(activation, torch.nn.PReLU):
         weight = activation.weight.detach()
         slopes = weight if weight.numel() == 1 else weight[torch.tensor(dead, device=weight.device)]
         if bool(torch.any(slopes != 0)):
-            return ("its dead units still output slope * z, which zeroing their outgoing weights "
-                    "would drop")
+            return (
+                "its dead units still output slope * z, which zeroing their outgoing weights "
+                "would drop"
+            )
     elif spec.dead_output(activation) is None:
-        return ("its dead units still output negative_slope * z, which zeroing their outgoing "
-                "weights would drop")
+        return (
+            "its dead units still output negative_slope * z, which zeroing their outgoing "
+            "weights would drop"
+        )
     return None
 
 
-def _fold_problem(constant: float, readers: list[tuple[torch.nn.Module, Reader]],
-                  owners: _Owners) -> str | None:
+def _fold_problem(
+    constant: float, readers: list[tuple[torch.nn.Module, Reader]], owners: _Owners
+) -> str | None:
     """Why a reader cannot take the dead units' constant output into its bias exactly."""
     if constant == 0.0:
         return None
     for reader, path in readers:
         name = f"'{owners.name(reader)}'"
         if reader.bias is None:
-            return (f"its dead units output {constant:.4g} and its reader {name} has no bias to "
-                    "take that when their outgoing weights are zeroed")
+            return (
+                f"its dead units output {constant:.4g} and its reader {name} has no bias to "
+                "take that when their outgoing weights are zeroed"
+            )
         if _pads_with_zeros(reader):
-            return (f"its dead units output {constant:.4g} and its reader {name} pads with zeros: "
-                    "at the borders no bias keeps its output")
+            return (
+                f"its dead units output {constant:.4g} and its reader {name} pads with zeros: "
+                "at the borders no bias keeps its output"
+            )
         if not path.keeps_constant:
-            return (f"its dead units output {constant:.4g} and the way to its reader {name} does "
-                    "not keep a constant (dropout in training, or an average over padding)")
+            return (
+                f"its dead units output {constant:.4g} and the way to its reader {name} does "
+                "not keep a constant (dropout in training, or an average over padding)"
+            )
     return None
 
 
@@ -304,9 +349,12 @@ def _parameter_owners(model: torch.nn.Module, watched: torch.nn.Module) -> _Owne
 
 # forward (and the convolution it calls) as torch.nn defines them: a subclass that overrides
 # them may use its weight otherwise (DropConnect, fake quantization, ...).
-_PLAIN_FORWARDS = {getattr(cls, attr) for cls in (*WEIGHTED_LAYERS, *NORM_LAYERS,
-                                                   torch.nn.SyncBatchNorm)
-                   for attr in ("forward", "_conv_forward") if hasattr(cls, attr)}
+_PLAIN_FORWARDS = {
+    getattr(cls, attr)
+    for cls in (*WEIGHTED_LAYERS, *NORM_LAYERS, torch.nn.SyncBatchNorm)
+    for attr in ("forward", "_conv_forward")
+    if hasattr(cls, attr)
+}
 
 
 def _writable_problem(module: torch.nn.Module, owners: _Owners) -> str | None:
@@ -317,19 +365,26 @@ def _writable_problem(module: torch.nn.Module, owners: _Owners) -> str | None:
     if computed is not None:
         return f"{name} computes its {computed}; revive writes only plain parameters"
     kind = type(module)
-    if any(getattr(kind, attr, None) not in (None, *_PLAIN_FORWARDS)
-           for attr in ("forward", "_conv_forward")):
-        return (f"{name} overrides forward ({kind.__name__}): revive cannot tell how it uses its "
-                "weight")
+    if any(
+        getattr(kind, attr, None) not in (None, *_PLAIN_FORWARDS)
+        for attr in ("forward", "_conv_forward")
+    ):
+        return (
+            f"{name} overrides forward ({kind.__name__}): revive cannot tell how it uses its weight"
+        )
     places = owners.places.get(id(module), [])
     if len(places) > 1:
-        return (f"{name} is registered {len(places)} times in the model ({places}): revive would "
-                "change it at every place")
+        return (
+            f"{name} is registered {len(places)} times in the model ({places}): revive would "
+            "change it at every place"
+        )
     for attr, param in module._parameters.items():
         others = [n for n in owners.holders.get(id(param), []) if n not in places]
         if param is not None and others:
-            return (f"{name} shares its {attr} with '{others[0]}' (tied parameters): revive would "
-                    "change that module too")
+            return (
+                f"{name} shares its {attr} with '{others[0]}' (tied parameters): revive would "
+                "change that module too"
+            )
     return None
 
 
@@ -427,8 +482,9 @@ def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
     fresh = object.__new__(type(producer))
     fresh.__dict__.update(producer.__dict__)
     fresh._parameters = {
-        name: None if param is None else torch.nn.Parameter(
-            param.new_empty((len(dead), *param.shape[1:])), param.requires_grad)
+        name: None
+        if param is None
+        else torch.nn.Parameter(param.new_empty((len(dead), *param.shape[1:])), param.requires_grad)
         for name, param in producer._parameters.items()
     }
     fresh.reset_parameters()
@@ -476,8 +532,9 @@ def _peers_mean(value: Tensor, index: Tensor, dim: int) -> Tensor | None:
     return value[(slice(None),) * dim + (kept,)].mean(dim, keepdim=True)
 
 
-def _reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor,
-                           dim: int) -> None:
+def _reset_optimizer_state(
+    optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor, dim: int
+) -> None:
     """Reset the slices `index` along `dim` of every state tensor of `param` shaped like it:
     as for a fresh parameter, except the step-scaling states (see _SCALE_STATES)."""
     state = optimizer.state.get(param)

@@ -13,19 +13,13 @@ template <typename T>
 struct LeakyRelu {
   T slope;
 
-  C10_HOST_DEVICE T forward(T x) const {
-    return if_positive(x, x, x * slope);
-  }
+  C10_HOST_DEVICE T forward(T x) const { return if_positive(x, x, x * slope); }
 
   // d forward / dx times g. At x == 0 the slope applies (x > 0 is false).
-  C10_HOST_DEVICE T backward(T g, T x) const {
-    return if_positive(x, g, g * slope);
-  }
+  C10_HOST_DEVICE T backward(T g, T x) const { return if_positive(x, g, g * slope); }
 
   // Same gradient from the output y: y > 0 exactly when x > 0, provided slope >= 0.
-  C10_HOST_DEVICE T backward_from_result(T g, T y) const {
-    return backward(g, y);
-  }
+  C10_HOST_DEVICE T backward_from_result(T g, T y) const { return backward(g, y); }
 
   // The z above which |f'(z)| > grad_eps (the dead-neuron monitor's "gradient-alive"):
   // f' is 1 above 0 and the slope below, so everywhere if |slope| > grad_eps, else z > 0.
@@ -34,9 +28,7 @@ struct LeakyRelu {
   }
 
   // d forward / d slope times g: the PReLU weight gradient of one element.
-  C10_HOST_DEVICE T slope_backward(T g, T x) const {
-    return if_positive(x, T(0), x * g);
-  }
+  C10_HOST_DEVICE T slope_backward(T g, T x) const { return if_positive(x, T(0), x * g); }
 };
 
 }  // namespace torch_ext::act

@@ -55,19 +55,17 @@ struct ScalarOf<at::vec::Vectorized<T>> {
 };
 
 template <typename T>
-inline at::vec::Vectorized<T> if_positive(
-    const at::vec::Vectorized<T>& x,
-    const at::vec::Vectorized<T>& if_pos,
-    const at::vec::Vectorized<T>& otherwise) {
+inline at::vec::Vectorized<T> if_positive(const at::vec::Vectorized<T>& x,
+                                          const at::vec::Vectorized<T>& if_pos,
+                                          const at::vec::Vectorized<T>& otherwise) {
   using Vec = at::vec::Vectorized<T>;
   return Vec::blendv(otherwise, if_pos, x > Vec(T(0)));
 }
 
 template <typename T>
-inline at::vec::Vectorized<T> if_not_negative(
-    const at::vec::Vectorized<T>& x,
-    const at::vec::Vectorized<T>& if_pos,
-    const at::vec::Vectorized<T>& otherwise) {
+inline at::vec::Vectorized<T> if_not_negative(const at::vec::Vectorized<T>& x,
+                                              const at::vec::Vectorized<T>& if_pos,
+                                              const at::vec::Vectorized<T>& otherwise) {
   using Vec = at::vec::Vectorized<T>;
   return Vec::blendv(otherwise, if_pos, x >= Vec(T(0)));
 }
@@ -106,9 +104,11 @@ inline at::vec::Vectorized<float> to_float(const at::vec::Vectorized<double>& lo
                                            const at::vec::Vectorized<double>& hi) {
   using Vec = at::vec::Vectorized<float>;
 #if defined(CPU_CAPABILITY_AVX512)
-  return Vec(_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1));
+  return Vec(
+      _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1));
 #elif defined(CPU_CAPABILITY_AVX2)
-  return Vec(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1));
+  return Vec(
+      _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1));
 #else
   double wide[Vec::size()];
   float lanes[Vec::size()];
@@ -129,10 +129,9 @@ inline at::vec::Vectorized<float> to_float(const at::vec::Vectorized<double>& lo
 inline at::vec::Vectorized<float> expm1_of(const at::vec::Vectorized<float>& x) {
   using Vec = at::vec::Vectorized<float>;
   using DVec = at::vec::Vectorized<double>;
-  constexpr double kInverseFactorials[] = {1. / 39916800, 1. / 3628800, 1. / 362880,
-                                           1. / 40320,    1. / 5040,    1. / 720,
-                                           1. / 120,      1. / 24,      1. / 6,
-                                           1. / 2,        1.};
+  constexpr double kInverseFactorials[] = {1. / 39916800, 1. / 3628800, 1. / 362880, 1. / 40320,
+                                           1. / 5040,     1. / 720,     1. / 120,    1. / 24,
+                                           1. / 6,        1. / 2,       1.};
   const auto series = [&](const DVec& d) {
     DVec sum(kInverseFactorials[0]);
     for (size_t k = 1; k < sizeof(kInverseFactorials) / sizeof(double); ++k) {

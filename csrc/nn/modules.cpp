@@ -38,9 +38,7 @@ void LeakyReLUImpl::pretty_print(std::ostream& stream) const {
          << (options.inplace() ? ", inplace=true" : "") << ")";
 }
 
-PReLUImpl::PReLUImpl(const PReLUOptions& options_) : options(options_) {
-  reset();
-}
+PReLUImpl::PReLUImpl(const PReLUOptions& options_) : options(options_) { reset(); }
 
 void PReLUImpl::reset() {
   weight = register_parameter("weight", torch::full({options.num_parameters()}, options.init()));

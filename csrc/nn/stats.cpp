@@ -47,7 +47,8 @@ void Recorder::detach(torch::nn::Module& model) {
 }
 
 Counting Recorder::counting(const std::string& name, const std::string& activation,
-                            const at::Tensor& z, const std::function<at::Tensor(int64_t)>& threshold) {
+                            const at::Tensor& z,
+                            const std::function<at::Tensor(int64_t)>& threshold) {
   TORCH_CHECK(z.dim() >= 1, "torch_ext::stats::Recorder: layer '", name,
               "' got a 0-D input; it has no units");
   const int64_t unit_dim = z.dim() <= 2 ? z.dim() - 1 : 1;  // features, or channels
@@ -58,9 +59,8 @@ Counting Recorder::counting(const std::string& name, const std::string& activati
     layer.activation = activation;
     layer.counts = at::zeros({2, units}, z.options().dtype(at::kLong));
   }
-  TORCH_CHECK(layer.counts.size(1) == units, "torch_ext::stats::Recorder: layer '", name,
-              "' got ", units, " units along dim ", unit_dim, ", but earlier ",
-              layer.counts.size(1));
+  TORCH_CHECK(layer.counts.size(1) == units, "torch_ext::stats::Recorder: layer '", name, "' got ",
+              units, " units along dim ", unit_dim, ", but earlier ", layer.counts.size(1));
   layer.samples += units == 0 ? 0 : z.numel() / units;  // a 0-wide layer counts nothing
   return {layer.counts, unit_dim, threshold(units).to(z.device())};
 }
@@ -72,9 +72,9 @@ std::map<std::string, LayerStats> Recorder::report() const {
     const at::Tensor counts = layer.counts.cpu().contiguous();
     const int64_t units = counts.size(1);
     const int64_t* data = counts.const_data_ptr<int64_t>();
-    result[name] = LayerStats{layer.activation, units, layer.samples,
-                              std::vector<int64_t>(data, data + units),
-                              std::vector<int64_t>(data + units, data + 2 * units)};
+    result[name] =
+        LayerStats{layer.activation, units, layer.samples, std::vector<int64_t>(data, data + units),
+                   std::vector<int64_t>(data + units, data + 2 * units)};
   }
   return result;
 }
@@ -92,18 +92,15 @@ void Recorded::record_into(const std::shared_ptr<Recorder>& recorder, std::strin
   name_ = std::move(name);
 }
 
-void Recorded::stop_recording() {
-  recorder_.reset();
-}
+void Recorded::stop_recording() { recorder_.reset(); }
 
 std::optional<Counting> Recorded::counting(
     bool training, const at::Tensor& input, const char* activation,
     const std::function<at::Tensor(double, int64_t)>& threshold) const {
   const auto recorder = recorder_.lock();
   if (!recorder || !training) return std::nullopt;
-  return recorder->counting(name_, activation, input, [&](int64_t units) {
-    return threshold(recorder->grad_eps(), units);
-  });
+  return recorder->counting(name_, activation, input,
+                            [&](int64_t units) { return threshold(recorder->grad_eps(), units); });
 }
 
 }  // namespace torch_ext::stats

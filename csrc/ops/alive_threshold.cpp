@@ -34,8 +34,10 @@ double alive_threshold(const std::string& activation, double param, double grad_
     // torch.nn.CELU (not one of ours): f'(z) = e^(z / alpha) below 0.
     return param > 0 && grad_eps < 1 ? std::min(0.0, param * std::log(grad_eps)) : 0.0;
   }
-  TORCH_CHECK(false, "torch_ext::alive_threshold: expected argument 'activation' to be one of "
-                     "relu, leaky_relu, prelu, elu, selu, celu, but got '", activation, "'");
+  TORCH_CHECK(false,
+              "torch_ext::alive_threshold: expected argument 'activation' to be one of "
+              "relu, leaky_relu, prelu, elu, selu, celu, but got '",
+              activation, "'");
 }
 
 at::Tensor slopes_alive_threshold(const at::Tensor& slopes, int64_t units, double grad_eps) {

@@ -21,8 +21,7 @@ void count_active_(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   // counts[0, u] += #{z > 0}, counts[1, u] += #{z > alive_threshold[u]}, over every
   // element of unit u (the index along unit_dim).
-  m.def(
-      "count_active_(Tensor z, Tensor(a!) counts, int unit_dim, Tensor alive_threshold) -> ()");
+  m.def("count_active_(Tensor z, Tensor(a!) counts, int unit_dim, Tensor alive_threshold) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {

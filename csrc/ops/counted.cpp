@@ -26,12 +26,12 @@ at::Tensor counted_forward(
   return out;
 }
 
-at::Tensor prelu_counted_forward(
-    const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts, int64_t unit_dim,
-    const at::Tensor& alive_threshold,
-    const std::function<void(const UnitView&, void*, const void*, const float*, int64_t*,
-                             int64_t*)>& fused,
-    const std::function<void(at::Tensor&)>& plain) {
+at::Tensor prelu_counted_forward(const at::Tensor& self, const at::Tensor& weight,
+                                 at::Tensor& counts, int64_t unit_dim,
+                                 const at::Tensor& alive_threshold,
+                                 const std::function<void(const UnitView&, void*, const void*,
+                                                          const float*, int64_t*, int64_t*)>& fused,
+                                 const std::function<void(at::Tensor&)>& plain) {
   outputs::prelu(self, weight);  // PReLU's own argument checks
   const bool per_unit_slopes =
       weight.numel() == 1 || self.dim() < 2 || (unit_dim + self.dim()) % self.dim() == 1;

@@ -22,11 +22,11 @@ at::Tensor counted_forward(
 // prelu_counted for every backend: PReLU's argument checks, then counted_forward, fused only
 // where each unit has one slope (shared, or per channel with the channels as units);
 // `fused` also gets the slopes, one per unit, of z's dtype.
-at::Tensor prelu_counted_forward(
-    const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts, int64_t unit_dim,
-    const at::Tensor& alive_threshold,
-    const std::function<void(const UnitView&, void*, const void*, const float*, int64_t*,
-                             int64_t*)>& fused,
-    const std::function<void(at::Tensor&)>& plain);
+at::Tensor prelu_counted_forward(const at::Tensor& self, const at::Tensor& weight,
+                                 at::Tensor& counts, int64_t unit_dim,
+                                 const at::Tensor& alive_threshold,
+                                 const std::function<void(const UnitView&, void*, const void*,
+                                                          const float*, int64_t*, int64_t*)>& fused,
+                                 const std::function<void(at::Tensor&)>& plain);
 
 }  // namespace torch_ext

@@ -23,9 +23,9 @@ at::Tensor& elu_(at::Tensor& self, double alpha) {
 
 at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                         double alpha, double scale, bool is_result) {
-  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                                      double, double, bool)>(
-      "torch_ext::elu_backward");
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double, double, bool)>(
+          "torch_ext::elu_backward");
   return op.call(grad_output, self_or_result, alpha, scale, is_result);
 }
 

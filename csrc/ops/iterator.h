@@ -1,6 +1,6 @@
 #pragma once
-// The TensorIterator every elementwise op (CPU and CUDA) runs its loop over: one preallocated output, inputs of
-// the output's dtype, broadcast to its shape.
+// The TensorIterator every elementwise op (CPU and CUDA) runs its loop over: one preallocated
+// output, inputs of the output's dtype, broadcast to its shape.
 
 #include <ATen/native/TensorIterator.h>
 

@@ -29,26 +29,27 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
   return op.call(grad_output, self_or_result, negative_slope, is_result);
 }
 
-std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope) {
-  static const auto op = detail::op_handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&,
-                                                                              double)>(
-      "torch_ext::leaky_relu_masked");
+std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self,
+                                                     double negative_slope) {
+  static const auto op =
+      detail::op_handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, double)>(
+          "torch_ext::leaky_relu_masked");
   return op.call(self, negative_slope);
 }
 
 at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
                                       double negative_slope, c10::SymIntArrayRef result_strides) {
-  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double,
-                                                      c10::SymIntArrayRef)>(
-      "torch_ext::leaky_relu_backward_masked");
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, double,
+                                   c10::SymIntArrayRef)>("torch_ext::leaky_relu_backward_masked");
   return op.call(grad_output, sign_mask, negative_slope, result_strides);
 }
 
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
                               int64_t unit_dim, const at::Tensor& alive_threshold) {
-  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, double, at::Tensor&,
-                                                      int64_t, const at::Tensor&)>(
-      "torch_ext::leaky_relu_counted");
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, double, at::Tensor&, int64_t,
+                                   const at::Tensor&)>("torch_ext::leaky_relu_counted");
   return op.call(self, negative_slope, counts, unit_dim, alive_threshold);
 }
 
@@ -87,11 +88,12 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
   m.impl("leaky_relu_masked", [](const at::Tensor& self, double) {
     return outputs::masked_activation("torch_ext::leaky_relu_masked", self);
   });
-  m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output, const at::Tensor& sign_mask,
-                                          double, c10::SymIntArrayRef result_strides) {
-    return outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output, sign_mask,
-                                    result_strides);
-  });
+  m.impl("leaky_relu_backward_masked",
+         [](const at::Tensor& grad_output, const at::Tensor& sign_mask, double,
+            c10::SymIntArrayRef result_strides) {
+           return outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output,
+                                           sign_mask, result_strides);
+         });
   m.impl("leaky_relu_counted", [](const at::Tensor& self, double, at::Tensor& counts,
                                   int64_t unit_dim, const at::Tensor& alive_threshold) {
     return outputs::counted_activation("torch_ext::leaky_relu_counted", self, counts, unit_dim,

@@ -12,8 +12,8 @@ namespace {
 
 void check_floating(const char* op, const char* arg, const at::Tensor& t) {
   const auto dtype = t.scalar_type();
-  const bool supported = dtype == at::kFloat || dtype == at::kDouble ||
-                         dtype == at::kBFloat16 || dtype == at::kHalf;
+  const bool supported =
+      dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16 || dtype == at::kHalf;
   // NotImplementedError, as torch.nn.functional raises for these dtypes.
   TORCH_CHECK_NOT_IMPLEMENTED(
       supported, op, ": expected argument '", arg,
@@ -23,8 +23,8 @@ void check_floating(const char* op, const char* arg, const at::Tensor& t) {
 void check_like(const char* op, const char* arg, const at::Tensor& t, const char* ref_name,
                 const at::Tensor& ref) {
   TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": expected argument '", arg,
-                   "' to have the dtype of '", ref_name, "' (", ref.scalar_type(),
-                   "), but got ", t.scalar_type());
+                   "' to have the dtype of '", ref_name, "' (", ref.scalar_type(), "), but got ",
+                   t.scalar_type());
   TORCH_CHECK(t.device() == ref.device(), op, ": expected argument '", arg,
               "' to be on the device of '", ref_name, "' (", ref.device(), "), but got ",
               t.device());
@@ -35,8 +35,8 @@ void check_grad(const char* op, const at::Tensor& grad_output, const char* arg,
   check_floating(op, arg, t);
   check_like(op, "grad_output", grad_output, arg, t);
   TORCH_CHECK(grad_output.sym_sizes() == t.sym_sizes(), op,
-              ": expected argument 'grad_output' to have the shape of '", arg, "' ",
-              t.sym_sizes(), ", but got ", grad_output.sym_sizes());
+              ": expected argument 'grad_output' to have the shape of '", arg, "' ", t.sym_sizes(),
+              ", but got ", grad_output.sym_sizes());
 }
 
 void check_prelu_weight(const char* op, const at::Tensor& self, const at::Tensor& weight) {
@@ -72,14 +72,14 @@ void activation_in_place(const char* op, const at::Tensor& self) {
 }
 
 at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
-                               const at::Tensor& self_or_result, const char* param,
-                               double value, bool is_result) {
+                               const at::Tensor& self_or_result, const char* param, double value,
+                               bool is_result) {
   check_grad(op, grad_output, "self_or_result", self_or_result);
-  TORCH_CHECK(!is_result || value >= 0.0, op, ": is_result=True needs ", param,
-              " >= 0, but got ", value, ". In-place backward with a negative ", param,
+  TORCH_CHECK(!is_result || value >= 0.0, op, ": is_result=True needs ", param, " >= 0, but got ",
+              value, ". In-place backward with a negative ", param,
               " is not supported: the input cannot be recovered from the result. This is "
-              "caused by calling the in-place op with a negative ", param,
-              "; call the out-of-place op instead.");
+              "caused by calling the in-place op with a negative ",
+              param, "; call the out-of-place op instead.");
   return at::empty_like(self_or_result);
 }
 
@@ -93,7 +93,8 @@ at::Tensor masked_backward(const char* op, const at::Tensor& grad_output,
                            const at::Tensor& sign_mask, c10::SymIntArrayRef result_strides) {
   check_floating(op, "grad_output", grad_output);
   TORCH_CHECK_TYPE(sign_mask.scalar_type() == at::kByte, op,
-                   ": expected argument 'sign_mask' to be uint8, but got ", sign_mask.scalar_type());
+                   ": expected argument 'sign_mask' to be uint8, but got ",
+                   sign_mask.scalar_type());
   const c10::SymInt bytes = (grad_output.sym_numel() + 7) / 8;
   TORCH_CHECK(sign_mask.dim() == 1 && sign_mask.sym_numel() == bytes && sign_mask.is_contiguous(),
               op, ": expected argument 'sign_mask' to be a contiguous 1-D tensor of ", bytes,
@@ -163,8 +164,8 @@ int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit
               op, ": expected argument 'alive_threshold' to be a contiguous [", units,
               "] tensor, but got shape ", alive_threshold.sym_sizes());
   TORCH_CHECK(counts.device() == z.device() && alive_threshold.device() == z.device(), op,
-              ": expected 'counts' and 'alive_threshold' on the device of '", arg, "' (", z.device(),
-              "), but got ", counts.device(), " and ", alive_threshold.device());
+              ": expected 'counts' and 'alive_threshold' on the device of '", arg, "' (",
+              z.device(), "), but got ", counts.device(), " and ", alive_threshold.device());
   return dim;
 }
 

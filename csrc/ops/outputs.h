@@ -18,8 +18,8 @@ void activation_in_place(const char* op, const at::Tensor& self);
 // Output of an activation backward. `param`/`value` name the parameter that makes the
 // negative branch (slope or alpha): a from-result backward needs it >= 0.
 at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
-                               const at::Tensor& self_or_result, const char* param,
-                               double value, bool is_result);
+                               const at::Tensor& self_or_result, const char* param, double value,
+                               bool is_result);
 
 // (result, sign_mask) of an activation that packs its input's signs: the result dense
 // (self's strides when self is dense, else contiguous), the mask uint8 {ceil(numel / 8)}.
@@ -40,8 +40,7 @@ at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
 
 // (grad_input, grad_weight) of prelu_backward.
 std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
-                                                  const at::Tensor& self,
-                                                  const at::Tensor& weight);
+                                                  const at::Tensor& self, const at::Tensor& weight);
 
 // Output of a counted forward (an activation plus count_active_ of its `input`).
 at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::Tensor& counts,
@@ -50,7 +49,7 @@ at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::
 // Checks count_active_'s arguments; returns unit_dim wrapped to [0, z.dim()).
 // `op` and `arg` name the op and its input in errors.
 int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
-                     const at::Tensor& alive_threshold,
-                     const char* op = "torch_ext::count_active_", const char* arg = "z");
+                     const at::Tensor& alive_threshold, const char* op = "torch_ext::count_active_",
+                     const char* arg = "z");
 
 }  // namespace torch_ext::outputs

@@ -25,9 +25,9 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
 
 at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
                          int64_t unit_dim, const at::Tensor& alive_threshold) {
-  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                                      at::Tensor&, int64_t, const at::Tensor&)>(
-      "torch_ext::prelu_counted");
+  static const auto op =
+      detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, at::Tensor&, int64_t,
+                                   const at::Tensor&)>("torch_ext::prelu_counted");
   return op.call(self, weight, counts, unit_dim, alive_threshold);
 }
 

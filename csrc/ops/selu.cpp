@@ -14,8 +14,7 @@
 namespace torch_ext {
 
 at::Tensor selu(const at::Tensor& self, bool save_output) {
-  static const auto op =
-      detail::op_handle<at::Tensor(const at::Tensor&, bool)>("torch_ext::selu");
+  static const auto op = detail::op_handle<at::Tensor(const at::Tensor&, bool)>("torch_ext::selu");
   return op.call(self, save_output);
 }
 
@@ -33,9 +32,8 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
-  m.impl("selu", [](const at::Tensor& self, bool) {
-    return outputs::activation("torch_ext::selu", self);
-  });
+  m.impl("selu",
+         [](const at::Tensor& self, bool) { return outputs::activation("torch_ext::selu", self); });
   m.impl("selu_", [](at::Tensor& self) -> at::Tensor& {
     outputs::activation_in_place("torch_ext::selu_", self);
     return self;

@@ -31,8 +31,7 @@ at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::T
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
 // (grad_input, grad_weight), grad_weight shaped like weight.
 std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
-                                                  const at::Tensor& self,
-                                                  const at::Tensor& weight);
+                                                  const at::Tensor& self, const at::Tensor& weight);
 
 // save_output: autograd keeps the output rather than the input (less memory when the next
 // layer keeps it anyway). The output must then not be modified in place before backward,

@@ -28,8 +28,7 @@ torch::nn::Sequential make_mlp(int64_t width) {
   return torch::nn::Sequential(
       torch::nn::Linear(2, width), xnn::PReLU(xnn::PReLUOptions().num_parameters(width)),
       torch::nn::Linear(width, width), xnn::LeakyReLU(xnn::LeakyReLUOptions().negative_slope(0.1)),
-      torch::nn::Linear(width, width), xnn::ELU(),
-      torch::nn::Linear(width, width), xnn::SELU(),
+      torch::nn::Linear(width, width), xnn::ELU(), torch::nn::Linear(width, width), xnn::SELU(),
       torch::nn::Linear(width, 2));
 }
 
@@ -52,7 +51,8 @@ int main(int argc, char** argv) {
     (step == 0 ? first : last) = loss.item<double>();
     if (step % 100 == 0) std::printf("step %4d  loss %.4f\n", step, loss.item<double>());
   }
-  const double accuracy = (model->forward(x).argmax(1) == y).to(torch::kDouble).mean().item<double>();
+  const double accuracy =
+      (model->forward(x).argmax(1) == y).to(torch::kDouble).mean().item<double>();
   std::printf("loss %.4f -> %.4f, train accuracy %.3f\n", first, last, accuracy);
   return last < 0.5 * first ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -15,8 +15,6 @@ const char* __asan_default_options() {
 }
 
 // -fno-sanitize-recover=undefined already aborts on the first report; print its stack.
-const char* __ubsan_default_options() {
-  return "halt_on_error=1:print_stacktrace=1";
-}
+const char* __ubsan_default_options() { return "halt_on_error=1:print_stacktrace=1"; }
 
 }  // extern "C"

@@ -25,8 +25,9 @@ void expect_same_as_native(Ours ours, Native native, torch::Tensor x) {
 TEST(Modules, MatchTorchNN) {
   torch::manual_seed(0);
   auto x = torch::randn({6, 4, 3}, torch::kDouble);
-  expect_same_as_native(torch_ext::nn::LeakyReLU(torch_ext::nn::LeakyReLUOptions().negative_slope(0.2)),
-                        torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)), x);
+  expect_same_as_native(
+      torch_ext::nn::LeakyReLU(torch_ext::nn::LeakyReLUOptions().negative_slope(0.2)),
+      torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.2)), x);
   expect_same_as_native(torch_ext::nn::LeakyReLU(torch_ext::nn::LeakyReLUOptions().inplace(true)),
                         torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().inplace(true)), x);
   expect_same_as_native(torch_ext::nn::ELU(torch_ext::nn::ELUOptions().alpha(0.5)),

@@ -93,12 +93,10 @@ TEST(Ops, PreluForwardAndBackwardMatchATen) {
     auto grads = torch::autograd::grad({y}, {xl, wl}, {g});
     return std::make_tuple(y.detach(), grads[0], grads[1]);
   };
-  auto [oy, ogx, ogw] = run([](const at::Tensor& a, const at::Tensor& b) {
-    return torch_ext::prelu(a, b);
-  });
-  auto [ny, ngx, ngw] = run([](const at::Tensor& a, const at::Tensor& b) {
-    return at::prelu(a, b);
-  });
+  auto [oy, ogx, ogw] =
+      run([](const at::Tensor& a, const at::Tensor& b) { return torch_ext::prelu(a, b); });
+  auto [ny, ngx, ngw] =
+      run([](const at::Tensor& a, const at::Tensor& b) { return at::prelu(a, b); });
   EXPECT_TRUE(at::allclose(oy, ny));
   EXPECT_TRUE(at::allclose(ogx, ngx));
   EXPECT_TRUE(at::allclose(ogw, ngw));
@@ -111,10 +109,10 @@ TEST(Ops, BackwardOpsMatchATenBackward) {
                            at::leaky_relu_backward(g, x, 0.2, false)));
   EXPECT_TRUE(at::allclose(torch_ext::elu_backward(g, x, 1.5, 1.0, false),
                            at::elu_backward(g, 1.5, 1.0, 1.0, false, x)));
-  auto [gx, gw] = torch_ext::prelu_backward(g.view({8, 8}), x.view({8, 8}),
-                                            at::full({8}, 0.25, at::kDouble));
-  auto [ngx, ngw] = at::_prelu_kernel_backward(g.view({8, 8}), x.view({8, 8}),
-                                               at::full({8}, 0.25, at::kDouble));
+  auto [gx, gw] =
+      torch_ext::prelu_backward(g.view({8, 8}), x.view({8, 8}), at::full({8}, 0.25, at::kDouble));
+  auto [ngx, ngw] =
+      at::_prelu_kernel_backward(g.view({8, 8}), x.view({8, 8}), at::full({8}, 0.25, at::kDouble));
   EXPECT_TRUE(at::allclose(gx, ngx));
   EXPECT_TRUE(at::allclose(gw, ngw.sum(0)));
 }

@@ -12,10 +12,11 @@ namespace {
 
 TEST(CountActive, MatchesReferenceForRowsAndPlanes) {
   torch::manual_seed(0);
-  for (auto [z, dim] : {std::pair{torch::randn({37, 11}), int64_t{1}},
-                        std::pair{torch::randn({3, 11, 6, 5}), int64_t{1}},
-                        std::pair{torch::randn({3, 11, 6, 5}).contiguous(at::MemoryFormat::ChannelsLast),
-                                  int64_t{1}}}) {
+  for (auto [z, dim] :
+       {std::pair{torch::randn({37, 11}), int64_t{1}},
+        std::pair{torch::randn({3, 11, 6, 5}), int64_t{1}},
+        std::pair{torch::randn({3, 11, 6, 5}).contiguous(at::MemoryFormat::ChannelsLast),
+                  int64_t{1}}}) {
     auto threshold = torch::linspace(-1, 0, 11);
     auto counts = torch::zeros({2, 11}, torch::kLong);
     torch_ext::count_active_(z, counts, dim, threshold);
@@ -32,9 +33,10 @@ TEST(Recorder, ReportsKilledUnitsDeadAndCountsLikeTheReference) {
     torch::NoGradGuard no_grad;
     linear->bias.index_put_({torch::tensor({1, 4, 6})}, -100.0);
   }
-  torch::nn::Sequential net(linear, torch_ext::nn::ELU(), torch::nn::Linear(8, 8),
-                            torch_ext::nn::LeakyReLU(), torch::nn::Linear(8, 8),
-                            torch_ext::nn::PReLU(torch_ext::nn::PReLUOptions().num_parameters(8).init(0.0)));
+  torch::nn::Sequential net(
+      linear, torch_ext::nn::ELU(), torch::nn::Linear(8, 8), torch_ext::nn::LeakyReLU(),
+      torch::nn::Linear(8, 8),
+      torch_ext::nn::PReLU(torch_ext::nn::PReLUOptions().num_parameters(8).init(0.0)));
   auto recorder = std::make_shared<torch_ext::stats::Recorder>(1e-3);
   EXPECT_EQ(recorder->attach(*net), 3u);
   auto x = torch::randn({64, 5});
@@ -77,8 +79,8 @@ TEST(Recorder, InPlaceModulesAreCountedOnTheirInput) {
   net->forward(x.clone());
   const auto report = recorder->report();  // the map outlives the reference into it
   const auto& layer = report.at("0");
-  EXPECT_EQ(layer.active, std::vector<int64_t>(expected.data_ptr<int64_t>(),
-                                               expected.data_ptr<int64_t>() + 4));
+  EXPECT_EQ(layer.active,
+            std::vector<int64_t>(expected.data_ptr<int64_t>(), expected.data_ptr<int64_t>() + 4));
 }
 
 }  // namespace

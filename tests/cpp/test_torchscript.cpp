@@ -61,14 +61,15 @@ def forward(self, x, w):
 
   auto x2 = x.detach().requires_grad_(true);
   auto w2 = w.detach().requires_grad_(true);
-  auto expected = torch_ext::selu(
-      torch_ext::elu(torch_ext::prelu(torch_ext::leaky_relu(x2, 0.1), w2), 1.5));
+  auto expected =
+      torch_ext::selu(torch_ext::elu(torch_ext::prelu(torch_ext::leaky_relu(x2, 0.1), w2), 1.5));
   auto expected_grads = torch::autograd::grad({expected.sum()}, {x2, w2});
   EXPECT_TRUE(torch::allclose(y, expected));
   EXPECT_TRUE(torch::allclose(grads[0], expected_grads[0]));
   EXPECT_TRUE(torch::allclose(grads[1], expected_grads[1]));
   // And against ATen, independently.
-  EXPECT_TRUE(torch::allclose(y, torch::selu(torch::elu(torch::prelu(torch::leaky_relu(x, 0.1), w), 1.5))));
+  EXPECT_TRUE(
+      torch::allclose(y, torch::selu(torch::elu(torch::prelu(torch::leaky_relu(x, 0.1), w), 1.5))));
 }
 
 }  // namespace

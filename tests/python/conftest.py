@@ -15,12 +15,24 @@ if settings is not None:
     # per test, drawn from a fixed seed (derandomize), so every run tries the same inputs and
     # a failure reproduces; no example database. `dev`: more examples, random each run, the
     # database in .hypothesis/ replays earlier failures first. HYPOTHESIS_PROFILE picks one.
-    _checks = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-               HealthCheck.data_too_large, HealthCheck.filter_too_much]
-    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
-                              database=None, suppress_health_check=_checks, print_blob=True)
-    settings.register_profile("dev", max_examples=1000, deadline=None,
-                              suppress_health_check=_checks, print_blob=True)
+    _checks = [
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ]
+    settings.register_profile(
+        "ci",
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=_checks,
+        print_blob=True,
+    )
+    settings.register_profile(
+        "dev", max_examples=1000, deadline=None, suppress_health_check=_checks, print_blob=True
+    )
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # test_build.py reruns the loop suites with ATEN_CPU_CAPABILITY lowered: make sure it took.

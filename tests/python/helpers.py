@@ -6,8 +6,8 @@ Every op is compared with an independent reference: PyTorch's native op of the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +72,9 @@ LAYOUTS: dict[str, Callable[[torch.dtype], torch.Tensor]] = {
     "1d": lambda d: _randn_with_zeros(17).to(d),
     "2d": lambda d: _randn_with_zeros(33, 65).to(d),
     "nchw": lambda d: _randn_with_zeros(2, 3, 5, 7).to(d),
-    "channels_last": lambda d: _randn_with_zeros(2, 3, 5, 7)
-    .to(d)
-    .contiguous(memory_format=torch.channels_last),
+    "channels_last": lambda d: (
+        _randn_with_zeros(2, 3, 5, 7).to(d).contiguous(memory_format=torch.channels_last)
+    ),
     "transposed": lambda d: _randn_with_zeros(65, 33).to(d).t(),
     "strided": lambda d: _randn_with_zeros(8, 40).to(d)[:, ::3],
 }
@@ -96,7 +96,6 @@ def special_values(dtype: torch.dtype) -> torch.Tensor:
 
 def ids(values):
     return [str(v) for v in values]
-
 
 
 def graph_node_kinds(graph: torch._C.Graph) -> set[str]:

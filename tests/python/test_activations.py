@@ -16,7 +16,9 @@ def test_selu_constants_come_from_the_library_and_match_pytorch():
     assert (SELU_ALPHA, SELU_SCALE) == torch.ops.torch_ext.selu_constants()
     tail = torch.nn.functional.selu(torch.tensor(-1e4, dtype=torch.float64))  # -scale * alpha
     one = torch.nn.functional.selu(torch.tensor(1.0, dtype=torch.float64))  # scale
-    assert SELU_SCALE == one.item() and SELU_SCALE * SELU_ALPHA == pytest.approx(-tail.item(), rel=1e-15)
+    assert SELU_SCALE == one.item() and SELU_SCALE * SELU_ALPHA == pytest.approx(
+        -tail.item(), rel=1e-15
+    )
     assert torch_ext.nn.modules.SELU_ALPHA == SELU_ALPHA
 
 
@@ -43,7 +45,8 @@ def test_the_monitor_counts_by_the_tables_rule():
         if spec.rule == "prelu":
             expected = torch.ops.torch_ext.slopes_alive_threshold(module.weight, 3, 1e-3)
         else:
-            expected = torch.full((3,), torch.ops.torch_ext.alive_threshold(
-                spec.rule, spec.param(module), 1e-3))
+            expected = torch.full(
+                (3,), torch.ops.torch_ext.alive_threshold(spec.rule, spec.param(module), 1e-3)
+            )
         torch.testing.assert_close(got, expected.float(), rtol=0, atol=0)
     assert activation_of(torch.nn.GELU()) is None

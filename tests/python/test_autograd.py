@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from helpers import ACTIVATIONS, Activation, ids
 
-
 import torch_ext.functional as X
 import torch_ext.nn as xnn
 
@@ -64,7 +63,9 @@ def test_prelu_channels_last():
 
 
 # is_result with a negative slope is invalid (test_errors checks that it raises).
-@pytest.mark.parametrize("slope,is_result", [(0.0, False), (0.3, False), (-0.2, False), (0.0, True), (0.3, True)])
+@pytest.mark.parametrize(
+    "slope,is_result", [(0.0, False), (0.3, False), (-0.2, False), (0.0, True), (0.3, True)]
+)
 def test_leaky_relu_backward_op(slope: float, is_result: bool):
     g, s = away_from_kink(6), away_from_kink(6)
     fn = lambda g, s: ops.leaky_relu_backward(g, s, slope, is_result)  # noqa: E731
@@ -73,7 +74,9 @@ def test_leaky_relu_backward_op(slope: float, is_result: bool):
 
 
 @pytest.mark.parametrize("is_result", [False, True])
-@pytest.mark.parametrize("alpha,scale", [(1.0, 1.0), (0.5, 2.0), (1.6732632423543772, 1.0507009873554805)])
+@pytest.mark.parametrize(
+    "alpha,scale", [(1.0, 1.0), (0.5, 2.0), (1.6732632423543772, 1.0507009873554805)]
+)
 def test_elu_backward_op(alpha: float, scale: float, is_result: bool):
     g, s = away_from_kink(6), away_from_kink(6)
     if is_result:  # a valid result: y > -alpha * scale
@@ -115,7 +118,9 @@ def test_what_each_op_keeps_for_backward():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("fn,args", [(X.elu, (1.0,)), (X.elu, (0.5,)), (X.selu, ())], ids=["elu", "elu0.5", "selu"])
+@pytest.mark.parametrize(
+    "fn,args", [(X.elu, (1.0,)), (X.elu, (0.5,)), (X.selu, ())], ids=["elu", "elu0.5", "selu"]
+)
 def test_save_output_keeps_the_output_when_asked(fn, args, dtype):
     x = torch.randn(8, dtype=dtype, requires_grad=True)
     y, saved = _saved_by(fn, x, *args, save_output=True)

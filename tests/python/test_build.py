@@ -50,7 +50,9 @@ def test_cpu_isa_can_be_lowered_like_aten():
     assert result.returncode == 0, result.stderr
     env_result = subprocess.run(
         [sys.executable, "-c", "import torch_ext; print(torch_ext.build_info()['cpu_isa'])"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "ATEN_CPU_CAPABILITY": "default"},
     )
     assert env_result.returncode == 0, env_result.stderr
@@ -96,13 +98,30 @@ def test_loop_tests_pass_on_every_cpu_isa(isa: str):
     if torch_ext.build_info()["cpu_isa"] == "DEFAULT" and isa != "default":
         pytest.skip("this machine runs only the DEFAULT loops")
     here = os.path.dirname(__file__)
-    suites = ["test_count_active.py", "test_counted.py", "test_sign_mask.py", "test_parity.py",
-              "test_prelu.py"]
+    suites = [
+        "test_count_active.py",
+        "test_counted.py",
+        "test_sign_mask.py",
+        "test_parity.py",
+        "test_prelu.py",
+    ]
     # opcheck tests the registration (schemas, fake kernels), the same for every ISA.
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "not opcheck",
-         *(os.path.join(here, s) for s in suites)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not opcheck",
+            *(os.path.join(here, s) for s in suites),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "ATEN_CPU_CAPABILITY": isa, "TORCH_EXT_EXPECT_ISA": isa.upper()},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -12,7 +12,6 @@ import torch_ext.nn as xnn
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
 
-
 class EveryOp(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -56,8 +55,13 @@ def test_export_traces_every_op():
     model = EveryOp().eval()
     x = torch.randn(5, 6)
     exported = torch.export.export(model, (x,))
-    assert {"torch_ext.leaky_relu.default", "torch_ext.prelu.default", "torch_ext.elu_.default",
-            "torch_ext.selu.default", "torch_ext.leaky_relu_.default"} <= call_targets(exported)
+    assert {
+        "torch_ext.leaky_relu.default",
+        "torch_ext.prelu.default",
+        "torch_ext.elu_.default",
+        "torch_ext.selu.default",
+        "torch_ext.leaky_relu_.default",
+    } <= call_targets(exported)
     torch.testing.assert_close(exported.module()(x), model(x))
 
     # Lowered to the functional IR (as AOTInductor does), the in-place forms become the
@@ -75,6 +79,8 @@ def test_aot_inductor_package_runs(tmp_path):
     model = EveryOp().eval()
     x = torch.randn(5, 6)
     exported = torch.export.export(model, (x,))
-    path = torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp_path / "model.pt2"))
+    path = torch._inductor.aoti_compile_and_package(
+        exported, package_path=str(tmp_path / "model.pt2")
+    )
     loaded = torch._inductor.aoti_load_package(path)
     torch.testing.assert_close(loaded(x), model(x))

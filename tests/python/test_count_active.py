@@ -23,7 +23,10 @@ LAYOUTS = {
     "rows-3d": (lambda: torch.randn(4, 9, 19), 2),
     "unit-dim-0": (lambda: torch.randn(19, 37), 0),
     "nchw": (lambda: torch.randn(3, 19, 5, 7), 1),
-    "channels-last": (lambda: torch.randn(3, 19, 5, 7).contiguous(memory_format=torch.channels_last), 1),
+    "channels-last": (
+        lambda: torch.randn(3, 19, 5, 7).contiguous(memory_format=torch.channels_last),
+        1,
+    ),
     "transposed": (lambda: torch.randn(19, 37).t(), 1),
     "strided": (lambda: torch.randn(8, 40)[:, ::2], 1),
     "large": (lambda: torch.randn(2**18 + 5, 3), -1),
@@ -47,8 +50,9 @@ def test_counts_match_reference(layout: str, dtype: torch.dtype):
     torch.testing.assert_close(counts, 2 * reference(z, unit_dim % z.dim(), threshold))
 
 
-@pytest.mark.parametrize("shape,unit_dim", [((2**24 + 3, 2), 1), ((1, 2, 2**24 + 3), 1)],
-                         ids=["rows", "planes"])
+@pytest.mark.parametrize(
+    "shape,unit_dim", [((2**24 + 3, 2), 1), ((1, 2, 2**24 + 3), 1)], ids=["rows", "planes"]
+)
 def test_counts_stay_exact_past_float_lane_precision(shape, unit_dim):
     """The loops count in float lanes (exact to 2^24) and flush them to int64 in time. One
     thread, so one chunk sees all 2^24 + 3 elements of a unit: in rows, each unit is one lane
@@ -73,8 +77,11 @@ def test_zero_and_nan_are_not_active():
     assert counts.tolist() == [[2], [5]]  # active: denormal, inf; alive: all but nan and -inf
 
 
-@pytest.mark.parametrize("shape,unit_dim", [((3, 2, 37), 1), ((37, 3), -1), ((3, 37), 0)],
-                         ids=["planes", "rows", "unit-dim-0"])
+@pytest.mark.parametrize(
+    "shape,unit_dim",
+    [((3, 2, 37), 1), ((37, 3), -1), ((3, 37), 0)],
+    ids=["planes", "rows", "unit-dim-0"],
+)
 def test_float64_compares_in_float64_at_every_position(shape, unit_dim):
     """Values too small for float32 (1e-300 > 0; a threshold crossed below float32's
     resolution) count the same in the vector body and in the tail."""
@@ -110,18 +117,38 @@ def test_input_that_requires_grad_records_no_graph():
 @pytest.mark.parametrize(
     "kwargs,error,pattern",
     [
-        ({"z": torch.zeros(4, 3, dtype=torch.int64)}, NotImplementedError, "argument 'z' to have a floating-point dtype"),
+        (
+            {"z": torch.zeros(4, 3, dtype=torch.int64)},
+            NotImplementedError,
+            "argument 'z' to have a floating-point dtype",
+        ),
         ({"counts": torch.zeros(2, 3)}, TypeError, "argument 'counts' to be int64"),
-        ({"counts": torch.zeros(2, 4, dtype=torch.int64)}, RuntimeError, r"'counts' to be a contiguous \[2, 3\]"),
+        (
+            {"counts": torch.zeros(2, 4, dtype=torch.int64)},
+            RuntimeError,
+            r"'counts' to be a contiguous \[2, 3\]",
+        ),
         ({"unit_dim": 2}, RuntimeError, "argument 'unit_dim' 2 is out of range for a 2-D 'z'"),
-        ({"threshold": torch.zeros(3, dtype=torch.float64)}, TypeError, "'alive_threshold' to be float32"),
-        ({"threshold": torch.zeros(5)}, RuntimeError, r"'alive_threshold' to be a contiguous \[3\]"),
+        (
+            {"threshold": torch.zeros(3, dtype=torch.float64)},
+            TypeError,
+            "'alive_threshold' to be float32",
+        ),
+        (
+            {"threshold": torch.zeros(5)},
+            RuntimeError,
+            r"'alive_threshold' to be a contiguous \[3\]",
+        ),
         ({"z": torch.tensor(1.0)}, RuntimeError, "at least 1 dim"),
     ],
 )
 def test_bad_arguments(kwargs, error, pattern):
-    args = {"z": torch.randn(4, 3), "counts": torch.zeros(2, 3, dtype=torch.int64),
-            "unit_dim": -1, "threshold": torch.zeros(3)}
+    args = {
+        "z": torch.randn(4, 3),
+        "counts": torch.zeros(2, 3, dtype=torch.int64),
+        "unit_dim": -1,
+        "threshold": torch.zeros(3),
+    }
     args.update(kwargs)
     with pytest.raises(error, match="torch_ext::count_active_: .*" + pattern):
         ops.count_active_(args["z"], args["counts"], args["unit_dim"], args["threshold"])

@@ -17,7 +17,10 @@ LAYOUTS = {
     "rows-3d": (lambda: torch.randn(3, 11, 21), -1),
     "planes": (lambda: torch.randn(3, 21, 9, 70), 1),
     "long-planes": (lambda: torch.randn(2, 3, 40, 41), 1),  # planes mapped in several spans
-    "channels-last": (lambda: torch.randn(3, 21, 5, 7).contiguous(memory_format=torch.channels_last), 1),
+    "channels-last": (
+        lambda: torch.randn(3, 21, 5, 7).contiguous(memory_format=torch.channels_last),
+        1,
+    ),
     "strided": (lambda: torch.randn(21, 40)[:, ::2].t(), 1),
     "empty": (lambda: torch.randn(0, 21), 1),
 }
@@ -25,17 +28,29 @@ LAYOUTS = {
 
 def counted_and_plain(name: str, x: torch.Tensor, unit_dim: int):
     units = x.shape[unit_dim]
-    weight = torch.linspace(-0.5, 0.5, units, dtype=x.dtype) if x.dim() > 1 and unit_dim % x.dim() == 1 else torch.tensor([0.2], dtype=x.dtype)
+    weight = (
+        torch.linspace(-0.5, 0.5, units, dtype=x.dtype)
+        if x.dim() > 1 and unit_dim % x.dim() == 1
+        else torch.tensor([0.2], dtype=x.dtype)
+    )
     threshold = torch.linspace(-2, 0, units)
     calls = {
-        "leaky_relu": (lambda t, c: ops.leaky_relu_counted(t, 0.1, c, unit_dim, threshold),
-                       lambda t: ops.leaky_relu(t, 0.1)),
-        "prelu": (lambda t, c: ops.prelu_counted(t, weight, c, unit_dim, threshold),
-                  lambda t: ops.prelu(t, weight)),
-        "elu": (lambda t, c: ops.elu_counted(t, 0.7, 1.0, c, unit_dim, threshold),
-                lambda t: ops.elu(t, 0.7)),
-        "selu": (lambda t, c: ops.elu_counted(t, *SELU, c, unit_dim, threshold),
-                 lambda t: ops.selu(t)),
+        "leaky_relu": (
+            lambda t, c: ops.leaky_relu_counted(t, 0.1, c, unit_dim, threshold),
+            lambda t: ops.leaky_relu(t, 0.1),
+        ),
+        "prelu": (
+            lambda t, c: ops.prelu_counted(t, weight, c, unit_dim, threshold),
+            lambda t: ops.prelu(t, weight),
+        ),
+        "elu": (
+            lambda t, c: ops.elu_counted(t, 0.7, 1.0, c, unit_dim, threshold),
+            lambda t: ops.elu(t, 0.7),
+        ),
+        "selu": (
+            lambda t, c: ops.elu_counted(t, *SELU, c, unit_dim, threshold),
+            lambda t: ops.selu(t),
+        ),
     }
     counted, plain = calls[name]
     results = []
@@ -47,7 +62,11 @@ def counted_and_plain(name: str, x: torch.Tensor, unit_dim: int):
             ops.count_active_(leaf.detach(), counts, unit_dim, threshold)
         else:
             y = fn(leaf, counts)
-        (grad,) = torch.autograd.grad(y, leaf, torch.ones_like(y)) if y.numel() else (torch.zeros_like(leaf),)
+        (grad,) = (
+            torch.autograd.grad(y, leaf, torch.ones_like(y))
+            if y.numel()
+            else (torch.zeros_like(leaf),)
+        )
         results.append((y.detach(), counts, grad))
     return results
 
@@ -83,7 +102,10 @@ def test_opcheck(case):
     threshold = torch.zeros(4)
     args = {
         "leaky_relu": (ops.leaky_relu_counted.default, (x, 0.1, counts, 1, threshold)),
-        "prelu": (ops.prelu_counted.default, (x, torch.full((4,), 0.25, requires_grad=True), counts, 1, threshold)),
+        "prelu": (
+            ops.prelu_counted.default,
+            (x, torch.full((4,), 0.25, requires_grad=True), counts, 1, threshold),
+        ),
         "elu": (ops.elu_counted.default, (x, 1.0, 1.0, counts, 1, threshold)),
     }[case]
     torch.library.opcheck(*args)

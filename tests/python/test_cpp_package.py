@@ -21,12 +21,14 @@ BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples" / "torchscript"))
 from save_models import BATCH, FEATURES, save_models  # noqa: E402
+
 from tools.torch_cmake import torch_cmake_args  # noqa: E402
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True,
-                            timeout=1200, **kwargs)
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=1200, **kwargs
+    )
     assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
 
@@ -44,8 +46,16 @@ def prefix(tmp_path_factory) -> Path:
 def examples(prefix, tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("examples")
     generator = ["-GNinja"] if shutil.which("ninja") else []
-    run("cmake", "-S", ROOT / "examples" / "cpp", "-B", build, *generator,
-        *torch_cmake_args([str(prefix)]), "-DCMAKE_BUILD_TYPE=Release")
+    run(
+        "cmake",
+        "-S",
+        ROOT / "examples" / "cpp",
+        "-B",
+        build,
+        *generator,
+        *torch_cmake_args([str(prefix)]),
+        "-DCMAKE_BUILD_TYPE=Release",
+    )
     run("cmake", "--build", build, "--parallel", str(os.cpu_count() or 1))
     return build
 
@@ -75,8 +85,9 @@ def test_run_torchscript_equals_python(examples, tmp_path, kind):
     paths = save_models(tmp_path)
     result = run(examples / "run_torchscript", paths[kind], BATCH, FEATURES)
     cpp = torch.tensor([float(v) for v in result.stdout.split()], dtype=torch.float64)
-    python = torch.tensor([float(v) for v in (tmp_path / f"{kind}.txt").read_text().split()],
-                          dtype=torch.float64)
+    python = torch.tensor(
+        [float(v) for v in (tmp_path / f"{kind}.txt").read_text().split()], dtype=torch.float64
+    )
     assert cpp.numel() == python.numel() == BATCH * 8
     torch.testing.assert_close(cpp, python, rtol=0, atol=0)
 

@@ -12,15 +12,25 @@ ops = torch.ops.torch_ext
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def every_op(x: torch.Tensor, g: torch.Tensor, w: torch.Tensor, counts: torch.Tensor,
-             thr: torch.Tensor) -> list[torch.Tensor]:
+def every_op(
+    x: torch.Tensor, g: torch.Tensor, w: torch.Tensor, counts: torch.Tensor, thr: torch.Tensor
+) -> list[torch.Tensor]:
     result, mask = ops.leaky_relu_masked(x, 0.1)
     return [
-        ops.leaky_relu(x, 0.1), ops.leaky_relu_backward(g, x, 0.1, False), result, mask,
-        ops.leaky_relu_backward_masked(g, mask, 0.1), ops.elu(x, 0.5), ops.selu(x),
-        ops.elu_backward(g, x, 1.0, 1.0, False), ops.prelu(x, w), *ops.prelu_backward(g, x, w),
-        ops.leaky_relu_counted(x, 0.1, counts, 1, thr), ops.prelu_counted(x, w, counts, 1, thr),
-        ops.elu_counted(x, 1.0, 1.0, counts, 1, thr), ops.count_active_(x, counts, 1, thr) or counts,
+        ops.leaky_relu(x, 0.1),
+        ops.leaky_relu_backward(g, x, 0.1, False),
+        result,
+        mask,
+        ops.leaky_relu_backward_masked(g, mask, 0.1),
+        ops.elu(x, 0.5),
+        ops.selu(x),
+        ops.elu_backward(g, x, 1.0, 1.0, False),
+        ops.prelu(x, w),
+        *ops.prelu_backward(g, x, w),
+        ops.leaky_relu_counted(x, 0.1, counts, 1, thr),
+        ops.prelu_counted(x, w, counts, 1, thr),
+        ops.elu_counted(x, 1.0, 1.0, counts, 1, thr),
+        ops.count_active_(x, counts, 1, thr) or counts,
     ]
 
 
@@ -56,8 +66,10 @@ def test_past_2_to_the_31_elements():
     """64-bit offsets: the last elements of a > 2^31-element tensor are computed and counted."""
     n = 2**31 + 77
     x = torch.empty(n, dtype=torch.float16, device="cuda").uniform_(-1, 1)
-    for ours, native in [(ops.leaky_relu(x, 0.1), lambda t: F.leaky_relu(t, 0.1)),
-                         (ops.elu(x, 1.0), lambda t: F.elu(t, 1.0))]:
+    for ours, native in [
+        (ops.leaky_relu(x, 0.1), lambda t: F.leaky_relu(t, 0.1)),
+        (ops.elu(x, 1.0), lambda t: F.elu(t, 1.0)),
+    ]:
         for part in (slice(0, 4096), slice(n // 2, n // 2 + 4096), slice(n - 4096, n)):
             torch.testing.assert_close(ours[part], native(x[part]))
         del ours

@@ -20,13 +20,17 @@ UNARY = {
 }
 
 
-@pytest.mark.parametrize("device", ["cpu", "meta", *(["cuda"] if torch.cuda.is_available() else [])])
+@pytest.mark.parametrize(
+    "device", ["cpu", "meta", *(["cuda"] if torch.cuda.is_available() else [])]
+)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
 @pytest.mark.parametrize("name", list(UNARY))
 def test_non_floating_input(name: str, dtype: torch.dtype, device: str):
     """NotImplementedError, the class torch.nn.functional raises, with our message."""
     t = torch.zeros(3, dtype=dtype, device=device)
-    pattern = rf"torch_ext::{name}: expected argument 'self' to have a floating-point dtype .* but got"
+    pattern = (
+        rf"torch_ext::{name}: expected argument 'self' to have a floating-point dtype .* but got"
+    )
     with pytest.raises(NotImplementedError, match=pattern):
         UNARY[name](t)
 
@@ -36,7 +40,10 @@ def test_non_floating_input(name: str, dtype: torch.dtype, device: str):
     [
         (torch.ones(4), r"argument 'weight' to have 1 element or one per channel \(3 = "),
         (torch.ones(3, 1), r"argument 'weight' to be 0-D or 1-D, but got 2-D"),
-        (torch.ones(3, dtype=torch.float64), r"argument 'weight' to have the dtype of 'self' \(Float\)"),
+        (
+            torch.ones(3, dtype=torch.float64),
+            r"argument 'weight' to have the dtype of 'self' \(Float\)",
+        ),
     ],
 )
 def test_prelu_bad_weight(weight: torch.Tensor, pattern: str):
@@ -49,7 +56,9 @@ def test_prelu_bad_weight(weight: torch.Tensor, pattern: str):
 
 
 def test_prelu_zero_dim_input_needs_one_weight():
-    with pytest.raises(RuntimeError, match=r"torch_ext::prelu: .*1 element or one per channel \(1 = "):
+    with pytest.raises(
+        RuntimeError, match=r"torch_ext::prelu: .*1 element or one per channel \(1 = "
+    ):
         X.prelu(torch.tensor(1.0), torch.ones(2))
     torch.testing.assert_close(X.prelu(torch.tensor(-2.0), torch.tensor([0.5])), torch.tensor(-1.0))
 
@@ -63,7 +72,9 @@ def test_prelu_zero_dim_input_needs_one_weight():
 )
 def test_from_result_backward_with_negative_parameter(call, param):
     g = torch.randn(4)
-    with pytest.raises(RuntimeError, match=rf"_backward: is_result=True needs {param} >= 0, but got -"):
+    with pytest.raises(
+        RuntimeError, match=rf"_backward: is_result=True needs {param} >= 0, but got -"
+    ):
         call(g, g)
 
 
@@ -75,12 +86,18 @@ def test_in_place_leaky_relu_negative_slope_raises_at_backward():
 
 
 def test_backward_grad_shape_mismatch():
-    with pytest.raises(RuntimeError, match=r"torch_ext::elu_backward: expected argument 'grad_output' to have the shape of 'self_or_result' \[4\], but got \[5\]"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"torch_ext::elu_backward: expected argument 'grad_output' to have the shape of 'self_or_result' \[4\], but got \[5\]",
+    ):
         ops.elu_backward(torch.randn(5), torch.randn(4), 1.0, 1.0, False)
 
 
 def test_backward_grad_dtype_mismatch():
-    with pytest.raises(TypeError, match=r"torch_ext::leaky_relu_backward: expected argument 'grad_output' to have the dtype of 'self_or_result'"):
+    with pytest.raises(
+        TypeError,
+        match=r"torch_ext::leaky_relu_backward: expected argument 'grad_output' to have the dtype of 'self_or_result'",
+    ):
         ops.leaky_relu_backward(torch.randn(4, dtype=torch.float64), torch.randn(4), 0.1, False)
 
 

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("device")
 ops = torch.ops.torch_ext
 
 
-def tangent_of(fn, primal: torch.Tensor, tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def tangent_of(
+    fn, primal: torch.Tensor, tangent: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """fn's output and its tangent at `primal` in direction `tangent`."""
     with fwAD.dual_level():
         out = fn(fwAD.make_dual(primal, tangent))
@@ -99,9 +101,18 @@ def test_counted_forward_has_the_plain_forwards_tangent(name: str):
     threshold = torch.zeros(4)
     w = torch.tensor([0.3], dtype=torch.float64)
     counted = {
-        "leaky_relu": (lambda d: ops.leaky_relu_counted(d, 0.1, counts, 1, threshold), lambda d: ops.leaky_relu(d, 0.1)),
-        "elu": (lambda d: ops.elu_counted(d, 1.3, 1.0, counts, 1, threshold), lambda d: ops.elu(d, 1.3)),
-        "prelu": (lambda d: ops.prelu_counted(d, w, counts, 1, threshold), lambda d: ops.prelu(d, w)),
+        "leaky_relu": (
+            lambda d: ops.leaky_relu_counted(d, 0.1, counts, 1, threshold),
+            lambda d: ops.leaky_relu(d, 0.1),
+        ),
+        "elu": (
+            lambda d: ops.elu_counted(d, 1.3, 1.0, counts, 1, threshold),
+            lambda d: ops.elu(d, 1.3),
+        ),
+        "prelu": (
+            lambda d: ops.prelu_counted(d, w, counts, 1, threshold),
+            lambda d: ops.prelu(d, w),
+        ),
     }[name]
     counted_tangent, plain_tangent = (tangent_of(fn, x, t) for fn in counted)
     torch.testing.assert_close(counted_tangent, plain_tangent, rtol=0, atol=0)
@@ -111,7 +122,9 @@ def test_counted_forward_has_the_plain_forwards_tangent(name: str):
 def test_jvp_and_jacfwd_match_native():
     x, t = with_zeros(7), torch.randn(7, dtype=torch.float64)
     for ours, native in [(X.selu, F.selu), (lambda a: X.elu(a, 0.5), lambda a: F.elu(a, 0.5))]:
-        torch.testing.assert_close(torch.func.jvp(ours, (x,), (t,)), torch.func.jvp(native, (x,), (t,)))
+        torch.testing.assert_close(
+            torch.func.jvp(ours, (x,), (t,)), torch.func.jvp(native, (x,), (t,))
+        )
         torch.testing.assert_close(torch.func.jacfwd(ours)(x), torch.func.jacfwd(native)(x))
 
 

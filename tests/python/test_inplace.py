@@ -11,7 +11,6 @@ import torch_ext.functional as X
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
 
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
@@ -66,7 +65,10 @@ REFUSED = {  # in-place targets PyTorch's own in-place ops refuse, with their me
     "view_of_leaf": (lambda: _leaf()[1:], "a view of a leaf Variable that requires grad"),
     "unbind_output": (lambda: (_leaf() * 2).unbind(0)[1], "Output 1 of Unbind is a view"),
     "no_grad_view": (_no_grad_view, "A view was created in no_grad mode"),
-    "inference_tensor": (_inference_tensor, "Inplace update to inference tensor outside InferenceMode"),
+    "inference_tensor": (
+        _inference_tensor,
+        "Inplace update to inference tensor outside InferenceMode",
+    ),
 }
 
 
@@ -114,7 +116,9 @@ def test_saved_tensor_modified_later_is_detected():
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_overlapping_view_raises(act: Activation):
     expanded = torch.zeros(1).expand(4)
-    with pytest.raises(RuntimeError, match=r"torch_ext::\w+_: argument 'self' has elements that share memory"):
+    with pytest.raises(
+        RuntimeError, match=r"torch_ext::\w+_: argument 'self' has elements that share memory"
+    ):
         act.run(expanded, inplace=True)
 
 

@@ -39,8 +39,9 @@ def mlp(activation: torch.nn.Module, width: int = 8) -> torch.nn.Sequential:
 
 def cnn(activation: torch.nn.Module, channels: int = 8) -> torch.nn.Sequential:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, channels, 3, padding=1), activation,
-                               torch.nn.Conv2d(channels, 2, 1))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, channels, 3, padding=1), activation, torch.nn.Conv2d(channels, 2, 1)
+    )
 
 
 def run(model: torch.nn.Module, monitor: DeadNeuronMonitor, steps: int, x: torch.Tensor) -> None:
@@ -50,15 +51,21 @@ def run(model: torch.nn.Module, monitor: DeadNeuronMonitor, steps: int, x: torch
 
 
 @pytest.mark.parametrize("kind", ["linear", "conv", "conv-channels-last"])
-@pytest.mark.parametrize("activation", [torch.nn.ReLU(), xnn.ELU(), torch.nn.SELU(), torch.nn.CELU()],
-                         ids=["ReLU", "xELU", "SELU", "CELU"])
+@pytest.mark.parametrize(
+    "activation",
+    [torch.nn.ReLU(), xnn.ELU(), torch.nn.SELU(), torch.nn.CELU()],
+    ids=["ReLU", "xELU", "SELU", "CELU"],
+)
 def test_killed_units_are_exactly_the_dead_ones(kind: str, activation):
     if kind == "linear":
         model, x = mlp(activation), torch.randn(64, 5)
     else:
         model, x = cnn(activation), torch.randn(4, 3, 6, 6)
         if kind == "conv-channels-last":
-            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+            model, x = (
+                model.to(memory_format=torch.channels_last),
+                x.contiguous(memory_format=torch.channels_last),
+            )
     kill(model[0])
     with DeadNeuronMonitor(model, window=3) as monitor:
         run(model, monitor, 3, x)
@@ -123,8 +130,16 @@ def test_recovered_unit_stops_being_dead_and_windows_roll_over():
     assert current.layers["1"].samples == 16
 
 
-@pytest.mark.parametrize("activation", [torch.nn.ReLU(inplace=True), torch.nn.LeakyReLU(0.1, inplace=True),
-                                        torch.nn.ELU(inplace=True), xnn.ELU(inplace=True)], ids=repr)
+@pytest.mark.parametrize(
+    "activation",
+    [
+        torch.nn.ReLU(inplace=True),
+        torch.nn.LeakyReLU(0.1, inplace=True),
+        torch.nn.ELU(inplace=True),
+        xnn.ELU(inplace=True),
+    ],
+    ids=repr,
+)
 def test_in_place_activations_are_counted_on_their_input(activation):
     model = mlp(activation)
     kill(model[0])
@@ -183,8 +198,14 @@ def test_eval_mode_is_not_counted_unless_asked():
 
 def test_module_selection_by_name_and_type():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4),
-                                torch.nn.Tanh(), torch.nn.Linear(4, 4), torch.nn.ELU())
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4),
+        torch.nn.ReLU(),
+        torch.nn.Linear(4, 4),
+        torch.nn.Tanh(),
+        torch.nn.Linear(4, 4),
+        torch.nn.ELU(),
+    )
     x = torch.randn(5, 3)
     for selectors, expected in (
         (None, ["1", "5"]),
@@ -243,7 +264,10 @@ def test_json_csv_and_summary(tmp_path):
     assert data["history"][1]["layers"]["1"]["dead_units"] == DEAD
     monitor.write_csv(tmp_path / "m.csv")
     rows = list(csv.DictReader(open(tmp_path / "m.csv")))
-    assert [(r["window"], r["layer"], r["dead"]) for r in rows] == [("0", "1", "3"), ("1", "1", "3")]
+    assert [(r["window"], r["layer"], r["dead"]) for r in rows] == [
+        ("0", "1", "3"),
+        ("1", "1", "3"),
+    ]
     summary = monitor.summary()
     assert "1" in summary and "ReLU" in summary and "37.5%" in summary
 
@@ -316,7 +340,9 @@ def test_units_changing_between_calls_is_a_clear_error():
     act = torch.nn.ReLU()
     with DeadNeuronMonitor(torch.nn.Sequential(act)):
         act(torch.randn(2, 3))
-        with pytest.raises(ValueError, match="layer '0' was called with 4 units along dim 1, but earlier with 3"):
+        with pytest.raises(
+            ValueError, match="layer '0' was called with 4 units along dim 1, but earlier with 3"
+        ):
             act(torch.randn(2, 4))
 
 
@@ -324,15 +350,23 @@ def test_package_exports_the_monitor():
     assert torch_ext.DeadNeuronMonitor is DeadNeuronMonitor
 
 
-@pytest.mark.parametrize("activation", [xnn.LeakyReLU(0.1), xnn.PReLU(8), xnn.ELU(), xnn.SELU()], ids=repr)
+@pytest.mark.parametrize(
+    "activation", [xnn.LeakyReLU(0.1), xnn.PReLU(8), xnn.ELU(), xnn.SELU()], ids=repr
+)
 def test_torch_ext_modules_count_inside_their_kernel(activation):
     """Watched torch_ext.nn modules get no hook: they run the counted op themselves, with
     the counts a hook on the native module gives."""
     model = mlp(activation)
     kill(model[0])
     x = torch.randn(40, 5)
-    native = mlp({"LeakyReLU": torch.nn.LeakyReLU(0.1), "PReLU": torch.nn.PReLU(8),
-                  "ELU": torch.nn.ELU(), "SELU": torch.nn.SELU()}[type(activation).__name__])
+    native = mlp(
+        {
+            "LeakyReLU": torch.nn.LeakyReLU(0.1),
+            "PReLU": torch.nn.PReLU(8),
+            "ELU": torch.nn.ELU(),
+            "SELU": torch.nn.SELU(),
+        }[type(activation).__name__]
+    )
     native.load_state_dict(model.state_dict())
     reports = []
     for net in (model, native):
@@ -355,7 +389,9 @@ def reference_counts(z: torch.Tensor, alive: torch.Tensor) -> tuple[list[int], l
 
 def capture_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
     captured: list[torch.Tensor] = []
-    module.register_forward_pre_hook(lambda m, args: captured.append(args[0].detach().double().clone()))
+    module.register_forward_pre_hook(
+        lambda m, args: captured.append(args[0].detach().double().clone())
+    )
     return captured
 
 
@@ -424,8 +460,9 @@ class Checkpointed(torch.nn.Module):
     def __init__(self, use_reentrant: bool | None):
         super().__init__()
         torch.manual_seed(0)
-        self.block = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
-                                         torch.nn.Linear(8, 8), xnn.ELU())
+        self.block = torch.nn.Sequential(
+            torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), xnn.ELU()
+        )
         self.head = torch.nn.Linear(8, 2)
         self.use_reentrant = use_reentrant
 
@@ -450,8 +487,13 @@ def test_checkpoint_recomputation_is_not_counted_twice(use_reentrant: bool):
 
 
 def test_deepcopy_of_the_model_does_not_feed_the_monitor():
-    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
-                                xnn.LeakyReLU(0.1), torch.nn.Linear(8, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 8),
+        xnn.LeakyReLU(0.1),
+        torch.nn.Linear(8, 2),
+    )
     x = torch.randn(10, 5)
     with DeadNeuronMonitor(model, window=10) as monitor:
         early = copy.deepcopy(model)  # before the first forward (links not learnt yet)
@@ -468,8 +510,13 @@ def test_deepcopy_of_the_model_does_not_feed_the_monitor():
 
 
 def test_whole_model_pickles_while_watched():
-    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
-                                xnn.ELU(), torch.nn.Linear(8, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 8),
+        xnn.ELU(),
+        torch.nn.Linear(8, 2),
+    )
     x = torch.randn(10, 5)
     with DeadNeuronMonitor(model, window=10) as monitor:
         saved = []
@@ -501,14 +548,20 @@ def test_prelu_monitoring_under_float64_default_dtype(prelu):
     z = torch.cat(captured)
     layer = monitor.history[-1].layers["1"]
     slope_alive = (model[1].weight.detach().abs() > 1e-3).double()
-    assert (layer.active_counts, layer.alive_counts) == reference_counts(z, (z > 0) | (slope_alive > 0))
+    assert (layer.active_counts, layer.alive_counts) == reference_counts(
+        z, (z > 0) | (slope_alive > 0)
+    )
 
 
 def test_names_that_match_no_module_are_a_clear_error():
     model = mlp(torch.nn.ReLU())
-    with pytest.raises(ValueError, match=r"modules= names \['nope'\] match no module.*\['0', '1', '2'\]"):
+    with pytest.raises(
+        ValueError, match=r"modules= names \['nope'\] match no module.*\['0', '1', '2'\]"
+    ):
         DeadNeuronMonitor(model, modules=["1", "nope"])
-    with pytest.raises(ValueError, match=r"unit_dim= names \['2', 'x'\] are not monitored layers.*\['1'\]"):
+    with pytest.raises(
+        ValueError, match=r"unit_dim= names \['2', 'x'\] are not monitored layers.*\['1'\]"
+    ):
         DeadNeuronMonitor(model, unit_dim={"1": -1, "2": 1, "x": 0})
 
 
@@ -539,8 +592,9 @@ def test_thresholds_follow_parameter_changes_between_steps(fused: bool):
 def test_state_dict_stays_bounded_over_many_windows():
     """Per-unit lists only for the last keep_windows windows: a checkpoint after 1000
     windows is the one after keep_windows windows plus each later window's scalars."""
-    model = torch.nn.Sequential(torch.nn.Linear(4, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
-                                torch.nn.ReLU())
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU()
+    )
     monitor = DeadNeuronMonitor(model, window=1, keep_windows=5).attach()
     model(torch.randn(3, 4))
 
@@ -580,7 +634,13 @@ def test_windows_past_keep_windows_say_they_lost_unit_detail(tmp_path):
     assert [r["dead"] for r in rows] == ["3"] * 5
     monitor.write_json(tmp_path / "m.json")
     data = json.loads((tmp_path / "m.json").read_text())
-    assert [w["layers"]["1"]["dead_units"] for w in data["history"]] == [None, None, None, DEAD, DEAD]
+    assert [w["layers"]["1"]["dead_units"] for w in data["history"]] == [
+        None,
+        None,
+        None,
+        DEAD,
+        DEAD,
+    ]
     assert data["config"]["keep_windows"] == 2
     resumed = DeadNeuronMonitor(model, window=1, keep_windows=2).attach()
     resumed.load_state_dict(monitor.state_dict())

@@ -15,11 +15,11 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from test_revive_refusals import assert_same_state
 
 import torch_ext
 import torch_ext.nn as xnn
 from torch_ext import DeadNeuronMonitor
-from test_revive_refusals import assert_same_state
 
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
@@ -53,8 +53,13 @@ class Residual(torch.nn.Module):
     def __init__(self, activation: torch.nn.Module, conv: bool = False, width: int = 6):
         super().__init__()
         torch.manual_seed(0)
+
         def make():
-            return torch.nn.Conv2d(width, width, 3, padding=1) if conv else torch.nn.Linear(width, width)
+            return (
+                torch.nn.Conv2d(width, width, 3, padding=1)
+                if conv
+                else torch.nn.Linear(width, width)
+            )
 
         self.fc1, self.act, self.fc2 = make(), activation, make()
         with torch.no_grad():
@@ -74,7 +79,9 @@ ACTIVATIONS = [torch.nn.ReLU(), torch.nn.ReLU(inplace=True), xnn.LeakyReLU(0.1),
 
 
 @pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
-@pytest.mark.parametrize("activation", ACTIVATIONS, ids=["ReLU", "ReLU-inplace", "xLeakyReLU", "xELU"])
+@pytest.mark.parametrize(
+    "activation", ACTIVATIONS, ids=["ReLU", "ReLU-inplace", "xLeakyReLU", "xELU"]
+)
 def test_a_module_called_twice_is_two_layers_with_their_own_counts(activation, conv: bool):
     model = Residual(copy.deepcopy(activation), conv)
     batches = [torch.randn(8, 6, 4, 4) if conv else torch.randn(8, 6) for _ in range(2)]
@@ -101,8 +108,10 @@ def test_two_monitors_split_the_same_call_sites():
     """The first monitor counts in the kernel, the second by a hook: both number alike."""
     model = Residual(xnn.ELU())
     x = torch.randn(8, 6)
-    with DeadNeuronMonitor(model, grad_eps=GRAD_EPS) as first, \
-            DeadNeuronMonitor(model, grad_eps=GRAD_EPS) as second:
+    with (
+        DeadNeuronMonitor(model, grad_eps=GRAD_EPS) as first,
+        DeadNeuronMonitor(model, grad_eps=GRAD_EPS) as second,
+    ):
         model(x)
         model(x)
         reports = [first.report().layers, second.report().layers]
@@ -133,7 +142,11 @@ def test_each_call_site_decides_its_own_unit_dim():
     class TwoShapes(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.up, self.conv, self.act = torch.nn.Linear(4, 6), torch.nn.Conv1d(3, 5, 1), torch.nn.ReLU()
+            self.up, self.conv, self.act = (
+                torch.nn.Linear(4, 6),
+                torch.nn.Conv1d(3, 5, 1),
+                torch.nn.ReLU(),
+            )
 
         def forward(self, x, y):
             return self.act(self.up(x)).sum() + self.act(self.conv(y)).sum()
@@ -232,7 +245,7 @@ def test_a_loop_over_varying_steps_is_one_layer_per_step_or_merged(activation):
     sites = ["cell.act"] + [f"cell.act#{k}" for k in range(1, 5)]
     for window, report in enumerate(monitor.history):
         assert list(report.layers) == sites
-        pair = zs[2 * window:2 * window + 2]
+        pair = zs[2 * window : 2 * window + 2]
         for k, site in enumerate(sites):
             steps = [z[k] for z in pair if len(z) > k]
             if steps:
@@ -245,7 +258,7 @@ def test_a_loop_over_varying_steps_is_one_layer_per_step_or_merged(activation):
     with DeadNeuronMonitor(model, window=2, grad_eps=GRAD_EPS, call_sites="merged") as merged:
         trained(model, batches, merged)
     for window, report in enumerate(merged.history):
-        steps = [z_t for z in zs[2 * window:2 * window + 2] for z_t in z]
+        steps = [z_t for z in zs[2 * window : 2 * window + 2] for z_t in z]
         assert list(report.layers) == ["cell.act"]
         assert counted(report.layers["cell.act"]) == reference(steps, f, -1)
 
@@ -298,13 +311,17 @@ def test_call_sites_survive_a_checkpoint_and_resume(tmp_path):
     assert [list(r.layers) for r in resumed.history] == [list(r.layers) for r in whole.history]
     assert resumed.history[-1].layers["cell.act#5"].samples == 6
     resumed.write_csv(tmp_path / "m.csv")
-    rows = [(r["window"], r["layer"], r["samples"]) for r in csv.DictReader(open(tmp_path / "m.csv"))]
+    rows = [
+        (r["window"], r["layer"], r["samples"]) for r in csv.DictReader(open(tmp_path / "m.csv"))
+    ]
     assert ("1", "cell.act#4", "0") in rows and ("2", "cell.act#5", "6") in rows
     assert "cell.act#5" in resumed.summary()
     resumed.remove()
 
     merged = DeadNeuronMonitor(model, window=2, call_sites="merged").attach()
-    with pytest.raises(KeyError, match=r"layers \['cell.act#1', .*'cell.act#4'\] are not monitored"):
+    with pytest.raises(
+        KeyError, match=r"layers \['cell.act#1', .*'cell.act#4'\] are not monitored"
+    ):
         merged.load_state_dict(state)
     merged.remove()
 
@@ -400,8 +417,10 @@ def test_revive_refuses_every_site_of_a_loop_and_changes_nothing(caplog):
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     # Each step's input is inp(x_t) + rec(h): an addition, not a Linear's output; the
     # traced forward (the first, a shorter sequence) did not reach the later sites.
-    reasons = ("its input is not the output of a Linear/Conv layer",
-               "it was not called in the model's first training forward")
+    reasons = (
+        "its input is not the output of a Linear/Conv layer",
+        "it was not called in the model's first training forward",
+    )
     skipped = [r.getMessage() for r in caplog.records if "skipped layer" in r.getMessage()]
     assert len(skipped) == 4 and all(any(why in m for why in reasons) for m in skipped)
     assert reasons[0] in skipped[0]
@@ -435,6 +454,7 @@ def test_resnet18_reports_every_relu_call_site():
             site, z = name if index == 0 else f"{name}#{index}", args[0].detach()
             active, samples = expected.get(site, (0, 0))
             expected[site] = (active + (z > 0).sum((0, 2, 3)), samples + z.numel() // z.shape[1])
+
         return record
 
     for name, relu in relus.items():

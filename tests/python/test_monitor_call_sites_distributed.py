@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from test_monitor_distributed import init_group, spawn
 
 STEPS = [4, 2]  # time steps of rank 0's and rank 1's sequence
@@ -50,7 +49,8 @@ def test_ranks_with_different_call_sites_agree_on_the_report(tmp_path):
 
     spawn(loop_worker, str(tmp_path))
     (local0, summed0, closed0, names0), (local1, summed1, closed1, names1) = (
-        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)
+    )
     assert list(local0) == SITES and list(local1) == SITES[:2]
     assert summed0 == summed1 == closed0 == closed1 and list(summed0) == SITES
     assert names0 == names1 == SITES  # rank 1 holds the sites only rank 0 ran, for later reports

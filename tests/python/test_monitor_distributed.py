@@ -37,7 +37,10 @@ def monitored_counts(model: torch.nn.Module, x: torch.Tensor, steps: int = 2) ->
             model(x).sum().backward()
             monitor.step()
     layer = monitor.history[-1].layers
-    return {name: [r.samples, r.active_counts, r.alive_counts, r.dead_units] for name, r in layer.items()}
+    return {
+        name: [r.samples, r.active_counts, r.alive_counts, r.dead_units]
+        for name, r in layer.items()
+    }
 
 
 def free_port() -> int:
@@ -49,14 +52,16 @@ def free_port() -> int:
 def init_group(rank: int, world_size: int, port: int) -> None:
     """gloo with a timeout, so that a mismatched collective fails the test, not hangs it."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world_size,
-                                         timeout=datetime.timedelta(seconds=60))
+    torch.distributed.init_process_group(
+        "gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(seconds=60)
+    )
 
 
 def spawn(worker, *args) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    mp.start_processes(worker, args=(2, free_port(), *args), nprocs=2, join=True,
-                       start_method="spawn")
+    mp.start_processes(
+        worker, args=(2, free_port(), *args), nprocs=2, join=True, start_method="spawn"
+    )
 
 
 def worker(rank: int, world_size: int, port: int, out: str) -> None:
@@ -123,13 +128,16 @@ def branch_worker(rank: int, world_size: int, port: int, out: str) -> None:
 def test_ranks_that_skip_a_branch_agree_on_the_report(tmp_path):
     spawn(branch_worker, str(tmp_path))
     (local0, summed0, closed0), (local1, summed1, closed1) = (
-        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)
+    )
     assert summed0 == summed1 == closed0 == closed1
     assert "branch.1" in local0 and "branch.1" not in local1
     assert summed0["branch.1"] == local0["branch.1"]  # rank 1 contributed nothing to it
-    trunk = [local0["act"][0] + local1["act"][0],
-             [a + b for a, b in zip(local0["act"][1], local1["act"][1])],
-             [a + b for a, b in zip(local0["act"][2], local1["act"][2])]]
+    trunk = [
+        local0["act"][0] + local1["act"][0],
+        [a + b for a, b in zip(local0["act"][1], local1["act"][1])],
+        [a + b for a, b in zip(local0["act"][2], local1["act"][2])],
+    ]
     assert summed0["act"] == trunk and trunk[0] == 64
 
 
@@ -145,7 +153,9 @@ def revive_worker(rank: int, world_size: int, port: int, out: str) -> None:
             monitor.step()
             torch.manual_seed(100 + rank)  # each rank's own draw would differ
             revived = revive(model, monitor)
-        torch.save({"revived": dict(revived), "state": model.state_dict()}, Path(out, f"rank{rank}.pt"))
+        torch.save(
+            {"revived": dict(revived), "state": model.state_dict()}, Path(out, f"rank{rank}.pt")
+        )
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()

@@ -37,10 +37,20 @@ CALLS = {
     "torch_ext op": (lambda z: torch.ops.torch_ext.leaky_relu(z, 0.0), F.relu),
     "torch_ext.functional": (lambda z: torch_ext.functional.elu(z, 0.5), lambda z: F.elu(z, 0.5)),
 }
-KIND = {"relu": "relu", "relu_inplace": "relu", "torch.relu": "relu", "method relu": "relu",
-        "leaky_relu": "leaky_relu", "leaky_relu slope 0": "leaky_relu", "elu": "elu",
-        "celu": "celu", "selu": "selu", "prelu": "prelu", "torch_ext op": "leaky_relu",
-        "torch_ext.functional": "elu"}
+KIND = {
+    "relu": "relu",
+    "relu_inplace": "relu",
+    "torch.relu": "relu",
+    "method relu": "relu",
+    "leaky_relu": "leaky_relu",
+    "leaky_relu slope 0": "leaky_relu",
+    "elu": "elu",
+    "celu": "celu",
+    "selu": "selu",
+    "prelu": "prelu",
+    "torch_ext op": "leaky_relu",
+    "torch_ext.functional": "elu",
+}
 
 
 class Block(torch.nn.Module):
@@ -110,12 +120,17 @@ def test_call_sites_are_named_by_module_function_and_index():
             model(x).sum().backward()
         monitor.step()
         layers = monitor.history[-1].layers
-    assert list(layers) == ["blocks.1", "blocks.0:relu#0", "blocks.2:relu#0", "blocks.2:elu#0",
-                            ":relu#0", ":relu#1"]
+    assert list(layers) == [
+        "blocks.1",
+        "blocks.0:relu#0",
+        "blocks.2:relu#0",
+        "blocks.2:elu#0",
+        ":relu#0",
+        ":relu#1",
+    ]
     assert all(layer.samples == 32 for layer in layers.values())
     h = model.blocks[1](model.blocks[0](x))
-    assert counted(layers["blocks.2:relu#0"]) == expected_counts(
-        torch.cat([h, h]), F.relu)
+    assert counted(layers["blocks.2:relu#0"]) == expected_counts(torch.cat([h, h]), F.relu)
     inner = model.blocks[2].fc(F.relu(h))
     assert counted(layers["blocks.2:elu#0"]) == expected_counts(torch.cat([inner, inner]), F.elu)
     assert counted(layers[":relu#1"]) == expected_counts(torch.cat([-x[:, :2]] * 2), F.relu)
@@ -125,6 +140,7 @@ def test_functional_sites_are_numbered_per_forward_whatever_call_sites_says():
     """call_sites= merges modules' calls; a module's functional calls stay one layer each
     (call_sites="merged" would merge calls of different widths: PyTorch's tutorial Net
     calls F.relu on 6 channels, then 16, then 120 features)."""
+
     class Loop(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -185,10 +201,12 @@ def test_functional_calls_are_off_by_default_and_modules_not_counted_twice():
         def forward(self, z):
             return F.relu(z)
 
-    model = torch.nn.Sequential(torch.nn.Linear(4, 6), Custom(), torch_ext.nn.ELU(),
-                                torch.nn.Linear(6, 2))
-    with DeadNeuronMonitor(model, window=1, functional=True,
-                           modules=["1", torch.nn.ELU]) as monitor:
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 6), Custom(), torch_ext.nn.ELU(), torch.nn.Linear(6, 2)
+    )
+    with DeadNeuronMonitor(
+        model, window=1, functional=True, modules=["1", torch.nn.ELU]
+    ) as monitor:
         model(x).sum().backward()
         monitor.step()
     layers = monitor.history[-1].layers
@@ -332,14 +350,18 @@ def test_a_forward_cut_short_by_keyboard_interrupt_leaves_the_monitor_working():
         assert layers[":relu#0"].samples == 24 and layers["act"].samples == 32
         # A later forward was traced in its place (its F.relu is an operation revive cannot
         # follow): not "no training forward has run".
-        assert monitor.link_problem("act") == "its output is used by relu outside a Linear/Conv layer"
+        assert (
+            monitor.link_problem("act") == "its output is used by relu outside a Linear/Conv layer"
+        )
 
 
 def test_a_compiled_submodule_runs_under_the_monitor():
     class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.enc = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16))
+            self.enc = torch.nn.Sequential(
+                torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16)
+            )
             self.act, self.head = torch.nn.ReLU(), torch.nn.Linear(16, 4)
 
         def forward(self, x):
@@ -354,7 +376,10 @@ def test_a_compiled_submodule_runs_under_the_monitor():
         monitor.step()
         layers = monitor.history[-1].layers
         assert {n: layer.samples for n, layer in layers.items()} == {
-            "enc.1": 12, "act": 12, ":relu#0": 12}
+            "enc.1": 12,
+            "act": 12,
+            ":relu#0": 12,
+        }
         # The compiled submodule's output is not traced: no link through it, said so.
         assert "its input is not the output" in monitor.link_problem("act")
 

@@ -38,6 +38,7 @@ class Reference:
             per_unit = z.movedim(1, -1).reshape(-1, z.shape[1])
             self.active[site] = self.active.get(site, 0) + (per_unit > 0).sum(0)
             self.samples[site] = self.samples.get(site, 0) + per_unit.shape[0]
+
         return record
 
     def forward(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -54,8 +55,14 @@ class Reference:
             handle.remove()
 
 
-def run_window(model: torch.nn.Module, reference: Reference, monitor: DeadNeuronMonitor,
-               steps: int, batch: int, side: int = 32) -> dict:
+def run_window(
+    model: torch.nn.Module,
+    reference: Reference,
+    monitor: DeadNeuronMonitor,
+    steps: int,
+    batch: int,
+    side: int = 32,
+) -> dict:
     """`steps` forward+backward steps on random data (no optimizer step: the weights stay as
     built); the closed window's layers."""
     model.train()
@@ -128,8 +135,12 @@ def test_vgg11_bn_reports_every_relu_with_channels_or_features_as_units():
     model = torchvision.models.vgg11_bn(num_classes=10)
     width = 48
     model.classifier = torch.nn.Sequential(
-        torch.nn.Linear(512 * 7 * 7, width), torch.nn.ReLU(True), torch.nn.Dropout(),
-        torch.nn.Linear(width, width), torch.nn.ReLU(True), torch.nn.Dropout(),
+        torch.nn.Linear(512 * 7 * 7, width),
+        torch.nn.ReLU(True),
+        torch.nn.Dropout(),
+        torch.nn.Linear(width, width),
+        torch.nn.ReLU(True),
+        torch.nn.Dropout(),
         torch.nn.Linear(width, 10),
     )
     relus = relus_of(model)
@@ -164,8 +175,11 @@ def test_mobilenet_v3_small_counts_its_relus_and_says_which_activations_it_skips
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v3_small(num_classes=10)
     relus = relus_of(model)
-    expected_skipped = {name: type(m).__name__ for name, m in model.named_modules()
-                        if type(m) in (torch.nn.Hardswish, torch.nn.Hardsigmoid)}
+    expected_skipped = {
+        name: type(m).__name__
+        for name, m in model.named_modules()
+        if type(m) in (torch.nn.Hardswish, torch.nn.Hardsigmoid)
+    }
     kinds = {k: list(expected_skipped.values()).count(k) for k in ("Hardswish", "Hardsigmoid")}
     assert relus and kinds["Hardswish"] > 0 and kinds["Hardsigmoid"] > 0
 
@@ -190,11 +204,18 @@ def test_mobilenet_v3_small_counts_its_relus_and_says_which_activations_it_skips
     assert_matches_reference(layers, reference)
 
     assert list(monitor.skipped_modules) == list(expected_skipped)  # the model's order
-    lines = [r.getMessage() for r in caplog.records
-             if r.name == "torch_ext.monitor" and "not monitored" in r.getMessage()]
-    assert lines == [f"DeadNeuronMonitor: not monitored: {kinds['Hardswish']} Hardswish, "
-                     f"{kinds['Hardsigmoid']} Hardsigmoid (no dead-unit rule)"]
-    assert all(r.levelno == logging.INFO for r in caplog.records if "not monitored" in r.getMessage())
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "torch_ext.monitor" and "not monitored" in r.getMessage()
+    ]
+    assert lines == [
+        f"DeadNeuronMonitor: not monitored: {kinds['Hardswish']} Hardswish, "
+        f"{kinds['Hardsigmoid']} Hardsigmoid (no dead-unit rule)"
+    ]
+    assert all(
+        r.levelno == logging.INFO for r in caplog.records if "not monitored" in r.getMessage()
+    )
 
 
 def test_skipped_modules_is_empty_and_nothing_logged_when_modules_are_chosen(caplog):

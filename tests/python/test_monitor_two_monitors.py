@@ -15,8 +15,11 @@ from torch_ext import DeadNeuronMonitor
 
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
-NATIVE = {"ELU": torch.nn.functional.elu, "SELU": torch.nn.functional.selu,
-          "LeakyReLU": lambda z: torch.nn.functional.leaky_relu(z, 0.1)}
+NATIVE = {
+    "ELU": torch.nn.functional.elu,
+    "SELU": torch.nn.functional.selu,
+    "LeakyReLU": lambda z: torch.nn.functional.leaky_relu(z, 0.1),
+}
 
 
 def model_with(activation: torch.nn.Module) -> torch.nn.Sequential:

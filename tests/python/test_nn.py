@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import graph_node_kinds
 
 import torch_ext.nn as xnn
-from helpers import graph_node_kinds
 
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
@@ -81,11 +81,22 @@ def test_prelu_trains():
 
 def test_modules_in_sequential_script():
     model = torch.nn.Sequential(
-        torch.nn.Linear(5, 8), xnn.LeakyReLU(0.1), torch.nn.Linear(8, 8), xnn.PReLU(8),
-        torch.nn.Linear(8, 8), xnn.ELU(), torch.nn.Linear(8, 3), xnn.SELU(),
+        torch.nn.Linear(5, 8),
+        xnn.LeakyReLU(0.1),
+        torch.nn.Linear(8, 8),
+        xnn.PReLU(8),
+        torch.nn.Linear(8, 8),
+        xnn.ELU(),
+        torch.nn.Linear(8, 3),
+        xnn.SELU(),
     )
     scripted = torch.jit.script(model)
     x = torch.randn(4, 5)
     torch.testing.assert_close(scripted(x), model(x))
     called = graph_node_kinds(scripted.inlined_graph)
-    assert {"torch_ext::leaky_relu", "torch_ext::prelu", "torch_ext::elu", "torch_ext::selu"} <= called
+    assert {
+        "torch_ext::leaky_relu",
+        "torch_ext::prelu",
+        "torch_ext::elu",
+        "torch_ext::selu",
+    } <= called

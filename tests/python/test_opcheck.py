@@ -24,26 +24,55 @@ def cases():
         yield f"leaky_relu-{tag}", ops.leaky_relu.default, (sample(4, 5, requires_grad=rg), 0.2)
         yield f"elu-{tag}", ops.elu.default, (sample(4, 5, requires_grad=rg), 1.5)
         yield f"selu-{tag}", ops.selu.default, (sample(2, 3, 4, requires_grad=rg),)
-        yield f"prelu-{tag}", ops.prelu.default, (
-            sample(2, 3, 4, requires_grad=rg),
-            torch.full((3,), 0.25, requires_grad=rg),
+        yield (
+            f"prelu-{tag}",
+            ops.prelu.default,
+            (
+                sample(2, 3, 4, requires_grad=rg),
+                torch.full((3,), 0.25, requires_grad=rg),
+            ),
         )
-        yield f"leaky_relu_backward-{tag}", ops.leaky_relu_backward.default, (
-            sample(6, requires_grad=rg), sample(6, requires_grad=rg), 0.1, False,
+        yield (
+            f"leaky_relu_backward-{tag}",
+            ops.leaky_relu_backward.default,
+            (
+                sample(6, requires_grad=rg),
+                sample(6, requires_grad=rg),
+                0.1,
+                False,
+            ),
         )
-        yield f"elu_backward-{tag}", ops.elu_backward.default, (
-            sample(6, requires_grad=rg), sample(6, requires_grad=rg), 1.0, 1.0, False,
+        yield (
+            f"elu_backward-{tag}",
+            ops.elu_backward.default,
+            (
+                sample(6, requires_grad=rg),
+                sample(6, requires_grad=rg),
+                1.0,
+                1.0,
+                False,
+            ),
         )
-        yield f"prelu_backward-{tag}", ops.prelu_backward.default, (
-            sample(2, 3, 4, requires_grad=rg), sample(2, 3, 4, requires_grad=rg),
-            torch.full((3,), 0.25, requires_grad=rg),
+        yield (
+            f"prelu_backward-{tag}",
+            ops.prelu_backward.default,
+            (
+                sample(2, 3, 4, requires_grad=rg),
+                sample(2, 3, 4, requires_grad=rg),
+                torch.full((3,), 0.25, requires_grad=rg),
+            ),
         )
     # In-place forms: no autograd-requiring leaf may be mutated, so plain tensors.
     yield "leaky_relu_", ops.leaky_relu_.default, (sample(4, 5), 0.2)
     yield "elu_", ops.elu_.default, (sample(4, 5), 0.5)
     yield "selu_", ops.selu_.default, (sample(4, 5),)
-    yield "channels_last", ops.elu.default, (
-        sample(2, 3, 4, 5).contiguous(memory_format=torch.channels_last), 1.0,
+    yield (
+        "channels_last",
+        ops.elu.default,
+        (
+            sample(2, 3, 4, 5).contiguous(memory_format=torch.channels_last),
+            1.0,
+        ),
     )
     yield "bfloat16", ops.leaky_relu.default, (sample(8, 3, dtype=torch.bfloat16), 0.01)
 

@@ -9,7 +9,6 @@ from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, s
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
 
-
 def value_and_grad(act: Activation, x: torch.Tensor, grad: torch.Tensor, native: bool):
     leaf = x.detach().clone().requires_grad_(True)
     y = act.run(leaf, native=native)

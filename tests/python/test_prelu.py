@@ -13,7 +13,6 @@ import torch_ext.functional as X
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
 
-
 def weights_for(x: torch.Tensor) -> list[torch.Tensor]:
     shared = [torch.tensor([0.25], dtype=x.dtype), torch.tensor(-0.3, dtype=x.dtype)]
     if x.dim() < 2:
@@ -46,8 +45,11 @@ def test_value_and_grads_match_native(layout: str, dtype: torch.dtype):
     x = make_input(layout, dtype)
     for w in weights_for(x):
         # Reduced types: the weight gradient sums many rounded terms (native sums in its own order).
-        tolerance = {"rtol": 2e-2, "atol": 2e-2 * max(1, x.numel() ** 0.5)} if dtype in (
-            torch.bfloat16, torch.float16) else {}
+        tolerance = (
+            {"rtol": 2e-2, "atol": 2e-2 * max(1, x.numel() ** 0.5)}
+            if dtype in (torch.bfloat16, torch.float16)
+            else {}
+        )
         check(x, w, **tolerance)
 
 
@@ -59,8 +61,12 @@ def test_one_pass_backward_on_large_inputs(layout: str, dtype: torch.dtype):
     rounded terms per channel, is held to a float64 reference within 1e-6 (float32) of the
     sum of the terms' magnitudes (cancellation makes a relative bound on the sum itself
     meaningless; native's own error is of the same size)."""
-    shape = {"nchw": (8, 16, 28, 28), "channels_last": (8, 16, 28, 28), "nc": (4096, 96),
-             "ncl": (16, 24, 700)}[layout]
+    shape = {
+        "nchw": (8, 16, 28, 28),
+        "channels_last": (8, 16, 28, 28),
+        "nc": (4096, 96),
+        "ncl": (16, 24, 700),
+    }[layout]
     x = torch.randn(shape, dtype=dtype)
     g = torch.randn(shape, dtype=dtype)
     if layout == "channels_last":
@@ -119,7 +125,9 @@ def test_weight_gradient_does_not_depend_on_thread_timing(layout: str, dtype: to
     threads = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        values = {torch.ops.torch_ext.prelu_backward(g, x, w)[1].numpy().tobytes() for _ in range(30)}
+        values = {
+            torch.ops.torch_ext.prelu_backward(g, x, w)[1].numpy().tobytes() for _ in range(30)
+        }
     finally:
         torch.set_num_threads(threads)
     assert len(values) == 1

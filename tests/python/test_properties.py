@@ -40,8 +40,8 @@ examples, so CI is reproducible; HYPOTHESIS_PROFILE=dev for a longer, random sea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 import torch
@@ -117,24 +117,39 @@ def spacing(t: torch.Tensor) -> torch.Tensor:
     return torch.exp2(exponent.double() - digits).clamp(min=fi.tiny * fi.eps)
 
 
-def assert_values(ours: torch.Tensor, native: torch.Tensor, ulps: int, *, inputs=None,
-                  what: str = "value", skip: torch.Tensor | None = None,
-                  atol: torch.Tensor | None = None) -> None:
+def assert_values(
+    ours: torch.Tensor,
+    native: torch.Tensor,
+    ulps: int,
+    *,
+    inputs=None,
+    what: str = "value",
+    skip: torch.Tensor | None = None,
+    atol: torch.Tensor | None = None,
+) -> None:
     """ours == native within `ulps` (0: bitwise), NaN positions equal, infinities equal,
     and where both are zero, the same sign. `skip` masks elements not compared; `atol`
     (float64, per element) also accepts |ours - native| <= atol + ulps * ulp(native)."""
-    assert ours.shape == native.shape, f"{what}: shape {tuple(ours.shape)} != native {tuple(native.shape)}"
+    assert ours.shape == native.shape, (
+        f"{what}: shape {tuple(ours.shape)} != native {tuple(native.shape)}"
+    )
     assert ours.dtype == native.dtype, f"{what}: dtype {ours.dtype} != native {native.dtype}"
     ours, native = ours.detach().cpu(), native.detach().cpu()
     keep = torch.ones_like(ours, dtype=torch.bool) if skip is None else ~skip.cpu()
-    shown = (ours, native) if inputs is None else (*(t.detach().cpu() for t in inputs), ours, native)
+    shown = (
+        (ours, native) if inputs is None else (*(t.detach().cpu() for t in inputs), ours, native)
+    )
     legend = "(" + ", ".join(["input"] * (len(shown) - 2) + ["ours", "native"]) + ")"
 
     nan_differs = (ours.isnan() != native.isnan()) & keep
-    assert not nan_differs.any(), f"{what}: NaN positions differ {legend}\n" + _where(nan_differs, *shown)
+    assert not nan_differs.any(), f"{what}: NaN positions differ {legend}\n" + _where(
+        nan_differs, *shown
+    )
     finite = keep & ~native.isnan()
     inf_differs = finite & (ours.isinf() | native.isinf()) & (ours != native)
-    assert not inf_differs.any(), f"{what}: infinities differ {legend}\n" + _where(inf_differs, *shown)
+    assert not inf_differs.any(), f"{what}: infinities differ {legend}\n" + _where(
+        inf_differs, *shown
+    )
     distance = ulp_distance(ours, native)
     too_far = finite & (distance > ulps)
     if atol is not None:
@@ -142,10 +157,13 @@ def assert_values(ours: torch.Tensor, native: torch.Tensor, ulps: int, *, inputs
         too_far &= ~((ours.double() - native.double()).abs() <= allowed)
     assert not too_far.any(), (
         f"{what}: more than {ulps} ulp from native ({int(too_far.sum())} of {ours.numel()}, "
-        f"worst {int(distance[too_far].max())} ulp) {legend}\n" + _where(too_far, *shown))
+        f"worst {int(distance[too_far].max())} ulp) {legend}\n" + _where(too_far, *shown)
+    )
     both_zero = finite & (ours == 0) & (native == 0)
     sign_differs = both_zero & (ours.signbit() != native.signbit())
-    assert not sign_differs.any(), f"{what}: sign of zero differs {legend}\n" + _where(sign_differs, *shown)
+    assert not sign_differs.any(), f"{what}: sign of zero differs {legend}\n" + _where(
+        sign_differs, *shown
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,9 +179,38 @@ def special_values(dtype: torch.dtype) -> list[float]:
     fi = torch.finfo(dtype)
     denormal = fi.tiny / 4
     smallest = fi.tiny * fi.eps  # the smallest positive subnormal
-    return [0.0, -0.0, NAN, INF, -INF, denormal, -denormal, smallest, -smallest, fi.tiny,
-            -fi.tiny, fi.max, -fi.max, -20.0, -100.0, -17.0, -88.0, -104.0, -1e-3, 1e-3,
-            -1e-7, 1e-7, -0.6931471805599453, -0.6931472, -1.0, 1.0, 0.5, -0.5, 2.0, -5.0]
+    return [
+        0.0,
+        -0.0,
+        NAN,
+        INF,
+        -INF,
+        denormal,
+        -denormal,
+        smallest,
+        -smallest,
+        fi.tiny,
+        -fi.tiny,
+        fi.max,
+        -fi.max,
+        -20.0,
+        -100.0,
+        -17.0,
+        -88.0,
+        -104.0,
+        -1e-3,
+        1e-3,
+        -1e-7,
+        1e-7,
+        -0.6931471805599453,
+        -0.6931472,
+        -1.0,
+        1.0,
+        0.5,
+        -0.5,
+        2.0,
+        -5.0,
+    ]
 
 
 def pool_values(dtype: torch.dtype) -> st.SearchStrategy[float]:
@@ -217,14 +264,20 @@ class Input:
     expand: bool = False
 
     def storage(self, device="cpu") -> torch.Tensor:
-        data = torch.tensor(self.values, dtype=torch.float64, device="cpu").reshape(self.storage_shape)
+        data = torch.tensor(self.values, dtype=torch.float64, device="cpu").reshape(
+            self.storage_shape
+        )
         return data.to(self.dtype).to(device)
 
     def view(self, storage: torch.Tensor) -> torch.Tensor:
         t = storage
         if self.slices is not None:
-            t = t[tuple(slice(off, off + n * step, step)
-                        for (off, step), n in zip(self.slices, self._sliced_shape()))]
+            t = t[
+                tuple(
+                    slice(off, off + n * step, step)
+                    for (off, step), n in zip(self.slices, self._sliced_shape())
+                )
+            ]
         if self.perm is not None:
             inverse = [self.perm.index(d) for d in range(len(self.perm))]
             t = t.permute(inverse)
@@ -250,10 +303,14 @@ class Input:
 
     def __repr__(self) -> str:
         # A reproducer: paste into Python (torch imported, nan/inf defined).
-        text = (f"torch.tensor({self.values!r}, dtype=torch.float64).reshape({self.storage_shape})"
-                f".to({self.dtype})")
+        text = (
+            f"torch.tensor({self.values!r}, dtype=torch.float64).reshape({self.storage_shape})"
+            f".to({self.dtype})"
+        )
         if self.slices is not None:
-            sl = ", ".join(f"{o}:{o + n * s}:{s}" for (o, s), n in zip(self.slices, self._sliced_shape()))
+            sl = ", ".join(
+                f"{o}:{o + n * s}:{s}" for (o, s), n in zip(self.slices, self._sliced_shape())
+            )
             text += f"[{sl}]"
         if self.perm is not None:
             text += f".permute({[self.perm.index(d) for d in range(len(self.perm))]})"
@@ -276,16 +333,20 @@ def shapes(draw, min_dims: int = 0, max_dims: int = 4) -> tuple[int, ...]:
 
 
 @st.composite
-def inputs(draw, *, dtype=None, shape=None, layouts=LAYOUTS, min_dims: int = 0,
-           finite: bool = False) -> Input:
+def inputs(
+    draw, *, dtype=None, shape=None, layouts=LAYOUTS, min_dims: int = 0, finite: bool = False
+) -> Input:
     dtype = draw(st.sampled_from(DTYPES)) if dtype is None else dtype
     shape = draw(shapes(min_dims)) if shape is None else tuple(shape)
     ndim = len(shape)
-    usable = [name for name in layouts
-              if (name not in ("permuted", "sliced_permuted") or ndim >= 2)
-              and (name != "channels_last" or ndim == 4)
-              and (name not in ("sliced", "sliced_permuted") or ndim >= 1)
-              and (name != "expanded" or ndim >= 1)]
+    usable = [
+        name
+        for name in layouts
+        if (name not in ("permuted", "sliced_permuted") or ndim >= 2)
+        and (name != "channels_last" or ndim == 4)
+        and (name not in ("sliced", "sliced_permuted") or ndim >= 1)
+        and (name != "expanded" or ndim >= 1)
+    ]
     layout = draw(st.sampled_from(usable or ["contiguous"]))
     perm = slices = None
     expand = False
@@ -352,8 +413,11 @@ def prelu_weights(draw, x: Input) -> tuple[torch.Tensor, str]:
     channels = x.shape[1] if len(x.shape) >= 2 else 1
     count = draw(st.sampled_from([channels, 1])) if channels != 1 else 1
     values = draw(st.lists(WEIGHT_VALUES, min_size=count, max_size=count))
-    form = draw(st.sampled_from(["1-D", "0-D", "strided"])) if count == 1 else draw(
-        st.sampled_from(["1-D", "strided"]))
+    form = (
+        draw(st.sampled_from(["1-D", "0-D", "strided"]))
+        if count == 1
+        else draw(st.sampled_from(["1-D", "strided"]))
+    )
     w = torch.tensor(values, dtype=torch.float64, device="cpu").to(x.dtype)
     if form == "0-D":
         w = w.reshape(())
@@ -428,8 +492,9 @@ class Case:
 
 
 @st.composite
-def cases(draw, name: str, *, layouts=LAYOUTS, min_dims: int = 0,
-          dtype=None, x: Input | None = None) -> Case:
+def cases(
+    draw, name: str, *, layouts=LAYOUTS, min_dims: int = 0, dtype=None, x: Input | None = None
+) -> Case:
     x = draw(inputs(layouts=layouts, min_dims=min_dims, dtype=dtype)) if x is None else x
     if name == "prelu":
         weight, text = draw(prelu_weights(x))
@@ -457,8 +522,9 @@ def test_forward_matches_native(device, name, data):
     param = param_on(case, device)
     ours = run(name, x, param, native=False)
     native = run(name, x, param, native=True)
-    assert_values(ours, native, forward_ulps(name, x.dtype, param), inputs=(x,),
-                  what=f"{name} forward")
+    assert_values(
+        ours, native, forward_ulps(name, x.dtype, param), inputs=(x,), what=f"{name} forward"
+    )
     if is_dense(x):
         for size, a, b in zip(x.shape, ours.stride(), native.stride()):
             assert size <= 1 or a == b, f"strides {ours.stride()} != native {native.stride()}"
@@ -467,26 +533,43 @@ def test_forward_matches_native(device, name, data):
         unit_dim = data.draw(st.integers(-x.dim(), x.dim() - 1), label="unit_dim")
         units = x.shape[unit_dim]
         threshold = torch.tensor(
-            data.draw(st.lists(st.sampled_from([0.0, -INF, -1.0, -5.0, 0.5, -0.0, -20.0]),
-                               min_size=units, max_size=units), label="alive_threshold"),
-            dtype=torch.float32, device=device)
+            data.draw(
+                st.lists(
+                    st.sampled_from([0.0, -INF, -1.0, -5.0, 0.5, -0.0, -20.0]),
+                    min_size=units,
+                    max_size=units,
+                ),
+                label="alive_threshold",
+            ),
+            dtype=torch.float32,
+            device=device,
+        )
         start = torch.randint(0, 5, (2, units), dtype=torch.int64, device=device)
         counts = start.clone()
         counted = run_counted(name, x, param, counts, unit_dim, threshold)
-        assert_values(counted, native, forward_ulps(name, x.dtype, param), inputs=(x,),
-                      what=f"{name}_counted forward")
+        assert_values(
+            counted,
+            native,
+            forward_ulps(name, x.dtype, param),
+            inputs=(x,),
+            what=f"{name}_counted forward",
+        )
         dim = unit_dim % x.dim()
         others = [d for d in range(x.dim()) if d != dim]
         z = x.detach().double()
         expected = start.clone()
         if x.numel():
-            expected[0] += (z > 0).sum(others).to(torch.int64) if others else (z > 0).to(torch.int64)
+            expected[0] += (
+                (z > 0).sum(others).to(torch.int64) if others else (z > 0).to(torch.int64)
+            )
             above = z > threshold.double().reshape([-1 if d == dim else 1 for d in range(x.dim())])
             expected[1] += above.sum(others).to(torch.int64) if others else above.to(torch.int64)
         assert torch.equal(counts, expected), f"counts {counts.tolist()} != {expected.tolist()}"
         alone = start.clone()
         ops.count_active_(x, alone, unit_dim, threshold)
-        assert torch.equal(alone, expected), f"count_active_ {alone.tolist()} != {expected.tolist()}"
+        assert torch.equal(alone, expected), (
+            f"count_active_ {alone.tolist()} != {expected.tolist()}"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -502,8 +585,9 @@ def grads(name: str, x: torch.Tensor, param, grad_output: torch.Tensor, *, nativ
     return leaf.grad, (weight.grad if name == "prelu" else None)
 
 
-def assert_weight_grad(ours: torch.Tensor, native: torch.Tensor, x: torch.Tensor,
-                       w: torch.Tensor, g: torch.Tensor) -> None:
+def assert_weight_grad(
+    ours: torch.Tensor, native: torch.Tensor, x: torch.Tensor, w: torch.Tensor, g: torch.Tensor
+) -> None:
     """PReLU's weight gradient, sum over a channel of (x > 0 ? 0 : x * g): see the module
     docstring for the bound. A channel with infinite or NaN terms (from infinite or NaN
     inputs) must give what the float64 sum gives (NaN, or the infinity, whatever the
@@ -536,7 +620,8 @@ def assert_weight_grad(ours: torch.Tensor, native: torch.Tensor, x: torch.Tensor
     bad = compared & ~(diff <= bound)
     assert not bad.any(), (
         f"prelu weight grad: ours {ours_d[bad].tolist()} native {native_d[bad].tolist()} "
-        f"exact {exact[bad].tolist()} bound {bound[bad].tolist()}")
+        f"exact {exact[bad].tolist()} bound {bound[bad].tolist()}"
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -547,15 +632,23 @@ def test_backward_matches_native(device, name, data):
     ELU/SELU within GRAD_ULPS (NaN inputs: NaN, see the module docstring)."""
     case = data.draw(cases(name), label="case")
     x = case.x.tensor(device)
-    g_input = data.draw(inputs(dtype=case.x.dtype, shape=case.x.shape, layouts=NON_OVERLAPPING + ["expanded"]),
-                        label="grad_output")
+    g_input = data.draw(
+        inputs(dtype=case.x.dtype, shape=case.x.shape, layouts=NON_OVERLAPPING + ["expanded"]),
+        label="grad_output",
+    )
     g = g_input.tensor(device)
     param = param_on(case, device)
     ours, ours_w = grads(name, x, param, g, native=False)
     native, native_w = grads(name, x, param, g, native=True)
     skip = nan_skip(name, x)
-    assert_values(ours, native, input_grad_ulps(name, x.dtype), inputs=(x, g), what=f"{name} grad input",
-                  skip=skip)
+    assert_values(
+        ours,
+        native,
+        input_grad_ulps(name, x.dtype),
+        inputs=(x, g),
+        what=f"{name} grad input",
+        skip=skip,
+    )
     if skip is not None and skip.any():
         assert ours[skip].isnan().all(), f"{name} grad at NaN inputs: {ours[skip].tolist()}"
     if name == "prelu":
@@ -572,9 +665,16 @@ def test_far_negative_tail_gradient(name, data):
     if data is None:
         values, alpha = [-20.0, -20.0, -30.0, -17.5, -12.0, -50.0, -87.0, -100.0, -10.0], 1.0
     else:
-        values = data.draw(st.lists(st.one_of(st.floats(-104.0, -10.0, width=32),
-                                               st.sampled_from([-20.0, -17.0, -87.0])),
-                                    min_size=1, max_size=40), label="x")
+        values = data.draw(
+            st.lists(
+                st.one_of(
+                    st.floats(-104.0, -10.0, width=32), st.sampled_from([-20.0, -17.0, -87.0])
+                ),
+                min_size=1,
+                max_size=40,
+            ),
+            label="x",
+        )
         alpha = data.draw(st.sampled_from([1.0, 0.5, 2.0, 1e-3]), label="alpha")
     x = torch.tensor(values, dtype=torch.float32)
     g = torch.linspace(0.5, 2.0, x.numel(), dtype=torch.float32)
@@ -583,7 +683,9 @@ def test_far_negative_tail_gradient(name, data):
     native, _ = grads(name, x, param, g, native=True)
     normal = native.abs() >= torch.finfo(torch.float32).tiny
     lost = normal & (ours == 0)
-    assert not lost.any(), f"{name}: gradient 0 where native is not\n" + _where(lost, x, g, ours, native)
+    assert not lost.any(), f"{name}: gradient 0 where native is not\n" + _where(
+        lost, x, g, ours, native
+    )
     torch.testing.assert_close(ours[normal], native[normal], rtol=1e-6, atol=0)
     assert_values(ours, native, GRAD_ULPS, inputs=(x, g), what=f"{name} tail grad")
 
@@ -597,7 +699,9 @@ def test_backward_ops_match_aten(device, name, data):
     F.prelu's autograd."""
     case = data.draw(cases(name, layouts=NON_OVERLAPPING + ["expanded"]), label="case")
     x = case.x.tensor(device)
-    g = data.draw(inputs(dtype=case.x.dtype, shape=case.x.shape), label="grad_output").tensor(device)
+    g = data.draw(inputs(dtype=case.x.dtype, shape=case.x.shape), label="grad_output").tensor(
+        device
+    )
     param = param_on(case, device)
     if name == "prelu":
         ours_x, ours_w = ops.prelu_backward(g, x, param)
@@ -632,16 +736,25 @@ def test_backward_ops_match_aten(device, name, data):
     assert raised[0] == raised[1], f"raises: ours {outcome[0]!r}, native {outcome[1]!r}"
     if not raised[0]:
         skip = s.isnan() if name == "elu" else None
-        assert_values(outcome[0], outcome[1], input_grad_ulps(name, x.dtype), inputs=(s, g),
-                      what=f"{name}_backward(is_result={is_result})", skip=skip)
+        assert_values(
+            outcome[0],
+            outcome[1],
+            input_grad_ulps(name, x.dtype),
+            inputs=(s, g),
+            what=f"{name}_backward(is_result={is_result})",
+            skip=skip,
+        )
 
 
 TAIL = [-0.5, -2.0, -5.0, -17.0, -20.0, -38.0, -50.0, -100.0, -INF, -0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "strided", "one"])
-@pytest.mark.parametrize("alpha,scale", [(1.0, 1.0), (1.3, 1.0), (SELU_ALPHA, SELU_SCALE), (1e-3, SELU_SCALE)],
-                         ids=["elu", "elu(1.3)", "selu", "alpha_1e-3_selu_scale"])
+@pytest.mark.parametrize(
+    "alpha,scale",
+    [(1.0, 1.0), (1.3, 1.0), (SELU_ALPHA, SELU_SCALE), (1e-3, SELU_SCALE)],
+    ids=["elu", "elu(1.3)", "selu", "alpha_1e-3_selu_scale"],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_elu_backward_from_result_matches_aten(device, dtype, alpha, scale, layout):
     """elu_backward(is_result=True), the gradient of elu_/selu_: g * (y + alpha * scale),
@@ -659,7 +772,9 @@ def test_elu_backward_from_result_matches_aten(device, dtype, alpha, scale, layo
         y, g = y[6:7], g[6:7]  # x = -50
     ours = ops.elu_backward(g, y, alpha, scale, True)
     native = torch.ops.aten.elu_backward(g, alpha, scale, 1.0, True, y)
-    assert_values(ours, native, 0, inputs=(y, g), what=f"elu_backward(is_result=True, {alpha}, {scale})")
+    assert_values(
+        ours, native, 0, inputs=(y, g), what=f"elu_backward(is_result=True, {alpha}, {scale})"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -686,21 +801,40 @@ def test_inplace_matches_native(device, name, data):
     before = storage.clone()
     version, native_version = t._version, native_t._version
     out, error = attempt(lambda: run(name, t, case.param, native=False, inplace=True))
-    native_out, native_error = attempt(lambda: run(name, native_t, case.param, native=True, inplace=True))
-    assert (error is None) == (native_error is None), f"raises: ours {error!r}, native {native_error!r}"
+    native_out, native_error = attempt(
+        lambda: run(name, native_t, case.param, native=True, inplace=True)
+    )
+    assert (error is None) == (native_error is None), (
+        f"raises: ours {error!r}, native {native_error!r}"
+    )
     if error is not None:
         assert_values(storage, before, 0, what=f"{name}_ data after a refused call")
         assert t._version == version, f"version {version} -> {t._version} after a refused call"
         return
     assert out is t and native_out is native_t
-    assert_values(storage, native_storage, forward_ulps(name, t.dtype, case.param), inputs=(before,),
-                  what=f"{name}_ storage")
+    assert_values(
+        storage,
+        native_storage,
+        forward_ulps(name, t.dtype, case.param),
+        inputs=(before,),
+        what=f"{name}_ storage",
+    )
     assert t._version - version == native_t._version - native_version, (
-        f"version moved by {t._version - version}, natively by {native_t._version - native_version}")
+        f"version moved by {t._version - version}, natively by {native_t._version - native_version}"
+    )
 
 
-REFUSALS = ["leaf_requires_grad", "view_of_leaf", "unbind_output", "no_grad_view",
-            "expanded_nonleaf", "expanded", "leaf_under_no_grad", "nonleaf", "detached_leaf"]
+REFUSALS = [
+    "leaf_requires_grad",
+    "view_of_leaf",
+    "unbind_output",
+    "no_grad_view",
+    "expanded_nonleaf",
+    "expanded",
+    "leaf_under_no_grad",
+    "nonleaf",
+    "detached_leaf",
+]
 
 
 def make_target(kind: str, x: Input, device):
@@ -754,18 +888,30 @@ def test_inplace_refusals_match_native(device, name, data):
         base, target = make_target(kind, x, device)
         snapshot, version = target.detach().clone(), target._version
         with torch.set_grad_enabled(kind != "leaf_under_no_grad"):
-            out, error = attempt(lambda: run(name, target, case.param, native=native, inplace=True))
+            out, error = attempt(
+                lambda target=target, native=native: run(
+                    name, target, case.param, native=native, inplace=True
+                )
+            )
         results.append((error, target, snapshot, version))
     (error, target, snapshot, version), (native_error, native_target, _, _) = results
-    assert (error is None) == (native_error is None), f"{kind}: raises: ours {error!r}, native {native_error!r}"
+    assert (error is None) == (native_error is None), (
+        f"{kind}: raises: ours {error!r}, native {native_error!r}"
+    )
     if error is not None:
         assert type(error) is type(native_error), (error, native_error)
         assert_values(target.detach(), snapshot, 0, what=f"{kind}: data after a refused {name}_")
         assert target._version == version, (
-            f"{kind}: version {version} -> {target._version} after a refused {name}_ ({error})")
+            f"{kind}: version {version} -> {target._version} after a refused {name}_ ({error})"
+        )
     else:
-        assert_values(target.detach(), native_target.detach(), forward_ulps(name, x.dtype, case.param),
-                      inputs=(snapshot,), what=f"{kind}: {name}_")
+        assert_values(
+            target.detach(),
+            native_target.detach(),
+            forward_ulps(name, x.dtype, case.param),
+            inputs=(snapshot,),
+            what=f"{kind}: {name}_",
+        )
 
 
 @pytest.mark.parametrize("name", IN_PLACE_NAMES)
@@ -775,17 +921,23 @@ def test_inplace_backward_matches_native(device, name, data):
     grad: the leaf's gradient equals F's, or both raise at backward (a negative slope or
     alpha: the input cannot be recovered from the result)."""
     case = data.draw(cases(name, layouts=NON_OVERLAPPING), label="case")
-    g_input = data.draw(inputs(dtype=case.x.dtype, shape=case.x.storage_shape, layouts=["contiguous"]),
-                        label="grad of the storage")
+    g_input = data.draw(
+        inputs(dtype=case.x.dtype, shape=case.x.storage_shape, layouts=["contiguous"]),
+        label="grad of the storage",
+    )
     g = g_input.tensor(device)
     results = []
     for native in (False, True):
         leaf = case.x.storage(device).requires_grad_(True)
         base = leaf * 1
         run(name, case.x.view(base), case.param, native=native, inplace=True)
-        results.append((leaf, base.detach().clone(), attempt(lambda: base.backward(g))[1]))
+        results.append(
+            (leaf, base.detach().clone(), attempt(lambda base=base: base.backward(g))[1])
+        )
     (leaf, _, error), (native_leaf, native_result, native_error) = results
-    assert (error is None) == (native_error is None), f"backward raises: ours {error!r}, native {native_error!r}"
+    assert (error is None) == (native_error is None), (
+        f"backward raises: ours {error!r}, native {native_error!r}"
+    )
     if error is None:
         # NaN inputs: the gradient from the result, like the one from the input, is
         # position-dependent natively (see the module docstring).
@@ -794,7 +946,17 @@ def test_inplace_backward_matches_native(device, name, data):
         # difference in y passes into it unscaled, however much y + alpha * scale cancels.
         atol = None
         if name in ("elu", "selu"):
-            atol = g.detach().double().cpu().abs() * spacing(native_result) * forward_ulps(
-                name, case.x.dtype, case.param)
-        assert_values(leaf.grad, native_leaf.grad, input_grad_ulps(name, case.x.dtype), what=f"{name}_ grad",
-                      inputs=(leaf.detach(), native_result, g), skip=skip, atol=atol)
+            atol = (
+                g.detach().double().cpu().abs()
+                * spacing(native_result)
+                * forward_ulps(name, case.x.dtype, case.param)
+            )
+        assert_values(
+            leaf.grad,
+            native_leaf.grad,
+            input_grad_ulps(name, case.x.dtype),
+            what=f"{name}_ grad",
+            inputs=(leaf.detach(), native_result, g),
+            skip=skip,
+            atol=atol,
+        )

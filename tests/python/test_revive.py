@@ -27,8 +27,11 @@ def network(activation: torch.nn.Module, conv: bool) -> torch.nn.Sequential:
 
 
 @pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
-@pytest.mark.parametrize("activation", [torch.nn.ReLU(), torch.nn.ELU(), torch.nn.SELU(),
-                                        torch.nn.ReLU(inplace=True)], ids=repr)
+@pytest.mark.parametrize(
+    "activation",
+    [torch.nn.ReLU(), torch.nn.ELU(), torch.nn.SELU(), torch.nn.ReLU(inplace=True)],
+    ids=repr,
+)
 def test_revive_keeps_outputs_and_makes_units_trainable(activation, conv: bool):
     model = network(activation, conv)
     x = torch.randn(32, 2, 3, 3) if conv else torch.randn(32, 4)
@@ -89,7 +92,11 @@ class Permuted(torch.nn.Module):
 class Concatenated(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(12, 3)
+        self.fc1, self.act, self.fc2 = (
+            torch.nn.Linear(6, 6),
+            torch.nn.ReLU(),
+            torch.nn.Linear(12, 3),
+        )
 
     def forward(self, x):
         h = self.act(self.fc1(x))
@@ -119,7 +126,11 @@ class Tokens(torch.nn.Module):
 
 NOT_PLAIN = [  # model, its input, why revive refuses
     (Permuted, lambda: torch.randn(16, 6, 4), "its input is not the output of a Linear/Conv layer"),
-    (Concatenated, lambda: torch.randn(16, 6), "its output is used by cat outside a Linear/Conv layer"),
+    (
+        Concatenated,
+        lambda: torch.randn(16, 6),
+        "its output is used by cat outside a Linear/Conv layer",
+    ),
     (Grouped, lambda: torch.randn(16, 2, 5), "its reader 'fc2' is a grouped convolution"),
 ]
 
@@ -143,7 +154,9 @@ def test_revive_skips_layers_that_are_not_a_plain_chain(make, data, why, caplog)
     assert revived == {}
     assert torch.equal(after, before)
     assert all(torch.equal(value, weights[key]) for key, value in model.state_dict().items())
-    assert any("skipped layer 'act'" in r.getMessage() and why in r.getMessage() for r in caplog.records)
+    assert any(
+        "skipped layer 'act'" in r.getMessage() and why in r.getMessage() for r in caplog.records
+    )
 
 
 def test_revive_still_revives_a_plain_chain_inside_other_operations():
@@ -158,8 +171,9 @@ def test_revive_still_revives_a_plain_chain_inside_other_operations():
     with DeadNeuronMonitor(model, window=1, unit_dim={"act": 1}) as monitor:
         model(x)
         assert monitor.links("act") == (None, [])
-        assert monitor.link_problem("act") == ("its units lie along dim 1, but its feeder 'fc1' "
-                                               "writes features along dim 2")
+        assert monitor.link_problem("act") == (
+            "its units lie along dim 1, but its feeder 'fc1' writes features along dim 2"
+        )
     with DeadNeuronMonitor(model, window=1) as monitor:
         model(x).sum().backward()
         monitor.step()
@@ -193,12 +207,16 @@ def trained_with_stale_state(optimizer_class, steps: int = 3, **options):
     return model, optimizer, monitor
 
 
-@pytest.mark.parametrize("optimizer_class,options,fresh", [
-    (torch.optim.Adam, {"lr": 1e-2}, {}),
-    (torch.optim.AdamW, {"lr": 1e-2, "amsgrad": True}, {}),
-    (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, {}),
-    (torch.optim.Rprop, {"lr": 1e-2}, {"step_size": 1e-2}),
-], ids=["Adam", "AdamW-amsgrad", "SGD-momentum", "Rprop"])
+@pytest.mark.parametrize(
+    "optimizer_class,options,fresh",
+    [
+        (torch.optim.Adam, {"lr": 1e-2}, {}),
+        (torch.optim.AdamW, {"lr": 1e-2, "amsgrad": True}, {}),
+        (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, {}),
+        (torch.optim.Rprop, {"lr": 1e-2}, {"step_size": 1e-2}),
+    ],
+    ids=["Adam", "AdamW-amsgrad", "SGD-momentum", "Rprop"],
+)
 def test_revive_resets_optimizer_state_of_the_revived_slices_only(optimizer_class, options, fresh):
     model, optimizer, monitor = trained_with_stale_state(optimizer_class, **options)
     before = copy.deepcopy(optimizer.state_dict()["state"])
@@ -218,7 +236,9 @@ def test_revive_resets_optimizer_state_of_the_revived_slices_only(optimizer_clas
                 if key in ("exp_avg_sq", "max_exp_avg_sq"):  # the other slices' mean
                     kept = [i for i in range(value.shape[dim]) if i not in units]
                     peers = value.index_select(dim, torch.tensor(kept, device=value.device))
-                    mean = peers.mean(dim, keepdim=True).expand_as(value.index_select(dim, revived_slices))
+                    mean = peers.mean(dim, keepdim=True).expand_as(
+                        value.index_select(dim, revived_slices)
+                    )
                     expected.index_copy_(dim, revived_slices, mean.contiguous())
                 else:
                     expected.index_fill_(dim, revived_slices, fresh.get(key, 0.0))

@@ -94,8 +94,11 @@ def assert_same_state(actual, expected) -> None:
 
 
 # --- 1. saturated outputs that no bias can take ----------------------------------------------
-@pytest.mark.parametrize("activation", [xnn.ELU(), xnn.SELU(), torch.nn.ELU(0.5), torch.nn.CELU()],
-                         ids=["xELU", "xSELU", "ELU(0.5)", "CELU"])
+@pytest.mark.parametrize(
+    "activation",
+    [xnn.ELU(), xnn.SELU(), torch.nn.ELU(0.5), torch.nn.CELU()],
+    ids=["xELU", "xSELU", "ELU(0.5)", "CELU"],
+)
 def test_saturated_units_whose_reader_has_no_bias_are_not_revived(activation, caplog):
     """A dead ELU-family unit outputs -alpha (times scale): zeroing its outgoing weights drops
     that, and without a bias in the reader nothing can take it back."""
@@ -110,8 +113,9 @@ def test_saturated_units_whose_reader_has_no_bias_are_not_revived(activation, ca
 def test_saturated_units_read_by_a_zero_padded_convolution_are_not_revived(caplog):
     """At the borders the padding zeros stand where -alpha would be: no bias is right there."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(2, 6, 1), xnn.ELU(),
-                                torch.nn.Conv2d(6, 3, 3, padding=1))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 6, 1), xnn.ELU(), torch.nn.Conv2d(6, 3, 3, padding=1)
+    )
     kill(model[0])
     x = torch.randn(8, 2, 5, 5)
     forwards = [lambda: model(x)]
@@ -123,8 +127,11 @@ def test_saturated_units_read_by_a_zero_padded_convolution_are_not_revived(caplo
 def test_saturated_units_read_through_other_padding_are_revived_exactly(padding_mode):
     """Padding that copies the input repeats -alpha: the folded bias is exact everywhere."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(2, 6, 1), xnn.ELU(),
-                                torch.nn.Conv2d(6, 3, 3, padding=1, padding_mode=padding_mode))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 6, 1),
+        xnn.ELU(),
+        torch.nn.Conv2d(6, 3, 3, padding=1, padding_mode=padding_mode),
+    )
     kill(model[0])
     x = torch.randn(8, 2, 5, 5)
     monitor, optimizer = trained(model, [lambda: model(x)])
@@ -165,8 +172,15 @@ def pruned_bias(m):
     return torch.nn.utils.prune.random_unstructured(m, "bias", amount=0.3)
 
 
-COMPUTED = [parametrized_weight_norm, parametrized_spectral_norm, orthogonal, old_weight_norm,
-            old_spectral_norm, pruned, pruned_bias]
+COMPUTED = [
+    parametrized_weight_norm,
+    parametrized_spectral_norm,
+    orthogonal,
+    old_weight_norm,
+    old_spectral_norm,
+    pruned,
+    pruned_bias,
+]
 
 
 @pytest.mark.parametrize("role", ["producer", "reader"])
@@ -231,8 +245,15 @@ def test_layers_with_tied_parameters_are_not_revived(tie: str, caplog):
     forwards = [lambda: model(x)]
     monitor, optimizer = trained(model, forwards)
     shared = "fc2" if tie == "reader" else "fc1"
-    assert_refused(model, monitor, optimizer, forwards, "act",
-                   f"'{shared}' shares its weight with 'other'", caplog)
+    assert_refused(
+        model,
+        monitor,
+        optimizer,
+        forwards,
+        "act",
+        f"'{shared}' shares its weight with 'other'",
+        caplog,
+    )
 
 
 class TwoTasks(torch.nn.Module):
@@ -271,8 +292,15 @@ def test_a_layer_read_by_different_heads_in_different_forwards_is_not_revived(or
     x = torch.randn(32, 4)
     forwards = [lambda task=task: model(x, task) for task in order]
     monitor, optimizer = trained(model, forwards)
-    assert_refused(model, monitor, optimizer, [lambda: model(x, "a"), lambda: model(x, "b")],
-                   "act", "read by ['a']", caplog)
+    assert_refused(
+        model,
+        monitor,
+        optimizer,
+        [lambda: model(x, "a"), lambda: model(x, "b")],
+        "act",
+        "read by ['a']",
+        caplog,
+    )
 
 
 def test_an_evaluation_forward_on_another_head_counts_as_another_reader(caplog):
@@ -314,8 +342,9 @@ def test_layers_whose_modules_were_replaced_are_not_revived(which: str, caplog):
     index = {"producer": 0, "activation": 1, "reader": 2}[which]
     old = model[index]
     model[index] = copy.deepcopy(old)
-    assert_refused(model, monitor, optimizer, forwards, "1", f"'{index}' is no longer the module",
-                   caplog)
+    assert_refused(
+        model, monitor, optimizer, forwards, "1", f"'{index}' is no longer the module", caplog
+    )
     assert old is not model[index]
 
 

@@ -24,28 +24,50 @@ def seq(*modules: torch.nn.Module) -> torch.nn.Sequential:
 
 
 def linear_bn():
-    return seq(torch.nn.Linear(4, C), torch.nn.BatchNorm1d(C), torch.nn.ReLU(), torch.nn.Linear(C, 3))
+    return seq(
+        torch.nn.Linear(4, C), torch.nn.BatchNorm1d(C), torch.nn.ReLU(), torch.nn.Linear(C, 3)
+    )
 
 
 def conv_bn():
-    return seq(torch.nn.Conv2d(2, C, 3, padding=1, bias=False), torch.nn.BatchNorm2d(C),
-               torch.nn.ReLU(inplace=True), torch.nn.Conv2d(C, 3, 3, padding=1))
+    return seq(
+        torch.nn.Conv2d(2, C, 3, padding=1, bias=False),
+        torch.nn.BatchNorm2d(C),
+        torch.nn.ReLU(inplace=True),
+        torch.nn.Conv2d(C, 3, 3, padding=1),
+    )
 
 
 def conv_instance_groups():
-    return seq(torch.nn.Conv2d(2, C, 3), torch.nn.GroupNorm(C, C), torch.nn.ReLU(),
-               torch.nn.Conv2d(C, 3, 1))
+    return seq(
+        torch.nn.Conv2d(2, C, 3),
+        torch.nn.GroupNorm(C, C),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(C, 3, 1),
+    )
 
 
 def conv_bn_pool_flatten():  # VGG's head: pool, flatten (blocks of H*W per channel), dropout
-    return seq(torch.nn.Conv2d(2, C, 3, padding=1), torch.nn.BatchNorm2d(C), torch.nn.ReLU(),
-               torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Dropout(0.5),
-               torch.nn.Linear(C * 2 * 2, 3))
+    return seq(
+        torch.nn.Conv2d(2, C, 3, padding=1),
+        torch.nn.BatchNorm2d(C),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(C * 2 * 2, 3),
+    )
 
 
 def conv_gap_flatten():  # ResNet's head: global average pool, flatten, Linear
-    return seq(torch.nn.Conv2d(2, C, 3), torch.nn.BatchNorm2d(C), torch.nn.ReLU(),
-               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(C, 3))
+    return seq(
+        torch.nn.Conv2d(2, C, 3),
+        torch.nn.BatchNorm2d(C),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(C, 3),
+    )
 
 
 class Viewed(torch.nn.Module):
@@ -55,7 +77,11 @@ class Viewed(torch.nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.conv, self.bn, self.act = torch.nn.Conv2d(2, C, 3, padding=1), torch.nn.BatchNorm2d(C), torch.nn.ELU()
+        self.conv, self.bn, self.act = (
+            torch.nn.Conv2d(2, C, 3, padding=1),
+            torch.nn.BatchNorm2d(C),
+            torch.nn.ELU(),
+        )
         self.fc = torch.nn.Linear(C * 2 * 2, 3)
 
     def forward(self, x):
@@ -68,8 +94,14 @@ EXACT = {
     "Linear-BatchNorm1d-ReLU": (linear_bn, lambda: torch.randn(32, 4)),
     "Conv-BatchNorm2d-ReLU(inplace)": (conv_bn, lambda: torch.randn(8, 2, 5, 5)),
     "Conv-GroupNorm(per channel)-ReLU": (conv_instance_groups, lambda: torch.randn(8, 2, 5, 5)),
-    "BatchNorm-ReLU-MaxPool-Flatten-Dropout-Linear": (conv_bn_pool_flatten, lambda: torch.randn(8, 2, 4, 4)),
-    "BatchNorm-ReLU-AdaptiveAvgPool-Flatten-Linear": (conv_gap_flatten, lambda: torch.randn(8, 2, 5, 5)),
+    "BatchNorm-ReLU-MaxPool-Flatten-Dropout-Linear": (
+        conv_bn_pool_flatten,
+        lambda: torch.randn(8, 2, 4, 4),
+    ),
+    "BatchNorm-ReLU-AdaptiveAvgPool-Flatten-Linear": (
+        conv_gap_flatten,
+        lambda: torch.randn(8, 2, 5, 5),
+    ),
     "BatchNorm-ELU-max_pool2d-view-Linear": (Viewed, lambda: torch.randn(8, 2, 4, 4)),
 }
 
@@ -133,7 +165,9 @@ def test_revive_through_norm_and_pooling_is_exact_and_units_come_back(name):
         # The notes' remedy, in the norm layer: a small positive pre-activation.
         assert torch.all(norm.weight[DEAD] == 1) and torch.all(norm.bias[DEAD] == 0.01)
         if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
-            assert torch.all(norm.running_mean[DEAD] == 0) and torch.all(norm.running_var[DEAD] == 1)
+            assert torch.all(norm.running_mean[DEAD] == 0) and torch.all(
+                norm.running_var[DEAD] == 1
+            )
         if producer.bias is not None:
             assert torch.all(producer.bias[DEAD] == 0)
         columns = reader_columns(model, reader)
@@ -162,7 +196,9 @@ def test_revive_resets_the_norm_entries_of_the_optimizer_state():
         assert torch.all(state["exp_avg"][live].abs().reshape(len(live), -1).sum(1) > 0)
         # Second moments: the live entries' mean (the step count goes on, see revive.py).
         peers = state["exp_avg_sq"][live].mean(0, keepdim=True)
-        torch.testing.assert_close(state["exp_avg_sq"][DEAD], peers.expand_as(state["exp_avg_sq"][DEAD]))
+        torch.testing.assert_close(
+            state["exp_avg_sq"][DEAD], peers.expand_as(state["exp_avg_sq"][DEAD])
+        )
     columns = optimizer.state[model[3].weight]["exp_avg"][:, DEAD]
     assert torch.all(columns == 0)
 
@@ -184,22 +220,49 @@ def linear_ln():
 
 
 def conv_gn():
-    return seq(torch.nn.Conv2d(2, C, 3), torch.nn.GroupNorm(2, C), torch.nn.ReLU(), torch.nn.Conv2d(C, 3, 1))
+    return seq(
+        torch.nn.Conv2d(2, C, 3),
+        torch.nn.GroupNorm(2, C),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(C, 3, 1),
+    )
 
 
 def bn_reads():
-    return seq(torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.BatchNorm1d(C), torch.nn.Linear(C, 3))
+    return seq(
+        torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.BatchNorm1d(C), torch.nn.Linear(C, 3)
+    )
 
 
 INEXACT = {  # model, input, layer, the layer whose bias kills DEAD, why
-    "residual": (Residual, lambda: torch.randn(32, C), "act", "fc1",
-                 "its output flows into a residual addition (add)"),
-    "LayerNorm": (linear_ln, lambda: torch.randn(32, 4), "2", "1",
-                  "'1' (LayerNorm) normalizes the units together"),
-    "GroupNorm": (conv_gn, lambda: torch.randn(8, 2, 5, 5), "2", "1",
-                  "'1' (GroupNorm) normalizes each unit with the others of its group"),
-    "norm reads it": (bn_reads, lambda: torch.randn(32, 4), "1", "0",
-                      "its output is read by the norm layer '2'"),
+    "residual": (
+        Residual,
+        lambda: torch.randn(32, C),
+        "act",
+        "fc1",
+        "its output flows into a residual addition (add)",
+    ),
+    "LayerNorm": (
+        linear_ln,
+        lambda: torch.randn(32, 4),
+        "2",
+        "1",
+        "'1' (LayerNorm) normalizes the units together",
+    ),
+    "GroupNorm": (
+        conv_gn,
+        lambda: torch.randn(8, 2, 5, 5),
+        "2",
+        "1",
+        "'1' (GroupNorm) normalizes each unit with the others of its group",
+    ),
+    "norm reads it": (
+        bn_reads,
+        lambda: torch.randn(32, 4),
+        "1",
+        "0",
+        "its output is read by the norm layer '2'",
+    ),
 }
 
 
@@ -213,9 +276,13 @@ def test_revive_skips_what_it_cannot_keep_exact_unless_asked_and_says_so(name, c
         weights = copy.deepcopy(model.state_dict())
         with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
             skipped = torch_ext.revive(model, monitor)
-        assert skipped == {} and why in skipped.skipped[act] and "exact=False" in skipped.skipped[act]
-        assert any(f"skipped layer '{act}'" in r.getMessage() and why in r.getMessage()
-                   for r in caplog.records)
+        assert (
+            skipped == {} and why in skipped.skipped[act] and "exact=False" in skipped.skipped[act]
+        )
+        assert any(
+            f"skipped layer '{act}'" in r.getMessage() and why in r.getMessage()
+            for r in caplog.records
+        )
         assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
 
         revived = torch_ext.revive(model, monitor, exact=False)
@@ -272,7 +339,11 @@ class PermutedAfter(torch.nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C // 2, 3)
+        self.fc1, self.act, self.fc2 = (
+            torch.nn.Linear(4, C),
+            torch.nn.ReLU(),
+            torch.nn.Linear(C // 2, 3),
+        )
 
     def forward(self, x):  # x: [batch, 4]
         return self.fc2(torch.nn.functional.max_pool1d(self.act(self.fc1(x)), 2))
@@ -284,7 +355,10 @@ def test_revive_refuses_pooling_over_the_units():
     with DeadNeuronMonitor(model, window=1) as monitor:
         trained_window(model, monitor, x, steps=1)
         revived = torch_ext.revive(model, monitor, exact=False)
-    assert revived == {} and "max_pool1d pools over the dim its units lie along" in revived.skipped["act"]
+    assert (
+        revived == {}
+        and "max_pool1d pools over the dim its units lie along" in revived.skipped["act"]
+    )
 
 
 # --- torchvision's ResNet-18 -----------------------------------------------------------------
@@ -311,7 +385,9 @@ def test_revive_on_resnet18_brings_units_back_and_keeps_the_output():
             optimizer.step()
             monitor.step()
         assert torch.isfinite(loss)
-        return {n: layer.dead_units for n, layer in monitor.history[-1].layers.items() if layer.dead}
+        return {
+            n: layer.dead_units for n, layer in monitor.history[-1].layers.items() if layer.dead
+        }
 
     exact, inner = ["layer1.0.relu", "layer4.1.relu#1"], "layer2.0.relu#1"
     with DeadNeuronMonitor(model, window=2) as monitor:
@@ -343,9 +419,14 @@ def test_revive_on_vgg11_bn_through_pools_flatten_and_dropout():
     model = torchvision.models.vgg11_bn(num_classes=10)
     width = 48  # the 25088 -> 4096 classifier, narrower for speed
     model.classifier = torch.nn.Sequential(
-        torch.nn.Linear(512 * 7 * 7, width), torch.nn.ReLU(True), torch.nn.Dropout(0.0),
-        torch.nn.Linear(width, width), torch.nn.ReLU(True), torch.nn.Dropout(0.0),
-        torch.nn.Linear(width, 10))
+        torch.nn.Linear(512 * 7 * 7, width),
+        torch.nn.ReLU(True),
+        torch.nn.Dropout(0.0),
+        torch.nn.Linear(width, width),
+        torch.nn.ReLU(True),
+        torch.nn.Dropout(0.0),
+        torch.nn.Linear(width, 10),
+    )
     with torch.no_grad():
         model.features[26].bias[DEAD] = -100.0  # the BatchNorm before ReLU features.27
         model.classifier[0].bias[DEAD] = -100.0
@@ -353,7 +434,9 @@ def test_revive_on_vgg11_bn_through_pools_flatten_and_dropout():
     with DeadNeuronMonitor(model, window=1) as monitor:
         model(x).sum().backward()
         monitor.step()
-        dead = {n: layer.dead_units for n, layer in monitor.history[-1].layers.items() if layer.dead}
+        dead = {
+            n: layer.dead_units for n, layer in monitor.history[-1].layers.items() if layer.dead
+        }
         assert dead["features.27"] == DEAD and set(DEAD) <= set(dead["classifier.1"])
         before = eval_output(model, x, eval_mode=False)
         revived = torch_ext.revive(model, monitor)
@@ -387,10 +470,14 @@ class SideUse(torch.nn.Module):
 SIDE_USES = {  # a use of the activation's output outside the traced chain, and why refused
     ".T (a property)": (lambda: lambda h: (torch.ones(C, C) @ h.T).T, "used by T"),
     ".data": (lambda: lambda h: h.data * 2, "used by data"),
-    "TorchScript module": (lambda: torch.jit.script(torch.nn.Linear(C, C)),
-                           "used where operations cannot be traced"),
-    "traced module": (lambda: torch.jit.trace(torch.nn.Linear(C, C), torch.randn(2, C)),
-                      "used where operations cannot be traced"),
+    "TorchScript module": (
+        lambda: torch.jit.script(torch.nn.Linear(C, C)),
+        "used where operations cannot be traced",
+    ),
+    "traced module": (
+        lambda: torch.jit.trace(torch.nn.Linear(C, C), torch.randn(2, C)),
+        "used where operations cannot be traced",
+    ),
 }
 
 
@@ -425,7 +512,11 @@ def test_an_output_returned_inside_a_dataclass_or_object_is_not_exact(wrap):
         def __init__(self):
             super().__init__()
             torch.manual_seed(0)
-            self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C, 2)
+            self.fc1, self.act, self.fc2 = (
+                torch.nn.Linear(4, C),
+                torch.nn.ReLU(),
+                torch.nn.Linear(C, 2),
+            )
 
         def forward(self, x):
             h = self.act(self.fc1(x))
@@ -443,7 +534,9 @@ def test_an_output_returned_inside_a_dataclass_or_object_is_not_exact(wrap):
 def test_an_eval_forward_through_dropout_does_not_make_the_reader_look_different():
     """F.dropout in eval returns its input: the reader then reads the layer's output itself,
     which a watched forward sees as a direct read. Still the same reader: revived."""
-    model = seq(torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(C, 2))
+    model = seq(
+        torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(C, 2)
+    )
     kill(model[0])
     x = torch.randn(16, 4)
     with DeadNeuronMonitor(model, window=1) as monitor:
@@ -477,6 +570,6 @@ def test_revive_draws_rows_without_copying_the_layer_or_its_hooks():
         trained_window(model, monitor, x, steps=1)
         revived = torch_ext.revive(model, monitor)
     assert revived == {"1": DEAD}
-    bound = 1 / 4 ** 0.5  # Linear's init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    bound = 1 / 4**0.5  # Linear's init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     rows = model[0].weight[DEAD]
     assert rows.abs().max() <= bound and rows.std() > 0.1 * bound

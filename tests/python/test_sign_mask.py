@@ -27,8 +27,10 @@ def test_masked_forward(layout: str, dtype: torch.dtype):
     x = torch.randn(1000 * 33 + 5).to(dtype) if layout == "odd-large" else make_input(layout, dtype)
     result, mask = ops.leaky_relu_masked(x, 0.1)
     torch.testing.assert_close(result, F.leaky_relu(x, 0.1), rtol=0, atol=0)
-    expected = np.packbits((memory_order(
-        torch.empty_like(result).copy_(x)) > 0).cpu().numpy().astype(np.uint8), bitorder="little")
+    expected = np.packbits(
+        (memory_order(torch.empty_like(result).copy_(x)) > 0).cpu().numpy().astype(np.uint8),
+        bitorder="little",
+    )
     assert mask.dtype == torch.uint8 and mask.numel() == (x.numel() + 7) // 8
     assert mask.cpu().numpy().tobytes() == expected.tobytes()
 
@@ -36,7 +38,9 @@ def test_masked_forward(layout: str, dtype: torch.dtype):
 @pytest.mark.parametrize("slope", [0.0, 0.01, -0.2, 1.5])
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_masked_backward_is_bitwise_the_input_backward(layout: str, dtype: torch.dtype, slope: float):
+def test_masked_backward_is_bitwise_the_input_backward(
+    layout: str, dtype: torch.dtype, slope: float
+):
     x = make_input(layout, dtype)
     result, mask = ops.leaky_relu_masked(x, slope)
     g = torch.randn(x.shape, dtype=torch.float64).to(dtype)
@@ -95,9 +99,13 @@ def test_errors():
     with pytest.raises(RuntimeError, match=r"'sign_mask' to be a contiguous 1-D tensor of 3 bytes"):
         ops.leaky_relu_backward_masked(g, torch.zeros(4, dtype=torch.uint8), 0.1, [1])
     mask = torch.zeros(3, dtype=torch.uint8)
-    with pytest.raises(RuntimeError, match=r"'result_strides' to have one stride per dim of 'grad_output' \(1\)"):
+    with pytest.raises(
+        RuntimeError, match=r"'result_strides' to have one stride per dim of 'grad_output' \(1\)"
+    ):
         ops.leaky_relu_backward_masked(g, mask, 0.1, [4, 1])
-    with pytest.raises(RuntimeError, match=r"'result_strides' \[2\] to lay out a tensor of shape \[20\] densely"):
+    with pytest.raises(
+        RuntimeError, match=r"'result_strides' \[2\] to lay out a tensor of shape \[20\] densely"
+    ):
         ops.leaky_relu_backward_masked(g, mask, 0.1, [2])
     with pytest.raises(RuntimeError, match=r"'result_strides' \[1, 1\] to lay out"):
         ops.leaky_relu_backward_masked(g.view(4, 5), mask, 0.1, [1, 1])
@@ -109,7 +117,13 @@ def test_opcheck():
     x = torch.randn(5, 7)
     torch.library.opcheck(ops.leaky_relu_masked.default, (x, 0.1))
     _, mask = ops.leaky_relu_masked(x, 0.1)
-    torch.library.opcheck(ops.leaky_relu_backward_masked.default, (torch.randn(5, 7), mask, 0.1, [7, 1]))
-    torch.library.opcheck(ops.leaky_relu_backward_masked.default,
-                          (torch.randn(5, 7, requires_grad=True), mask, 0.1, [7, 1]))
-    torch.library.opcheck(ops.leaky_relu_backward_masked.default, (torch.randn(7, 5).t(), mask, 0.1, [7, 1]))
+    torch.library.opcheck(
+        ops.leaky_relu_backward_masked.default, (torch.randn(5, 7), mask, 0.1, [7, 1])
+    )
+    torch.library.opcheck(
+        ops.leaky_relu_backward_masked.default,
+        (torch.randn(5, 7, requires_grad=True), mask, 0.1, [7, 1]),
+    )
+    torch.library.opcheck(
+        ops.leaky_relu_backward_masked.default, (torch.randn(7, 5).t(), mask, 0.1, [7, 1])
+    )

@@ -45,15 +45,23 @@ def test_report_folder_has_every_file(study):
     for name in ("report.md", "results.json", *report.PLOTS):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
-    for heading in ("Dead units and test accuracy", "Reviving dead units", "Born dead",
-                    "self-normalisation"):
+    for heading in (
+        "Dead units and test accuracy",
+        "Reviving dead units",
+        "Born dead",
+        "self-normalisation",
+    ):
         assert heading in text
 
 
 def test_json_has_every_cell_within_range(study):
     _, results = study
-    expected = {(arch, s.name, a) for arch in ARCHITECTURES for s in scenarios(Settings())
-                for a in s.activations}
+    expected = {
+        (arch, s.name, a)
+        for arch in ARCHITECTURES
+        for s in scenarios(Settings())
+        for a in s.activations
+    }
     cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
     assert set(cells) == expected
     assert {a for _, _, a in expected} == set(ACTIVATIONS)
@@ -71,7 +79,9 @@ def test_json_has_every_cell_within_range(study):
     for cell in cells.values():  # Leaky ReLU and PReLU units are never dead
         if cell["activation"] in ("LeakyReLU", "PReLU"):
             assert cell["dead_fraction_mean"] == 0
-    assert cells[("mlp", "negative_bias", "ReLU")]["dead_fraction_mean"] > 0.5  # the bias kills ReLU
+    assert (
+        cells[("mlp", "negative_bias", "ReLU")]["dead_fraction_mean"] > 0.5
+    )  # the bias kills ReLU
     for arch in ARCHITECTURES:  # both networks learn the digits in their sane baseline
         assert cells[(arch, "baseline", "ReLU")]["test_accuracy_mean"] > 0.5
     for estimate in results["born_dead"]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import graph_node_kinds
 
 import torch_ext
-from helpers import graph_node_kinds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "torchscript"))
 from save_models import Model, fixed_input, save_models  # noqa: E402
@@ -51,8 +51,9 @@ def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, 
         (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
         torch.save((y.detach(), grad), {str(result_path)!r})
     """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     y, grad = torch.load(result_path)
     expected_y, expected_grad = reference(x)  # the eager model on `device`
@@ -65,4 +66,9 @@ def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, 
 def test_saved_graph_calls_the_registered_ops(saved, kind):
     module = torch.jit.load(str(saved[kind]))
     kinds = graph_node_kinds(module.inlined_graph)
-    assert {"torch_ext::leaky_relu", "torch_ext::prelu", "torch_ext::elu", "torch_ext::selu"} <= kinds
+    assert {
+        "torch_ext::leaky_relu",
+        "torch_ext::prelu",
+        "torch_ext::elu",
+        "torch_ext::selu",
+    } <= kinds

@@ -21,5 +21,11 @@ from .monitor import DeadNeuronMonitor
 from .reports import LayerReport, MonitorReport
 from .selection import KNOWN_ACTIVATIONS, UNSUPPORTED_ACTIVATIONS
 
-__all__ = ["DeadNeuronMonitor", "LayerReport", "MonitorReport", "KNOWN_ACTIVATIONS",
-           "UNSUPPORTED_ACTIVATIONS", "alive_threshold"]
+__all__ = [
+    "DeadNeuronMonitor",
+    "LayerReport",
+    "MonitorReport",
+    "KNOWN_ACTIVATIONS",
+    "UNSUPPORTED_ACTIVATIONS",
+    "alive_threshold",
+]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -15,6 +17,7 @@ from ..activations import activation_of
 
 if TYPE_CHECKING:
     from .monitor import DeadNeuronMonitor
+
 
 # --- thresholds ------------------------------------------------------------------------------
 class FunctionalRule:
@@ -80,7 +83,7 @@ def site_name(module_name: str, index: int) -> str:
     return module_name if index == 0 else f"{module_name}#{index}"
 
 
-def outside_inference_mode() -> ContextManager[Any]:
+def outside_inference_mode() -> AbstractContextManager[Any]:
     """Counters outlive the call that creates them: made inside ``torch.inference_mode()``
     they would be inference tensors, which no later training step may update."""
     if not torch.compiler.is_compiling() and torch.is_inference_mode_enabled():
@@ -92,8 +95,13 @@ class CallSites:
     """A monitored module and its layers, one per call site (its k-th call in a forward of
     the watched model), or a single one counting every call when `merged`."""
 
-    def __init__(self, name: str, module: torch.nn.Module | FunctionalRule, merged: bool,
-                 activation: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: torch.nn.Module | FunctionalRule,
+        merged: bool,
+        activation: str | None = None,
+    ) -> None:
         self.name = name
         self.module: torch.nn.Module | FunctionalRule | None = module  # None while detached
         # A functional call site (``block.0:relu#0``) has a rule instead of a module.
@@ -134,12 +142,16 @@ class Layer:
     def module(self) -> torch.nn.Module | None:
         return self.sites.module
 
-    def prepare(self, z: Tensor, unit_dim: int, grad_eps: float) -> tuple[Tensor, int, Tensor] | None:
+    def prepare(
+        self, z: Tensor, unit_dim: int, grad_eps: float
+    ) -> tuple[Tensor, int, Tensor] | None:
         """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
         or None when the call holds nothing to count (an empty batch or a 0-wide layer)."""
         if not -z.dim() <= unit_dim < z.dim():
-            raise ValueError(f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
-                             f"out of range for its {z.dim()}-D input")
+            raise ValueError(
+                f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
+                f"out of range for its {z.dim()}-D input"
+            )
         if z.numel() == 0:
             return None
         dim = unit_dim % z.dim()
@@ -262,7 +274,9 @@ class FusedCounter:
     def monitor(self) -> DeadNeuronMonitor | None:
         return self._monitor()
 
-    def counting_args(self, module: torch.nn.Module, z: Tensor) -> tuple[Tensor, int, Tensor] | None:
+    def counting_args(
+        self, module: torch.nn.Module, z: Tensor
+    ) -> tuple[Tensor, int, Tensor] | None:
         monitor = self._monitor()
         if monitor is None or module is not self._sites.module:
             return None

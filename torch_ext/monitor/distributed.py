@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .counting import site_name
+
 
 # --- torch.distributed -----------------------------------------------------------------------
 def world_size() -> int:
@@ -26,8 +28,9 @@ def collective_device(tensors: Iterable[Tensor]) -> torch.device:
     return next((t.device for t in tensors), torch.device("cpu"))
 
 
-def agreed_widths(modules: list[str],
-                   widths: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+def agreed_widths(
+    modules: list[str], widths: dict[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
     """Every rank's counted layers, as ``(module name, call site)``, and their unit counts,
     the same on every rank (one all_gather_object): a layer one rank has not run yet (a
     branch, or a call site only a longer loop reaches) still takes part in the reduction, so
@@ -50,7 +53,9 @@ def agreed_widths(modules: list[str],
     # Functional call sites (named by a module and function, found as they run) follow the
     # modules, by name.
     order = {name: index for index, name in enumerate(modules)}
+
     def key(site: tuple[str, int]) -> tuple[int, str, int]:
         known = site[0] in order
         return (order[site[0]] if known else len(order), "" if known else site[0], site[1])
+
     return {site: agreed[site] for site in sorted(agreed, key=key)}

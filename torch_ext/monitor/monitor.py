@@ -7,14 +7,23 @@ import json
 import logging
 import warnings
 import weakref
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..nn.modules import CountedActivation
-from .counting import (CallSites, CountingHook, FunctionalRule, FusedCounter, Layer, counter_owner,
-                       outside_inference_mode, recomputing)
+from .counting import (
+    CallSites,
+    CountingHook,
+    FunctionalRule,
+    FusedCounter,
+    Layer,
+    counter_owner,
+    outside_inference_mode,
+    recomputing,
+)
 from .distributed import agreed_widths, collective_device, world_size
 from .functional import FUNCTIONS, FunctionalWatch
 from .reports import MonitorReport, layer_report, report_from_dict, without_unit_detail
@@ -23,6 +32,7 @@ from .structure import OUTSIDE, Link, LinkTracer, Use
 
 logger = logging.getLogger("torch_ext.monitor")
 
+
 def _use_problem(link: Link, use: Use) -> str | None:
     """Why a forward's use of a layer (seen from module calls) is not covered by its traced
     link: fed by another module, read by a module the link does not have, called again, or
@@ -30,11 +40,18 @@ def _use_problem(link: Link, use: Use) -> str | None:
     reads the layer's output itself)."""
     fed = (link.norm or link.producer)[0]
     readers = {reader.name for reader in link.readers} | set(link.norm_readers)
-    if use.outside or use.producer != fed or not set(use.readers) <= readers or use.calls > 1 \
-            or (use.returned and not link.returned):
-        return (f"forwards use it differently (one is {use}; the traced one is fed by '{fed}', "
-                f"read by {sorted(readers)}): the links traced in one would miss the others' "
-                "readers")
+    if (
+        use.outside
+        or use.producer != fed
+        or not set(use.readers) <= readers
+        or use.calls > 1
+        or (use.returned and not link.returned)
+    ):
+        return (
+            f"forwards use it differently (one is {use}; the traced one is fed by '{fed}', "
+            f"read by {sorted(readers)}): the links traced in one would miss the others' "
+            "readers"
+        )
     return None
 
 
@@ -161,22 +178,29 @@ class DeadNeuronMonitor:
         threshold: float | None = None,
     ) -> None:
         if threshold is not None:
-            warnings.warn("DeadNeuronMonitor: threshold= is renamed warn_dead_fraction= (the dead "
-                          "fraction above which a layer is warned about); threshold= goes in the "
-                          "next release", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "DeadNeuronMonitor: threshold= is renamed warn_dead_fraction= (the dead "
+                "fraction above which a layer is warned about); threshold= goes in the "
+                "next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             warn_dead_fraction = threshold
         if window < 1:
             raise ValueError(f"DeadNeuronMonitor: window must be >= 1 steps, got {window}")
         if not 0 < grad_eps < 1:  # above 0 the activations' slope is 1: see alive_threshold
             raise ValueError(f"DeadNeuronMonitor: grad_eps must be in (0, 1), got {grad_eps}")
         if not 0 <= warn_dead_fraction <= 1:
-            raise ValueError("DeadNeuronMonitor: warn_dead_fraction must be in [0, 1], got "
-                             f"{warn_dead_fraction}")
+            raise ValueError(
+                f"DeadNeuronMonitor: warn_dead_fraction must be in [0, 1], got {warn_dead_fraction}"
+            )
         if keep_windows < 1:
             raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
         if isinstance(call_sites, str) and call_sites not in ("separate", "merged"):
-            raise ValueError("DeadNeuronMonitor: call_sites must be 'separate', 'merged' or the "
-                             f"modules to merge, got '{call_sites}'")
+            raise ValueError(
+                "DeadNeuronMonitor: call_sites must be 'separate', 'merged' or the "
+                f"modules to merge, got '{call_sites}'"
+            )
         # Held until remove(); afterwards only weakly, so a removed monitor keeps nothing alive.
         self._model_held: torch.nn.Module | None = model
         self._model = weakref.ref(model)
@@ -212,8 +236,11 @@ class DeadNeuronMonitor:
     @property
     def threshold(self) -> float:
         """Deprecated name of :attr:`warn_dead_fraction`."""
-        warnings.warn("DeadNeuronMonitor.threshold is renamed warn_dead_fraction",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "DeadNeuronMonitor.threshold is renamed warn_dead_fraction",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.warn_dead_fraction
 
     # --- hooks -----------------------------------------------------------------------------
@@ -236,21 +263,28 @@ class DeadNeuronMonitor:
         wanted = [s for s in self._selectors or [] if isinstance(s, str)]
         unknown = [name for name in wanted if name not in set(names)]
         if unknown:
-            raise ValueError(f"DeadNeuronMonitor: modules= names {unknown} match no module of the "
-                             f"model; its modules are {[n for n in names if n]}")
+            raise ValueError(
+                f"DeadNeuronMonitor: modules= names {unknown} match no module of the "
+                f"model; its modules are {[n for n in names if n]}"
+            )
         monitored = [name for name, module in model.named_modules() if self._selected(name, module)]
         unit_dims = self._unit_dim if isinstance(self._unit_dim, dict) else {}
         merged = [] if isinstance(self._call_sites, str) else self._call_sites
         for option, given in (("unit_dim", unit_dims), ("call_sites", merged)):
-            unknown = [name for name in given if isinstance(name, str) and name not in set(monitored)]
+            unknown = [
+                name for name in given if isinstance(name, str) and name not in set(monitored)
+            ]
             if unknown:
-                raise ValueError(f"DeadNeuronMonitor: {option}= names {unknown} are not monitored "
-                                 f"layers; the monitored layers are {monitored}")
+                raise ValueError(
+                    f"DeadNeuronMonitor: {option}= names {unknown} are not monitored "
+                    f"layers; the monitored layers are {monitored}"
+                )
 
     def attach(self) -> DeadNeuronMonitor:
         """Attach the counting hooks (idempotent). Returns the monitor."""
-        if self._handles or any(sites.module is not None and not sites.functional
-                                for sites in self._sites.values()):
+        if self._handles or any(
+            sites.module is not None and not sites.functional for sites in self._sites.values()
+        ):
             return self
         model = self._model()
         if model is None:
@@ -273,8 +307,10 @@ class DeadNeuronMonitor:
             kinds: dict[str, int] = {}
             for kind in skipped.values():
                 kinds[kind] = kinds.get(kind, 0) + 1
-            logger.info("DeadNeuronMonitor: not monitored: %s (no dead-unit rule)",
-                        ", ".join(f"{count} {kind}" for kind, count in kinds.items()))
+            logger.info(
+                "DeadNeuronMonitor: not monitored: %s (no dead-unit rule)",
+                ", ".join(f"{count} {kind}" for kind, count in kinds.items()),
+            )
         self._tracer = LinkTracer(self, model)
         if self.functional:  # after the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}
@@ -285,16 +321,20 @@ class DeadNeuronMonitor:
         """Count `module` inside its own kernel if it is a torch_ext.nn module whose one
         counter slot is free, else by a forward pre-hook: another monitor holds the slot (both
         then count), or the module is in place (the hook sees its input before it is gone)."""
-        if (isinstance(module, CountedActivation) and not getattr(module, "inplace", False)
-                and counter_owner(module) is None):
+        if (
+            isinstance(module, CountedActivation)
+            and not getattr(module, "inplace", False)
+            and counter_owner(module) is None
+        ):
             module.counter = FusedCounter(self, sites)
         else:
             self._handles.append(module.register_forward_pre_hook(CountingHook(self, sites)))
 
     def _order_layers(self) -> None:
         """Lay out :attr:`_layers` (and so every report) by module, then call site."""
-        self._layers = {layer.name: layer for sites in self._sites.values()
-                        for layer in sites.layers}
+        self._layers = {
+            layer.name: layer for sites in self._sites.values() for layer in sites.layers
+        }
 
     def _site(self, sites: CallSites, index: int) -> Layer:
         """The layer of call site `index` of `sites`' module, made (with the sites before it)
@@ -356,8 +396,9 @@ class DeadNeuronMonitor:
         the call's parameter (negative_slope, alpha, PReLU's weight)."""
         sites = self._sites.get(name)
         if sites is None:
-            sites = self._sites[name] = CallSites(name, FunctionalRule(kind), merged=True,
-                                                  activation=FUNCTIONS[kind][1])
+            sites = self._sites[name] = CallSites(
+                name, FunctionalRule(kind), merged=True, activation=FUNCTIONS[kind][1]
+            )
             self._order_layers()
         rule = sites.module
         if kind == "prelu":
@@ -399,11 +440,15 @@ class DeadNeuronMonitor:
         if layer is None:
             return f"'{name}' is not a monitored layer"
         if layer.sites.functional:
-            return ("it is a functional call, made inside a module's forward: revive rewires "
-                    "the layers around activation modules only")
+            return (
+                "it is a functional call, made inside a module's forward: revive rewires "
+                "the layers around activation modules only"
+            )
         if not self._traced:
-            return ("no eager training forward of the whole model has run since attach() (links "
-                    "are not learnt inside torch.compile)")
+            return (
+                "no eager training forward of the whole model has run since attach() (links "
+                "are not learnt inside torch.compile)"
+            )
         link = self._links.get(name)
         if link is None:
             return "it was not called in the model's first training forward after attach()"
@@ -412,8 +457,9 @@ class DeadNeuronMonitor:
         replaced = self._replaced_problem(layer.sites.name, link)
         if replaced is not None:  # a replaced module also changes how later forwards look
             return replaced
-        return next(filter(None, (_use_problem(link, use) for use in self._uses.get(name, []))),
-                    None)
+        return next(
+            filter(None, (_use_problem(link, use) for use in self._uses.get(name, []))), None
+        )
 
     def _replaced_problem(self, module_name: str, link: Link) -> str | None:
         """Which module of `link` is no longer the one at its name in the model, or None."""
@@ -421,8 +467,10 @@ class DeadNeuronMonitor:
         modules = {} if model is None else dict(model.named_modules())
         for name, ref in [(module_name, link.activation), *link.modules()]:
             if ref is None or ref() is None or modules.get(name) is not ref():
-                return (f"'{name}' is no longer the module the monitor saw there (replaced or "
-                        "removed since)")
+                return (
+                    f"'{name}' is no longer the module the monitor saw there (replaced or "
+                    "removed since)"
+                )
         return None
 
     def remove(self) -> None:
@@ -445,12 +493,17 @@ class DeadNeuronMonitor:
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
-    def _counting_args(self, layer: Layer, module: torch.nn.Module,
-                       z: Any) -> tuple[Tensor, int, Tensor] | None:
+    def _counting_args(
+        self, layer: Layer, module: torch.nn.Module, z: Any
+    ) -> tuple[Tensor, int, Tensor] | None:
         """count_active_'s (counts, unit_dim, threshold) for this call of `layer`, or None
         when it is not counted."""
-        if not ((module.training or self.count_eval) and isinstance(z, Tensor) and z.dim() > 0
-                and not recomputing()):
+        if not (
+            (module.training or self.count_eval)
+            and isinstance(z, Tensor)
+            and z.dim() > 0
+            and not recomputing()
+        ):
             return None
         return layer.prepare(z, self._unit_dim_of(layer, z), self.grad_eps)
 
@@ -491,10 +544,13 @@ class DeadNeuronMonitor:
         watch = self._functional_watch
         if watch is not None and watch.compiled_forwards and not self._warned_compiled:
             self._warned_compiled = True
-            logger.warning("DeadNeuronMonitor(functional=True): %d forwards of the model ran "
-                           "under torch.compile, where functional activation calls are not "
-                           "counted (activation modules are); run the model eagerly to count "
-                           "them", watch.compiled_forwards)
+            logger.warning(
+                "DeadNeuronMonitor(functional=True): %d forwards of the model ran "
+                "under torch.compile, where functional activation calls are not "
+                "counted (activation modules are); run the model eagerly to count "
+                "them",
+                watch.compiled_forwards,
+            )
 
     def _forget_old_unit_detail(self) -> None:
         """Drop the per-unit lists of windows older than the last `keep_windows`: they grow
@@ -511,8 +567,13 @@ class DeadNeuronMonitor:
                 logger.warning(
                     "DeadNeuronMonitor: layer '%s' (%s) has %d of %d units dead (%.1f%%) in "
                     "window %d (steps %d-%d)",
-                    layer.name, layer.activation, layer.dead, layer.units,
-                    100 * layer.dead_fraction, report.window, report.first_step,
+                    layer.name,
+                    layer.activation,
+                    layer.dead,
+                    layer.units,
+                    100 * layer.dead_fraction,
+                    report.window,
+                    report.first_step,
                     report.first_step + report.steps - 1,
                 )
 
@@ -531,10 +592,15 @@ class DeadNeuronMonitor:
     def _summed_over_ranks(self) -> dict[str, tuple[list[int], list[int], int]]:
         """One all_gather_object agrees on the layers and their widths, then one all_reduce
         sums every layer's counts and samples, zeros where a rank has not counted it yet."""
-        local = {(layer.sites.name, layer.index): layer for layer in self._layers.values()
-                 if layer.counts is not None}
+        local = {
+            (layer.sites.name, layer.index): layer
+            for layer in self._layers.values()
+            if layer.counts is not None
+        }
         modules = [name for name, sites in self._sites.items() if not sites.functional]
-        widths = agreed_widths(modules, {k: l.counts.shape[1] for k, l in local.items()})
+        widths = agreed_widths(
+            modules, {site: layer.counts.shape[1] for site, layer in local.items()}
+        )
         device = collective_device(layer.counts for layer in local.values())
         pieces = []
         for site, units in widths.items():
@@ -552,7 +618,7 @@ class DeadNeuronMonitor:
         for index, ((module, call), units) in enumerate(widths.items()):
             sites = self._sites.get(module) or self._placeholder_site(module)
             name = self._site(sites, call).name  # a site only others ran, too
-            counts = flat[offset:offset + 2 * units].view(2, units)
+            counts = flat[offset : offset + 2 * units].view(2, units)
             result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
             offset += 2 * units
         return result
@@ -607,8 +673,11 @@ class DeadNeuronMonitor:
         model = self._model()
         if self._selectors is not None or model is None:
             return {}
-        return {name: type(module).__name__ for name, module in model.named_modules()
-                if isinstance(module, UNSUPPORTED_ACTIVATIONS) and not self._selected(name, module)}
+        return {
+            name: type(module).__name__
+            for name, module in model.named_modules()
+            if isinstance(module, UNSUPPORTED_ACTIVATIONS) and not self._selected(name, module)
+        }
 
     def module(self, name: str) -> torch.nn.Module | None:
         """The monitored module of layer `name`, a module's name or a call site's (``act#1``
@@ -623,8 +692,10 @@ class DeadNeuronMonitor:
     def summary(self, collective: bool = True) -> str:
         """A readable table of :meth:`report` (``collective`` as there)."""
         report = self.report(collective)
-        header = (f"{'layer':<24} {'activation':<10} {'units':>6} {'dead':>6} {'dead %':>7} "
-                  f"{'dormant':>8} {'dormant %':>9} {'mean act.':>9}")
+        header = (
+            f"{'layer':<24} {'activation':<10} {'units':>6} {'dead':>6} {'dead %':>7} "
+            f"{'dormant':>8} {'dormant %':>9} {'mean act.':>9}"
+        )
         lines = [
             f"DeadNeuronMonitor: window {report.window}, steps {report.first_step}"
             f"-{report.first_step + max(report.steps, 1) - 1}",
@@ -661,8 +732,20 @@ class DeadNeuronMonitor:
         with open(path, "w") as f:
             json.dump(self.to_dict(collective), f, indent=1)
 
-    CSV_FIELDS = ("window", "first_step", "steps", "layer", "activation", "units", "samples",
-                  "dead", "dormant", "dead_fraction", "dormant_fraction", "mean_activation_rate")
+    CSV_FIELDS = (
+        "window",
+        "first_step",
+        "steps",
+        "layer",
+        "activation",
+        "units",
+        "samples",
+        "dead",
+        "dormant",
+        "dead_fraction",
+        "dormant_fraction",
+        "mean_activation_rate",
+    )
 
     def write_csv(self, path: str) -> None:
         """Write one row per closed window and layer (the history, for plotting)."""
@@ -671,13 +754,26 @@ class DeadNeuronMonitor:
             writer.writerow(self.CSV_FIELDS)
             for report in self._history:
                 for layer in report.layers.values():
-                    writer.writerow([report.window, report.first_step, report.steps, layer.name,
-                                     layer.activation, layer.units, layer.samples, layer.dead,
-                                     layer.dormant, layer.dead_fraction, layer.dormant_fraction,
-                                     layer.mean_activation_rate])
+                    writer.writerow(
+                        [
+                            report.window,
+                            report.first_step,
+                            report.steps,
+                            layer.name,
+                            layer.activation,
+                            layer.units,
+                            layer.samples,
+                            layer.dead,
+                            layer.dormant,
+                            layer.dead_fraction,
+                            layer.dormant_fraction,
+                            layer.mean_activation_rate,
+                        ]
+                    )
 
-    def write_tensorboard(self, writer: Any, global_step: int | None = None,
-                          collective: bool = True) -> None:
+    def write_tensorboard(
+        self, writer: Any, global_step: int | None = None, collective: bool = True
+    ) -> None:
         """Log :meth:`report` to a ``torch.utils.tensorboard.SummaryWriter``: dead and dormant
         fractions as scalars, per-unit activation rates as a histogram, per layer."""
         report = self.report(collective)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .counting import Layer
 
+
 # --- reports ---------------------------------------------------------------------------------
 @dataclass
 class LayerReport:
@@ -76,8 +77,9 @@ def layer_report(layer: Layer, active: list[int], alive: list[int], samples: int
 def without_unit_detail(report: MonitorReport) -> MonitorReport:
     """`report` with its per-unit lists dropped (scalars and histograms kept)."""
     layers = {
-        name: dataclasses.replace(layer, dead_units=None, active_counts=None, alive_counts=None,
-                                  has_unit_detail=False)
+        name: dataclasses.replace(
+            layer, dead_units=None, active_counts=None, alive_counts=None, has_unit_detail=False
+        )
         for name, layer in report.layers.items()
     }
     return dataclasses.replace(report, layers=layers)
@@ -85,5 +87,6 @@ def without_unit_detail(report: MonitorReport) -> MonitorReport:
 
 def report_from_dict(data: dict[str, Any]) -> MonitorReport:
     layers = {name: LayerReport(**layer) for name, layer in data["layers"].items()}
-    return MonitorReport(window=data["window"], first_step=data["first_step"],
-                         steps=data["steps"], layers=layers)
+    return MonitorReport(
+        window=data["window"], first_step=data["first_step"], steps=data["steps"], layers=layers
+    )

@@ -3,7 +3,8 @@ those it recognises but skips, and the ``modules=`` selectors."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Union
+from collections.abc import Callable, Iterable
+from typing import Union
 
 import torch
 
@@ -11,7 +12,8 @@ from ..activations import ACTIVATIONS
 
 # The activation modules the monitor attaches to by default (torch_ext.nn's subclass these).
 KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = tuple(
-    spec.native for spec in ACTIVATIONS.values())
+    spec.native for spec in ACTIVATIONS.values()
+)
 
 # Activation modules the monitor recognises but does not count by default: no dead-unit rule,
 # as their gradient-alive set {z : |f'(z)| > grad_eps} is not a half-line z > threshold, which

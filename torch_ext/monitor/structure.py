@@ -14,8 +14,10 @@ import dataclasses
 import math
 import sys
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 import torch
 import torch.utils._pytree as pytree
@@ -77,6 +79,7 @@ def _pool_step(op: str, spatial: int, ndim: int) -> Step:
         if layout.outer != 1 or layout.block != 1 or layout.dim >= ndim - spatial:
             return f"{op} pools over the dim its units lie along"
         return layout
+
     return step
 
 
@@ -90,8 +93,12 @@ def _flatten_step(shape: tuple[int, ...], start: int, end: int) -> Step:
             return layout
         if d > end:
             return UnitLayout(d - (end - start), layout.outer, layout.block)
-        return UnitLayout(start, layout.outer * math.prod(shape[start:d]),
-                          layout.block * math.prod(shape[d + 1:end + 1]))
+        return UnitLayout(
+            start,
+            layout.outer * math.prod(shape[start:d]),
+            layout.block * math.prod(shape[d + 1 : end + 1]),
+        )
+
     return step
 
 
@@ -105,14 +112,30 @@ def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
     return args[index] if len(args) > index else default
 
 
-_POOLS = {f"{kind}_pool{k}d": k for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp")
-          for k in (1, 2, 3)}
+_POOLS = {
+    f"{kind}_pool{k}d": k
+    for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp")
+    for k in (1, 2, 3)
+}
 _DROPOUTS = {"dropout", "dropout1d", "dropout2d", "dropout3d"}
 _RESIDUAL_OPS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
 # Reads of a tensor's metadata: not uses of its values.
-_METADATA = {"size", "dim", "ndimension", "numel", "nelement", "stride", "storage_offset",
-             "is_contiguous", "is_floating_point", "element_size", "get_device", "data_ptr",
-             "__len__", "__get__"}
+_METADATA = {
+    "size",
+    "dim",
+    "ndimension",
+    "numel",
+    "nelement",
+    "stride",
+    "storage_offset",
+    "is_contiguous",
+    "is_floating_point",
+    "element_size",
+    "get_device",
+    "data_ptr",
+    "__len__",
+    "__get__",
+}
 
 
 @dataclass(frozen=True)
@@ -139,8 +162,9 @@ def _pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> _PassThr
         if name.startswith("avg"):  # an average over zero padding, or by an override, is not
             # the constant averaged
             padding = _arg(args, kwargs, 3, "padding", 0)
-            keeps = ((not any(padding) if isinstance(padding, (tuple, list)) else padding == 0)
-                     and _arg(args, kwargs, 6, "divisor_override", None) is None)
+            keeps = (
+                not any(padding) if isinstance(padding, (tuple, list)) else padding == 0
+            ) and _arg(args, kwargs, 6, "divisor_override", None) is None
         return _PassThrough(name, _pool_step(name, _POOLS[name], source.dim()), keeps)
     if name in _DROPOUTS:
         training = _arg(args, kwargs, 2, "training", True)
@@ -155,7 +179,9 @@ def _pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> _PassThr
     return None
 
 
-def _view_pass_through(op: str, before: tuple[int, ...], after: tuple[int, ...]) -> _PassThrough | None:
+def _view_pass_through(
+    op: str, before: tuple[int, ...], after: tuple[int, ...]
+) -> _PassThrough | None:
     """A view or reshape that is a flatten of the trailing dims (``x.view(x.size(0), -1)``)."""
     if before == after:
         return _PassThrough(op, _identity_step, True)
@@ -199,8 +225,17 @@ class _Op:
 class _Call:
     """One call of a Linear/Conv, norm or monitored module in a traced or watched forward."""
 
-    __slots__ = ("name", "module", "index", "traced", "input", "input_ndim", "output", "units",
-                 "unit_dim")
+    __slots__ = (
+        "name",
+        "module",
+        "index",
+        "traced",
+        "input",
+        "input_ndim",
+        "output",
+        "units",
+        "unit_dim",
+    )
 
     def __init__(self, name: str, module: torch.nn.Module, index: int, traced: bool) -> None:
         self.name = name
@@ -265,8 +300,10 @@ class Use:
     def __str__(self) -> str:
         if self.outside:
             return "called outside a forward of the whole model, where its readers go unseen"
-        parts = [f"fed by '{self.producer}'" if self.producer else "fed by no traced module",
-                 f"read by {list(self.readers)}"]
+        parts = [
+            f"fed by '{self.producer}'" if self.producer else "fed by no traced module",
+            f"read by {list(self.readers)}",
+        ]
         if self.calls > 1:
             parts.append(f"called {self.calls} times")
         if self.returned:
@@ -284,9 +321,24 @@ def _distinct(uses: list[Any]) -> list[Any]:
     return [u for u in uses if id(u) not in seen and not seen.add(id(u))]
 
 
-_IN_PLACE_OPERATORS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv",
-                                                 "mod", "pow", "and", "or", "xor", "lshift",
-                                                 "rshift", "matmul")}
+_IN_PLACE_OPERATORS = {
+    f"__i{op}__"
+    for op in (
+        "add",
+        "sub",
+        "mul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "pow",
+        "and",
+        "or",
+        "xor",
+        "lshift",
+        "rshift",
+        "matmul",
+    )
+}
 
 
 def _in_place(name: str) -> bool:
@@ -300,10 +352,14 @@ def _tensors_in(output: Any, depth: int = 3) -> Iterator[Tensor]:
         if isinstance(leaf, Tensor):
             yield leaf
         elif depth > 0 and dataclasses.is_dataclass(leaf) and not isinstance(leaf, type):
-            yield from _tensors_in([getattr(leaf, f.name) for f in dataclasses.fields(leaf)],
-                                   depth - 1)
-        elif depth > 0 and hasattr(leaf, "__dict__") and not isinstance(
-                leaf, (type, torch.nn.Module)):
+            yield from _tensors_in(
+                [getattr(leaf, f.name) for f in dataclasses.fields(leaf)], depth - 1
+            )
+        elif (
+            depth > 0
+            and hasattr(leaf, "__dict__")
+            and not isinstance(leaf, (type, torch.nn.Module))
+        ):
             yield from _tensors_in(list(vars(leaf).values()), depth - 1)
 
 
@@ -384,7 +440,8 @@ class LinkTracer(TorchFunctionMode):
         self._monitor = weakref.ref(monitor)
         # By id(): a module may define __eq__ and so not be hashable.
         self._names = {
-            id(module): (module, name) for name, module in model.named_modules()
+            id(module): (module, name)
+            for name, module in model.named_modules()
             if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in monitor._sites
         }
         self._root_handles = [
@@ -430,11 +487,13 @@ class LinkTracer(TorchFunctionMode):
         # Every module's calls, without a hook on each (which copies of the model would carry).
         # A watched forward needs only their ends: the outputs they record tell a counted
         # call whether a Linear feeds it (see DeadNeuronMonitor._fed_by_linear).
-        self._module_handles = [torch.nn.modules.module.register_module_forward_hook(
-            self._exit, always_call=self._full)]
+        self._module_handles = [
+            torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=self._full)
+        ]
         if self._full:
             self._module_handles.append(
-                torch.nn.modules.module.register_module_forward_pre_hook(self._enter))
+                torch.nn.modules.module.register_module_forward_pre_hook(self._enter)
+            )
             self.__enter__()
 
     def end(self, output: Any) -> None:
@@ -473,7 +532,7 @@ class LinkTracer(TorchFunctionMode):
         self._graph_users: dict[Any, list[Any]] | None = None
 
     @staticmethod
-    def _untraced() -> ContextManager[Any]:
+    def _untraced() -> AbstractContextManager[Any]:
         """The tracer's own reads of shapes are not uses of the tensors, for this tracer nor
         for another monitor's tracing the same forward."""
         return torch._C.DisableTorchFunction()
@@ -555,8 +614,15 @@ class LinkTracer(TorchFunctionMode):
                 self._note_uses(func, args, kwargs, result, values, user)
         return result
 
-    def _note_uses(self, func: Any, args: tuple, kwargs: dict, result: Any,
-                   values: list[_Value], user: _Call | None) -> None:
+    def _note_uses(
+        self,
+        func: Any,
+        args: tuple,
+        kwargs: dict,
+        result: Any,
+        values: list[_Value],
+        user: _Call | None,
+    ) -> None:
         """Record how `func` used the traced `values`: inside a traced module call, as that
         call's; outside, as a step that keeps units apart, an in-place change, or an
         operation of its own."""
@@ -580,8 +646,9 @@ class LinkTracer(TorchFunctionMode):
                 value.consumers.append(made)
                 self._values[id(result)] = made
             elif value is first and (_in_place(name) or result is args[0]):
-                value.mutations.append(_Op(name, residual=name in _RESIDUAL_OPS, keeps=through,
-                                           grad_fn=node))
+                value.mutations.append(
+                    _Op(name, residual=name in _RESIDUAL_OPS, keeps=through, grad_fn=node)
+                )
             else:
                 value.consumers.append(_Op(name, residual=name in _RESIDUAL_OPS, grad_fn=node))
 
@@ -607,8 +674,11 @@ class LinkTracer(TorchFunctionMode):
         """The weighted layer whose output `z` is in the forward running now, directly or
         through a norm layer; None when there is none or no forward is watched."""
         value = self._value_of(z) if self.active else None
-        if value is not None and value.via is None and isinstance(value.producer.module,
-                                                                    NORM_LAYERS):
+        if (
+            value is not None
+            and value.via is None
+            and isinstance(value.producer.module, NORM_LAYERS)
+        ):
             value = value.producer.input
         if value is None or value.via is not None:
             return None
@@ -629,11 +699,22 @@ class LinkTracer(TorchFunctionMode):
     @staticmethod
     def _use_of(call: _Call, calls: int) -> Use:
         source, output = call.input, call.output
-        readers = () if output is None else tuple(sorted(
-            {c.name for c in output.consumers if isinstance(c, _Call) and c.input is output}))
+        readers = (
+            ()
+            if output is None
+            else tuple(
+                sorted(
+                    {c.name for c in output.consumers if isinstance(c, _Call) and c.input is output}
+                )
+            )
+        )
         producer = None if source is None or source.via is not None else source.producer.name
-        return Use(calls=calls, producer=producer, readers=readers,
-                    returned=output is not None and output.returned)
+        return Use(
+            calls=calls,
+            producer=producer,
+            readers=readers,
+            returned=output is not None and output.returned,
+        )
 
     def _links_of(self, monitor: Any) -> dict[str, Link]:
         """The link of every monitored call site this forward ran, by layer name."""
@@ -641,8 +722,10 @@ class LinkTracer(TorchFunctionMode):
         for name, sites in monitor._sites.items():
             calls = self._calls.get(name, [])
             if sites.merged and len(calls) > 1:
-                links[name] = Link(problem=f"it is called {len(calls)} times in one forward, "
-                                            "its calls merged into one layer")
+                links[name] = Link(
+                    problem=f"it is called {len(calls)} times in one forward, "
+                    "its calls merged into one layer"
+                )
                 continue
             links.update({site_name(name, c.index): self._link_of(c) for c in calls})
         return links
@@ -651,40 +734,55 @@ class LinkTracer(TorchFunctionMode):
         units, unit_dim = activation.units, activation.unit_dim
         if unit_dim < 0:
             return Link(problem="its unit dim is out of range for its input")
-        link = Link(activation=weakref.ref(activation.module), units=units, unit_dim=unit_dim,
-                     input_ndim=activation.input_ndim)
-        problem = (self._producer_chain(activation, link)
-                   or self._readers_of(activation, link)
-                   or self._untraced_problem(activation, link)
-                   or self._unseen_use_problem(activation))
+        link = Link(
+            activation=weakref.ref(activation.module),
+            units=units,
+            unit_dim=unit_dim,
+            input_ndim=activation.input_ndim,
+        )
+        problem = (
+            self._producer_chain(activation, link)
+            or self._readers_of(activation, link)
+            or self._untraced_problem(activation, link)
+            or self._unseen_use_problem(activation)
+        )
         return Link(problem=problem) if problem is not None else link
 
     def _producer_chain(self, activation: _Call, link: Link) -> str | None:
         """Fill in the producer (and norm) of `link`, or say why they are not plain."""
         source = activation.input
         if source is None or source.via is not None:
-            between = f"{source.via.op}" if source is not None else (
-                "an operation such as a reshape, permute or addition")
-            return (f"its input is not the output of a Linear/Conv layer ({between} comes "
-                    "between)")
+            between = (
+                f"{source.via.op}"
+                if source is not None
+                else ("an operation such as a reshape, permute or addition")
+            )
+            return f"its input is not the output of a Linear/Conv layer ({between} comes between)"
         other = next((op for op in source.mutations if not op.residual), None)
         if other is not None:
             return f"its input is modified in place ({other}) before it is read"
         first = source.producer
         if isinstance(first.module, NORM_LAYERS):
-            problem = (self._sole_use_problem(first, source, activation)
-                       or self._norm_problem(first, link))
+            problem = self._sole_use_problem(first, source, activation) or self._norm_problem(
+                first, link
+            )
             if problem is not None:
                 return problem
             link.norm = (first.name, weakref.ref(first.module))
             source = first.input
-            if source is None or source.via is not None or source.mutations or not isinstance(
-                    source.producer.module, WEIGHTED_LAYERS):
+            if (
+                source is None
+                or source.via is not None
+                or source.mutations
+                or not isinstance(source.producer.module, WEIGHTED_LAYERS)
+            ):
                 return f"its norm layer '{first.name}' is not fed by a Linear/Conv layer alone"
             return self._producer_problem(source.producer, source, first, link)
         if not isinstance(first.module, WEIGHTED_LAYERS):
-            return (f"its input is made by '{first.name}' ({type(first.module).__name__}), not "
-                    "by a Linear/Conv layer or a norm layer after one")
+            return (
+                f"its input is made by '{first.name}' ({type(first.module).__name__}), not "
+                "by a Linear/Conv layer or a norm layer after one"
+            )
         return self._producer_problem(first, source, activation, link)
 
     def _sole_use_problem(self, call: _Call, output: _Value, user: _Call) -> str | None:
@@ -694,19 +792,24 @@ class LinkTracer(TorchFunctionMode):
             return f"the output of its feeder '{call.name}' is also used elsewhere"
         return None
 
-    def _producer_problem(self, producer: _Call, output: _Value, user: _Call,
-                          link: Link) -> str | None:
+    def _producer_problem(
+        self, producer: _Call, output: _Value, user: _Call, link: Link
+    ) -> str | None:
         problem = self._sole_use_problem(producer, output, user)
         if problem is not None:
             return problem
         features = out_features(producer.module)
         if features != link.units:
-            return (f"its feeder '{producer.name}' has {features} output features but the layer "
-                    f"has {link.units} units")
+            return (
+                f"its feeder '{producer.name}' has {features} output features but the layer "
+                f"has {link.units} units"
+            )
         dim = feature_dim(producer.module, link.input_ndim)
         if dim != link.unit_dim:
-            return (f"its units lie along dim {link.unit_dim}, but its feeder '{producer.name}' "
-                    f"writes features along dim {dim}")
+            return (
+                f"its units lie along dim {link.unit_dim}, but its feeder '{producer.name}' "
+                f"writes features along dim {dim}"
+            )
         link.producer = (producer.name, weakref.ref(producer.module))
         return None
 
@@ -719,20 +822,29 @@ class LinkTracer(TorchFunctionMode):
         if isinstance(module, torch.nn.LayerNorm):
             first = ndim - len(module.normalized_shape)
             if dim < first:
-                return (f"its norm layer '{norm.name}' ({kind}) normalizes the last "
-                        f"{len(module.normalized_shape)} dims, not along its units' dim {dim}")
+                return (
+                    f"its norm layer '{norm.name}' ({kind}) normalizes the last "
+                    f"{len(module.normalized_shape)} dims, not along its units' dim {dim}"
+                )
             if math.prod(module.normalized_shape) > 1:
-                link.inexact.append(f"'{norm.name}' ({kind}) normalizes the units together: a "
-                                    "revived unit changes the others' outputs")
+                link.inexact.append(
+                    f"'{norm.name}' ({kind}) normalizes the units together: a "
+                    "revived unit changes the others' outputs"
+                )
             return None
-        channels = module.num_channels if isinstance(module, torch.nn.GroupNorm) else (
-            module.num_features)
+        channels = (
+            module.num_channels if isinstance(module, torch.nn.GroupNorm) else (module.num_features)
+        )
         if channels != units or dim != (1 if ndim > 1 else 0):
-            return (f"its norm layer '{norm.name}' ({kind}) normalizes {channels} channels along "
-                    f"dim 1, not its {units} units along dim {dim}")
+            return (
+                f"its norm layer '{norm.name}' ({kind}) normalizes {channels} channels along "
+                f"dim 1, not its {units} units along dim {dim}"
+            )
         if isinstance(module, torch.nn.GroupNorm) and module.num_groups != channels:
-            link.inexact.append(f"'{norm.name}' ({kind}) normalizes each unit with the others of "
-                                "its group: a revived unit changes their outputs")
+            link.inexact.append(
+                f"'{norm.name}' ({kind}) normalizes each unit with the others of "
+                "its group: a revived unit changes their outputs"
+            )
         return None
 
     def _readers_of(self, activation: _Call, link: Link) -> str | None:
@@ -748,8 +860,7 @@ class LinkTracer(TorchFunctionMode):
         """Follow the units in `value` (at `layout`) to the layers that read them."""
         if value.returned:
             link.returned = True
-            link.inexact.append("its output is part of the model's output: revived units "
-                                "change it")
+            link.inexact.append("its output is part of the model's output: revived units change it")
         for op in value.mutations:
             if op.keeps is None:
                 return f"its output is modified in place ({op}) before it is read"
@@ -757,46 +868,67 @@ class LinkTracer(TorchFunctionMode):
         for use in _distinct(value.consumers):
             if isinstance(use, _Value):
                 after = use.via.step(layout)
-                problem = (f"its output reaches an operation that mixes units ({after})"
-                           if isinstance(after, str) else
-                           self._walk(use, after, keeps and use.via.keeps_constant, link))
+                problem = (
+                    f"its output reaches an operation that mixes units ({after})"
+                    if isinstance(after, str)
+                    else self._walk(use, after, keeps and use.via.keeps_constant, link)
+                )
             elif isinstance(use, _Op):
-                problem = None if use.residual else (
-                    f"its output is used by {use} outside a Linear/Conv layer")
+                problem = (
+                    None
+                    if use.residual
+                    else (f"its output is used by {use} outside a Linear/Conv layer")
+                )
                 if use.residual:
-                    link.inexact.append(f"its output flows into a residual addition ({use}): "
-                                        "revived units change that sum")
+                    link.inexact.append(
+                        f"its output flows into a residual addition ({use}): "
+                        "revived units change that sum"
+                    )
             else:
                 problem = self._reader_problem(use, value, layout, keeps, link)
             if problem is not None:
                 return problem
         return None
 
-    def _reader_problem(self, reader: _Call, value: _Value, layout: UnitLayout, keeps: bool,
-                        link: Link) -> str | None:
+    def _reader_problem(
+        self, reader: _Call, value: _Value, layout: UnitLayout, keeps: bool, link: Link
+    ) -> str | None:
         module, units = reader.module, link.units
         if reader.input is not value:
             return f"'{reader.name}' uses its output but not as its input"
         if isinstance(module, NORM_LAYERS):
             link.norm_readers.append(reader.name)
-            link.inexact.append(f"its output is read by the norm layer '{reader.name}': revived "
-                                "units change what it normalizes")
+            link.inexact.append(
+                f"its output is read by the norm layer '{reader.name}': revived "
+                "units change what it normalizes"
+            )
             return None
         if not isinstance(module, WEIGHTED_LAYERS):
-            return (f"its output is read by '{reader.name}' ({type(module).__name__}), not a "
-                    "Linear/Conv layer")
+            return (
+                f"its output is read by '{reader.name}' ({type(module).__name__}), not a "
+                "Linear/Conv layer"
+            )
         if self._calls_of(reader) > 1:
-            return (f"its reader '{reader.name}' is called {self._calls_of(reader)} times in "
-                    "one forward")
+            return (
+                f"its reader '{reader.name}' is called {self._calls_of(reader)} times in "
+                "one forward"
+            )
         if in_features(module) != layout.width(units):
-            values = "" if layout.width(units) == units else (
-                f" ({layout.width(units)} values where it reads them)")
-            return (f"its reader '{reader.name}' has {in_features(module)} input features but "
-                    f"the layer has {units} units{values}")
+            values = (
+                ""
+                if layout.width(units) == units
+                else (f" ({layout.width(units)} values where it reads them)")
+            )
+            return (
+                f"its reader '{reader.name}' has {in_features(module)} input features but "
+                f"the layer has {units} units{values}"
+            )
         dim = feature_dim(module, reader.input_ndim)
         if dim != layout.dim:
-            return (f"its units lie along dim {layout.dim}, but its reader '{reader.name}' reads "
-                    f"features along dim {dim}")
+            return (
+                f"its units lie along dim {layout.dim}, but its reader '{reader.name}' reads "
+                f"features along dim {dim}"
+            )
         if getattr(module, "groups", 1) != 1:
             return f"its reader '{reader.name}' is a grouped convolution"
         if all(r.module() is not module for r in link.readers):
@@ -808,17 +940,25 @@ class LinkTracer(TorchFunctionMode):
         the trace did not record: one inside code a torch-function mode cannot see (a
         TorchScript module or function, a C++ extension called directly)."""
         chain = [activation.output, activation.input]
-        if activation.input is not None and activation.input.producer.input is not None and \
-                isinstance(activation.input.producer.module, NORM_LAYERS):
+        if (
+            activation.input is not None
+            and activation.input.producer.input is not None
+            and isinstance(activation.input.producer.module, NORM_LAYERS)
+        ):
             chain.append(activation.input.producer.input)
         for value in chain:
             unseen = _unseen_users(value, self._graph_users)
             if unseen:
-                whose = "its output" if value is activation.output else (
-                    f"the output of '{value.producer.name}'")
-                return (f"{whose} is also used where operations cannot be traced (the autograd "
-                        f"node {unseen[0]}: a TorchScript module or function, or another "
-                        "extension)")
+                whose = (
+                    "its output"
+                    if value is activation.output
+                    else (f"the output of '{value.producer.name}'")
+                )
+                return (
+                    f"{whose} is also used where operations cannot be traced (the autograd "
+                    f"node {unseen[0]}: a TorchScript module or function, or another "
+                    "extension)"
+                )
         return None
 
     def _calls_of(self, call: _Call) -> int:
@@ -829,7 +969,7 @@ class LinkTracer(TorchFunctionMode):
         calls = [activation] + [c for name in names for c in self._calls.get(name, [])]
         if all(call.traced for call in calls):
             return None
-        return ("it runs where operations cannot be traced (inside the handler of a tensor "
-                "subclass or another torch-function mode)")
-
-
+        return (
+            "it runs where operations cannot be traced (inside the handler of a tensor "
+            "subclass or another torch-function mode)"
+        )

@@ -22,8 +22,9 @@ __all__ = ["CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounte
 class UnitCounter(Protocol):
     """What counts a :class:`CountedActivation`'s input (a dead-neuron monitor's counter)."""
 
-    def counting_args(self, module: torch.nn.Module,
-                      input: Tensor) -> Optional[tuple[Tensor, int, Tensor]]:
+    def counting_args(
+        self, module: torch.nn.Module, input: Tensor
+    ) -> Optional[tuple[Tensor, int, Tensor]]:
         """``(counts, unit_dim, alive_threshold)`` for the module's counted op on this call
         (see ``torch.ops.torch_ext.count_active_``), or None when the call is not counted."""
         ...
@@ -69,8 +70,12 @@ class LeakyReLU(CountedActivation, torch.nn.LeakyReLU):
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     @torch.jit.unused
-    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
-        return torch.ops.torch_ext.leaky_relu_counted(input, self.negative_slope, counts, unit_dim, threshold)
+    def _run_counted(
+        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+    ) -> Tensor:
+        return torch.ops.torch_ext.leaky_relu_counted(
+            input, self.negative_slope, counts, unit_dim, threshold
+        )
 
 
 class PReLU(CountedActivation, torch.nn.PReLU):
@@ -89,7 +94,9 @@ class PReLU(CountedActivation, torch.nn.PReLU):
         return F.prelu(input, self.weight)
 
     @torch.jit.unused
-    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+    def _run_counted(
+        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+    ) -> Tensor:
         return torch.ops.torch_ext.prelu_counted(input, self.weight, counts, unit_dim, threshold)
 
 
@@ -118,7 +125,9 @@ class ELU(CountedActivation, _SavesOutput, torch.nn.ELU):
 
     __constants__ = ["alpha", "inplace", "save_output"]
 
-    def __init__(self, alpha: float = 1.0, inplace: bool = False, save_output: bool = False) -> None:
+    def __init__(
+        self, alpha: float = 1.0, inplace: bool = False, save_output: bool = False
+    ) -> None:
         super().__init__(alpha, inplace)
         self.save_output = save_output
 
@@ -126,7 +135,9 @@ class ELU(CountedActivation, _SavesOutput, torch.nn.ELU):
         return F.elu(input, self.alpha, self.inplace, self.save_output)
 
     @torch.jit.unused
-    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+    def _run_counted(
+        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+    ) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
             input, self.alpha, 1.0, counts, unit_dim, threshold, self.save_output
         )
@@ -152,7 +163,9 @@ class SELU(CountedActivation, _SavesOutput, torch.nn.SELU):
         return F.selu(input, self.inplace, self.save_output)
 
     @torch.jit.unused
-    def _run_counted(self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor) -> Tensor:
+    def _run_counted(
+        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+    ) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
             input, SELU_ALPHA, SELU_SCALE, counts, unit_dim, threshold, self.save_output
         )

@@ -1,10 +1,10 @@
 """Command line of the dying-ReLU study (an MLP and a BatchNorm CNN per activation).
 
-    python -m torch_ext.study                 # everything, about 3 minutes on 2 cores
-    python -m torch_ext.study --quick         # a smaller run, under a minute
-    python -m torch_ext.study --full          # more seeds and epochs
-    python -m torch_ext.study born-dead       # only the born-dead estimate
-    python -m torch_ext.study --data my.csv   # the training study on your data
+python -m torch_ext.study                 # everything, about 3 minutes on 2 cores
+python -m torch_ext.study --quick         # a smaller run, under a minute
+python -m torch_ext.study --full          # more seeds and epochs
+python -m torch_ext.study born-dead       # only the born-dead estimate
+python -m torch_ext.study --data my.csv   # the training study on your data
 """
 
 from __future__ import annotations
@@ -34,15 +34,26 @@ def progress_bar(enabled: bool):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="torch-ext-study", description="Make ReLU units die on real data and watch the "
-        "variants survive; writes a report folder with tables and plots.")
-    parser.add_argument("part", nargs="?", choices=("all", *PARTS), default="all",
-                        help="which part to run (default: all)")
+        prog="torch-ext-study",
+        description="Make ReLU units die on real data and watch the "
+        "variants survive; writes a report folder with tables and plots.",
+    )
+    parser.add_argument(
+        "part",
+        nargs="?",
+        choices=("all", *PARTS),
+        default="all",
+        help="which part to run (default: all)",
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="1 seed, fewer epochs and trials")
     size.add_argument("--full", action="store_true", help="more seeds, epochs and trials")
-    parser.add_argument("--data", type=Path, help="CSV (label in the last column) or .npz "
-                        "(arrays features, labels) to train on instead of the digits")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="CSV (label in the last column) or .npz "
+        "(arrays features, labels) to train on instead of the digits",
+    )
     parser.add_argument("--out", type=Path, help="report folder (default: reports/study-<time>)")
     parser.add_argument("--seeds", type=int, help="seeds per cell")
     parser.add_argument("--epochs", type=int, help="training epochs")
@@ -54,8 +65,12 @@ def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dic
     """The training settings, the born-dead estimate's sizes, and the architectures left out
     (``{name: why}``)."""
     settings = Settings()
-    born = {"widths": [2, 3, 4, 6], "depths": [2, 5, 10, 20, 50], "trials": 4000,
-            "data_inputs": 256}
+    born = {
+        "widths": [2, 3, 4, 6],
+        "depths": [2, 5, 10, 20, 50],
+        "trials": 4000,
+        "data_inputs": 256,
+    }
     if args.quick:
         settings = dataclasses.replace(settings, seeds=1, epochs=8, cnn_seeds=1, cnn_epochs=6)
         born = {"widths": [2, 4], "depths": [2, 10, 30], "trials": 400, "data_inputs": 64}
@@ -68,10 +83,13 @@ def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dic
         settings = dataclasses.replace(settings, epochs=args.epochs, cnn_epochs=args.epochs)
     left_out = {}
     if data.image_side is None:  # a table, not images: the MLP alone
-        left_out["cnn"] = (f"{data.features} features are not a square one-channel image of at "
-                           f"least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
-        settings = dataclasses.replace(settings, architectures=tuple(
-            a for a in settings.architectures if a not in left_out))
+        left_out["cnn"] = (
+            f"{data.features} features are not a square one-channel image of at "
+            f"least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels"
+        )
+        settings = dataclasses.replace(
+            settings, architectures=tuple(a for a in settings.architectures if a not in left_out)
+        )
     return settings, born, left_out
 
 
@@ -80,10 +98,18 @@ def run_born_dead(data: Dataset, born: dict, progress) -> list[dict]:
     inputs = {"one point": one_point, "data": data.x_train[: born["data_inputs"]]}
     estimates = []
     for name, x in inputs.items():
-        estimates += born_dead.estimate(x, name, born["widths"], born["depths"], born["trials"],
-                                        ["ReLU"], progress=progress)
-        estimates += born_dead.estimate(x, name, born["widths"][:1], born["depths"], born["trials"] // 4,
-                                        ["LeakyReLU", "PReLU", "ELU", "SELU"], progress=progress)
+        estimates += born_dead.estimate(
+            x, name, born["widths"], born["depths"], born["trials"], ["ReLU"], progress=progress
+        )
+        estimates += born_dead.estimate(
+            x,
+            name,
+            born["widths"][:1],
+            born["depths"],
+            born["trials"] // 4,
+            ["LeakyReLU", "PReLU", "ELU", "SELU"],
+            progress=progress,
+        )
     rows = []
     for e in estimates:
         row = {**dataclasses.asdict(e), "standard_error": e.standard_error}
@@ -123,27 +149,46 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_parts(data: Dataset, settings: Settings, born: dict, left_out: dict[str, str],
-              parts: tuple[str, ...], progress) -> dict:
+def run_parts(
+    data: Dataset,
+    settings: Settings,
+    born: dict,
+    left_out: dict[str, str],
+    parts: tuple[str, ...],
+    progress,
+) -> dict:
     """Runs the parts; their results, as results.json holds them."""
     start = time.time()
 
     results: dict = {
-        "config": {**dataclasses.asdict(settings), "optimizer": "Adam", "selu_width": 128,
-                   "born_dead": born, "parts": list(parts)},
+        "config": {
+            **dataclasses.asdict(settings),
+            "optimizer": "Adam",
+            "selu_width": 128,
+            "born_dead": born,
+            "parts": list(parts),
+        },
         "architectures_left_out": left_out,
-        "data": {"name": data.name, "train": len(data.x_train), "test": len(data.x_test),
-                 "features": data.features, "classes": data.classes},
+        "data": {
+            "name": data.name,
+            "train": len(data.x_train),
+            "test": len(data.x_test),
+            "features": data.features,
+            "classes": data.classes,
+        },
         "scenarios": [dataclasses.asdict(s) for s in scenarios(settings)],
-        "cells": [], "born_dead": [], "selu_check": {},
+        "cells": [],
+        "born_dead": [],
+        "selu_check": {},
     }
     if "train" in parts:
         results["cells"] = [c.summary() for c in run_study(data, settings, progress)]
     if "born-dead" in parts:
         results["born_dead"] = run_born_dead(data, born, progress)
     if "selu-check" in parts:
-        results["selu_check"] = {name: selu_check.layer_moments(data.x_train, name)
-                                 for name in selu_check.ACTIVATIONS}
+        results["selu_check"] = {
+            name: selu_check.layer_moments(data.x_train, name) for name in selu_check.ACTIVATIONS
+        }
     results["seconds"] = time.time() - start
     return results
 

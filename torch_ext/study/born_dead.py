@@ -34,7 +34,7 @@ VARIANTS = {
 
 def analytic_single_point(width: int, depth: int) -> float:
     """P(born dead) of a zero-bias ReLU network at one input point."""
-    return 1.0 - (1.0 - 2.0 ** -width) ** depth
+    return 1.0 - (1.0 - 2.0**-width) ** depth
 
 
 @dataclass
@@ -53,8 +53,15 @@ class Estimate:
 
 
 @torch.no_grad()
-def born_dead_fraction(x: torch.Tensor, width: int, depth: int, trials: int, activation: str,
-                       generator: torch.Generator, chunk: int = 512) -> float:
+def born_dead_fraction(
+    x: torch.Tensor,
+    width: int,
+    depth: int,
+    trials: int,
+    activation: str,
+    generator: torch.Generator,
+    chunk: int = 512,
+) -> float:
     """Fraction of `trials` random networks with some hidden layer zero on every row of x.
 
     In float64: in float32 a Leaky ReLU unit that stays negative for 30 layers shrinks by
@@ -76,13 +83,22 @@ def born_dead_fraction(x: torch.Tensor, width: int, depth: int, trials: int, act
     return dead / trials
 
 
-def estimate(x: torch.Tensor, inputs: str, widths, depths, trials: int, activations,
-             seed: int = 0, progress=None) -> list[Estimate]:
+def estimate(
+    x: torch.Tensor,
+    inputs: str,
+    widths,
+    depths,
+    trials: int,
+    activations,
+    seed: int = 0,
+    progress=None,
+) -> list[Estimate]:
     generator = torch.Generator().manual_seed(seed)
     jobs = [(a, w, d) for a in activations for w in widths for d in depths]
     results = []
-    for activation, width, depth in (progress(jobs, desc=f"born dead ({inputs})", unit="cell")
-                                     if progress else jobs):
+    for activation, width, depth in (
+        progress(jobs, desc=f"born dead ({inputs})", unit="cell") if progress else jobs
+    ):
         p = born_dead_fraction(x, width, depth, trials, activation, generator)
         results.append(Estimate(activation, width, depth, inputs, trials, p))
     return results

@@ -54,8 +54,10 @@ def as_images(x: torch.Tensor) -> torch.Tensor:
     """
     side = image_side(x.shape[1])
     if side is None:
-        raise ValueError(f"{x.shape[1]} features are not a square image of at least "
-                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
+        raise ValueError(
+            f"{x.shape[1]} features are not a square image of at least "
+            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels"
+        )
     return x.reshape(len(x), 1, side, side)
 
 
@@ -83,8 +85,10 @@ def load_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     x, y = archive[fx], archive[fy]
                     break
             else:
-                raise DataError(f"--data {path}: expected arrays 'features' and 'labels' (or 'X' "
-                                f"and 'y'), found {sorted(keys)}")
+                raise DataError(
+                    f"--data {path}: expected arrays 'features' and 'labels' (or 'X' "
+                    f"and 'y'), found {sorted(keys)}"
+                )
     elif path.suffix == ".csv":
         try:
             table = np.genfromtxt(path, delimiter=",", dtype=np.float64)
@@ -93,8 +97,10 @@ def load_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if table.ndim == 2 and np.isnan(table[0]).all():
             table = table[1:]  # header row
         if table.ndim != 2 or table.shape[1] < 2 or np.isnan(table).any():
-            raise DataError(f"--data {path}: expected rows of numbers, features then the label "
-                            "in the last column, with no missing values")
+            raise DataError(
+                f"--data {path}: expected rows of numbers, features then the label "
+                "in the last column, with no missing values"
+            )
         x, y = table[:, :-1], table[:, -1]
     else:
         raise DataError(f"--data {path}: expected a .csv or .npz file")
@@ -103,8 +109,10 @@ def load_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def validate(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-        raise DataError(f"--data {path}: expected features [samples, features] and labels "
-                        f"[samples], got shapes {x.shape} and {y.shape}")
+        raise DataError(
+            f"--data {path}: expected features [samples, features] and labels "
+            f"[samples], got shapes {x.shape} and {y.shape}"
+        )
     if len(x) < 10:
         raise DataError(f"--data {path}: {len(x)} samples is too few (need at least 10)")
     if not np.isfinite(x).all():
@@ -116,17 +124,25 @@ def validate(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def split(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction: float = 0.25) -> Dataset:
+def split(
+    name: str, x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction: float = 0.25
+) -> Dataset:
     """A fixed, stratified train/test split; features standardised with training statistics."""
     from sklearn.model_selection import train_test_split
 
     _, counts = np.unique(y, return_counts=True)
     stratify = y if counts.min() >= 2 else None
     x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=stratify)
+        x, y, test_size=test_fraction, random_state=seed, stratify=stratify
+    )
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    return Dataset(name, _tensor((x_train - mean) / std), _tensor(y_train),
-                   _tensor((x_test - mean) / std), _tensor(y_test))
+    return Dataset(
+        name,
+        _tensor((x_train - mean) / std),
+        _tensor(y_train),
+        _tensor((x_test - mean) / std),
+        _tensor(y_test),
+    )
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

@@ -13,8 +13,14 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only: no display needed, none opened
 
-PLOTS = ("dead_fraction_vs_epoch.png", "final_dead_per_layer.png", "accuracy.png",
-         "revive.png", "born_dead.png", "selu_moments.png")
+PLOTS = (
+    "dead_fraction_vs_epoch.png",
+    "final_dead_per_layer.png",
+    "accuracy.png",
+    "revive.png",
+    "born_dead.png",
+    "selu_moments.png",
+)
 
 # The architectures' names in tables and plots.
 NETWORKS = {"mlp": "MLP", "cnn": "CNN"}
@@ -28,17 +34,31 @@ def network(cell: dict) -> str:
     return NETWORKS.get(cell["architecture"], cell["architecture"])
 
 
-SUMMARY_COLUMNS = ("network", "scenario", "activation", "test accuracy",
-                   "dead units (final epoch)", "dormant units", "active rate")
+SUMMARY_COLUMNS = (
+    "network",
+    "scenario",
+    "activation",
+    "test accuracy",
+    "dead units (final epoch)",
+    "dormant units",
+    "active rate",
+)
 
 
 def summary_rows(results: dict) -> list[tuple[str, ...]]:
     """One row per cell: the summary table's values, formatted once for both outputs."""
-    return [(network(c), c["scenario"], c["activation"],
-             f"{c['test_accuracy_mean']:.3f} ± {c['test_accuracy_std']:.3f}",
-             f"{pct(c['dead_fraction_mean'])} ± {pct(c['dead_fraction_std'])}",
-             pct(c["dormant_fraction_mean"]), pct(c["active_rate_mean"]))
-            for c in results["cells"]]
+    return [
+        (
+            network(c),
+            c["scenario"],
+            c["activation"],
+            f"{c['test_accuracy_mean']:.3f} ± {c['test_accuracy_std']:.3f}",
+            f"{pct(c['dead_fraction_mean'])} ± {pct(c['dead_fraction_std'])}",
+            pct(c["dormant_fraction_mean"]),
+            pct(c["active_rate_mean"]),
+        )
+        for c in results["cells"]
+    ]
 
 
 def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -51,8 +71,13 @@ def aligned_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], left: i
     """A table for stdout: the first `left` columns left-aligned, the others right-aligned."""
     rows = [columns, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(cell.ljust(w) if i < left else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths))
+        )
+        for row in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -83,27 +108,42 @@ def revive_pairs(results: dict) -> list[tuple[dict, dict]]:
 
 
 def revive_columns(results: dict) -> tuple[str, ...]:
-    return ("network", "revive", "test accuracy", "dead units (final epoch)",
-            f"dead units (last {results['config']['revive_every']} epochs)",
-            "units revived per run")
+    return (
+        "network",
+        "revive",
+        "test accuracy",
+        "dead units (final epoch)",
+        f"dead units (last {results['config']['revive_every']} epochs)",
+        "units revived per run",
+    )
 
 
 def last_period_dead(cell: dict, results: dict) -> float:
     """The dead fraction averaged over the last `revive_every` epochs: one whole revive
     cycle, so neither the trough just after a revive nor the peak before one stands alone."""
     curve = cell["dead_fraction_per_epoch"]
-    return statistics.fmean(curve[-results["config"]["revive_every"]:])
+    return statistics.fmean(curve[-results["config"]["revive_every"] :])
 
 
 def revive_rows(results: dict) -> list[tuple[str, ...]]:
     rows = []
     for without, with_ in revive_pairs(results):
         for cell, label in ((without, "no"), (with_, "yes")):
-            revived = f"{sum(cell['revived_per_epoch']):.1f} (of {cell['units']} units)" if cell is with_ else ""
-            rows.append((network(cell), label,
-                         f"{cell['test_accuracy_mean']:.3f} ± {cell['test_accuracy_std']:.3f}",
-                         f"{pct(cell['dead_fraction_mean'])} ± {pct(cell['dead_fraction_std'])}",
-                         pct(last_period_dead(cell, results)), revived))
+            revived = (
+                f"{sum(cell['revived_per_epoch']):.1f} (of {cell['units']} units)"
+                if cell is with_
+                else ""
+            )
+            rows.append(
+                (
+                    network(cell),
+                    label,
+                    f"{cell['test_accuracy_mean']:.3f} ± {cell['test_accuracy_std']:.3f}",
+                    f"{pct(cell['dead_fraction_mean'])} ± {pct(cell['dead_fraction_std'])}",
+                    pct(last_period_dead(cell, results)),
+                    revived,
+                )
+            )
     return rows
 
 
@@ -127,9 +167,11 @@ def revive_warning_lines(results: dict) -> list[str]:
 def revive_text(results: dict) -> str:
     """The revive comparison for stdout."""
     warnings = revive_warning_lines(results)
-    text = ("ReLU under high_lr, without and with torch_ext.revive every "
-            f"{results['config']['revive_every']} epochs:\n"
-            + aligned_table(revive_columns(results), revive_rows(results), left=2))
+    text = (
+        "ReLU under high_lr, without and with torch_ext.revive every "
+        f"{results['config']['revive_every']} epochs:\n"
+        + aligned_table(revive_columns(results), revive_rows(results), left=2)
+    )
     return text + "".join(f"\nrevive warned: {line}" for line in warnings)
 
 
@@ -146,9 +188,11 @@ def dead_over_epochs_table(results: dict) -> str:
         row = [str(epoch + 1)]
         for without, with_ in pairs:
             if epoch < len(without["dead_fraction_per_epoch"]):
-                row += [pct(without["dead_fraction_per_epoch"][epoch]),
-                        pct(with_["dead_fraction_per_epoch"][epoch]),
-                        f"{with_['revived_per_epoch'][epoch]:g}"]
+                row += [
+                    pct(without["dead_fraction_per_epoch"][epoch]),
+                    pct(with_["dead_fraction_per_epoch"][epoch]),
+                    f"{with_['revived_per_epoch'][epoch]:g}",
+                ]
             else:
                 row += ["", "", ""]
         rows.append(tuple(row))
@@ -156,13 +200,17 @@ def dead_over_epochs_table(results: dict) -> str:
 
 
 def born_dead_table(results: dict) -> str:
-    lines = ["| activation | inputs | width | depth | P(born dead), Monte Carlo | analytic (one point) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| activation | inputs | width | depth | P(born dead), Monte Carlo | analytic (one point) |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in results["born_dead"]:
         analytic = e.get("analytic")
-        lines.append(f"| {e['activation']} | {e['inputs']} | {e['width']} | {e['depth']} | "
-                     f"{e['probability']:.3f} ± {e['standard_error']:.3f} | "
-                     f"{'' if analytic is None else f'{analytic:.3f}'} |")
+        lines.append(
+            f"| {e['activation']} | {e['inputs']} | {e['width']} | {e['depth']} | "
+            f"{e['probability']:.3f} ± {e['standard_error']:.3f} | "
+            f"{'' if analytic is None else f'{analytic:.3f}'} |"
+        )
     return "\n".join(lines)
 
 
@@ -170,11 +218,14 @@ def selu_table(results: dict) -> str:
     moments = results["selu_check"]
     depth = len(next(iter(moments.values())))
     names = list(moments)
-    lines = ["| layer | " + " | ".join(f"{n} mean | {n} var" for n in names) + " |",
-             "|---" * (1 + 2 * len(names)) + "|"]
+    lines = [
+        "| layer | " + " | ".join(f"{n} mean | {n} var" for n in names) + " |",
+        "|---" * (1 + 2 * len(names)) + "|",
+    ]
     for layer in range(depth):
-        cells = " | ".join(f"{moments[n][layer]['mean']:.3f} | {moments[n][layer]['variance']:.3f}"
-                           for n in names)
+        cells = " | ".join(
+            f"{moments[n][layer]['mean']:.3f} | {moments[n][layer]['variance']:.3f}" for n in names
+        )
         lines.append(f"| {layer + 1} | {cells} |")
     return "\n".join(lines)
 
@@ -198,16 +249,19 @@ def networks_text(results: dict) -> str:
     side = math.isqrt(results["data"]["features"])
     text = {
         "mlp": f"- MLP: {config['depth']} hidden layers of {config['width']} units; "
-               f"{config['epochs']} epochs, {config['seeds']} seeds per cell.",
+        f"{config['epochs']} epochs, {config['seeds']} seeds per cell.",
         "cnn": f"- CNN: the features read as one-channel {side}x{side} images (row-major); "
-               + " -> ".join(f"Conv 3x3 ({c} channels) -> BatchNorm -> activation"
-                             for c in config["cnn_channels"])
-               + f" -> 2x2 max-pool -> Linear; {config['cnn_epochs']} epochs, "
-               f"{config['cnn_seeds']} seeds per cell. Its units are channels.",
+        + " -> ".join(
+            f"Conv 3x3 ({c} channels) -> BatchNorm -> activation" for c in config["cnn_channels"]
+        )
+        + f" -> 2x2 max-pool -> Linear; {config['cnn_epochs']} epochs, "
+        f"{config['cnn_seeds']} seeds per cell. Its units are channels.",
     }
     lines = [text[a] for a in config["architectures"]]
-    lines += [f"- {NETWORKS.get(a, a)}: not trained: {why}."
-              for a, why in results.get("architectures_left_out", {}).items()]
+    lines += [
+        f"- {NETWORKS.get(a, a)}: not trained: {why}."
+        for a, why in results.get("architectures_left_out", {}).items()
+    ]
     return "\n".join(lines)
 
 
@@ -215,9 +269,9 @@ def header_section(results: dict) -> str:
     config = results["config"]
     return f"""# Dying ReLU study
 
-Data: {results['data']['name']}: {results['data']['train']} training and {results['data']['test']}
-test samples, {results['data']['features']} features, {results['data']['classes']} classes.
-Networks (Adam, batch {config['batch']}; mean ± standard deviation over seeds):
+Data: {results["data"]["name"]}: {results["data"]["train"]} training and {results["data"]["test"]}
+test samples, {results["data"]["features"]} features, {results["data"]["classes"]} classes.
+Networks (Adam, batch {config["batch"]}; mean ± standard deviation over seeds):
 
 {networks_text(results)}
 
@@ -228,7 +282,7 @@ hidden unit is active, averaged over units, in the final epoch: a unit active on
 inputs only is not dead, yet contributes little.
 
 Scenarios:
-{chr(10).join(f"- `{s['name']}`: {s['description']}" for s in results['scenarios'])}
+{chr(10).join(f"- `{s['name']}`: {s['description']}" for s in results["scenarios"])}
 """
 
 
@@ -245,12 +299,17 @@ def training_section(results: dict) -> str:
 
 def revive_section(results: dict) -> str:
     pairs = revive_pairs(results)
-    after = "; ".join(f"{network(w)}: after epochs {', '.join(map(str, revive_epochs(w, results)))}"
-                      for _, w in pairs)
+    after = "; ".join(
+        f"{network(w)}: after epochs {', '.join(map(str, revive_epochs(w, results)))}"
+        for _, w in pairs
+    )
     warnings = revive_warning_lines(results)
-    skipped = ("revive skipped no layer." if not warnings else
-               "revive skipped layers, warning (on the logger `torch_ext.monitor`; counted over "
-               "all calls and seeds):\n\n" + "\n".join(f"- {line}" for line in warnings))
+    skipped = (
+        "revive skipped no layer."
+        if not warnings
+        else "revive skipped layers, warning (on the logger `torch_ext.monitor`; counted over "
+        "all calls and seeds):\n\n" + "\n".join(f"- {line}" for line in warnings)
+    )
     every = results["config"]["revive_every"]
     return f"""## Reviving dead units
 
@@ -290,8 +349,8 @@ def selu_section(results: dict) -> str:
     config = results["config"]
     return f"""## SELU's self-normalisation
 
-Mean and variance of each layer's activations on the data, in {len(next(iter(results['selu_check'].values())))}-layer
-MLPs of width {config['selu_width']} with LeCun-normal init (std 1/sqrt(fan_in)), zero biases.
+Mean and variance of each layer's activations on the data, in {len(next(iter(results["selu_check"].values())))}-layer
+MLPs of width {config["selu_width"]} with LeCun-normal init (std 1/sqrt(fan_in)), zero biases.
 
 {selu_table(results)}
 
@@ -321,14 +380,27 @@ def plot_dead_vs_epoch(results: dict, out: Path) -> None:
     """One row of panels per architecture, one panel per scenario."""
     scenarios = [s["name"] for s in results["scenarios"]]
     archs = list(dict.fromkeys(c["architecture"] for c in results["cells"]))
-    fig, axes = plt.subplots(len(archs), len(scenarios), figsize=(3.6 * len(scenarios), 3.2 * len(archs)),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(archs),
+        len(scenarios),
+        figsize=(3.6 * len(scenarios), 3.2 * len(archs)),
+        sharey=True,
+        squeeze=False,
+    )
     for row, arch in zip(axes, archs):
         for ax, scenario in zip(row, scenarios):
-            for cell in (c for c in results["cells"] if c["scenario"] == scenario and c["architecture"] == arch):
+            for cell in (
+                c
+                for c in results["cells"]
+                if c["scenario"] == scenario and c["architecture"] == arch
+            ):
                 curve = cell["dead_fraction_per_epoch"]
-                ax.plot(range(1, len(curve) + 1), [100 * v for v in curve], marker=".",
-                        label=cell["activation"])
+                ax.plot(
+                    range(1, len(curve) + 1),
+                    [100 * v for v in curve],
+                    marker=".",
+                    label=cell["activation"],
+                )
             ax.set_title(f"{NETWORKS.get(arch, arch)}: {scenario}", fontsize=9)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
@@ -344,9 +416,16 @@ def plot_dead_per_layer(results: dict, out: Path) -> None:
     layers = max(len(c["layer_dead_fraction"]) for c in cells)  # the CNN has fewer
     width = 0.8 / layers
     for layer in range(layers):
-        ax.bar([i + layer * width for i in range(len(cells))],
-               [100 * (c["layer_dead_fraction"][layer] if layer < len(c["layer_dead_fraction"]) else 0)
-                for c in cells], width, label=f"hidden layer {layer + 1}")
+        ax.bar(
+            [i + layer * width for i in range(len(cells))],
+            [
+                100
+                * (c["layer_dead_fraction"][layer] if layer < len(c["layer_dead_fraction"]) else 0)
+                for c in cells
+            ],
+            width,
+            label=f"hidden layer {layer + 1}",
+        )
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cells))])
     ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("dead units at the end (%)")
@@ -359,9 +438,13 @@ def plot_accuracy(results: dict, out: Path) -> None:
     cells = results["cells"]
     activations = list(dict.fromkeys(c["activation"] for c in cells))
     fig, ax = plt.subplots(figsize=(max(9, 0.35 * len(cells)), 4))
-    ax.bar(range(len(cells)), [c["test_accuracy_mean"] for c in cells],
-           yerr=[c["test_accuracy_std"] for c in cells], capsize=3,
-           color=[f"C{activations.index(c['activation'])}" for c in cells])
+    ax.bar(
+        range(len(cells)),
+        [c["test_accuracy_mean"] for c in cells],
+        yerr=[c["test_accuracy_std"] for c in cells],
+        capsize=3,
+        color=[f"C{activations.index(c['activation'])}" for c in cells],
+    )
     ax.set_xticks(range(len(cells)))
     ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("test accuracy")
@@ -374,20 +457,35 @@ def plot_revive(results: dict, out: Path) -> None:
     """Dead ReLU units per epoch under high_lr, without (dashed) and with revive (solid), one
     colour per architecture; below, the units revived after each epoch."""
     pairs = revive_pairs(results)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 5.5), sharex=True,
-                                      gridspec_kw={"height_ratios": [2, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8.5, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     for i, (without, with_) in enumerate(pairs):
         name, colour = network(without), f"C{i}"
         for cell, style, label in ((without, "--", "no revive"), (with_, "-", "revive")):
             curve = cell["dead_fraction_per_epoch"]
-            top.plot(range(1, len(curve) + 1), [100 * v for v in curve], style, marker=".",
-                     color=colour, label=f"{name}, {label}")
+            top.plot(
+                range(1, len(curve) + 1),
+                [100 * v for v in curve],
+                style,
+                marker=".",
+                color=colour,
+                label=f"{name}, {label}",
+            )
         revived = with_["revived_per_epoch"]
-        bottom.bar([e + 1 + (i - 0.5 * (len(pairs) - 1)) * 0.3 for e in range(len(revived))],
-                   revived, 0.3, color=colour, label=name)
+        bottom.bar(
+            [e + 1 + (i - 0.5 * (len(pairs) - 1)) * 0.3 for e in range(len(revived))],
+            revived,
+            0.3,
+            color=colour,
+            label=name,
+        )
     top.set_ylabel("dead ReLU units (%)")
-    top.set_title(f"ReLU, high learning rate: torch_ext.revive every "
-                  f"{results['config']['revive_every']} epochs (mean over seeds)", fontsize=10)
+    top.set_title(
+        f"ReLU, high learning rate: torch_ext.revive every "
+        f"{results['config']['revive_every']} epochs (mean over seeds)",
+        fontsize=10,
+    )
     top.grid(alpha=0.3)
     top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
     bottom.set_ylabel("units revived\nafter the epoch")
@@ -403,17 +501,30 @@ def plot_born_dead(results: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, inputs in zip(axes, ("one point", "data")):
         for width in sorted({e["width"] for e in estimates}):
-            rows = [e for e in estimates if e["inputs"] == inputs and e["width"] == width
-                    and e["activation"] == "ReLU"]
-            ax.errorbar([e["depth"] for e in rows], [e["probability"] for e in rows],
-                        yerr=[e["standard_error"] for e in rows], marker="o", capsize=2,
-                        label=f"ReLU, width {width}")
+            rows = [
+                e
+                for e in estimates
+                if e["inputs"] == inputs and e["width"] == width and e["activation"] == "ReLU"
+            ]
+            ax.errorbar(
+                [e["depth"] for e in rows],
+                [e["probability"] for e in rows],
+                yerr=[e["standard_error"] for e in rows],
+                marker="o",
+                capsize=2,
+                label=f"ReLU, width {width}",
+            )
             if inputs == "one point":
                 ax.plot([e["depth"] for e in rows], [e["analytic"] for e in rows], "k--", lw=0.8)
         others = [e for e in estimates if e["inputs"] == inputs and e["activation"] != "ReLU"]
         if others:
-            ax.plot([e["depth"] for e in others], [e["probability"] for e in others], "x",
-                    color="gray", label="Leaky ReLU / PReLU / ELU / SELU")
+            ax.plot(
+                [e["depth"] for e in others],
+                [e["probability"] for e in others],
+                "x",
+                color="gray",
+                label="Leaky ReLU / PReLU / ELU / SELU",
+            )
         ax.set_xscale("log")
         depths = sorted({e["depth"] for e in estimates})
         ax.set_xticks(depths)
@@ -442,7 +553,9 @@ def plot_selu(results: dict, out: Path) -> None:
         ax.set_ylabel(f"activation {what}")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("Layer activation moments, LeCun-normal init (SELU's fixed point: mean 0, variance 1)")
+    fig.suptitle(
+        "Layer activation moments, LeCun-normal init (SELU's fixed point: mean 0, variance 1)"
+    )
     save(fig, out / "selu_moments.png")
 
 

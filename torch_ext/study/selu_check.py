@@ -14,8 +14,9 @@ ACTIVATIONS = {"SELU": xnn.SELU, "ReLU": torch.nn.ReLU, "ELU": xnn.ELU}
 
 
 @torch.no_grad()
-def layer_moments(x: torch.Tensor, activation: str, width: int = 128, depth: int = 16,
-                  seed: int = 0) -> list[dict[str, float]]:
+def layer_moments(
+    x: torch.Tensor, activation: str, width: int = 128, depth: int = 16, seed: int = 0
+) -> list[dict[str, float]]:
     """Mean and variance of each hidden layer's activations over all samples and units."""
     torch.manual_seed(seed)
     h, moments = x, []

@@ -25,7 +25,8 @@ from .data import Dataset, as_images
 # The activations compared, as torch_ext.nn modules (units -> module; units are a Linear's
 # features or a convolution's channels).
 ACTIVATIONS: dict[str, Callable[[int], torch.nn.Module]] = {
-    name: SUPPORTED[name].make for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "SELU")}
+    name: SUPPORTED[name].make for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "SELU")
+}
 
 ARCHITECTURES = ("mlp", "cnn")
 
@@ -77,22 +78,44 @@ def scenarios(settings: Settings) -> list[Scenario]:
     return [
         Scenario("baseline", f"Adam lr {base_lr:g}, PyTorch's default init", base_lr, None),
         Scenario("high_lr", f"Adam lr {high_lr:g}", high_lr, None),
-        Scenario("negative_bias", f"hidden biases initialised to {bias} (the MLP's Linear "
-                 "biases; the CNN's BatchNorm biases, which set where its normalised "
-                 "pre-activations sit)", base_lr, bias),
+        Scenario(
+            "negative_bias",
+            f"hidden biases initialised to {bias} (the MLP's Linear "
+            "biases; the CNN's BatchNorm biases, which set where its normalised "
+            "pre-activations sit)",
+            base_lr,
+            bias,
+        ),
         # The lecture notes' remedies, applied to ReLU.
-        Scenario("remedy_low_lr", f"ReLU under high_lr with the rate cut to {high_lr / 10:g}",
-                 high_lr / 10, None, ("ReLU",)),
-        Scenario("remedy_bias", "ReLU with hidden biases (CNN: BatchNorm biases) initialised "
-                 "to +0.01", base_lr, 0.01, ("ReLU",)),
-        Scenario("remedy_revive", f"ReLU under high_lr with torch_ext.revive(model, monitor, "
-                 f"optimizer) after every {every} epochs", high_lr, None, ("ReLU",),
-                 revive_every=every),
+        Scenario(
+            "remedy_low_lr",
+            f"ReLU under high_lr with the rate cut to {high_lr / 10:g}",
+            high_lr / 10,
+            None,
+            ("ReLU",),
+        ),
+        Scenario(
+            "remedy_bias",
+            "ReLU with hidden biases (CNN: BatchNorm biases) initialised to +0.01",
+            base_lr,
+            0.01,
+            ("ReLU",),
+        ),
+        Scenario(
+            "remedy_revive",
+            f"ReLU under high_lr with torch_ext.revive(model, monitor, "
+            f"optimizer) after every {every} epochs",
+            high_lr,
+            None,
+            ("ReLU",),
+            revive_every=every,
+        ),
     ]
 
 
-def build_mlp(activation: str, features: int, classes: int, width: int, depth: int,
-              bias_init: float | None) -> torch.nn.Sequential:
+def build_mlp(
+    activation: str, features: int, classes: int, width: int, depth: int, bias_init: float | None
+) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
     fan_in = features
     for _ in range(depth):
@@ -108,8 +131,9 @@ def build_mlp(activation: str, features: int, classes: int, width: int, depth: i
     return torch.nn.Sequential(*layers)
 
 
-def build_cnn(activation: str, side: int, classes: int, channels: tuple[int, ...],
-              bias_init: float | None) -> torch.nn.Sequential:
+def build_cnn(
+    activation: str, side: int, classes: int, channels: tuple[int, ...], bias_init: float | None
+) -> torch.nn.Sequential:
     """Conv3x3 -> BatchNorm -> activation per entry of `channels`, then 2x2 max-pooling and
     a Linear classifier, on one-channel ``side`` x ``side`` images.
 
@@ -129,22 +153,29 @@ def build_cnn(activation: str, side: int, classes: int, channels: tuple[int, ...
             torch.nn.init.constant_(norm.bias, bias_init)
         layers += [conv, norm, ACTIVATIONS[activation](width)]
         fan_in = width
-    layers += [torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-               torch.nn.Linear(fan_in * (side // 2) ** 2, classes)]
+    layers += [
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(fan_in * (side // 2) ** 2, classes),
+    ]
     return torch.nn.Sequential(*layers)
 
 
-def build_model(architecture: str, activation: str, data: Dataset, settings: Settings,
-                bias_init: float | None) -> torch.nn.Sequential:
+def build_model(
+    architecture: str, activation: str, data: Dataset, settings: Settings, bias_init: float | None
+) -> torch.nn.Sequential:
     if architecture == "mlp":
-        return build_mlp(activation, data.features, data.classes, settings.width,
-                         settings.depth, bias_init)
+        return build_mlp(
+            activation, data.features, data.classes, settings.width, settings.depth, bias_init
+        )
     if architecture == "cnn":
         if data.image_side is None:
-            raise ValueError(f"the CNN needs square images; {data.name} has {data.features} "
-                             "features")
-        return build_cnn(activation, data.image_side, data.classes, settings.cnn_channels,
-                         bias_init)
+            raise ValueError(
+                f"the CNN needs square images; {data.name} has {data.features} features"
+            )
+        return build_cnn(
+            activation, data.image_side, data.classes, settings.cnn_channels, bias_init
+        )
     raise ValueError(f"unknown architecture '{architecture}' (expected one of {ARCHITECTURES})")
 
 
@@ -165,7 +196,9 @@ class Run:
     dead_fraction: list[float]  # per epoch
     layer_dead_fraction: list[float]  # per hidden layer, last epoch
     layer_dormant_fraction: list[float]
-    active_rate: float  # last epoch: mean over hidden units of the share of inputs they are active on
+    active_rate: (
+        float  # last epoch: mean over hidden units of the share of inputs they are active on
+    )
     revived: list[int]  # units revived after each epoch (0 where revive did not run)
     revive_warnings: list[str] = field(default_factory=list)  # what revive logged (skipped layers)
 
@@ -204,8 +237,14 @@ def revive_now(scenario: Scenario, epoch: int, epochs: int) -> bool:
     return every is not None and (epoch + 1) % every == 0 and epoch + 1 < epochs
 
 
-def train_one(data: Dataset, scenario: Scenario, activation: str, settings: Settings,
-              seed: int, architecture: str = "mlp") -> Run:
+def train_one(
+    data: Dataset,
+    scenario: Scenario,
+    activation: str,
+    settings: Settings,
+    seed: int,
+    architecture: str = "mlp",
+) -> Run:
     torch.manual_seed(seed)
     model = build_model(architecture, activation, data, settings, scenario.bias_init)
     x_train = model_inputs(architecture, data.x_train)
@@ -236,9 +275,15 @@ def train_one(data: Dataset, scenario: Scenario, activation: str, settings: Sett
     return summarise(model, monitor, data, architecture, loss.item(), revived, warnings)
 
 
-def summarise(model: torch.nn.Module, monitor: DeadNeuronMonitor, data: Dataset,
-              architecture: str, final_loss: float, revived: list[int],
-              warnings: list[str]) -> Run:
+def summarise(
+    model: torch.nn.Module,
+    monitor: DeadNeuronMonitor,
+    data: Dataset,
+    architecture: str,
+    final_loss: float,
+    revived: list[int],
+    warnings: list[str],
+) -> Run:
     """The Run of a trained `model`: its test accuracy and the monitor's closed windows."""
     model.eval()
     with torch.no_grad():
@@ -301,22 +346,31 @@ class Cell:
             "active_rate_mean": active,
             "dead_fraction_per_epoch": _per_index_mean([r.dead_fraction for r in self.runs]),
             "layer_dead_fraction": _per_index_mean([r.layer_dead_fraction for r in self.runs]),
-            "revived_per_epoch": _per_index_mean([[float(n) for n in r.revived] for r in self.runs]),
+            "revived_per_epoch": _per_index_mean(
+                [[float(n) for n in r.revived] for r in self.runs]
+            ),
             "revive_warnings": dict(Counter(m for r in self.runs for m in r.revive_warnings)),
             "runs": [r.__dict__ for r in self.runs],
         }
 
 
 def make_cells(settings: Settings) -> list[Cell]:
-    return [Cell(s.name, a, arch) for arch in settings.architectures
-            for s in scenarios(settings) for a in s.activations]
+    return [
+        Cell(s.name, a, arch)
+        for arch in settings.architectures
+        for s in scenarios(settings)
+        for a in s.activations
+    ]
 
 
 def run_study(data: Dataset, settings: Settings, progress: Callable | None = None) -> list[Cell]:
     cells = make_cells(settings)
     by_name = {s.name: s for s in scenarios(settings)}
     jobs = [(cell, seed) for cell in cells for seed in range(settings.seeds_for(cell.architecture))]
-    for cell, seed in (progress(jobs, desc="training", unit="net") if progress else jobs):
-        cell.runs.append(train_one(data, by_name[cell.scenario], cell.activation, settings,
-                                   seed, cell.architecture))
+    for cell, seed in progress(jobs, desc="training", unit="net") if progress else jobs:
+        cell.runs.append(
+            train_one(
+                data, by_name[cell.scenario], cell.activation, settings, seed, cell.architecture
+            )
+        )
     return cells

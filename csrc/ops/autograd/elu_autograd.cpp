@@ -24,10 +24,9 @@ void save_spec(AutogradContext* ctx, const EluSpec& spec, bool is_result) {
 }
 
 at::Tensor backward_from_saved(AutogradContext* ctx, const at::Tensor& grad) {
-  return torch_ext::elu_backward(grad, ctx->get_saved_variables()[0],
-                                 ctx->saved_data["alpha"].toDouble(),
-                                 ctx->saved_data["scale"].toDouble(),
-                                 ctx->saved_data["is_result"].toBool());
+  return torch_ext::elu_backward(
+      grad, ctx->get_saved_variables()[0], ctx->saved_data["alpha"].toDouble(),
+      ctx->saved_data["scale"].toDouble(), ctx->saved_data["is_result"].toBool());
 }
 
 at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
@@ -119,11 +118,16 @@ class EluBackward : public torch::autograd::Function<EluBackward> {
     const auto& grad_output = saved[1];
     const auto& gg = grads[0];
     const at::Tensor grad_s = times_second_derivative(
-        gg * grad_output, s, EluSpec{ctx->saved_data["alpha"].toDouble(),
-                                     ctx->saved_data["scale"].toDouble(), false},
+        gg * grad_output, s,
+        EluSpec{ctx->saved_data["alpha"].toDouble(), ctx->saved_data["scale"].toDouble(), false},
         ctx->saved_data["is_result"].toBool());
-    return {backward_from_saved(ctx, gg), grad_s, at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+    return {backward_from_saved(ctx, gg),
+            grad_s,
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -160,9 +164,8 @@ at::Tensor elu_family(const at::Tensor& self, const EluSpec& spec) {
 at::Tensor& elu_family_(at::Tensor& self, const EluSpec& spec) {
   check_in_place(self);
   if (tangent_of(self).defined()) {
-    return in_place_with_tangent(self, [&](const at::Tensor& copy) {
-      return elu_family(copy, spec);
-    });
+    return in_place_with_tangent(self,
+                                 [&](const at::Tensor& copy) { return elu_family(copy, spec); });
   }
   if (records_grad(self)) {
     EluInPlace::apply(self, spec);
@@ -191,8 +194,8 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
                             double alpha, double scale, bool is_result) {
     at::Tensor out =
         records_grad(grad_output) || records_grad(self_or_result)
-            ? EluBackward::apply(primal_of(grad_output), primal_of(self_or_result), alpha,
-                                 scale, is_result, &grad_output, &self_or_result)
+            ? EluBackward::apply(primal_of(grad_output), primal_of(self_or_result), alpha, scale,
+                                 is_result, &grad_output, &self_or_result)
             : below_autograd([&] {
                 return torch_ext::elu_backward(grad_output, self_or_result, alpha, scale,
                                                is_result);

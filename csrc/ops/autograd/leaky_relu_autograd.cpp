@@ -63,7 +63,6 @@ at::Tensor leaky_relu(const at::Tensor& self, double negative_slope, const Count
   return out;
 }
 
-
 // Saves the result (the input is overwritten); backward raises for a negative slope.
 class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
  public:
@@ -87,9 +86,8 @@ class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
 at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
   check_in_place(self);
   if (tangent_of(self).defined()) {
-    return in_place_with_tangent(self, [&](const at::Tensor& copy) {
-      return leaky_relu(copy, negative_slope, nullptr);
-    });
+    return in_place_with_tangent(
+        self, [&](const at::Tensor& copy) { return leaky_relu(copy, negative_slope, nullptr); });
   }
   if (records_grad(self)) {
     LeakyReluInPlace::apply(self, negative_slope);
@@ -110,8 +108,7 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
     ctx->saved_data["negative_slope"] = negative_slope;
     ctx->saved_data["is_result"] = is_result;
     ctx->save_for_backward({self_or_result});
-    return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope,
-                                          is_result);
+    return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope, is_result);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -153,32 +150,31 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   });
   m.impl("leaky_relu_masked", [](const at::Tensor& self, double negative_slope) {
     // The mask is internal state: differentiable use goes through torch_ext::leaky_relu.
-    TORCH_CHECK(!records_grad(self) && !any_tangent(self), "torch_ext::leaky_relu_masked: not differentiable; "
+    TORCH_CHECK(!records_grad(self) && !any_tangent(self),
+                "torch_ext::leaky_relu_masked: not differentiable; "
                 "call torch_ext::leaky_relu, whose backward uses this mask");
     return below_autograd([&] { return torch_ext::leaky_relu_masked(self, negative_slope); });
   });
-  m.impl("leaky_relu_backward_masked", [](const at::Tensor& grad_output,
-                                          const at::Tensor& sign_mask, double negative_slope,
-                                          c10::SymIntArrayRef result_strides) {
-    at::Tensor out =
-        records_grad(grad_output)
-            ? LeakyReluBackwardMasked::apply(primal_of(grad_output), sign_mask, negative_slope,
-                                             result_strides)
-            : below_autograd([&] {
-                return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask,
-                                                             negative_slope, result_strides);
-              });
-    push_tangent(out, grad_output, [&](const at::Tensor& t) {
-      // The op reads its gradient in the result's layout; a tangent may have any.
-      at::Tensor laid_out = out.new_empty_strided_symint(out.sym_sizes(), result_strides);
-      return torch_ext::leaky_relu_backward_masked(laid_out.copy_(t), sign_mask, negative_slope,
-                                                   result_strides);
-    });
-    return out;
-  });
-  m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope,
-                                  at::Tensor& counts, int64_t unit_dim,
-                                  const at::Tensor& alive_threshold) {
+  m.impl("leaky_relu_backward_masked",
+         [](const at::Tensor& grad_output, const at::Tensor& sign_mask, double negative_slope,
+            c10::SymIntArrayRef result_strides) {
+           at::Tensor out = records_grad(grad_output)
+                                ? LeakyReluBackwardMasked::apply(primal_of(grad_output), sign_mask,
+                                                                 negative_slope, result_strides)
+                                : below_autograd([&] {
+                                    return torch_ext::leaky_relu_backward_masked(
+                                        grad_output, sign_mask, negative_slope, result_strides);
+                                  });
+           push_tangent(out, grad_output, [&](const at::Tensor& t) {
+             // The op reads its gradient in the result's layout; a tangent may have any.
+             at::Tensor laid_out = out.new_empty_strided_symint(out.sym_sizes(), result_strides);
+             return torch_ext::leaky_relu_backward_masked(laid_out.copy_(t), sign_mask,
+                                                          negative_slope, result_strides);
+           });
+           return out;
+         });
+  m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope, at::Tensor& counts,
+                                  int64_t unit_dim, const at::Tensor& alive_threshold) {
     const Counter counter{counts, unit_dim, alive_threshold};
     at::Tensor out = leaky_relu(self, negative_slope, &counter);
     torch::autograd::impl::bump_version(counts);
@@ -190,10 +186,10 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
     at::Tensor out =
         records_grad(grad_output) || records_grad(self_or_result)
             ? LeakyReluBackward::apply(primal_of(grad_output), primal_of(self_or_result),
-                                     negative_slope, is_result)
+                                       negative_slope, is_result)
             : below_autograd([&] {
-                return torch_ext::leaky_relu_backward(grad_output, self_or_result,
-                                                      negative_slope, is_result);
+                return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope,
+                                                      is_result);
               });
     // Linear in grad_output, piecewise constant in self_or_result.
     push_tangent(out, grad_output, [&](const at::Tensor& t) {

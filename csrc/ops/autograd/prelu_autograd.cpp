@@ -26,9 +26,9 @@ at::Tensor run_forward(const at::Tensor& self, const at::Tensor& weight, const C
 // and the tensors themselves are saved, with their tangents (see forward_ad.h).
 class Prelu : public torch::autograd::Function<Prelu> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self,
-                            const at::Tensor& weight, const Counter* counter,
-                            const at::Tensor* self_dual, const at::Tensor* weight_dual) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, const at::Tensor& weight,
+                            const Counter* counter, const at::Tensor* self_dual,
+                            const at::Tensor* weight_dual) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({*self_dual, *weight_dual});
     return run_forward(self, weight, counter);
@@ -117,8 +117,8 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_tangents(const at::Tensor& gra
   at::Tensor d_grad_input =
       std::get<0>(torch_ext::prelu_backward(t_grad, self, weight)) +
       at::where(positive, 0.0, grad_output * prelu_weight::broadcast(t_weight, self));
-  at::Tensor d_grad_weight = prelu_weight::reduce(
-      at::where(positive, 0.0, t_self * grad_output + self * t_grad), weight);
+  at::Tensor d_grad_weight =
+      prelu_weight::reduce(at::where(positive, 0.0, t_self * grad_output + self * t_grad), weight);
   return {d_grad_input, d_grad_weight};
 }
 

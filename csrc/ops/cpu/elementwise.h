@@ -50,8 +50,8 @@ struct VectorBody<scalar_t, F, std::index_sequence<I...>> {
     if constexpr (at::is_reduced_floating_point_v<scalar_t>) {
       // One reduced vector holds two float vectors: compute each half in float.
       const auto halves = std::make_tuple(at::vec::convert_to_float<scalar_t>(args)...);
-      return at::vec::convert_from_float<scalar_t>(
-          f(std::get<0>(std::get<I>(halves))...), f(std::get<1>(std::get<I>(halves))...));
+      return at::vec::convert_from_float<scalar_t>(f(std::get<0>(std::get<I>(halves))...),
+                                                   f(std::get<1>(std::get<I>(halves))...));
     } else {
       return f(args...);
     }
@@ -64,8 +64,8 @@ void for_each_element(at::TensorIteratorBase& iter, const F& f) {
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kBFloat16, at::kHalf, iter.common_dtype(), "torch_ext_elementwise", [&] {
         using Indices = std::make_index_sequence<N>;
-        at::native::cpu_kernel_vec(
-            iter, ScalarBody<scalar_t, F, Indices>{f}, VectorBody<scalar_t, F, Indices>{f});
+        at::native::cpu_kernel_vec(iter, ScalarBody<scalar_t, F, Indices>{f},
+                                   VectorBody<scalar_t, F, Indices>{f});
       });
 }
 

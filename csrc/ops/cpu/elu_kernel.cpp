@@ -28,16 +28,15 @@ namespace {
 
 at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                         double alpha, double scale, bool is_result) {
-  at::Tensor grad_input = outputs::activation_backward(
-      "torch_ext::elu_backward", grad_output, self_or_result, "alpha", alpha, is_result);
+  at::Tensor grad_input = outputs::activation_backward("torch_ext::elu_backward", grad_output,
+                                                       self_or_result, "alpha", alpha, is_result);
   auto iter = elementwise(grad_input, grad_output, self_or_result);
   loops().elu_backward(iter, alpha, scale, is_result);
   return grad_input;
 }
 
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
-                       int64_t unit_dim, const at::Tensor& alive_threshold,
-                       bool /*save_output*/) {
+                       int64_t unit_dim, const at::Tensor& alive_threshold, bool /*save_output*/) {
   return counted_forward(
       "torch_ext::elu_counted", self, counts, unit_dim, alive_threshold,
       [&](const UnitView& view, void* out, const float* threshold, int64_t* active,

@@ -53,12 +53,8 @@ const Choice& choice() {
 
 }  // namespace
 
-const Loops& loops() {
-  return *choice().loops;
-}
+const Loops& loops() { return *choice().loops; }
 
-const char* loops_isa() {
-  return choice().isa;
-}
+const char* loops_isa() { return choice().isa; }
 
 }  // namespace torch_ext::cpu

@@ -27,20 +27,22 @@ at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
 at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                double negative_slope, bool is_result) {
   at::Tensor grad_input =
-      outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output,
-                                   self_or_result, "negative_slope", negative_slope, is_result);
+      outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output, self_or_result,
+                                   "negative_slope", negative_slope, is_result);
   // With slope >= 0 the result has the input's sign, so one loop serves both paths.
   auto iter = elementwise(grad_input, grad_output, self_or_result);
   loops().leaky_relu_backward(iter, negative_slope);
   return grad_input;
 }
 
-std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self,
+                                                     double negative_slope) {
   auto [result, mask] = outputs::masked_activation("torch_ext::leaky_relu_masked", self);
   if (self.numel() > 0) {
     const at::Tensor source = outputs::laid_out_like(self, result);
-    loops().leaky_relu_masked(self.scalar_type(), source.const_data_ptr(), result.mutable_data_ptr(),
-                              mask.mutable_data_ptr<uint8_t>(), self.numel(), negative_slope);
+    loops().leaky_relu_masked(self.scalar_type(), source.const_data_ptr(),
+                              result.mutable_data_ptr(), mask.mutable_data_ptr<uint8_t>(),
+                              self.numel(), negative_slope);
   }
   return {result, mask};
 }
@@ -51,10 +53,9 @@ at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::T
                                                    grad_output, sign_mask, result_strides);
   if (grad_output.numel() > 0) {
     const at::Tensor source = outputs::laid_out_like(grad_output, grad_input);
-    loops().leaky_relu_backward_masked(grad_output.scalar_type(), source.const_data_ptr(),
-                                       sign_mask.const_data_ptr<uint8_t>(),
-                                       grad_input.mutable_data_ptr(), grad_output.numel(),
-                                       negative_slope);
+    loops().leaky_relu_backward_masked(
+        grad_output.scalar_type(), source.const_data_ptr(), sign_mask.const_data_ptr<uint8_t>(),
+        grad_input.mutable_data_ptr(), grad_output.numel(), negative_slope);
   }
   return grad_input;
 }

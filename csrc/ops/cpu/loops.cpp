@@ -29,15 +29,13 @@ void leaky_relu_backward(at::TensorIteratorBase& iter, double negative_slope) {
 }
 
 void prelu(at::TensorIteratorBase& iter) {
-  for_each_element<2>(iter, [](auto x, auto w) {
-    return act::LeakyRelu<decltype(x)>{w}.forward(x);
-  });
+  for_each_element<2>(iter,
+                      [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); });
 }
 
 void prelu_backward_input(at::TensorIteratorBase& iter) {
-  for_each_element<3>(iter, [](auto g, auto x, auto w) {
-    return act::LeakyRelu<decltype(x)>{w}.backward(g, x);
-  });
+  for_each_element<3>(
+      iter, [](auto g, auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.backward(g, x); });
 }
 
 void prelu_backward_weight(at::TensorIteratorBase& iter) {
@@ -48,9 +46,8 @@ void prelu_backward_weight(at::TensorIteratorBase& iter) {
 }
 
 void elu(at::TensorIteratorBase& iter, double alpha, double scale) {
-  for_each_element<1>(iter, [alpha, scale](auto x) {
-    return act::make_elu<decltype(x)>(alpha, scale).forward(x);
-  });
+  for_each_element<1>(
+      iter, [alpha, scale](auto x) { return act::make_elu<decltype(x)>(alpha, scale).forward(x); });
 }
 
 void elu_backward(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result) {
@@ -85,8 +82,8 @@ void apply_counted(const UnitView& v, void* out, const void* unit_param, const F
   });
 }
 
-void leaky_relu_counted(const UnitView& v, void* out, double negative_slope,
-                        const float* threshold, int64_t* active, int64_t* alive) {
+void leaky_relu_counted(const UnitView& v, void* out, double negative_slope, const float* threshold,
+                        int64_t* active, int64_t* alive) {
   const auto f = [negative_slope](auto x, auto) {
     using T = decltype(x);
     return act::LeakyRelu<T>{T(scalar_of_t<T>(negative_slope))}.forward(x);
@@ -94,8 +91,8 @@ void leaky_relu_counted(const UnitView& v, void* out, double negative_slope,
   apply_counted(v, out, nullptr, f, threshold, active, alive);
 }
 
-void elu_counted(const UnitView& v, void* out, double alpha, double scale,
-                 const float* threshold, int64_t* active, int64_t* alive) {
+void elu_counted(const UnitView& v, void* out, double alpha, double scale, const float* threshold,
+                 int64_t* active, int64_t* alive) {
   const auto f = [alpha, scale](auto x, auto) {
     return act::make_elu<decltype(x)>(alpha, scale).forward(x);
   };
@@ -146,12 +143,13 @@ void leaky_relu_backward_masked_loop(c10::ScalarType dtype, const void* grad_out
                                       static_cast<double*>(grad_input), n, negative_slope);
     return;
   }
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "leaky_relu_backward_masked", [&] {
-    if constexpr (!std::is_same_v<scalar_t, double>) {
-      leaky_relu_backward_masked(static_cast<const scalar_t*>(grad_output), mask,
-                                 static_cast<scalar_t*>(grad_input), n, negative_slope);
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kBFloat16, at::kHalf, dtype, "leaky_relu_backward_masked", [&] {
+        if constexpr (!std::is_same_v<scalar_t, double>) {
+          leaky_relu_backward_masked(static_cast<const scalar_t*>(grad_output), mask,
+                                     static_cast<scalar_t*>(grad_input), n, negative_slope);
+        }
+      });
 }
 
 }  // namespace

@@ -34,14 +34,13 @@ struct Loops {
   // grad_input; inputs: g, s (the input, or the result when is_result).
   void (*elu_backward)(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result);
   // active[u] += #{z > 0}, alive[u] += #{z > threshold[u]} over the elements of unit u.
-  void (*count_active)(const UnitView& z, const float* threshold, int64_t* active,
-                       int64_t* alive);
+  void (*count_active)(const UnitView& z, const float* threshold, int64_t* active, int64_t* alive);
   // The counted forwards: out (laid out as z) = f(z), and z counted as count_active does.
   void (*leaky_relu_counted)(const UnitView& z, void* out, double negative_slope,
                              const float* threshold, int64_t* active, int64_t* alive);
   // weight: one slope per unit, of z's dtype.
-  void (*prelu_counted)(const UnitView& z, void* out, const void* weight,
-                        const float* threshold, int64_t* active, int64_t* alive);
+  void (*prelu_counted)(const UnitView& z, void* out, const void* weight, const float* threshold,
+                        int64_t* active, int64_t* alive);
   void (*elu_counted)(const UnitView& z, void* out, double alpha, double scale,
                       const float* threshold, int64_t* active, int64_t* alive);
   // PReLU backward in one pass, float32/float64: grad_input (laid out as x) and the weight

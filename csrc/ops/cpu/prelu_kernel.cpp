@@ -58,9 +58,8 @@ at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::T
   return prelu_counted_forward(
       self, weight, counts, unit_dim, alive_threshold,
       [](const UnitView& view, void* out, const void* slopes, const float* threshold,
-         int64_t* active, int64_t* alive) {
-        loops().prelu_counted(view, out, slopes, threshold, active, alive);
-      },
+         int64_t* active,
+         int64_t* alive) { loops().prelu_counted(view, out, slopes, threshold, active, alive); },
       [&](at::Tensor& out) {
         auto iter = elementwise(out, self, prelu_weight::broadcast(weight, self));
         loops().prelu(iter);

@@ -62,7 +62,8 @@ struct Tally {
 template <typename State, typename Body, typename Merge>
 void parallel_units(int64_t n, int64_t grain, int64_t units, const Body& body, const Merge& merge) {
   if (n <= 0) return;
-  const int64_t size = std::max({int64_t{1}, grain, (n + at::get_num_threads() - 1) / at::get_num_threads()});
+  const int64_t size =
+      std::max({int64_t{1}, grain, (n + at::get_num_threads() - 1) / at::get_num_threads()});
   const int64_t chunks = (n + size - 1) / size;
   std::vector<State> states(chunks, State(units));
   at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
@@ -214,8 +215,7 @@ constexpr int64_t kTileRows = 4;
 // fields are copied to locals: stores through `out` would otherwise reload them.
 template <typename scalar_t, typename Map>
 void map_span(const Map& map, const scalar_t* x, int64_t n,
-              const typename Groups<scalar_t>::Group* params, int64_t param_step,
-              int64_t offset) {
+              const typename Groups<scalar_t>::Group* params, int64_t param_step, int64_t offset) {
   if constexpr (Map::kWrites) {
     using G = Groups<scalar_t>;
     const auto f = map.f;
@@ -265,8 +265,7 @@ void count_rows(const UnitView& v, const Map& map, const float* threshold, int64
       const int64_t rows = std::min(kTileRows, end - o);
       const scalar_t* tile = z + o * stride;
       for (int64_t r = 0; r < rows; ++r) {  // map_span writes only when the map does
-        map_span<scalar_t>(map, tile + r * stride, units, params.data(), 1,
-                           (o + r) * stride);
+        map_span<scalar_t>(map, tile + r * stride, units, params.data(), 1, (o + r) * stride);
       }
       for (int64_t g = 0; g < groups; ++g) {
         Group ag = a[g], lg = l[g];
@@ -310,7 +309,8 @@ struct LaneCounts {
     const typename G::C zero(0);
     int64_t i = begin;
     for (; i + kChains * G::kWidth <= end; i += kChains * G::kWidth) {
-      for (int c = 0; c < kChains; ++c) add_group(G::load(z + i + c * G::kWidth, G::kWidth), c, zero, thr);
+      for (int c = 0; c < kChains; ++c)
+        add_group(G::load(z + i + c * G::kWidth, G::kWidth), c, zero, thr);
     }
     for (; i < end; i += G::kWidth) add_group(G::load(z + i, G::kWidth), 0, zero, thr);
   }

@@ -79,8 +79,8 @@ void count_units(const UnitView& v, const Write& write, const float* threshold, 
 // z's dtype, or null.
 template <typename Make>
 auto fused_counting(const Make& make, const void* unit_param = nullptr) {
-  return [make, unit_param](const UnitView& v, void* out, const float* threshold,
-                            int64_t* active, int64_t* alive) {
+  return [make, unit_param](const UnitView& v, void* out, const float* threshold, int64_t* active,
+                            int64_t* alive) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "counted_forward_cuda", [&] {
       const auto f = make(OpMath<at::opmath_type<scalar_t>>{});
       const WriteActivation<scalar_t, decltype(f)> write{

@@ -18,7 +18,9 @@ namespace {
 
 // make(OpMath<T>{}) -> act::Elu<T> (parameters rounded once to T).
 auto elu_of(double alpha, double scale) {
-  return [alpha, scale](auto tag) { return act::make_elu<typename decltype(tag)::type>(alpha, scale); };
+  return [alpha, scale](auto tag) {
+    return act::make_elu<typename decltype(tag)::type>(alpha, scale);
+  };
 }
 
 }  // namespace
@@ -43,8 +45,8 @@ namespace {
 
 at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                         double alpha, double scale, bool is_result) {
-  at::Tensor grad_input = outputs::activation_backward(
-      "torch_ext::elu_backward", grad_output, self_or_result, "alpha", alpha, is_result);
+  at::Tensor grad_input = outputs::activation_backward("torch_ext::elu_backward", grad_output,
+                                                       self_or_result, "alpha", alpha, is_result);
   const c10::cuda::CUDAGuard guard(grad_output.device());
   auto iter = elementwise(grad_input, grad_output, self_or_result);
   if (is_result) {
@@ -56,16 +58,14 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
 }
 
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
-                       int64_t unit_dim, const at::Tensor& alive_threshold,
-                       bool /*save_output*/) {
+                       int64_t unit_dim, const at::Tensor& alive_threshold, bool /*save_output*/) {
   const c10::cuda::CUDAGuard guard(self.device());
-  return counted_forward(
-      "torch_ext::elu_counted", self, counts, unit_dim, alive_threshold,
-      fused_counting(functor_of<ForwardOfUnit>(elu_of(alpha, scale))),
-      [&](at::Tensor& out) {
-        auto iter = elementwise(out, self);
-        for_each_element<1>(iter, functor_of<Forward>(elu_of(alpha, scale)));
-      });
+  return counted_forward("torch_ext::elu_counted", self, counts, unit_dim, alive_threshold,
+                         fused_counting(functor_of<ForwardOfUnit>(elu_of(alpha, scale))),
+                         [&](at::Tensor& out) {
+                           auto iter = elementwise(out, self);
+                           for_each_element<1>(iter, functor_of<Forward>(elu_of(alpha, scale)));
+                         });
 }
 
 }  // namespace

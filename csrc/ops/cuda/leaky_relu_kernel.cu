@@ -44,8 +44,8 @@ at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
 at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                double negative_slope, bool is_result) {
   at::Tensor grad_input =
-      outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output,
-                                   self_or_result, "negative_slope", negative_slope, is_result);
+      outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output, self_or_result,
+                                   "negative_slope", negative_slope, is_result);
   const c10::cuda::CUDAGuard guard(grad_output.device());
   // With slope >= 0 the result has the input's sign, so one loop serves both paths.
   auto iter = elementwise(grad_input, grad_output, self_or_result);
@@ -53,15 +53,18 @@ at::Tensor leaky_relu_backward(const at::Tensor& grad_output, const at::Tensor& 
   return grad_input;
 }
 
-std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> leaky_relu_masked(const at::Tensor& self,
+                                                     double negative_slope) {
   auto [result, mask] = outputs::masked_activation("torch_ext::leaky_relu_masked", self);
   if (self.numel() == 0) return {result, mask};
   const c10::cuda::CUDAGuard guard(self.device());
   const at::Tensor source = outputs::laid_out_like(self, result);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, self.scalar_type(), "leaky_relu_masked_cuda", [&] {
-    launch_leaky_relu_masked(source.const_data_ptr<scalar_t>(), result.mutable_data_ptr<scalar_t>(),
-                            mask.mutable_data_ptr<uint8_t>(), self.numel(), negative_slope);
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kBFloat16, at::kHalf, self.scalar_type(), "leaky_relu_masked_cuda", [&] {
+        launch_leaky_relu_masked(source.const_data_ptr<scalar_t>(),
+                                 result.mutable_data_ptr<scalar_t>(),
+                                 mask.mutable_data_ptr<uint8_t>(), self.numel(), negative_slope);
+      });
   return {result, mask};
 }
 
@@ -72,25 +75,24 @@ at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::T
   if (grad_output.numel() == 0) return grad_input;
   const c10::cuda::CUDAGuard guard(grad_output.device());
   const at::Tensor source = outputs::laid_out_like(grad_output, grad_input);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_output.scalar_type(), "leaky_relu_backward_masked_cuda", [&] {
-    launch_leaky_relu_backward_masked(source.const_data_ptr<scalar_t>(),
-                                     sign_mask.const_data_ptr<uint8_t>(),
-                                     grad_input.mutable_data_ptr<scalar_t>(), grad_output.numel(),
-                                     negative_slope);
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kBFloat16, at::kHalf, grad_output.scalar_type(), "leaky_relu_backward_masked_cuda", [&] {
+        launch_leaky_relu_backward_masked(
+            source.const_data_ptr<scalar_t>(), sign_mask.const_data_ptr<uint8_t>(),
+            grad_input.mutable_data_ptr<scalar_t>(), grad_output.numel(), negative_slope);
+      });
   return grad_input;
 }
 
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
                               int64_t unit_dim, const at::Tensor& alive_threshold) {
   const c10::cuda::CUDAGuard guard(self.device());
-  return counted_forward(
-      "torch_ext::leaky_relu_counted", self, counts, unit_dim, alive_threshold,
-      fused_counting(functor_of<ForwardOfUnit>(leaky_of(negative_slope))),
-      [&](at::Tensor& out) {
-        auto iter = elementwise(out, self);
-        for_each_element<1>(iter, functor_of<Forward>(leaky_of(negative_slope)));
-      });
+  return counted_forward("torch_ext::leaky_relu_counted", self, counts, unit_dim, alive_threshold,
+                         fused_counting(functor_of<ForwardOfUnit>(leaky_of(negative_slope))),
+                         [&](at::Tensor& out) {
+                           auto iter = elementwise(out, self);
+                           for_each_element<1>(iter, functor_of<Forward>(leaky_of(negative_slope)));
+                         });
 }
 
 }  // namespace

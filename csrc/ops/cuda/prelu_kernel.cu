@@ -63,22 +63,24 @@ struct WritePartial {
 // grad_input and the per-channel weight gradient in one pass over x with channels (dim 1)
 // as units; grad_output and grad_input laid out as x.
 void prelu_backward_fused(const UnitView& view, const at::Tensor& grad_output,
-                          const at::Tensor& self, const at::Tensor& weight,
-                          at::Tensor& grad_input, at::Tensor& grad_weight) {
+                          const at::Tensor& self, const at::Tensor& weight, at::Tensor& grad_input,
+                          at::Tensor& grad_weight) {
   const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
   const int64_t slices = reduce_slices(view);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, self.scalar_type(), "prelu_backward_cuda", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
-    at::Tensor partials = at::empty({view.units, slices}, self.options().dtype(c10::CppTypeToScalarType<opmath_t>::value));
-    const PreluBackwardStep<scalar_t> step{self.const_data_ptr<scalar_t>(),
-                                           grad_output.const_data_ptr<scalar_t>(),
-                                           grad_input.mutable_data_ptr<scalar_t>(),
-                                           slopes.const_data_ptr<scalar_t>()};
-    reduce_units<opmath_t>(view, step, WritePartial<opmath_t>{partials.mutable_data_ptr<opmath_t>(), slices});
-    const at::Tensor per_channel = partials.sum(1);
-    grad_weight.copy_(weight.numel() == 1 ? per_channel.sum().reshape(weight.sizes())
-                                          : per_channel.reshape(weight.sizes()));
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kBFloat16, at::kHalf, self.scalar_type(), "prelu_backward_cuda", [&] {
+        using opmath_t = at::opmath_type<scalar_t>;
+        at::Tensor partials = at::empty(
+            {view.units, slices}, self.options().dtype(c10::CppTypeToScalarType<opmath_t>::value));
+        const PreluBackwardStep<scalar_t> step{
+            self.const_data_ptr<scalar_t>(), grad_output.const_data_ptr<scalar_t>(),
+            grad_input.mutable_data_ptr<scalar_t>(), slopes.const_data_ptr<scalar_t>()};
+        reduce_units<opmath_t>(
+            view, step, WritePartial<opmath_t>{partials.mutable_data_ptr<opmath_t>(), slices});
+        const at::Tensor per_channel = partials.sum(1);
+        grad_weight.copy_(weight.numel() == 1 ? per_channel.sum().reshape(weight.sizes())
+                                              : per_channel.reshape(weight.sizes()));
+      });
 }
 
 // x seen per channel (dim 1): NCHW planes, channels_last or [N, C] rows; a tensor of fewer
@@ -103,14 +105,12 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
   }
   auto input_iter =
       elementwise(grad_input, grad_output, self, prelu_weight::broadcast(weight, self));
-  for_each_element<3>(input_iter, [](auto tag) {
-    return PreluBackwardInput<typename decltype(tag)::type>{};
-  });
+  for_each_element<3>(input_iter,
+                      [](auto tag) { return PreluBackwardInput<typename decltype(tag)::type>{}; });
   at::Tensor per_element = at::empty_like(self);
   auto weight_iter = elementwise(per_element, grad_output, self);
-  for_each_element<2>(weight_iter, [](auto tag) {
-    return PreluSlopeTerm<typename decltype(tag)::type>{};
-  });
+  for_each_element<2>(weight_iter,
+                      [](auto tag) { return PreluSlopeTerm<typename decltype(tag)::type>{}; });
   grad_weight.copy_(prelu_weight::reduce(per_element, weight));
   return {grad_input, grad_weight};
 }

@@ -65,7 +65,8 @@ __global__ void leaky_relu_backward_masked_kernel(const scalar_t* g, const uint8
 }
 
 template <typename scalar_t>
-void launch_leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int64_t n, double slope) {
+void launch_leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int64_t n,
+                              double slope) {
   leaky_relu_masked_kernel<<<mask_blocks(n), kMaskThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
       x, y, mask, n, static_cast<at::opmath_type<scalar_t>>(slope));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -73,7 +74,7 @@ void launch_leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int
 
 template <typename scalar_t>
 void launch_leaky_relu_backward_masked(const scalar_t* g, const uint8_t* mask, scalar_t* grad_input,
-                                int64_t n, double slope) {
+                                       int64_t n, double slope) {
   leaky_relu_backward_masked_kernel<<<mask_blocks(n), kMaskThreads, 0,
                                       at::cuda::getCurrentCUDAStream()>>>(
       g, mask, grad_input, n, static_cast<at::opmath_type<scalar_t>>(slope));

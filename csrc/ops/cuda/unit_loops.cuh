@@ -54,7 +54,8 @@ __global__ void reduce_planes(UnitView v, Step step, Commit commit) {
       const int64_t end = begin + kPlaneChunk < v.inner ? begin + kPlaneChunk : v.inner;
       const int64_t plane = o * v.outer_stride + u * v.unit_stride;
 #pragma unroll 4  // several loads in flight per thread
-      for (int64_t i = begin + threadIdx.x; i < end; i += kPlaneThreads) acc = acc + step(plane + i, u);
+      for (int64_t i = begin + threadIdx.x; i < end; i += kPlaneThreads)
+        acc = acc + step(plane + i, u);
     }
     acc = block_sum<Acc, kPlaneThreads, kPlaneThreads>(acc, threadIdx.x);
     if (threadIdx.x == 0) commit(u, blockIdx.x, acc);
@@ -92,9 +93,8 @@ inline int64_t unit_blocks(const UnitView& v) {
 // resident blocks per SM overall, and no more than there are rows (of kRowLanes) or plane
 // chunks to walk.
 inline int64_t reduce_slices(const UnitView& v) {
-  const int64_t items = v.inner == 1
-                            ? (v.outer + kRowLanes - 1) / kRowLanes
-                            : v.outer * ((v.inner + kPlaneChunk - 1) / kPlaneChunk);
+  const int64_t items = v.inner == 1 ? (v.outer + kRowLanes - 1) / kRowLanes
+                                     : v.outer * ((v.inner + kPlaneChunk - 1) / kPlaneChunk);
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t wanted = (8 * sms + unit_blocks(v) - 1) / unit_blocks(v);
   return std::max<int64_t>(1, std::min(wanted, items));

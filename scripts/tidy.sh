@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Keep the tree tidy: ruff (lint + format) for Python, clang-format for C++/CUDA, with the
+# configurations in pyproject.toml and .clang-format.
+#   bash scripts/tidy.sh          # fix the tree in place
+#   bash scripts/tidy.sh --check  # change nothing; fail listing what is not tidy (CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+check=0
+[[ "${1:-}" == "--check" ]] && check=1
+
+"$PYTHON" -m ruff --version >/dev/null 2>&1 || "$PYTHON" -m pip install -q "ruff>=0.6"
+if ! command -v clang-format >/dev/null; then
+  echo "tidy: installing clang-format (Debian package)"
+  (apt-get install -y -q clang-format >/dev/null 2>&1 ||
+    (apt-get update -q >/dev/null && apt-get install -y -q clang-format >/dev/null))
+fi
+
+python_files=(setup.py torch_ext tests benchmarks tools examples)
+mapfile -t cpp_files < <(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' \
+  'tests/cpp/*.cpp' 'examples/*.cpp' 'examples/*.h')
+
+if ((check)); then
+  "$PYTHON" -m ruff check "${python_files[@]}"
+  "$PYTHON" -m ruff format --check "${python_files[@]}"
+  clang-format --dry-run -Werror "${cpp_files[@]}"
+  echo "tidy: clean"
+else
+  "$PYTHON" -m ruff check --fix "${python_files[@]}"
+  "$PYTHON" -m ruff format "${python_files[@]}"
+  clang-format -i "${cpp_files[@]}"
+  echo "tidy: fixed (review with git diff)"
+fi
