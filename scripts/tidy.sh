@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Keep the tree tidy: ruff (lint + format) for Python, clang-format for C++/CUDA, with the
-# configurations in pyproject.toml and .clang-format.
+# Keep the tree tidy: ruff (lint + format) for Python, clang-format for C++/CUDA (Debian
+# 12's, 14.0), with the configurations in pyproject.toml and .clang-format.
 #   bash scripts/tidy.sh          # fix the tree in place
 #   bash scripts/tidy.sh --check  # change nothing; fail listing what is not tidy (CI)
 set -euo pipefail
@@ -10,7 +10,10 @@ PYTHON="${PYTHON:-python3}"
 check=0
 [[ "${1:-}" == "--check" ]] && check=1
 
-"$PYTHON" -m ruff --version >/dev/null 2>&1 || "$PYTHON" -m pip install -q "ruff>=0.6"
+# Pinned: another ruff release may format differently, and --check would then fail CI.
+RUFF_VERSION=0.17.6
+[[ "$("$PYTHON" -m ruff --version 2>/dev/null)" == "ruff $RUFF_VERSION" ]] ||
+  "$PYTHON" -m pip install -q "ruff==$RUFF_VERSION"
 if ! command -v clang-format >/dev/null; then
   echo "tidy: installing clang-format (Debian package)"
   (apt-get install -y -q clang-format >/dev/null 2>&1 ||
