@@ -474,3 +474,15 @@ def test_resnet18_reports_every_relu_call_site():
         assert layer.units == (64 if stage == "relu" else 64 * 2 ** (int(stage[-1]) - 1)), site
         assert layer.samples == steps * batch * side[stage] ** 2 == expected[site][1], site
         assert layer.active_counts == expected[site][0].tolist(), site
+
+
+def test_a_module_name_with_a_hash_is_refused_as_it_would_clash_with_call_sites():
+    """ModuleDict keys may hold '#': 'acts.a#1' would be both that module and the second
+    call of 'acts.a'. Refused with a clear error, not reported as one merged layer."""
+    model = torch.nn.Module()
+    model.acts = torch.nn.ModuleDict({"a": torch.nn.ReLU(), "a#1": torch.nn.ReLU()})
+    with pytest.raises(ValueError, match=r"\['acts.a#1'\] have '#' in their names"):
+        DeadNeuronMonitor(model)
+    monitor = DeadNeuronMonitor(model, modules=["acts.a"])  # left out: fine
+    assert monitor.attach().layer_names == ["acts.a"]
+    monitor.remove()

@@ -279,6 +279,15 @@ class DeadNeuronMonitor:
                     f"DeadNeuronMonitor: {option}= names {unknown} are not monitored "
                     f"layers; the monitored layers are {monitored}"
                 )
+        # Layer names add "#k" for call sites (and ":" for functional calls): a module whose
+        # own name holds "#" would share its name with another module's call site.
+        clashing = [name for name in monitored if "#" in name]
+        if clashing:
+            raise ValueError(
+                f"DeadNeuronMonitor: monitored modules {clashing} have '#' in their names, "
+                "which the reports use for call sites ('act#1' is the second call of 'act'); "
+                "rename them (e.g. the ModuleDict key) or leave them out with modules="
+            )
 
     def attach(self) -> DeadNeuronMonitor:
         """Attach the counting hooks (idempotent). Returns the monitor."""
