@@ -434,7 +434,7 @@ def _revive_layer(plan: _Plan, optimizer: torch.optim.Optimizer | None) -> None:
     if producer.bias is not None:  # behind a norm, the norm's bias carries the remedy
         producer.bias[dead] = 0.0 if norm is not None else REVIVED_BIAS
     if norm is not None:
-        _reset_norm(norm, dead.to(_device_of(norm, dead)), plan.norm_axis)
+        _reset_norm(norm, dead, plan.norm_axis)
     outgoing = []
     for reader, path in plan.readers:
         columns = path.layout.indices(plan.width, dead)
@@ -448,15 +448,9 @@ def _revive_layer(plan: _Plan, optimizer: torch.optim.Optimizer | None) -> None:
         _reset_optimizer_state(optimizer, producer.bias, dead, dim=0)
     for param in (getattr(norm, "weight", None), getattr(norm, "bias", None)):
         if isinstance(param, Tensor):
-            _reset_optimizer_state(optimizer, param, dead.to(param.device), dim=plan.norm_axis)
+            _reset_optimizer_state(optimizer, param, dead, dim=plan.norm_axis)
     for reader, columns in outgoing:
         _reset_optimizer_state(optimizer, reader.weight, columns, dim=1)
-
-
-def _device_of(module: torch.nn.Module, default: Tensor) -> torch.device:
-    tensor = next(iter(module.parameters()), None)
-    tensor = tensor if tensor is not None else next(iter(module.buffers()), None)
-    return tensor.device if tensor is not None else default.device
 
 
 def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
@@ -465,11 +459,11 @@ def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
     for attr, value in (("weight", 1.0), ("bias", REVIVED_BIAS)):
         param = getattr(norm, attr, None)
         if isinstance(param, Tensor):
-            param.index_fill_(axis, dead, value)
+            param.index_fill_(axis, dead.to(param.device), value)
     for attr, value in (("running_mean", 0.0), ("running_var", 1.0)):
         buffer = getattr(norm, attr, None)
         if isinstance(buffer, Tensor):
-            buffer.index_fill_(0, dead, value)
+            buffer.index_fill_(0, dead.to(buffer.device), value)
 
 
 def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
@@ -540,6 +534,7 @@ def _reset_optimizer_state(
     state = optimizer.state.get(param)
     if not state:
         return
+    index = index.to(param.device)  # the slices' indices come from another layer's device
     group = next((g for g in optimizer.param_groups if any(p is param for p in g["params"])), {})
     for key, value in state.items():
         if not isinstance(value, Tensor) or value.shape != param.shape:

@@ -204,11 +204,21 @@ def test_revive_resets_the_norm_entries_of_the_optimizer_state():
 
 
 # --- what cannot stay exact: skipped by default, revived and reported with exact=False -----
-class Residual(torch.nn.Module):
-    def __init__(self):
+class Chain(torch.nn.Module):
+    """fc1 (`features` -> C) -> act -> fc2 (`reads` -> `out`), seeded; each subclass's
+    forward says how the three are joined."""
+
+    def __init__(self, act=None, features=4, reads=C, out=C):
         super().__init__()
         torch.manual_seed(0)
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(C, C), torch.nn.ReLU(), torch.nn.Linear(C, C)
+        self.fc1 = torch.nn.Linear(features, C)
+        self.act = act if act is not None else torch.nn.ReLU()
+        self.fc2 = torch.nn.Linear(reads, out)
+
+
+class Residual(Chain):
+    def __init__(self):
+        super().__init__(features=C)
 
     def forward(self, x):
         h = self.act(self.fc1(x))
@@ -310,11 +320,9 @@ def test_revived_residual_changes_the_output_by_the_revived_units_alone():
     torch.testing.assert_close(after - before, expected, rtol=1e-5, atol=1e-5)
 
 
-class DropoutToElu(torch.nn.Module):
+class DropoutToElu(Chain):
     def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ELU(), torch.nn.Linear(C, 3)
+        super().__init__(act=torch.nn.ELU(), out=3)
 
     def forward(self, x):
         return self.fc2(torch.nn.functional.dropout(self.act(self.fc1(x)), 0.5, self.training))
@@ -333,17 +341,11 @@ def test_revive_refuses_a_constant_output_through_training_dropout():
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
 
 
-class PermutedAfter(torch.nn.Module):
+class PermutedAfter(Chain):
     """The activation's output is pooled over its unit dim: units mix, refused."""
 
     def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc1, self.act, self.fc2 = (
-            torch.nn.Linear(4, C),
-            torch.nn.ReLU(),
-            torch.nn.Linear(C // 2, 3),
-        )
+        super().__init__(reads=C // 2, out=3)
 
     def forward(self, x):  # x: [batch, 4]
         return self.fc2(torch.nn.functional.max_pool1d(self.act(self.fc1(x)), 2))
@@ -453,13 +455,11 @@ def test_revive_on_vgg11_bn_through_pools_flatten_and_dropout():
 
 
 # --- uses the trace must not miss (review findings) ------------------------------------------
-class SideUse(torch.nn.Module):
+class SideUse(Chain):
     """fc1 -> act -> fc2, plus a second use of act's output that `side` makes."""
 
     def __init__(self, side):
         super().__init__()
-        torch.manual_seed(0)
-        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, C), torch.nn.ReLU(), torch.nn.Linear(C, C)
         self.side = side
 
     def forward(self, x):
@@ -508,15 +508,9 @@ def test_an_output_returned_inside_a_dataclass_or_object_is_not_exact(wrap):
         logits: torch.Tensor
         features: torch.Tensor
 
-    class Model(torch.nn.Module):
+    class Model(Chain):
         def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.fc1, self.act, self.fc2 = (
-                torch.nn.Linear(4, C),
-                torch.nn.ReLU(),
-                torch.nn.Linear(C, 2),
-            )
+            super().__init__(out=2)
 
         def forward(self, x):
             h = self.act(self.fc1(x))

@@ -236,6 +236,15 @@ class ForwardEnd(Hook):
         self._owner.end(output)
 
 
+def watch_forwards(owner: Any, model: torch.nn.Module) -> list[Any]:
+    """Hook `owner.begin(model)` and `owner.end(output)` around every forward of `model`
+    (the end always called, also when the forward raises); returns the handles."""
+    return [
+        model.register_forward_pre_hook(ForwardStart(owner), prepend=True),
+        model.register_forward_hook(ForwardEnd(owner), always_call=True),
+    ]
+
+
 def no_counter() -> None:
     return None
 

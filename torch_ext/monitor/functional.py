@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import ForwardEnd, ForwardStart, inside_forward_of, recomputing
+from .counting import inside_forward_of, recomputing, watch_forwards
 
 logger = logging.getLogger("torch_ext.monitor")
 
@@ -72,12 +72,8 @@ class FunctionalWatch(TorchFunctionMode):
         super().__init__()
         self._monitor = weakref.ref(monitor)
         self.monitored = monitored  # id() of the monitored modules, which count themselves
-        self._model = weakref.ref(model)
         self._names = {id(module): (module, name) for name, module in model.named_modules()}
-        self._handles = [
-            model.register_forward_pre_hook(ForwardStart(self), prepend=True),
-            model.register_forward_hook(ForwardEnd(self), always_call=True),
-        ]
+        self._handles = watch_forwards(self, model)
         self._active = False
         self._depth = 0  # calls of the model inside its own forward
         self._indices: dict[tuple[str, str], int] = {}

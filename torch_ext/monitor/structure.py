@@ -24,7 +24,7 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import ForwardEnd, ForwardStart, inside_forward_of, recomputing, site_name
+from .counting import inside_forward_of, recomputing, site_name, watch_forwards
 
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
@@ -134,7 +134,6 @@ _METADATA = {
     "get_device",
     "data_ptr",
     "__len__",
-    "__get__",
 }
 
 
@@ -156,11 +155,8 @@ def _pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> _PassThr
     if not isinstance(source, Tensor) or not isinstance(result, Tensor):
         return None
     if name in _POOLS:
-        # An average over padding, or divided by an override, changes a constant.
-        padding = _arg(args, kwargs, 3, "padding", 0)
-        keeps = name.startswith(("max", "adaptive"))
-        if name.startswith("avg"):  # an average over zero padding, or by an override, is not
-            # the constant averaged
+        keeps = name.startswith(("max", "adaptive"))  # lp pooling scales a constant
+        if name.startswith("avg"):  # an average over zero padding, or by an override, changes it
             padding = _arg(args, kwargs, 3, "padding", 0)
             keeps = (
                 not any(padding) if isinstance(padding, (tuple, list)) else padding == 0
@@ -444,10 +440,7 @@ class LinkTracer(TorchFunctionMode):
             for name, module in model.named_modules()
             if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in monitor._sites
         }
-        self._root_handles = [
-            model.register_forward_pre_hook(ForwardStart(self), prepend=True),
-            model.register_forward_hook(ForwardEnd(self), always_call=True),
-        ]
+        self._root_handles = watch_forwards(self, model)
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self.active = False
         self._full = False  # this forward is traced (operations too), not only watched
@@ -456,6 +449,7 @@ class LinkTracer(TorchFunctionMode):
         self._values: dict[int, _Value] = {}
         self._stack: list[_Call] = []
         self._calls: dict[str, list[_Call]] = {}
+        self._graph_users: dict[Any, list[Any]] | None = None  # of the traced forward
 
     def close(self) -> None:
         """Remove every hook and drop what was recorded."""
@@ -529,7 +523,7 @@ class LinkTracer(TorchFunctionMode):
             handle.remove()
         self._module_handles.clear()
         self._values, self._stack, self._calls = {}, [], {}
-        self._graph_users: dict[Any, list[Any]] | None = None
+        self._graph_users = None
 
     @staticmethod
     def _untraced() -> AbstractContextManager[Any]:
@@ -873,17 +867,14 @@ class LinkTracer(TorchFunctionMode):
                     if isinstance(after, str)
                     else self._walk(use, after, keeps and use.via.keeps_constant, link)
                 )
-            elif isinstance(use, _Op):
-                problem = (
-                    None
-                    if use.residual
-                    else (f"its output is used by {use} outside a Linear/Conv layer")
+            elif isinstance(use, _Op) and use.residual:
+                link.inexact.append(
+                    f"its output flows into a residual addition ({use}): "
+                    "revived units change that sum"
                 )
-                if use.residual:
-                    link.inexact.append(
-                        f"its output flows into a residual addition ({use}): "
-                        "revived units change that sum"
-                    )
+                problem = None
+            elif isinstance(use, _Op):
+                problem = f"its output is used by {use} outside a Linear/Conv layer"
             else:
                 problem = self._reader_problem(use, value, layout, keeps, link)
             if problem is not None:
