@@ -3,7 +3,7 @@
 #include <ATen/ops/full.h>
 #include <torch/nn/init.h>
 
-#include "activations/selu_constants.h"
+#include "activations/elu_family.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::nn {
@@ -14,6 +14,23 @@ auto uniform_threshold(const char* activation, double param) {
   return [activation, param](double grad_eps, int64_t units) {
     return at::full({units}, torch_ext::alive_threshold(activation, param, grad_eps), at::kFloat);
   };
+}
+
+// The forward of an ELU-family module: in place (counted first), counted in the op, or
+// plain. `run(input)` and `run_(input)` call the member's own ops.
+template <typename Run, typename RunInPlace>
+at::Tensor elu_family_forward(at::Tensor input, std::optional<stats::Counting> c,
+                              const act::EluParams& p, bool inplace, const Run& run,
+                              const RunInPlace& run_) {
+  if (inplace) {
+    if (c) torch_ext::count_active_(input, c->counts, c->unit_dim, c->alive_threshold);
+    return run_(input);
+  }
+  if (c) {
+    return torch_ext::elu_counted(input, p.alpha, p.scale, c->counts, c->unit_dim,
+                                  c->alive_threshold, false, p.input_scale);
+  }
+  return run(input);
 }
 
 }  // namespace
@@ -62,15 +79,11 @@ ELUImpl::ELUImpl(const ELUOptions& options_) : options(options_) {}
 
 at::Tensor ELUImpl::forward(at::Tensor input) {
   const double alpha = options.alpha();
-  auto c = counting(is_training(), input, "ELU", uniform_threshold("elu", alpha));
-  if (options.inplace()) {
-    if (c) torch_ext::count_active_(input, c->counts, c->unit_dim, c->alive_threshold);
-    return torch_ext::elu_(input, alpha);
-  }
-  if (c) {
-    return torch_ext::elu_counted(input, alpha, 1.0, c->counts, c->unit_dim, c->alive_threshold);
-  }
-  return torch_ext::elu(input, alpha);
+  return elu_family_forward(
+      input, counting(is_training(), input, "ELU", uniform_threshold("elu", alpha)),
+      act::elu_params(alpha), options.inplace(),
+      [alpha](const at::Tensor& x) { return torch_ext::elu(x, alpha); },
+      [alpha](at::Tensor& x) { return torch_ext::elu_(x, alpha); });
 }
 
 void ELUImpl::pretty_print(std::ostream& stream) const {
@@ -81,20 +94,32 @@ void ELUImpl::pretty_print(std::ostream& stream) const {
 SELUImpl::SELUImpl(const SELUOptions& options_) : options(options_) {}
 
 at::Tensor SELUImpl::forward(at::Tensor input) {
-  auto c = counting(is_training(), input, "SELU", uniform_threshold("selu", 0.0));
-  if (options.inplace()) {
-    if (c) torch_ext::count_active_(input, c->counts, c->unit_dim, c->alive_threshold);
-    return torch_ext::selu_(input);
-  }
-  if (c) {
-    return torch_ext::elu_counted(input, act::kSeluAlpha, act::kSeluScale, c->counts, c->unit_dim,
-                                  c->alive_threshold);
-  }
-  return torch_ext::selu(input);
+  return elu_family_forward(
+      input, counting(is_training(), input, "SELU", uniform_threshold("selu", 0.0)),
+      act::selu_params(), options.inplace(), [](const at::Tensor& x) { return torch_ext::selu(x); },
+      [](at::Tensor& x) { return torch_ext::selu_(x); });
 }
 
 void SELUImpl::pretty_print(std::ostream& stream) const {
   stream << "torch_ext::nn::SELU(" << (options.inplace() ? "inplace=true" : "") << ")";
+}
+
+CELUImpl::CELUImpl(const CELUOptions& options_) : options(options_) {}
+
+at::Tensor CELUImpl::forward(at::Tensor input) {
+  const double alpha = options.alpha();
+  // Refused before anything is counted (the op would refuse it after an in-place count).
+  TORCH_CHECK(alpha != 0, "torch_ext::nn::CELU: alpha cannot be 0 for CELU");
+  return elu_family_forward(
+      input, counting(is_training(), input, "CELU", uniform_threshold("celu", alpha)),
+      act::celu_params(alpha), options.inplace(),
+      [alpha](const at::Tensor& x) { return torch_ext::celu(x, alpha); },
+      [alpha](at::Tensor& x) { return torch_ext::celu_(x, alpha); });
+}
+
+void CELUImpl::pretty_print(std::ostream& stream) const {
+  stream << "torch_ext::nn::CELU(alpha=" << options.alpha()
+         << (options.inplace() ? ", inplace=true" : "") << ")";
 }
 
 }  // namespace torch_ext::nn

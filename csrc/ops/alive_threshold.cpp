@@ -10,7 +10,7 @@
 #include <limits>
 #include <string>
 
-#include "activations/elu.h"
+#include "activations/elu_family.h"
 #include "activations/leaky_relu.h"
 #include "torch_ext/ops.h"
 
@@ -26,13 +26,12 @@ double alive_threshold(const std::string& activation, double param, double grad_
   if (activation == "leaky_relu" || activation == "prelu") {
     return act::LeakyRelu<double>::alive_threshold(param, grad_eps);
   }
-  if (activation == "elu") return act::Elu<double>::alive_threshold(param, 1.0, grad_eps);
-  if (activation == "selu") {
-    return act::Elu<double>::alive_threshold(act::kSeluAlpha, act::kSeluScale, grad_eps);
-  }
+  if (activation == "elu")
+    return act::Elu<double>::alive_threshold(act::elu_params(param), grad_eps);
+  if (activation == "selu") return act::Elu<double>::alive_threshold(act::selu_params(), grad_eps);
   if (activation == "celu") {
-    // torch.nn.CELU (not one of ours): f'(z) = e^(z / alpha) below 0.
-    return param > 0 && grad_eps < 1 ? std::min(0.0, param * std::log(grad_eps)) : 0.0;
+    // alpha == 0 has no CELU (the op refuses it): no unit is counted alive below 0.
+    return param == 0 ? 0.0 : act::Elu<double>::alive_threshold(act::celu_params(param), grad_eps);
   }
   TORCH_CHECK(false,
               "torch_ext::alive_threshold: expected argument 'activation' to be one of "

@@ -1,11 +1,15 @@
 // torch_ext::count_active_: per-unit activity counts for the dead-neuron monitor, in one
 // pass over the pre-activations, with no full-size temporary and no host sync.
-// Schema, C++ entry point and Meta kernel; CPU kernel: ops/cpu/count_active_kernel.cpp.
+// Schema, C++ entry point, Meta kernel and the device kernel, written once for CPU and CUDA
+// over their loops (ops/loops.h).
 
+#include <ATen/DeviceGuard.h>
 #include <torch/library.h>
 
+#include "ops/loops.h"
 #include "ops/op_handle.h"
 #include "ops/outputs.h"
+#include "ops/unit_view.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext {
@@ -30,5 +34,23 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
     outputs::count_active(z, counts, unit_dim, alive_threshold);
   });
 }
+
+namespace {
+
+void count_active_kernel(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
+                         const at::Tensor& alive_threshold) {
+  const int64_t dim = outputs::count_active(z, counts, unit_dim, alive_threshold);
+  if (z.numel() == 0) return;
+  const c10::OptionalDeviceGuard guard(at::device_of(z));
+  at::Tensor storage;
+  loops_for("torch_ext::count_active_", z)
+      .count_active(unit_view_or_copy(z, dim, storage), alive_threshold.const_data_ptr<float>(),
+                    counts[0].mutable_data_ptr<int64_t>(), counts[1].mutable_data_ptr<int64_t>());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { m.impl("count_active_", count_active_kernel); }
+TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { m.impl("count_active_", count_active_kernel); }
 
 }  // namespace torch_ext

@@ -1,4 +1,4 @@
-// Functionalization of the in-place ops (leaky_relu_, elu_, selu_).
+// Functionalization of the in-place ops (leaky_relu_, elu_, selu_, celu_).
 //
 // torch.compile and torch.export trace mutation-free programs. PyTorch cannot
 // functionalize a custom op whose output aliases an input (`Tensor(a!)` returned), so
@@ -52,6 +52,11 @@ TORCH_LIBRARY_IMPL(torch_ext, Functionalize, m) {
     return functionalize(
         self, [](const at::Tensor& v) { return torch_ext::selu(v); },
         [](at::Tensor& t) -> at::Tensor& { return torch_ext::selu_(t); });
+  });
+  m.impl("celu_", [](at::Tensor& self, double alpha) -> at::Tensor& {
+    return functionalize(
+        self, [&](const at::Tensor& v) { return torch_ext::celu(v, alpha); },
+        [&](at::Tensor& t) -> at::Tensor& { return torch_ext::celu_(t, alpha); });
   });
 }
 

@@ -1,10 +1,15 @@
-// torch_ext::leaky_relu: schema, C++ entry points and the Meta (shape-only) kernels.
-// CPU kernel: ops/cpu/leaky_relu_kernel.cpp; autograd: ops/autograd/leaky_relu_autograd.cpp.
+// torch_ext::leaky_relu: schema, C++ entry points, the Meta (shape-only) kernels and the
+// device kernels, written once for CPU and CUDA over their loops (ops/loops.h).
+// Autograd: ops/autograd/leaky_relu_autograd.cpp.
 
+#include <ATen/DeviceGuard.h>
 #include <torch/library.h>
 
-#include "ops/outputs.h"
+#include "ops/counted.h"
+#include "ops/iterator.h"
+#include "ops/loops.h"
 #include "ops/op_handle.h"
+#include "ops/outputs.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext {
@@ -100,5 +105,98 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
                                        alive_threshold);
   });
 }
+
+namespace {
+
+at::Tensor leaky_relu_kernel(const at::Tensor& self, double negative_slope) {
+  constexpr const char* op = "torch_ext::leaky_relu";
+  at::Tensor out = outputs::activation(op, self);
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  auto iter = elementwise(out, self);
+  loops_for(op, self).leaky_relu(iter, negative_slope);
+  return out;
+}
+
+at::Tensor& leaky_relu_kernel_(at::Tensor& self, double negative_slope) {
+  constexpr const char* op = "torch_ext::leaky_relu_";
+  outputs::activation_in_place(op, self);
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  auto iter = elementwise(self, self);
+  loops_for(op, self).leaky_relu(iter, negative_slope);
+  return self;
+}
+
+at::Tensor leaky_relu_backward_kernel(const at::Tensor& grad_output,
+                                      const at::Tensor& self_or_result, double negative_slope,
+                                      bool is_result) {
+  constexpr const char* op = "torch_ext::leaky_relu_backward";
+  at::Tensor grad_input = outputs::activation_backward(op, grad_output, self_or_result,
+                                                       "negative_slope", negative_slope, is_result);
+  const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
+  // With slope >= 0 the result has the input's sign, so one loop serves both paths.
+  auto iter = elementwise(grad_input, grad_output, self_or_result);
+  loops_for(op, grad_output).leaky_relu_backward(iter, negative_slope);
+  return grad_input;
+}
+
+std::tuple<at::Tensor, at::Tensor> leaky_relu_masked_kernel(const at::Tensor& self,
+                                                            double negative_slope) {
+  constexpr const char* op = "torch_ext::leaky_relu_masked";
+  auto [result, mask] = outputs::masked_activation(op, self);
+  if (self.numel() == 0) return {result, mask};
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  const at::Tensor source = outputs::laid_out_like(self, result);
+  loops_for(op, self).leaky_relu_masked(self.scalar_type(), source.const_data_ptr(),
+                                        result.mutable_data_ptr(), mask.mutable_data_ptr<uint8_t>(),
+                                        self.numel(), negative_slope);
+  return {result, mask};
+}
+
+at::Tensor leaky_relu_backward_masked_kernel(const at::Tensor& grad_output,
+                                             const at::Tensor& sign_mask, double negative_slope,
+                                             c10::SymIntArrayRef result_strides) {
+  constexpr const char* op = "torch_ext::leaky_relu_backward_masked";
+  at::Tensor grad_input = outputs::masked_backward(op, grad_output, sign_mask, result_strides);
+  if (grad_output.numel() == 0) return grad_input;
+  const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
+  const at::Tensor source = outputs::laid_out_like(grad_output, grad_input);
+  loops_for(op, grad_output)
+      .leaky_relu_backward_masked(
+          grad_output.scalar_type(), source.const_data_ptr(), sign_mask.const_data_ptr<uint8_t>(),
+          grad_input.mutable_data_ptr(), grad_output.numel(), negative_slope);
+  return grad_input;
+}
+
+at::Tensor leaky_relu_counted_kernel(const at::Tensor& self, double negative_slope,
+                                     at::Tensor& counts, int64_t unit_dim,
+                                     const at::Tensor& alive_threshold) {
+  constexpr const char* op = "torch_ext::leaky_relu_counted";
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  const Loops& loops = loops_for(op, self);
+  return counted_forward(
+      op, self, counts, unit_dim, alive_threshold,
+      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
+          int64_t* alive) {
+        loops.leaky_relu_counted(view, out, negative_slope, threshold, active, alive);
+      },
+      [&](at::Tensor& out) {
+        auto iter = elementwise(out, self);
+        loops.leaky_relu(iter, negative_slope);
+      });
+}
+
+void register_device_kernels(torch::Library& m) {
+  m.impl("leaky_relu", leaky_relu_kernel);
+  m.impl("leaky_relu_", leaky_relu_kernel_);
+  m.impl("leaky_relu_backward", leaky_relu_backward_kernel);
+  m.impl("leaky_relu_counted", leaky_relu_counted_kernel);
+  m.impl("leaky_relu_masked", leaky_relu_masked_kernel);
+  m.impl("leaky_relu_backward_masked", leaky_relu_backward_masked_kernel);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_device_kernels(m); }
 
 }  // namespace torch_ext

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "ops/cpu/loops.h"
+#include "ops/loops.h"
 
 TORCH_LIBRARY(torch_ext, m) {
   // Which copy of the CPU loops runs on this CPU: "DEFAULT", "AVX2" or "AVX512".

@@ -1,10 +1,17 @@
-// torch_ext::prelu: schema, C++ entry points and the Meta (shape-only) kernels.
-// CPU kernel: ops/cpu/prelu_kernel.cpp; autograd: ops/autograd/prelu_autograd.cpp.
+// torch_ext::prelu: schema, C++ entry points, the Meta (shape-only) kernels and the device
+// kernels, written once for CPU and CUDA over their loops (ops/loops.h).
+// Autograd: ops/autograd/prelu_autograd.cpp.
 
+#include <ATen/DeviceGuard.h>
+#include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
+#include "ops/counted.h"
+#include "ops/iterator.h"
+#include "ops/loops.h"
 #include "ops/op_handle.h"
 #include "ops/outputs.h"
+#include "ops/prelu_weight.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext {
@@ -52,5 +59,87 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
     return out;
   });
 }
+
+namespace {
+
+at::Tensor prelu_kernel(const at::Tensor& self, const at::Tensor& weight) {
+  constexpr const char* op = "torch_ext::prelu";
+  at::Tensor out = outputs::prelu(self, weight);
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  auto iter = elementwise(out, self, prelu_weight::broadcast(weight, self));
+  loops_for(op, self).prelu(iter);
+  return out;
+}
+
+// The one-pass backward applies with channels (dim 1) as a unit view (NCHW, channels_last,
+// [N, C]) and grad_output and grad_input laid out like the input.
+bool fusable_backward(const at::Tensor& grad_output, const at::Tensor& self,
+                      const at::Tensor& grad_input) {
+  return self.dim() >= 2 && self.numel() > 0 && grad_output.strides() == self.strides() &&
+         grad_input.strides() == self.strides() && unit_view(self, 1).has_value();
+}
+
+// grad_input and grad_weight in one pass where the backend can; returns whether it did.
+bool prelu_backward_fused(const Loops& loops, const at::Tensor& grad_output, const at::Tensor& self,
+                          const at::Tensor& weight, at::Tensor& grad_input,
+                          at::Tensor& grad_weight) {
+  if (!fusable_backward(grad_output, self, grad_input)) return false;
+  const auto view = *unit_view(self, 1);
+  // On CUDA, freed after the launch: the caching allocator reuses it only after the kernel.
+  const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
+  const at::Tensor per_unit = loops.prelu_backward_fused(view, grad_output.const_data_ptr(),
+                                                         grad_input.mutable_data_ptr(), slopes);
+  if (!per_unit.defined()) return false;
+  grad_weight.copy_(weight.numel() == 1 ? per_unit.sum().reshape(weight.sizes())
+                                        : per_unit.reshape(weight.sizes()));
+  return true;
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_output,
+                                                         const at::Tensor& self,
+                                                         const at::Tensor& weight) {
+  constexpr const char* op = "torch_ext::prelu_backward";
+  auto [grad_input, grad_weight] = outputs::prelu_backward(grad_output, self, weight);
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  const Loops& loops = loops_for(op, self);
+  if (prelu_backward_fused(loops, grad_output, self, weight, grad_input, grad_weight)) {
+    return {grad_input, grad_weight};
+  }
+  auto input_iter =
+      elementwise(grad_input, grad_output, self, prelu_weight::broadcast(weight, self));
+  loops.prelu_backward_input(input_iter);
+  at::Tensor per_element = at::empty_like(self);
+  auto weight_iter = elementwise(per_element, grad_output, self);
+  loops.prelu_backward_weight(weight_iter);
+  grad_weight.copy_(prelu_weight::reduce(per_element, weight));
+  return {grad_input, grad_weight};
+}
+
+at::Tensor prelu_counted_kernel(const at::Tensor& self, const at::Tensor& weight,
+                                at::Tensor& counts, int64_t unit_dim,
+                                const at::Tensor& alive_threshold) {
+  const c10::OptionalDeviceGuard guard(at::device_of(self));
+  const Loops& loops = loops_for("torch_ext::prelu_counted", self);
+  return prelu_counted_forward(
+      self, weight, counts, unit_dim, alive_threshold,
+      [&](const UnitView& view, void* out, const void* slopes, const float* threshold,
+          int64_t* active,
+          int64_t* alive) { loops.prelu_counted(view, out, slopes, threshold, active, alive); },
+      [&](at::Tensor& out) {
+        auto iter = elementwise(out, self, prelu_weight::broadcast(weight, self));
+        loops.prelu(iter);
+      });
+}
+
+void register_device_kernels(torch::Library& m) {
+  m.impl("prelu", prelu_kernel);
+  m.impl("prelu_backward", prelu_backward_kernel);
+  m.impl("prelu_counted", prelu_counted_kernel);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_device_kernels(m); }
 
 }  // namespace torch_ext

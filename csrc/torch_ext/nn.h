@@ -23,6 +23,7 @@ using LeakyReLUOptions = torch::nn::LeakyReLUOptions;  // negative_slope = 0.01,
 using PReLUOptions = torch::nn::PReLUOptions;          // num_parameters = 1, init = 0.25
 using ELUOptions = torch::nn::ELUOptions;              // alpha = 1.0, inplace
 using SELUOptions = torch::nn::SELUOptions;            // inplace
+using CELUOptions = torch::nn::CELUOptions;            // alpha = 1.0, inplace
 
 class LeakyReLUImpl : public torch::nn::Cloneable<LeakyReLUImpl>, public stats::Recorded {
  public:
@@ -70,5 +71,16 @@ class SELUImpl : public torch::nn::Cloneable<SELUImpl>, public stats::Recorded {
   SELUOptions options;
 };
 TORCH_MODULE(SELU);
+
+class CELUImpl : public torch::nn::Cloneable<CELUImpl>, public stats::Recorded {
+ public:
+  explicit CELUImpl(const CELUOptions& options_ = {});
+  at::Tensor forward(at::Tensor input);
+  void reset() override {}
+  void pretty_print(std::ostream& stream) const override;
+
+  CELUOptions options;
+};
+TORCH_MODULE(CELU);
 
 }  // namespace torch_ext::nn

@@ -1,7 +1,7 @@
 #pragma once
 // torch_ext's C++ API: the registered ops, called through the PyTorch dispatcher, so
 // autograd, device dispatch and tracing apply exactly as for torch.ops.torch_ext.* in
-// Python. Semantics match torch::nn::functional's leaky_relu, prelu, elu and selu.
+// Python. Semantics match torch::nn::functional's leaky_relu, prelu, elu, selu and celu.
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymIntArrayRef.h>
@@ -38,13 +38,18 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
 // and in float32 the gradient loses precision for x below about -10. Opt-in.
 at::Tensor elu(const at::Tensor& self, double alpha = 1.0, bool save_output = false);
 at::Tensor& elu_(at::Tensor& self, double alpha = 1.0);
-// Backward of scale * elu(x, alpha), shared by ELU (scale 1) and SELU; from x or
-// (is_result, alpha >= 0) from the result.
+// Backward of the ELU family, f(x) = scale * x above 0, scale * alpha * (exp(input_scale *
+// x) - 1) below (ATen's parameters): ELU (alpha, 1, 1), SELU (SELU's alpha and scale, 1),
+// CELU (alpha, 1, 1 / alpha). From x, or (is_result, alpha >= 0) from the result.
 at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or_result,
-                        double alpha, double scale, bool is_result);
+                        double alpha, double scale, bool is_result, double input_scale = 1.0);
 
 at::Tensor selu(const at::Tensor& self, bool save_output = false);
 at::Tensor& selu_(at::Tensor& self);
+
+// max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); alpha must be nonzero.
+at::Tensor celu(const at::Tensor& self, double alpha = 1.0, bool save_output = false);
+at::Tensor& celu_(at::Tensor& self, double alpha = 1.0);
 
 // Dead-neuron statistics. For each unit u (index along unit_dim) adds to counts[0, u] the
 // number of its elements with z > 0 (active) and to counts[1, u] the number with
@@ -67,9 +72,9 @@ at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at:
                               int64_t unit_dim, const at::Tensor& alive_threshold);
 at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
                          int64_t unit_dim, const at::Tensor& alive_threshold);
-// scale * elu(self, alpha): ELU with scale 1, SELU with SELU's constants.
+// A member of the ELU family (parameters as elu_backward's): ELU, SELU and CELU.
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
                        int64_t unit_dim, const at::Tensor& alive_threshold,
-                       bool save_output = false);
+                       bool save_output = false, double input_scale = 1.0);
 
 }  // namespace torch_ext

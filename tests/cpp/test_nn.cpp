@@ -37,6 +37,10 @@ TEST(Modules, MatchTorchNN) {
   expect_same_as_native(torch_ext::nn::SELU(), torch::nn::SELU(), x);
   expect_same_as_native(torch_ext::nn::SELU(torch_ext::nn::SELUOptions(true)),
                         torch::nn::SELU(torch::nn::SELUOptions(true)), x);
+  expect_same_as_native(torch_ext::nn::CELU(torch_ext::nn::CELUOptions().alpha(0.5)),
+                        torch::nn::CELU(torch::nn::CELUOptions().alpha(0.5)), x);
+  expect_same_as_native(torch_ext::nn::CELU(torch_ext::nn::CELUOptions().inplace(true)),
+                        torch::nn::CELU(torch::nn::CELUOptions().inplace(true)), x);
 }
 
 TEST(Modules, PReLUMatchesTorchNNIncludingWeightGradient) {

@@ -30,6 +30,10 @@ std::vector<Case> cases() {
        [](const at::Tensor& x) { return at::elu(x, 2.0); }},
       {"selu", [](const at::Tensor& x) { return torch_ext::selu(x); },
        [](const at::Tensor& x) { return at::selu(x); }},
+      {"celu", [](const at::Tensor& x) { return torch_ext::celu(x, 0.5); },
+       [](const at::Tensor& x) { return at::celu(x, 0.5); }},
+      {"celu_negative_alpha", [](const at::Tensor& x) { return torch_ext::celu(x, -1.5); },
+       [](const at::Tensor& x) { return at::celu(x, -1.5); }},
   };
 }
 
@@ -78,6 +82,9 @@ TEST(Ops, InPlaceMatchesATenAndReturnsSelf) {
   auto s = x.clone();
   torch_ext::selu_(s);
   EXPECT_TRUE(at::allclose(s, at::selu(x)));
+  auto c = x.clone();
+  torch_ext::celu_(c, 2.0);
+  EXPECT_TRUE(at::allclose(c, at::celu(x, 2.0)));
 }
 
 TEST(Ops, PreluForwardAndBackwardMatchATen) {
@@ -109,12 +116,38 @@ TEST(Ops, BackwardOpsMatchATenBackward) {
                            at::leaky_relu_backward(g, x, 0.2, false)));
   EXPECT_TRUE(at::allclose(torch_ext::elu_backward(g, x, 1.5, 1.0, false),
                            at::elu_backward(g, 1.5, 1.0, 1.0, false, x)));
+  // CELU's parameters (alpha, 1, 1 / alpha), from the input and from the result.
+  EXPECT_TRUE(at::allclose(torch_ext::elu_backward(g, x, 0.5, 1.0, false, 2.0),
+                           at::elu_backward(g, 0.5, 1.0, 2.0, false, x)));
+  const auto y = at::celu(x, 0.5);
+  EXPECT_TRUE(at::allclose(torch_ext::elu_backward(g, y, 0.5, 1.0, true, 2.0),
+                           at::elu_backward(g, 0.5, 1.0, 2.0, true, y)));
   auto [gx, gw] =
       torch_ext::prelu_backward(g.view({8, 8}), x.view({8, 8}), at::full({8}, 0.25, at::kDouble));
   auto [ngx, ngw] =
       at::_prelu_kernel_backward(g.view({8, 8}), x.view({8, 8}), at::full({8}, 0.25, at::kDouble));
   EXPECT_TRUE(at::allclose(gx, ngx));
   EXPECT_TRUE(at::allclose(gw, ngw.sum(0)));
+}
+
+TEST(Ops, CeluRefusesZeroAlphaBeforeWriting) {
+  const auto x = at::randn({5}, at::kDouble);
+  auto y = x.clone();
+  for (const char* op : {"torch_ext::celu", "torch_ext::celu_"}) {
+    try {
+      if (std::string(op) == "torch_ext::celu") {
+        torch_ext::celu(x, 0.0);
+      } else {
+        torch_ext::celu_(y, 0.0);
+      }
+      FAIL() << "expected an error from " << op;
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(op) + ": alpha cannot be 0"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_TRUE(at::equal(y, x));
 }
 
 TEST(Ops, BadInputNamesOpAndArgument) {

@@ -83,6 +83,27 @@ TEST(Recorder, InPlaceModulesAreCountedOnTheirInput) {
             std::vector<int64_t>(expected.data_ptr<int64_t>(), expected.data_ptr<int64_t>() + 4));
 }
 
+// CELU's alive rule: |f'(z)| = e^(z / alpha) > grad_eps, so z > alpha * log(grad_eps).
+TEST(Recorder, CeluCountsAliveByItsOwnRule) {
+  torch::manual_seed(2);
+  torch::nn::Sequential net(torch_ext::nn::CELU(torch_ext::nn::CELUOptions().alpha(0.5)));
+  auto recorder = std::make_shared<torch_ext::stats::Recorder>(1e-3);
+  recorder->attach(*net);
+  auto x = torch::randn({64, 6}) * 4;
+  net->forward(x);
+  const auto report = recorder->report();
+  const auto& layer = report.at("0");
+  EXPECT_EQ(layer.activation, "CELU");
+  const auto z = x.to(torch::kDouble);
+  const auto expected_alive = (z > 0.5 * std::log(1e-3)).sum(0);
+  const auto expected_active = (z > 0).sum(0);
+  EXPECT_EQ(layer.alive, std::vector<int64_t>(expected_alive.data_ptr<int64_t>(),
+                                              expected_alive.data_ptr<int64_t>() + 6));
+  EXPECT_EQ(layer.active, std::vector<int64_t>(expected_active.data_ptr<int64_t>(),
+                                               expected_active.data_ptr<int64_t>() + 6));
+  EXPECT_TRUE(torch::allclose(net->forward(x), torch::celu(x, 0.5)));
+}
+
 }  // namespace
 
 namespace {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "ops/cpu/loops.h"
+#include "ops/loops.h"
 
 namespace torch_ext::cpu {
 

@@ -1,12 +1,16 @@
-// Instantiates the elementwise skeleton for each activation. This file is compiled once
-// per CPU ISA, with CPU_CAPABILITY set to DEFAULT, AVX2 or AVX512 (see CMakeLists.txt).
+// The CPU loops table (ops/loops.h): the activation formulas instantiated on the CPU
+// skeletons. This file is compiled once per CPU ISA, with CPU_CAPABILITY set to DEFAULT,
+// AVX2 or AVX512 (see CMakeLists.txt); ops/cpu/isa.cpp picks the copy at run time.
 
-#include "activations/elu.h"
+#include <ATen/ops/zeros.h>
+
+#include "activations/elu_family.h"
 #include "activations/leaky_relu.h"
+#include "ops/cpu/counting.h"
 #include "ops/cpu/elementwise.h"
-#include "ops/cpu/loops.h"
+#include "ops/cpu/prelu_backward.h"
 #include "ops/cpu/sign_mask.h"
-#include "ops/cpu/unit_loops.h"
+#include "ops/loops.h"
 
 namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
@@ -45,20 +49,18 @@ void prelu_backward_weight(at::TensorIteratorBase& iter) {
   });
 }
 
-void elu(at::TensorIteratorBase& iter, double alpha, double scale) {
-  for_each_element<1>(
-      iter, [alpha, scale](auto x) { return act::make_elu<decltype(x)>(alpha, scale).forward(x); });
+void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
+  for_each_element<1>(iter, [p](auto x) { return act::make_elu<decltype(x)>(p).forward(x); });
 }
 
-void elu_backward(at::TensorIteratorBase& iter, double alpha, double scale, bool is_result) {
+void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is_result) {
   if (is_result) {
-    for_each_element<2>(iter, [alpha, scale](auto g, auto y) {
-      return act::make_elu<decltype(g)>(alpha, scale).backward_from_result(g, y);
+    for_each_element<2>(iter, [p](auto g, auto y) {
+      return act::make_elu<decltype(g)>(p).backward_from_result(g, y);
     });
   } else {
-    for_each_element<2>(iter, [alpha, scale](auto g, auto x) {
-      return act::make_elu<decltype(g)>(alpha, scale).backward(g, x);
-    });
+    for_each_element<2>(
+        iter, [p](auto g, auto x) { return act::make_elu<decltype(g)>(p).backward(g, x); });
   }
 }
 
@@ -91,11 +93,9 @@ void leaky_relu_counted(const UnitView& v, void* out, double negative_slope, con
   apply_counted(v, out, nullptr, f, threshold, active, alive);
 }
 
-void elu_counted(const UnitView& v, void* out, double alpha, double scale, const float* threshold,
+void elu_counted(const UnitView& v, void* out, const act::EluParams& p, const float* threshold,
                  int64_t* active, int64_t* alive) {
-  const auto f = [alpha, scale](auto x, auto) {
-    return act::make_elu<decltype(x)>(alpha, scale).forward(x);
-  };
+  const auto f = [p](auto x, auto) { return act::make_elu<decltype(x)>(p).forward(x); };
   apply_counted(v, out, nullptr, f, threshold, active, alive);
 }
 
@@ -105,19 +105,24 @@ void prelu_counted(const UnitView& v, void* out, const void* weight, const float
   apply_counted(v, out, weight, f, threshold, active, alive);
 }
 
-void prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,
-                          const void* slopes, double* grad_weight) {
+// float32/float64 only: the lanes accumulate in the input's type between flushes.
+at::Tensor prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,
+                                const at::Tensor& slopes) {
+  if (v.dtype != at::kFloat && v.dtype != at::kDouble) return {};
+  at::Tensor per_unit = at::zeros({v.units}, slopes.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(v.dtype, "prelu_backward_fused", [&] {
     const PreluBackwardStep<scalar_t> step{static_cast<const scalar_t*>(v.data),
                                            static_cast<const scalar_t*>(grad_output),
                                            static_cast<scalar_t*>(grad_input)};
-    const auto* w = static_cast<const scalar_t*>(slopes);
+    const auto* w = slopes.const_data_ptr<scalar_t>();
+    double* sums = per_unit.mutable_data_ptr<double>();
     if (v.inner == 1) {
-      prelu_backward_rows(v, step, w, grad_weight);
+      prelu_backward_rows(v, step, w, sums);
     } else {
-      prelu_backward_planes(v, step, w, grad_weight);
+      prelu_backward_planes(v, step, w, sums);
     }
   });
+  return per_unit;
 }
 
 void leaky_relu_masked_loop(c10::ScalarType dtype, const void* x, void* out, uint8_t* mask,
@@ -152,25 +157,29 @@ void leaky_relu_backward_masked_loop(c10::ScalarType dtype, const void* grad_out
       });
 }
 
+Loops make_loops() {
+  Loops t;
+  t.leaky_relu = leaky_relu;
+  t.leaky_relu_backward = leaky_relu_backward;
+  t.prelu = prelu;
+  t.prelu_backward_input = prelu_backward_input;
+  t.prelu_backward_weight = prelu_backward_weight;
+  t.elu = elu;
+  t.elu_backward = elu_backward;
+  t.count_active = count_active;
+  t.leaky_relu_counted = leaky_relu_counted;
+  t.prelu_counted = prelu_counted;
+  t.elu_counted = elu_counted;
+  t.prelu_backward_fused = prelu_backward_fused;
+  t.leaky_relu_masked = leaky_relu_masked_loop;
+  t.leaky_relu_backward_masked = leaky_relu_backward_masked_loop;
+  return t;
+}
+
 }  // namespace
 
 const Loops& isa_loops() {
-  static const Loops table{
-      leaky_relu,
-      leaky_relu_backward,
-      prelu,
-      prelu_backward_input,
-      prelu_backward_weight,
-      elu,
-      elu_backward,
-      count_active,
-      leaky_relu_counted,
-      prelu_counted,
-      elu_counted,
-      prelu_backward_fused,
-      leaky_relu_masked_loop,
-      leaky_relu_backward_masked_loop,
-  };
+  static const Loops table = make_loops();
   return table;
 }
 

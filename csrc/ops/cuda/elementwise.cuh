@@ -36,7 +36,8 @@ template <typename scalar_t, typename F, size_t... I>
 struct Widened<scalar_t, F, std::index_sequence<I...>> {
   using opmath_t = at::opmath_type<scalar_t>;
   F f;
-  __device__ scalar_t operator()(Repeat<scalar_t, I>... args) const {
+  // [[maybe_unused]]: nvcc's host stub of a device function never reads its arguments.
+  __device__ scalar_t operator()([[maybe_unused]] Repeat<scalar_t, I>... args) const {
     return static_cast<scalar_t>(f(static_cast<opmath_t>(args)...));
   }
 };

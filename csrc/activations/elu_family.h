@@ -1,0 +1,78 @@
+#pragma once
+// The ELU family, one definition for every backend and every member:
+//   f(x) = scale * x                                     for x > 0
+//          scale * alpha * (exp(input_scale * x) - 1)    for x <= 0
+// ELU (Clevert et al. 2015) is (alpha, 1, 1); SELU (Klambauer et al. 2017) is ELU with
+// fixed alpha and scale; CELU (Barron 2017) is (alpha, 1, 1 / alpha). ATen runs the family
+// as one kernel with these three parameters too.
+
+#include <cmath>
+#include <limits>
+
+#include "activations/primitives.h"
+
+namespace torch_ext::act {
+
+// SELU's constants to full double precision, the values of ATen's SELU_ALPHA and
+// SELU_SCALE. Python reads them from the library (torch.ops.torch_ext.selu_constants).
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+
+// One member of the family, in double: what an op passes to the loops.
+struct EluParams {
+  double alpha;
+  double scale = 1.0;
+  double input_scale = 1.0;
+};
+
+inline EluParams elu_params(double alpha) { return {alpha, 1.0, 1.0}; }
+inline EluParams selu_params() { return {kSeluAlpha, kSeluScale, 1.0}; }
+inline EluParams celu_params(double alpha) { return {alpha, 1.0, 1.0 / alpha}; }
+
+template <typename T>
+struct Elu {
+  T scale;
+  T negative_coef;  // alpha * scale, rounded once in the compute type as ATen does
+  T input_scale;
+
+  C10_HOST_DEVICE T forward(T x) const {
+    // expm1 keeps full relative accuracy for x near 0, where exp(x) - 1 cancels. At
+    // x == +-0 both branches are 0, but only x * scale keeps the sign of zero for
+    // alpha < 0, as ATen does.
+    return if_not_negative(x, x * scale, expm1_of(x * input_scale) * negative_coef);
+  }
+
+  // At x == 0 the negative branch applies: the gradient there is alpha * scale *
+  // input_scale. The products are ATen's, in ATen's order.
+  C10_HOST_DEVICE T backward(T g, T x) const {
+    return if_positive(x, g * scale, g * input_scale * negative_coef * exp_of(x * input_scale));
+  }
+
+  // From the output y: for x <= 0, y + alpha * scale == alpha * scale * exp(input_scale * x).
+  // Valid where y > 0 exactly when x > 0: alpha >= 0 (the ops require it).
+  C10_HOST_DEVICE T backward_from_result(T g, T y) const {
+    return if_positive(y, g * scale, g * input_scale * (y + negative_coef));
+  }
+
+  // The z above which |f'(z)| > grad_eps. Above 0, f' is scale; below, |f'(z)| is
+  // s * e^(input_scale * z) with s = |alpha * scale * input_scale|. With input_scale > 0
+  // that rises with z: z > log(grad_eps / s) / input_scale, or z > 0 when that is >= 0.
+  // With input_scale < 0 (CELU with alpha < 0) it falls with z, so every z < 0 passes
+  // when s > grad_eps; otherwise the set is not of the form z > t, and z > 0 is kept.
+  static double alive_threshold(const EluParams& p, double grad_eps) {
+    const double saturation = std::abs(p.alpha * p.scale * p.input_scale);
+    if (saturation <= grad_eps) return 0.0;
+    if (p.input_scale > 0) return std::log(grad_eps / saturation) / p.input_scale;
+    return p.input_scale < 0 ? -std::numeric_limits<double>::infinity() : 0.0;
+  }
+};
+
+// The parameters in the compute type T (a scalar or a vector of them), alpha * scale
+// rounded once in T's element type, as ATen does.
+template <typename T>
+Elu<T> make_elu(const EluParams& p) {
+  using S = scalar_of_t<T>;
+  return Elu<T>{T(S(p.scale)), T(S(p.alpha) * S(p.scale)), T(S(p.input_scale))};
+}
+
+}  // namespace torch_ext::act

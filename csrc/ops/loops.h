@@ -1,0 +1,94 @@
+#pragma once
+// The table of inner loops every backend fills: CPU (ops/cpu/loops.cpp, compiled once per
+// ISA) and CUDA (ops/cuda/loops.cu). Each op's host code (ops/<op>.cpp) is written once:
+// it checks its arguments and allocates (outputs.h), builds the iterator, sets the device,
+// then calls loops_for(tensor).<name>(...). A backend fills its table member by member, by
+// name; a member it leaves out raises a clear error instead of crashing.
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/DeviceType.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+
+#include "activations/elu_family.h"
+#include "ops/unit_view.h"
+
+namespace at {
+struct TensorIteratorBase;
+}  // namespace at
+
+namespace torch_ext {
+
+[[noreturn]] void fail_missing_loop();
+
+// The default of every table member: a loop this backend does not have.
+template <typename R, typename... Args>
+R missing_loop(Args...) {
+  fail_missing_loop();
+}
+
+struct Loops {
+  // --- Elementwise, over a TensorIterator (ops/iterator.h) -------------------------------
+  // out = leaky_relu(x); inputs: x.
+  void (*leaky_relu)(at::TensorIteratorBase& iter, double negative_slope) = missing_loop;
+  // grad_input = g * leaky_relu'(s); inputs: g, s (the input, or the result if slope >= 0).
+  void (*leaky_relu_backward)(at::TensorIteratorBase& iter, double negative_slope) = missing_loop;
+  // out = prelu(x, w); inputs: x, w broadcast to x.
+  void (*prelu)(at::TensorIteratorBase& iter) = missing_loop;
+  // grad_input = g * prelu'(x); inputs: g, x, w broadcast to x.
+  void (*prelu_backward_input)(at::TensorIteratorBase& iter) = missing_loop;
+  // per-element weight gradient, x > 0 ? 0 : x * g; inputs: g, x.
+  void (*prelu_backward_weight)(at::TensorIteratorBase& iter) = missing_loop;
+  // out = f(x) for a member f of the ELU family; inputs: x.
+  void (*elu)(at::TensorIteratorBase& iter, const act::EluParams& p) = missing_loop;
+  // grad_input; inputs: g, s (the input, or the result when is_result).
+  void (*elu_backward)(at::TensorIteratorBase& iter, const act::EluParams& p,
+                       bool is_result) = missing_loop;
+
+  // --- Per unit, over a UnitView (ops/unit_view.h) ----------------------------------------
+  // active[u] += #{z > 0}, alive[u] += #{z > threshold[u]} over the elements of unit u.
+  void (*count_active)(const UnitView& z, const float* threshold, int64_t* active,
+                       int64_t* alive) = missing_loop;
+  // The counted forwards: out (laid out as z) = f(z), and z counted as count_active does.
+  void (*leaky_relu_counted)(const UnitView& z, void* out, double negative_slope,
+                             const float* threshold, int64_t* active,
+                             int64_t* alive) = missing_loop;
+  // slopes: one per unit, of z's dtype.
+  void (*prelu_counted)(const UnitView& z, void* out, const void* slopes, const float* threshold,
+                        int64_t* active, int64_t* alive) = missing_loop;
+  void (*elu_counted)(const UnitView& z, void* out, const act::EluParams& p, const float* threshold,
+                      int64_t* active, int64_t* alive) = missing_loop;
+  // PReLU's backward in one pass: writes grad_input (laid out as x, as grad_output is) and
+  // returns the weight gradient summed per unit ({units}, in a wider type); slopes: one per
+  // unit, of x's dtype. Returns an undefined tensor where the backend has no such loop for
+  // x's dtype: the caller then runs prelu_backward_input and prelu_backward_weight.
+  at::Tensor (*prelu_backward_fused)(const UnitView& x, const void* grad_output, void* grad_input,
+                                     const at::Tensor& slopes) = missing_loop;
+
+  // --- Leaky ReLU with a 1-bit sign mask, over n elements in memory order ------------------
+  // Bit i = x_i > 0, LSB first: the forward writes out and mask, the backward reads the mask.
+  void (*leaky_relu_masked)(c10::ScalarType dtype, const void* x, void* out, uint8_t* mask,
+                            int64_t n, double negative_slope) = missing_loop;
+  void (*leaky_relu_backward_masked)(c10::ScalarType dtype, const void* grad_output,
+                                     const uint8_t* mask, void* grad_input, int64_t n,
+                                     double negative_slope) = missing_loop;
+};
+
+// The loops of `t`'s device type; an error naming `op` for a device torch_ext has no
+// kernels for (or whose kernels this build left out).
+const Loops& loops_for(const char* op, const at::TensorBase& t);
+
+namespace cpu {
+// The loops for the best ISA this library was compiled for and the running CPU supports
+// (ATen's choice, so ATEN_CPU_CAPABILITY=default|avx2|avx512 overrides it the same way).
+const Loops& loops();
+// The ISA whose loops `loops()` returns: "DEFAULT", "AVX2" or "AVX512".
+const char* loops_isa();
+}  // namespace cpu
+
+namespace cuda {
+const Loops& loops();  // ops/cuda/loops.cu, in builds with CUDA
+}  // namespace cuda
+
+}  // namespace torch_ext
