@@ -6,7 +6,7 @@ and those kept only because of the activation layers, native vs torch_ext activa
 Measured with torch.autograd.graph.saved_tensors_hooks: every tensor saved during the
 forward is recorded with its storage and the module that saved it; a storage counts once.
 "Activation-only" bytes are storages saved by activation modules and by no other layer.
-ELU and SELU keep their input, as PyTorch does; with the opt-in ``save_output=True`` they
+ELU, CELU and SELU keep their input, as PyTorch does; with the opt-in ``save_output=True`` they
 keep their output instead, which costs nothing extra when the next Linear saves that same
 tensor as its input (but forbids modifying the output in place before backward).
 """
@@ -35,6 +35,12 @@ ACTIVATIONS: dict[
     "ELU save_output": (
         lambda c: torch.nn.ELU(),
         lambda c: xnn.ELU(save_output=True),
+        "output (opt-in)",
+    ),
+    "CELU": (lambda c: torch.nn.CELU(), lambda c: xnn.CELU(), "input (as native)"),
+    "CELU save_output": (
+        lambda c: torch.nn.CELU(),
+        lambda c: xnn.CELU(save_output=True),
         "output (opt-in)",
     ),
     "SELU": (lambda c: torch.nn.SELU(), lambda c: xnn.SELU(), "input (as native)"),

@@ -14,7 +14,15 @@ followed by the `(x <= 0).sum(dims)` pass people write and "ours" the counted op
 (activation and counts in one pass; flat sizes are counted as rows of 1024 units);
 `ours/plain` compares it to our plain forward. Each
 cell is the median of `torch.utils.benchmark` blocked_autorange runs, native and ours
-interleaved; ratio = native time / ours (> 1: ours is faster). `copy` is a same-size
+interleaved; ratio = native time / ours (> 1: ours is faster).
+
+Page faults: an out-of-place forward allocates its output. glibc serves a large block with
+fresh pages from mmap (a page fault per 4 KiB on first write) and returns it on free, so
+which side pays the faults would depend on allocation order, and ratios of the same code
+swing from 0.3x to 4x between runs. This script therefore runs itself with
+MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised to 16 GiB (glibc reads them at
+process start: it re-executes itself once with them set, unless they are set already), so
+both sides reuse warm heap memory and the timings are of the kernels. `copy` is a same-size
 tensor copy into a preallocated tensor in the same run, the memory-bandwidth ceiling, in
 ns per element; `vs copy` = our time / the copy's; `bw/copy` = the memory bandwidth our
 op reaches (the bytes it must read and write: see `traffic`) as a fraction of the copy's.
@@ -23,7 +31,9 @@ op reaches (the bytes it must read and write: see `traffic`) as a fraction of th
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +50,7 @@ SIZES: dict[str, tuple[int, ...]] = {
     "256x1024": (256, 1024),
     "32x64x56x56": (32, 64, 56, 56),
     "32x64x56x56-cl": (32, 64, 56, 56),
+    "2^22": (2**22,),
     "2^24": (2**24,),
     "2^26": (2**26,),
 }
@@ -60,6 +71,7 @@ class Op:
 
 ops = torch.ops.torch_ext
 SELU = (SELU_ALPHA, SELU_SCALE)  # the library's own constants
+CELU_ALPHA = 2.0
 OPS = {
     "leaky_relu": Op(
         "leaky_relu",
@@ -82,6 +94,12 @@ OPS = {
         counted=lambda x, *a: ops.elu_counted(x, 1.0, 1.0, *a),
     ),
     "selu": Op("selu", X.selu, F.selu, counted=lambda x, *a: ops.elu_counted(x, *SELU, *a)),
+    "celu": Op(  # alpha 2: the input scale 1 / alpha is not 1, as in any CELU but the default
+        "celu",
+        lambda x, **k: X.celu(x, CELU_ALPHA, **k),
+        lambda x, **k: F.celu(x, CELU_ALPHA, **k),
+        counted=lambda x, *a: ops.elu_counted(x, CELU_ALPHA, 1.0, *a, input_scale=1 / CELU_ALPHA),
+    ),
 }
 
 
@@ -144,11 +162,15 @@ def backward_op(op: Op, native: bool, x: torch.Tensor, weight: torch.Tensor) -> 
         shape = [-1 if d == 1 else 1 for d in range(x.dim())] if x.dim() > 1 else []
         w = weight.view(shape) if x.dim() > 1 else weight.view(())
         return lambda: (lambda gi, gw: (gi, gw.sum(dims)))(*aten._prelu_kernel_backward(g, x, w))
-    alpha, scale = (1.0, 1.0) if op.name == "elu" else SELU
-    if native:  # F.elu / F.selu save the input
-        return lambda: aten.elu_backward(g, alpha, scale, 1.0, False, x)
+    alpha, scale, input_scale = {
+        "elu": (1.0, 1.0, 1.0),
+        "selu": (*SELU, 1.0),
+        "celu": (CELU_ALPHA, 1.0, 1.0 / CELU_ALPHA),
+    }[op.name]
+    if native:  # F.elu / F.selu / F.celu save the input
+        return lambda: aten.elu_backward(g, alpha, scale, input_scale, False, x)
     y = op.ours(x)  # ours saves the output (float32)
-    return lambda: ops.elu_backward(g, y, alpha, scale, True)
+    return lambda: ops.elu_backward(g, y, alpha, scale, True, input_scale=input_scale)
 
 
 def traffic(op: Op, mode: str, element_size: int) -> float:
@@ -192,7 +214,18 @@ def copy_ns_per_element(x: torch.Tensor, threads: int, min_run_time: float) -> f
     return median_time(lambda: out.copy_(x), threads, min_run_time) / x.numel() * 1e9
 
 
+MALLOC_CONTROL = {"MALLOC_MMAP_THRESHOLD_": str(2**34), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
+
+
+def rerun_with_warm_heap() -> None:
+    """Re-executes this script with glibc's mmap and trim thresholds raised (see above)."""
+    if all(name in os.environ for name in MALLOC_CONTROL):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**MALLOC_CONTROL, **os.environ})
+
+
 def main() -> None:
+    rerun_with_warm_heap()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -223,7 +256,8 @@ def main() -> None:
     else:
         print(
             f"torch {torch.__version__}, torch_ext CPU loops {torch_ext.build_info()['cpu_isa']}, "
-            f"ATen {torch.backends.cpu.get_cpu_capability()}\n"
+            f"ATen {torch.backends.cpu.get_cpu_capability()}, "
+            f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')}\n"
         )
     header = (
         f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "

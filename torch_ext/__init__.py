@@ -1,4 +1,4 @@
-"""torch_ext: Leaky ReLU, PReLU, ELU and SELU as registered PyTorch ops.
+"""torch_ext: Leaky ReLU, PReLU, ELU, CELU and SELU as registered PyTorch ops.
 
 The ops live in ``torch.ops.torch_ext`` (one shared library serves Python, LibTorch C++
 programs and TorchScript); :mod:`torch_ext.functional` and :mod:`torch_ext.nn` offer them

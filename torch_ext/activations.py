@@ -101,7 +101,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "celu",
             lambda m: float(m.alpha),
             lambda m: -float(m.alpha),
-            lambda units: torch.nn.CELU(),
+            lambda units: _nn().CELU(1.0),
         ),
     )
 }

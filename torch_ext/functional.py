@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["elu", "leaky_relu", "prelu", "selu"]
+__all__ = ["celu", "elu", "leaky_relu", "prelu", "selu"]
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -67,6 +67,28 @@ def elu(
     if inplace:
         return torch.ops.torch_ext.elu_(input, alpha)
     return torch.ops.torch_ext.elu(input, alpha, save_output=save_output)
+
+
+def celu(
+    input: Tensor, alpha: float = 1.0, inplace: bool = False, save_output: bool = False
+) -> Tensor:
+    r"""Apply CELU element-wise: :math:`x` if :math:`x > 0`, else
+    :math:`\alpha (e^{x / \alpha} - 1)` (Barron, 2017): ELU with its input scaled by
+    :math:`1 / \alpha`, continuously differentiable at 0 for any :math:`\alpha`.
+
+    Args:
+        input: a floating-point tensor.
+        alpha: the negative saturation value; must not be 0. Default: ``1.0``.
+        inplace: overwrite ``input``. Its backward uses the result, which needs
+            ``alpha >= 0``. Default: ``False``.
+        save_output: keep the output for backward instead of the input; see :func:`elu`.
+            Default: ``False``.
+
+    See :func:`torch.nn.functional.celu`; the gradient at ``x == 0`` is ``1``.
+    """
+    if inplace:
+        return torch.ops.torch_ext.celu_(input, alpha)
+    return torch.ops.torch_ext.celu(input, alpha, save_output=save_output)
 
 
 def selu(input: Tensor, inplace: bool = False, save_output: bool = False) -> Tensor:

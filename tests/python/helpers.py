@@ -17,6 +17,7 @@ import torch_ext.functional as X
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 SLOPES = [0.0, 0.01, -0.2, 1.5]
 ALPHAS = [0.0, 0.1, 1.0, 2.0]
+CELU_ALPHAS = [0.5, 1.0, 2.0, -1.0]  # not 0 (an error, natively too); negative is valid
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
@@ -48,6 +49,8 @@ class Activation:
         if self.name == "selu":
             return SELU_SCALE * SELU_ALPHA
         assert self.param is not None
+        if self.name == "celu":  # alpha * (1 / alpha) * e^0: continuous at 0 for any alpha
+            return 1.0
         return self.param
 
 
@@ -55,6 +58,7 @@ ACTIVATIONS = (
     [Activation("leaky_relu", s, X.leaky_relu, F.leaky_relu) for s in SLOPES]
     + [Activation("elu", a, X.elu, F.elu) for a in ALPHAS]
     + [Activation("selu", None, X.selu, F.selu)]
+    + [Activation("celu", a, X.celu, F.celu) for a in CELU_ALPHAS]
 )
 
 

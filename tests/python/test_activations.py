@@ -50,3 +50,16 @@ def test_the_monitor_counts_by_the_tables_rule():
             )
         torch.testing.assert_close(got, expected.float(), rtol=0, atol=0)
     assert activation_of(torch.nn.GELU()) is None
+
+
+@pytest.mark.parametrize("name", [n for n in ACTIVATIONS if n != "ReLU"])
+def test_make_gives_the_torch_ext_module(name):
+    """The study and the benchmarks run torch_ext's module of every entry (torch_ext has no
+    ReLU), which counts inside its own kernel under the monitor."""
+    module = ACTIVATIONS[name].make(4)
+    assert type(module) is getattr(torch_ext.nn, name)
+    assert isinstance(module, torch_ext.nn.CountedActivation)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    native = ACTIVATIONS[name].native
+    reference = native(4) if native is torch.nn.PReLU else native()
+    torch.testing.assert_close(module.double()(x), reference.double()(x))

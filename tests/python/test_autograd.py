@@ -75,15 +75,38 @@ def test_leaky_relu_backward_op(slope: float, is_result: bool):
 
 @pytest.mark.parametrize("is_result", [False, True])
 @pytest.mark.parametrize(
-    "alpha,scale", [(1.0, 1.0), (0.5, 2.0), (1.6732632423543772, 1.0507009873554805)]
+    "alpha,scale,input_scale",
+    [
+        (1.0, 1.0, 1.0),
+        (0.5, 2.0, 1.0),
+        (1.6732632423543772, 1.0507009873554805, 1.0),
+        (0.5, 1.0, 2.0),  # CELU(0.5)
+        (3.0, 1.0, 1 / 3.0),  # CELU(3)
+    ],
 )
-def test_elu_backward_op(alpha: float, scale: float, is_result: bool):
+def test_elu_backward_op(alpha: float, scale: float, input_scale: float, is_result: bool):
     g, s = away_from_kink(6), away_from_kink(6)
     if is_result:  # a valid result: y > -alpha * scale
         s = (s.detach().clamp(min=-alpha * scale + 0.1)).requires_grad_(True)
-    fn = lambda g, s: ops.elu_backward(g, s, alpha, scale, is_result)  # noqa: E731
+    fn = lambda g, s: ops.elu_backward(g, s, alpha, scale, is_result, input_scale)  # noqa: E731
     assert gradcheck(fn, (g, s))
     assert gradgradcheck(fn, (g, s))
+
+
+# From the result needs alpha >= 0 (test_errors checks that it raises).
+@pytest.mark.parametrize(
+    "alpha,is_result", [(0.5, False), (2.0, False), (-1.5, False), (0.5, True), (2.0, True)]
+)
+def test_elu_backward_op_with_input_scale_is_celus_derivative(alpha: float, is_result: bool):
+    """elu_backward(..., input_scale=1 / alpha) is the gradient of F.celu(x, alpha)."""
+    x = away_from_kink(7).detach()
+    g = torch.randn(7, dtype=torch.float64)
+    leaf = x.clone().requires_grad_(True)
+    y = F.celu(leaf, alpha)
+    (expected,) = torch.autograd.grad(y, leaf, g)
+    s = y.detach() if is_result else x
+    got = ops.elu_backward(g, s, alpha, 1.0, is_result, input_scale=1 / alpha)
+    torch.testing.assert_close(got, expected)
 
 
 def test_prelu_backward_op():
@@ -106,10 +129,10 @@ def _saved_by(fn, *args, **kwargs):
 
 
 def test_what_each_op_keeps_for_backward():
-    """As PyTorch: ELU/SELU keep their input; Leaky ReLU one bit per element (its input's
+    """As PyTorch: ELU/SELU/CELU keep their input; Leaky ReLU one bit per element (its input's
     signs, packed LSB first), which decides its gradient exactly."""
     x = torch.randn(8, requires_grad=True)
-    for fn, args in ((ops.elu, (1.0,)), (ops.selu, ())):
+    for fn, args in ((ops.elu, (1.0,)), (ops.selu, ()), (ops.celu, (0.5,))):
         _, saved = _saved_by(fn, x, *args)
         assert len(saved) == 1 and saved[0].data_ptr() == x.data_ptr()
     _, saved = _saved_by(ops.leaky_relu, x)
@@ -119,7 +142,9 @@ def test_what_each_op_keeps_for_backward():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
-    "fn,args", [(X.elu, (1.0,)), (X.elu, (0.5,)), (X.selu, ())], ids=["elu", "elu0.5", "selu"]
+    "fn,args",
+    [(X.elu, (1.0,)), (X.elu, (0.5,)), (X.selu, ()), (X.celu, (1.0,)), (X.celu, (0.5,))],
+    ids=["elu", "elu0.5", "selu", "celu", "celu0.5"],
 )
 def test_save_output_keeps_the_output_when_asked(fn, args, dtype):
     x = torch.randn(8, dtype=dtype, requires_grad=True)
@@ -132,19 +157,22 @@ def test_save_output_keeps_the_output_when_asked(fn, args, dtype):
     torch.testing.assert_close(ours, expected)
 
 
+@pytest.mark.parametrize("fn", [X.elu, X.celu], ids=["elu", "celu"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_save_output_keeps_the_input_where_the_output_is_too_coarse(dtype):
+def test_save_output_keeps_the_input_where_the_output_is_too_coarse(dtype, fn):
     x = torch.randn(8, dtype=dtype, requires_grad=True)
-    _, saved = _saved_by(X.elu, x, 1.0, save_output=True)
+    _, saved = _saved_by(fn, x, 1.0, save_output=True)
     assert saved[0].data_ptr() == x.data_ptr()
-    _, saved = _saved_by(X.elu, x.detach().float().requires_grad_(), -0.5, save_output=True)
-    assert saved[0].dtype == torch.float32 and not saved[0].equal(X.elu(saved[0].detach(), -0.5))
+    _, saved = _saved_by(fn, x.detach().float().requires_grad_(), -0.5, save_output=True)
+    assert saved[0].dtype == torch.float32 and not saved[0].equal(fn(saved[0].detach(), -0.5))
 
 
 MODULES = {  # ours and the native module of the same configuration
     "ELU": (lambda: xnn.ELU(), lambda: torch.nn.ELU()),
     "ELU(0.5)": (lambda: xnn.ELU(0.5), lambda: torch.nn.ELU(0.5)),
     "SELU": (lambda: xnn.SELU(), lambda: torch.nn.SELU()),
+    "CELU": (lambda: xnn.CELU(), lambda: torch.nn.CELU()),
+    "CELU(0.5)": (lambda: xnn.CELU(0.5), lambda: torch.nn.CELU(0.5)),
 }
 
 
@@ -172,10 +200,14 @@ def test_output_may_be_modified_in_place_afterwards(name: str, after: str):
     torch.testing.assert_close(grads[0], grads[1])
 
 
-@pytest.mark.parametrize("fn,native", [(X.elu, F.elu), (X.selu, F.selu)], ids=["elu", "selu"])
+@pytest.mark.parametrize(
+    "fn,native",
+    [(X.elu, F.elu), (X.selu, F.selu), (lambda t: X.celu(t, 2.0), lambda t: F.celu(t, 2.0))],
+    ids=["elu", "selu", "celu2"],
+)
 def test_float32_gradient_keeps_precision_far_in_the_negative_tail(fn, native):
-    """From the input, the gradient is alpha * exp(x): the output's y + alpha would cancel
-    (0.44 relative error at x = -17, exactly 0 below -18)."""
+    """From the input, the gradient is alpha * exp(x) (CELU: exp(x / alpha)): the output's
+    y + alpha would cancel (0.44 relative error at x = -17, exactly 0 below -18)."""
     x = torch.tensor([-10.0, -17.0, -18.0, -25.0, -40.0, -80.0], requires_grad=True)
     (ours,) = torch.autograd.grad(fn(x).sum(), x)
     x64 = x.detach().double().requires_grad_(True)

@@ -19,12 +19,14 @@ class EveryOp(torch.nn.Module):
         self.lin2 = torch.nn.Linear(8, 8)
         self.prelu = xnn.PReLU(8)
         self.lin3 = torch.nn.Linear(8, 4)
+        self.celu = xnn.CELU(2.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = X.leaky_relu(self.lin1(x), 0.1)
         h = self.prelu(self.lin2(h))
         h = X.elu(h, 0.5, inplace=True)
         h = X.selu(self.lin3(h))
+        h = X.celu(self.celu(h) * 1.0, 0.5, inplace=True)
         return X.leaky_relu(h * 1.0, 0.2, inplace=True)
 
 
@@ -60,6 +62,8 @@ def test_export_traces_every_op():
         "torch_ext.prelu.default",
         "torch_ext.elu_.default",
         "torch_ext.selu.default",
+        "torch_ext.celu.default",
+        "torch_ext.celu_.default",
         "torch_ext.leaky_relu_.default",
     } <= call_targets(exported)
     torch.testing.assert_close(exported.module()(x), model(x))
@@ -68,7 +72,11 @@ def test_export_traces_every_op():
     # out-of-place ops.
     functional = exported.run_decompositions({})
     targets = call_targets(functional)
-    assert {"torch_ext.elu.default", "torch_ext.leaky_relu.default"} <= targets, targets
+    assert {
+        "torch_ext.elu.default",
+        "torch_ext.celu.default",
+        "torch_ext.leaky_relu.default",
+    } <= targets, targets
     assert not {t for t in targets if t.startswith("torch_ext.") and t.endswith("_.default")}
     torch.testing.assert_close(functional.module()(x), model(x))
 

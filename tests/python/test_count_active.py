@@ -162,6 +162,8 @@ ACTIVATION_DERIVATIVES = {
     "elu-small-alpha": (0.5e-3, lambda z, p: torch.nn.functional.elu(z, p)),
     "selu": (0.0, lambda z, p: torch.nn.functional.selu(z)),
     "celu": (2.0, lambda z, p: torch.nn.functional.celu(z, p)),
+    "celu-small-alpha": (0.5e-3, lambda z, p: torch.nn.functional.celu(z, p)),
+    "celu-negative-alpha": (-1.5, lambda z, p: torch.nn.functional.celu(z, p)),
 }
 
 

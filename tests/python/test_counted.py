@@ -1,5 +1,5 @@
-"""The counted forwards (leaky_relu_counted, prelu_counted, elu_counted): the activation and
-count_active_ in one pass, equal to running the two separately."""
+"""The counted forwards (leaky_relu_counted, prelu_counted, elu_counted: ELU, SELU and CELU):
+the activation and count_active_ in one pass, equal to running the two separately."""
 
 from __future__ import annotations
 
@@ -51,6 +51,20 @@ def counted_and_plain(name: str, x: torch.Tensor, unit_dim: int):
             lambda t, c: ops.elu_counted(t, *SELU, c, unit_dim, threshold),
             lambda t: ops.selu(t),
         ),
+        "celu": (  # alpha * expm1(z / alpha): input_scale 1 / alpha
+            lambda t, c: ops.elu_counted(t, 0.7, 1.0, c, unit_dim, threshold, False, 1 / 0.7),
+            lambda t: ops.celu(t, 0.7),
+        ),
+        "celu-negative": (
+            lambda t, c: ops.elu_counted(
+                t, -1.5, 1.0, c, unit_dim, threshold, input_scale=-1 / 1.5
+            ),
+            lambda t: ops.celu(t, -1.5),
+        ),
+        "celu-save_output": (
+            lambda t, c: ops.elu_counted(t, 2.0, 1.0, c, unit_dim, threshold, True, 0.5),
+            lambda t: ops.celu(t, 2.0, save_output=True),
+        ),
     }
     counted, plain = calls[name]
     results = []
@@ -73,7 +87,9 @@ def counted_and_plain(name: str, x: torch.Tensor, unit_dim: int):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("name", ["leaky_relu", "prelu", "elu", "selu"])
+@pytest.mark.parametrize(
+    "name", ["leaky_relu", "prelu", "elu", "selu", "celu", "celu-negative", "celu-save_output"]
+)
 def test_counted_equals_forward_then_count(name: str, layout: str, dtype: torch.dtype):
     make, unit_dim = LAYOUTS[layout]
     x = make().to(dtype)
@@ -95,7 +111,7 @@ def test_prelu_counted_with_units_other_than_channels():
     assert counts[0].tolist() == (x > 0).sum((0, 1)).tolist()
 
 
-@pytest.mark.parametrize("case", ["leaky_relu", "prelu", "elu"])
+@pytest.mark.parametrize("case", ["leaky_relu", "prelu", "elu", "celu"])
 def test_opcheck(case):
     x = torch.randn(6, 4, requires_grad=True)
     counts = torch.zeros(2, 4, dtype=torch.int64)
@@ -107,5 +123,6 @@ def test_opcheck(case):
             (x, torch.full((4,), 0.25, requires_grad=True), counts, 1, threshold),
         ),
         "elu": (ops.elu_counted.default, (x, 1.0, 1.0, counts, 1, threshold)),
+        "celu": (ops.elu_counted.default, (x, 0.5, 1.0, counts, 1, threshold, False, 2.0)),
     }[case]
     torch.library.opcheck(*args)

@@ -25,11 +25,14 @@ def every_op(
         ops.elu(x, 0.5),
         ops.selu(x),
         ops.elu_backward(g, x, 1.0, 1.0, False),
+        ops.celu(x, 0.5),
+        ops.elu_backward(g, x, 0.5, 1.0, False, 2.0),
         ops.prelu(x, w),
         *ops.prelu_backward(g, x, w),
         ops.leaky_relu_counted(x, 0.1, counts, 1, thr),
         ops.prelu_counted(x, w, counts, 1, thr),
         ops.elu_counted(x, 1.0, 1.0, counts, 1, thr),
+        ops.elu_counted(x, 0.5, 1.0, counts, 1, thr, False, 2.0),
         ops.count_active_(x, counts, 1, thr) or counts,
     ]
 

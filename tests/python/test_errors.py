@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import torch_ext.functional as X
+import torch_ext.nn as xnn
+from torch_ext import DeadNeuronMonitor
 
 ops = torch.ops.torch_ext
 
@@ -16,6 +18,8 @@ UNARY = {
     "elu_": lambda t: ops.elu_(t, 1.0),
     "selu": lambda t: ops.selu(t),
     "selu_": lambda t: ops.selu_(t),
+    "celu": lambda t: ops.celu(t, 1.0),
+    "celu_": lambda t: ops.celu_(t, 1.0),
     "prelu": lambda t: ops.prelu(t, torch.ones(1, dtype=t.dtype)),
 }
 
@@ -68,6 +72,7 @@ def test_prelu_zero_dim_input_needs_one_weight():
     [
         (lambda g, s: ops.leaky_relu_backward(g, s, -0.2, True), "negative_slope"),
         (lambda g, s: ops.elu_backward(g, s, -1.0, 1.0, True), "alpha"),
+        (lambda g, s: ops.elu_backward(g, s, -1.0, 1.0, True, -1.0), "alpha"),  # CELU(-1)
     ],
 )
 def test_from_result_backward_with_negative_parameter(call, param):
@@ -82,6 +87,50 @@ def test_in_place_leaky_relu_negative_slope_raises_at_backward():
     x = torch.randn(5, requires_grad=True)
     y = X.leaky_relu(x * 1.0, -0.2, inplace=True)  # forward is fine, as in PyTorch
     with pytest.raises(RuntimeError, match="In-place backward with a negative negative_slope"):
+        y.sum().backward()
+
+
+CELU_ZERO_ALPHA = {  # alpha = 0 (natively "ZeroDivisionError: alpha cannot be 0 for CELU")
+    "celu": lambda t: ops.celu(t, 0.0),
+    "celu_": lambda t: ops.celu_(t, 0.0),
+    "celu-save_output": lambda t: ops.celu(t, 0.0, save_output=True),
+    "functional": lambda t: X.celu(t, 0.0),
+    "functional-inplace": lambda t: X.celu(t, 0.0, inplace=True),
+    "module": lambda t: xnn.CELU(0.0)(t),
+    "module-inplace": lambda t: xnn.CELU(0.0, inplace=True)(t),
+}
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", "meta", *(["cuda"] if torch.cuda.is_available() else [])]
+)
+@pytest.mark.parametrize("call", list(CELU_ZERO_ALPHA))
+def test_celu_alpha_zero_names_the_op_and_the_argument(call: str, device: str):
+    """RuntimeError as natively, with the op's name and the argument, before any write."""
+    with pytest.raises(RuntimeError, match="alpha cannot be 0 for CELU"):
+        torch.nn.functional.celu(torch.randn(3, device=device), 0.0)  # the native reference
+    t = torch.randn(3, device=device)
+    before = t.clone()
+    with pytest.raises(RuntimeError, match=r"torch_ext::celu_?\b.*alpha cannot be 0"):
+        CELU_ZERO_ALPHA[call](t)
+    if device != "meta":
+        assert torch.equal(t, before)
+
+
+def test_celu_alpha_zero_module_under_the_monitor_raises_the_ops_error():
+    """The counted forward (a torch_ext.nn.CELU watched by a monitor) refuses alpha = 0 with
+    the same error as the plain one, not Python's ZeroDivisionError."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), xnn.CELU(0.0))
+    with DeadNeuronMonitor(model):
+        assert model[1].counter is not None  # counted inside the kernel
+        with pytest.raises(RuntimeError, match=r"torch_ext::celu\b.*alpha cannot be 0"):
+            model(torch.randn(2, 3))
+
+
+def test_in_place_celu_negative_alpha_raises_at_backward():
+    x = torch.randn(5, requires_grad=True)
+    y = X.celu(x * 1.0, -1.0, inplace=True)  # forward is fine, as in PyTorch
+    with pytest.raises(RuntimeError, match=r"torch_ext::elu_backward: .*alpha >= 0"):
         y.sum().backward()
 
 

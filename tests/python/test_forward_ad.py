@@ -93,7 +93,7 @@ def test_prelu_jvp_at_zero_agrees_with_its_gradient():
     torch.testing.assert_close(tangent, grad, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["leaky_relu", "elu", "prelu"])
+@pytest.mark.parametrize("name", ["leaky_relu", "elu", "celu", "prelu"])
 def test_counted_forward_has_the_plain_forwards_tangent(name: str):
     x = with_zeros(6, 4)
     t = torch.randn_like(x)
@@ -109,6 +109,10 @@ def test_counted_forward_has_the_plain_forwards_tangent(name: str):
             lambda d: ops.elu_counted(d, 1.3, 1.0, counts, 1, threshold),
             lambda d: ops.elu(d, 1.3),
         ),
+        "celu": (
+            lambda d: ops.elu_counted(d, 0.5, 1.0, counts, 1, threshold, input_scale=2.0),
+            lambda d: ops.celu(d, 0.5),
+        ),
         "prelu": (
             lambda d: ops.prelu_counted(d, w, counts, 1, threshold),
             lambda d: ops.prelu(d, w),
@@ -121,7 +125,12 @@ def test_counted_forward_has_the_plain_forwards_tangent(name: str):
 
 def test_jvp_and_jacfwd_match_native():
     x, t = with_zeros(7), torch.randn(7, dtype=torch.float64)
-    for ours, native in [(X.selu, F.selu), (lambda a: X.elu(a, 0.5), lambda a: F.elu(a, 0.5))]:
+    for ours, native in [
+        (X.selu, F.selu),
+        (lambda a: X.elu(a, 0.5), lambda a: F.elu(a, 0.5)),
+        (lambda a: X.celu(a, 0.5), lambda a: F.celu(a, 0.5)),
+        (lambda a: X.celu(a, -2.0), lambda a: F.celu(a, -2.0)),
+    ]:
         torch.testing.assert_close(
             torch.func.jvp(ours, (x,), (t,)), torch.func.jvp(native, (x,), (t,))
         )

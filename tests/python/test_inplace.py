@@ -1,4 +1,4 @@
-"""The in-place forms: leaky_relu_, elu_, selu_ (and inplace=True in functional/nn)."""
+"""The in-place forms: leaky_relu_, elu_, selu_, celu_ (and inplace=True in functional/nn)."""
 
 from __future__ import annotations
 
@@ -120,6 +120,15 @@ def test_overlapping_view_raises(act: Activation):
         RuntimeError, match=r"torch_ext::\w+_: argument 'self' has elements that share memory"
     ):
         act.run(expanded, inplace=True)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_celu_saved_result_modified_later_is_detected(alpha: float):
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    y = X.celu(x * 1.0, alpha, inplace=True)
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
 
 
 def test_no_grad_in_place_on_a_leaf_is_allowed():

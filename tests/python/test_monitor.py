@@ -53,8 +53,8 @@ def run(model: torch.nn.Module, monitor: DeadNeuronMonitor, steps: int, x: torch
 @pytest.mark.parametrize("kind", ["linear", "conv", "conv-channels-last"])
 @pytest.mark.parametrize(
     "activation",
-    [torch.nn.ReLU(), xnn.ELU(), torch.nn.SELU(), torch.nn.CELU()],
-    ids=["ReLU", "xELU", "SELU", "CELU"],
+    [torch.nn.ReLU(), xnn.ELU(), torch.nn.SELU(), torch.nn.CELU(), xnn.CELU(0.5)],
+    ids=["ReLU", "xELU", "SELU", "CELU", "xCELU"],
 )
 def test_killed_units_are_exactly_the_dead_ones(kind: str, activation):
     if kind == "linear":
@@ -94,22 +94,36 @@ def test_prelu_unit_is_dead_only_with_a_zero_slope(slope: float, dead):
     assert monitor.history[-1].layers["1"].dead_units == dead
 
 
-def test_counts_equal_float64_reference():
-    """Active and alive counts of an ELU layer equal those computed from the captured
-    pre-activations in float64, over several steps and a window boundary."""
+REFERENCE_DERIVATIVES = {  # the activation (hooked or fused), f'(z) for z <= 0, input scale
+    "ELU(0.5)": (lambda: torch.nn.ELU(alpha=0.5), lambda z: 0.5 * torch.exp(z), 6.0),
+    "CELU(2)": (lambda: torch.nn.CELU(alpha=2.0), lambda z: torch.exp(z / 2.0), 12.0),
+    "xCELU(0.5)": (lambda: xnn.CELU(alpha=0.5), lambda z: torch.exp(z / 0.5), 6.0),
+    "xCELU(2)": (lambda: xnn.CELU(alpha=2.0), lambda z: torch.exp(z / 2.0), 12.0),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_DERIVATIVES))
+def test_counts_equal_float64_reference(name: str):
+    """Active and alive counts of an ELU or CELU layer (counted by a hook, or inside
+    torch_ext's kernel) equal those computed from the captured pre-activations in float64,
+    over several steps and a window boundary."""
+    make, negative_derivative, input_scale = REFERENCE_DERIVATIVES[name]
     torch.manual_seed(1)
-    model = mlp(torch.nn.ELU(alpha=0.5), width=16)
+    model = mlp(make(), width=16)
     captured = []
     model[1].register_forward_pre_hook(lambda m, args: captured.append(args[0].detach().double()))
     grad_eps = 1e-2
     with DeadNeuronMonitor(model, window=4, grad_eps=grad_eps) as monitor:
-        run(model, monitor, 4, torch.randn(50, 5) * 3)
+        assert (getattr(model[1], "counter", None) is not None) == name.startswith("x")  # fused
+        run(model, monitor, 4, torch.randn(50, 5) * input_scale)
     z = torch.cat(captured)
     layer = monitor.history[-1].layers["1"]
     assert layer.samples == z.shape[0] == 200
     assert layer.active_counts == (z > 0).sum(0).tolist()
-    derivative = torch.where(z > 0, 1.0, 0.5 * torch.exp(z))
-    assert layer.alive_counts == (derivative > grad_eps).sum(0).tolist()
+    derivative = torch.where(z > 0, 1.0, negative_derivative(z))
+    alive = (derivative > grad_eps).sum(0)
+    assert 0 < alive.sum() < z.numel()  # the threshold falls inside the data
+    assert layer.alive_counts == alive.tolist()
 
 
 def test_recovered_unit_stops_being_dead_and_windows_roll_over():
@@ -137,6 +151,8 @@ def test_recovered_unit_stops_being_dead_and_windows_roll_over():
         torch.nn.LeakyReLU(0.1, inplace=True),
         torch.nn.ELU(inplace=True),
         xnn.ELU(inplace=True),
+        torch.nn.CELU(inplace=True),
+        xnn.CELU(0.5, inplace=True),
     ],
     ids=repr,
 )
@@ -351,7 +367,9 @@ def test_package_exports_the_monitor():
 
 
 @pytest.mark.parametrize(
-    "activation", [xnn.LeakyReLU(0.1), xnn.PReLU(8), xnn.ELU(), xnn.SELU()], ids=repr
+    "activation",
+    [xnn.LeakyReLU(0.1), xnn.PReLU(8), xnn.ELU(), xnn.SELU(), xnn.CELU(0.5), xnn.CELU(-1.5)],
+    ids=repr,
 )
 def test_torch_ext_modules_count_inside_their_kernel(activation):
     """Watched torch_ext.nn modules get no hook: they run the counted op themselves, with
@@ -361,11 +379,12 @@ def test_torch_ext_modules_count_inside_their_kernel(activation):
     x = torch.randn(40, 5)
     native = mlp(
         {
-            "LeakyReLU": torch.nn.LeakyReLU(0.1),
-            "PReLU": torch.nn.PReLU(8),
-            "ELU": torch.nn.ELU(),
-            "SELU": torch.nn.SELU(),
-        }[type(activation).__name__]
+            "LeakyReLU": lambda: torch.nn.LeakyReLU(0.1),
+            "PReLU": lambda: torch.nn.PReLU(8),
+            "ELU": lambda: torch.nn.ELU(),
+            "SELU": lambda: torch.nn.SELU(),
+            "CELU": lambda: torch.nn.CELU(activation.alpha),
+        }[type(activation).__name__]()
     )
     native.load_state_dict(model.state_dict())
     reports = []
@@ -571,22 +590,28 @@ def test_thresholds_follow_parameter_changes_between_steps(fused: bool):
     follow the values of its step (float64 reference from the activation formulas)."""
     leaky = xnn.LeakyReLU(0.1) if fused else torch.nn.LeakyReLU(0.1)
     elu = xnn.ELU(1.0) if fused else torch.nn.ELU(1.0)
+    celu = xnn.CELU(1.0) if fused else torch.nn.CELU(1.0)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 8), leaky, torch.nn.Linear(8, 8), elu)
-    captured = {"1": capture_inputs(leaky), "3": capture_inputs(elu)}
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8), leaky, torch.nn.Linear(8, 8), elu, torch.nn.Linear(8, 8), celu
+    )
+    captured = {"1": capture_inputs(leaky), "3": capture_inputs(elu), "5": capture_inputs(celu)}
     x = torch.randn(30, 5) * 3
     settings = [(0.1, 1.0, 1e-3), (0.0, 1.0, 1e-3), (0.0, 1e-4, 1e-3), (0.0, 1.0, 0.5)]
     with DeadNeuronMonitor(model, window=1) as monitor:
         for slope, alpha, grad_eps in settings:
             leaky.negative_slope, elu.alpha, monitor.grad_eps = slope, alpha, grad_eps
+            celu.alpha = 4 * alpha  # CELU's threshold: alpha * log(grad_eps)
             run(model, monitor, 1, x)
     for step, (slope, alpha, grad_eps) in enumerate(settings):
-        z_leaky, z_elu = captured["1"][step], captured["3"][step]
+        z_leaky, z_elu, z_celu = captured["1"][step], captured["3"][step], captured["5"][step]
         layers = monitor.history[step].layers
         leaky_alive = torch.where(z_leaky > 0, 1.0, abs(slope)) > grad_eps
         elu_alive = torch.where(z_elu > 0, 1.0, alpha * torch.exp(z_elu)) > grad_eps
+        celu_alive = torch.where(z_celu > 0, 1.0, torch.exp(z_celu / (4 * alpha))) > grad_eps
         assert layers["1"].alive_counts == reference_counts(z_leaky, leaky_alive)[1], step
         assert layers["3"].alive_counts == reference_counts(z_elu, elu_alive)[1], step
+        assert layers["5"].alive_counts == reference_counts(z_celu, celu_alive)[1], step
 
 
 def test_state_dict_stays_bounded_over_many_windows():

@@ -36,6 +36,20 @@ CALLS = {
     "prelu": (lambda z: F.prelu(z, SLOPES), lambda z: F.prelu(z, SLOPES.to(z.dtype))),
     "torch_ext op": (lambda z: torch.ops.torch_ext.leaky_relu(z, 0.0), F.relu),
     "torch_ext.functional": (lambda z: torch_ext.functional.elu(z, 0.5), lambda z: F.elu(z, 0.5)),
+    "celu_inplace": (lambda z: F.celu(z.clone(), 0.5, inplace=True), lambda z: F.celu(z, 0.5)),
+    "torch_ext.functional.celu": (
+        lambda z: torch_ext.functional.celu(z, 0.5),
+        lambda z: F.celu(z, 0.5),
+    ),
+    "torch_ext.functional.celu inplace": (
+        lambda z: torch_ext.functional.celu(z.clone(), alpha=2.0, inplace=True),
+        lambda z: F.celu(z, 2.0),
+    ),
+    "torch_ext celu op": (lambda z: torch.ops.torch_ext.celu(z, 0.5), lambda z: F.celu(z, 0.5)),
+    "torch_ext celu_ op": (
+        lambda z: torch.ops.torch_ext.celu_.default(z.clone(), 2.0),
+        lambda z: F.celu(z, 2.0),
+    ),
 }
 KIND = {
     "relu": "relu",
@@ -50,6 +64,11 @@ KIND = {
     "prelu": "prelu",
     "torch_ext op": "leaky_relu",
     "torch_ext.functional": "elu",
+    "celu_inplace": "celu",
+    "torch_ext.functional.celu": "celu",
+    "torch_ext.functional.celu inplace": "celu",
+    "torch_ext celu op": "celu",
+    "torch_ext celu_ op": "celu",
 }
 
 

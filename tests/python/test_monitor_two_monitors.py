@@ -18,6 +18,7 @@ pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 NATIVE = {
     "ELU": torch.nn.functional.elu,
     "SELU": torch.nn.functional.selu,
+    "CELU": lambda z: torch.nn.functional.celu(z, 0.5),
     "LeakyReLU": lambda z: torch.nn.functional.leaky_relu(z, 0.1),
 }
 
@@ -43,7 +44,9 @@ def counts(monitor: DeadNeuronMonitor) -> tuple[list[int], list[int]]:
     return layer.active_counts, layer.alive_counts
 
 
-@pytest.mark.parametrize("activation", [xnn.ELU(), xnn.SELU(), xnn.LeakyReLU(0.1)], ids=repr)
+@pytest.mark.parametrize(
+    "activation", [xnn.ELU(), xnn.SELU(), xnn.LeakyReLU(0.1), xnn.CELU(0.5)], ids=repr
+)
 @pytest.mark.parametrize("removed_first", ["first", "second"])
 def test_two_monitors_both_count_and_survive_each_others_removal(activation, removed_first: str):
     model = model_with(activation)

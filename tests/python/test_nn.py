@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 from helpers import graph_node_kinds
@@ -16,6 +19,10 @@ PAIRS = [
     (xnn.LeakyReLU, torch.nn.LeakyReLU, {"negative_slope": 0.05, "inplace": True}),
     (xnn.ELU, torch.nn.ELU, {"alpha": 0.7}),
     (xnn.ELU, torch.nn.ELU, {"inplace": True}),
+    (xnn.CELU, torch.nn.CELU, {}),
+    (xnn.CELU, torch.nn.CELU, {"alpha": 0.7}),
+    (xnn.CELU, torch.nn.CELU, {"alpha": -1.5}),
+    (xnn.CELU, torch.nn.CELU, {"alpha": 2.0, "inplace": True}),
     (xnn.SELU, torch.nn.SELU, {}),
     (xnn.SELU, torch.nn.SELU, {"inplace": True}),
     (xnn.PReLU, torch.nn.PReLU, {}),
@@ -89,6 +96,8 @@ def test_modules_in_sequential_script():
         xnn.ELU(),
         torch.nn.Linear(8, 3),
         xnn.SELU(),
+        torch.nn.Linear(3, 3),
+        xnn.CELU(0.5),
     )
     scripted = torch.jit.script(model)
     x = torch.randn(4, 5)
@@ -99,4 +108,68 @@ def test_modules_in_sequential_script():
         "torch_ext::prelu",
         "torch_ext::elu",
         "torch_ext::selu",
+        "torch_ext::celu",
     } <= called
+
+
+SAVES_OUTPUT = [  # the modules with save_output, and a native configuration of each
+    (xnn.ELU, torch.nn.ELU, {"alpha": 0.5}),
+    (xnn.CELU, torch.nn.CELU, {"alpha": 0.5}),
+    (xnn.CELU, torch.nn.CELU, {"alpha": 2.0, "inplace": True}),
+    (xnn.SELU, torch.nn.SELU, {}),
+]
+
+
+@pytest.mark.parametrize("save_output", [False, True])
+@pytest.mark.parametrize(
+    "ours_cls,native_cls,kwargs", SAVES_OUTPUT, ids=[names(p) for p in SAVES_OUTPUT]
+)
+def test_repr_state_dict_and_copies_keep_the_configuration(
+    ours_cls, native_cls, kwargs, save_output: bool
+):
+    """repr is torch.nn's plus save_output when set; the state dict is torch.nn's (empty:
+    save_output is not in it), both ways; deepcopy and torch.save/load keep every argument
+    and compute what the original does."""
+    ours, native = ours_cls(**kwargs, save_output=save_output), native_cls(**kwargs)
+    expected = repr(native)
+    if save_output:
+        inner = expected[expected.index("(") + 1 : -1]
+        expected = f"{type(native).__name__}({inner + ', ' if inner else ''}save_output=True)"
+    assert repr(ours) == expected
+    assert ours.state_dict().keys() == native.state_dict().keys() == set()
+    ours.load_state_dict(native.state_dict())
+    native.load_state_dict(ours.state_dict())
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    for copied in (copy.deepcopy(ours), loaded):
+        assert type(copied) is ours_cls and repr(copied) == repr(ours)
+        assert copied.save_output == save_output and copied.inplace == ours.inplace
+        assert getattr(copied, "alpha", None) == getattr(ours, "alpha", None)
+        torch.testing.assert_close(copied(x.clone()), native(x.clone()))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_celu_scripts_and_traces(alpha: float):
+    """torch.jit.script and torch.jit.trace of a model with torch_ext.nn.CELU call
+    torch_ext::celu (celu_ in place) and give eager's values and gradients."""
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8),
+        xnn.CELU(alpha),
+        torch.nn.Linear(8, 8),
+        xnn.CELU(alpha, inplace=True),
+        torch.nn.Linear(8, 3),
+        xnn.CELU(alpha, save_output=True),
+    ).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    eager_leaf = x.clone().requires_grad_(True)
+    eager = model(eager_leaf)
+    (eager_grad,) = torch.autograd.grad(eager.pow(2).sum(), eager_leaf)
+    for module in (torch.jit.script(model), torch.jit.trace(model, (x,))):
+        assert {"torch_ext::celu", "torch_ext::celu_"} <= graph_node_kinds(module.inlined_graph)
+        leaf = x.clone().requires_grad_(True)
+        y = module(leaf)
+        (grad,) = torch.autograd.grad(y.pow(2).sum(), leaf)
+        torch.testing.assert_close(y, eager)
+        torch.testing.assert_close(grad, eager_grad)

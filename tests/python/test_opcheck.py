@@ -24,6 +24,14 @@ def cases():
         yield f"leaky_relu-{tag}", ops.leaky_relu.default, (sample(4, 5, requires_grad=rg), 0.2)
         yield f"elu-{tag}", ops.elu.default, (sample(4, 5, requires_grad=rg), 1.5)
         yield f"selu-{tag}", ops.selu.default, (sample(2, 3, 4, requires_grad=rg),)
+        yield f"celu-{tag}", ops.celu.default, (sample(4, 5, requires_grad=rg), 0.5)
+        yield f"celu-negative-{tag}", ops.celu.default, (sample(4, 5, requires_grad=rg), -1.5)
+        yield (
+            f"celu-save_output-{tag}",
+            ops.celu.default,
+            (sample(4, 5, requires_grad=rg), 2.0),
+            {"save_output": True},
+        )
         yield (
             f"prelu-{tag}",
             ops.prelu.default,
@@ -54,6 +62,30 @@ def cases():
             ),
         )
         yield (
+            f"elu_backward-celu-{tag}",
+            ops.elu_backward.default,
+            (
+                sample(6, requires_grad=rg),
+                sample(6, requires_grad=rg),
+                0.5,
+                1.0,
+                False,
+                2.0,
+            ),
+        )
+        yield (
+            f"elu_backward-celu-result-{tag}",
+            ops.elu_backward.default,
+            (
+                sample(6, requires_grad=rg),
+                sample(6).clamp(min=-1.5).requires_grad_(rg),  # a result of celu(x, 2)
+                2.0,
+                1.0,
+                True,
+                0.5,
+            ),
+        )
+        yield (
             f"prelu_backward-{tag}",
             ops.prelu_backward.default,
             (
@@ -66,6 +98,8 @@ def cases():
     yield "leaky_relu_", ops.leaky_relu_.default, (sample(4, 5), 0.2)
     yield "elu_", ops.elu_.default, (sample(4, 5), 0.5)
     yield "selu_", ops.selu_.default, (sample(4, 5),)
+    yield "celu_", ops.celu_.default, (sample(4, 5), 0.5)
+    yield "celu_-negative", ops.celu_.default, (sample(4, 5), -2.0)
     yield (
         "channels_last",
         ops.elu.default,
@@ -77,9 +111,9 @@ def cases():
     yield "bfloat16", ops.leaky_relu.default, (sample(8, 3, dtype=torch.bfloat16), 0.01)
 
 
-CASES = list(cases())
+CASES = [(*c, {}) if len(c) == 3 else c for c in cases()]  # (id, op, args, kwargs)
 
 
-@pytest.mark.parametrize("op,args", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_opcheck(op, args):
-    torch.library.opcheck(op, args)
+@pytest.mark.parametrize("op,args,kwargs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_opcheck(op, args, kwargs):
+    torch.library.opcheck(op, args, kwargs)

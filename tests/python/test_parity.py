@@ -6,6 +6,8 @@ import pytest
 import torch
 from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, special_values
 
+import torch_ext.functional as X
+
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
 
 
@@ -31,7 +33,11 @@ def test_value_and_grad_match_native(act: Activation, layout: str, dtype: torch.
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.param in (None, 0.01, 1.0)], ids=str)
+@pytest.mark.parametrize(
+    "act",
+    [a for a in ACTIVATIONS if a.param in (None, 0.01, 1.0) or str(a) == "celu(2.0)"],
+    ids=str,
+)
 def test_large_tensor_matches_native(act: Activation, dtype: torch.dtype):
     """More than 2**20 elements: several parallel chunks and vector bodies."""
     x = torch.randn(2**20 + 77, dtype=dtype)
@@ -65,6 +71,44 @@ def test_elu_keeps_the_sign_of_zero_for_any_alpha(alpha: float, dtype: torch.dty
         assert torch.equal(ours.signbit(), native.signbit()) and not ours.any()
 
 
+@pytest.mark.parametrize("numel", [2, 2 * 67], ids=["scalar_tail", "vector_body"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("alpha", [-1.0, -0.5, 0.5, 2.0])
+def test_celu_keeps_the_sign_of_zero_for_any_alpha(alpha: float, dtype: torch.dtype, numel: int):
+    """celu(+-0.0) is +-0.0 as natively, for alpha < 0 too (where alpha * expm1(-0.0 / alpha)
+    is alpha * expm1(+0.0), of alpha's sign)."""
+    x = torch.tensor([0.0, -0.0] * (numel // 2), dtype=dtype)
+    native = torch.nn.functional.celu(x, alpha)
+    for ours in (torch.ops.torch_ext.celu(x, alpha), torch.ops.torch_ext.celu_(x.clone(), alpha)):
+        assert torch.equal(ours.signbit(), native.signbit()) and not ours.any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(  # in place (from the result) needs alpha >= 0: test_inplace.py
+    "alpha,inplace",
+    [(a, False) for a in (0.1, 1e-3, 0.3, 1.9, -0.7)] + [(a, True) for a in (0.1, 1e-3, 1.9)],
+)
+def test_celu_gradient_takes_the_exact_input_scale(alpha: float, inplace: bool, dtype):
+    """CELU's gradient is exp(x / alpha) below 0, x / alpha as the forward rounds it. For an
+    alpha float32 does not hold, F.celu's derivative takes 1 / float32(alpha) instead
+    (PyTorch's derivatives.yaml), which moves it off by up to |x / alpha| * 6e-8 relative;
+    ours equals ATen's own elu_backward at input_scale = 1 / alpha, and out of place float64
+    math within the rounding of x / alpha (|x / alpha| ulps through exp) and a few more."""
+    x = (torch.linspace(-12, 2, 301, dtype=torch.float64) * abs(alpha)).to(dtype)
+    g = torch.linspace(0.5, 2.0, x.numel(), dtype=torch.float64).to(dtype)
+    leaf = x.clone().requires_grad_(True)
+    y = X.celu(leaf * 1.0, alpha, inplace=True) if inplace else X.celu(leaf, alpha)
+    (ours,) = torch.autograd.grad(y, leaf, g)
+    s = y.detach() if inplace else x
+    aten = torch.ops.aten.elu_backward(g, alpha, 1.0, 1 / alpha, inplace, s)
+    torch.testing.assert_close(ours, aten)
+    if not inplace:  # from the result, y + alpha cancels in the tail (as natively)
+        x64 = x.double()
+        exact = torch.where(x64 > 0, 1.0, torch.exp(x64 / alpha)) * g.double()
+        bound = ((x64 / alpha).abs() + 4) * torch.finfo(dtype).eps * exact.abs()
+        assert ((ours.double() - exact).abs() <= bound).all()
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_special_values_backward(act: Activation):
     """Gradients at +-inf, +-0.0 and denormals equal the native op's; at NaN the negative
@@ -84,7 +128,8 @@ def test_special_values_backward(act: Activation):
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_gradient_at_zero_is_the_negative_branch(act: Activation):
-    """SEMANTICS.md: at x == 0 the gradient is slope / alpha / scale*alpha, not 1."""
+    """SEMANTICS.md: at x == 0 the gradient is slope / alpha / scale*alpha, not 1 (CELU's is
+    1 from both sides: alpha * (1 / alpha) * e^0)."""
     for zero in (0.0, -0.0):
         x = torch.tensor([zero], dtype=torch.float64, requires_grad=True)
         act.run(x).backward(torch.ones_like(x))

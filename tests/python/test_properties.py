@@ -9,8 +9,9 @@ apart and their sign is checked separately):
 
 - Leaky ReLU, PReLU (forward, in place, gradient of the input): bitwise, NaN positions and
   signed zeros included. Both sides compute `x > 0 ? x : w * x` with one rounding.
-- ELU, SELU forward and in place: forward_ulps(). float32 and float64: 1 ulp when
-  alpha * scale is a power of two, else 2. torch_ext's float32 expm1 is not ATen's (see
+- ELU, SELU, CELU forward and in place: forward_ulps(). float32 and float64: 1 ulp when
+  alpha * scale is a power of two, else 2 (CELU: ELU of x * (1 / alpha), that product
+  rounded as ATen rounds it, so the same bound). torch_ext's float32 expm1 is not ATen's (see
   csrc/activations/primitives.h), and ATen's own vector and scalar paths use different
   ones; two results of expm1 each within an ulp may be 1 ulp apart, and multiplying by a
   coefficient that is not a power of two can stretch that to 2 ulps of the product.
@@ -19,8 +20,8 @@ apart and their sign is checked separately):
   own scalar path differs by exactly as much, in float32 and in float64 (float64 ours vs
   native on the same layout: bitwise in 2e6 samples). bfloat16 and float16 compute in
   float32 and round once: 1 ulp (every finite float16, 200 alphas: at most 1; bfloat16: 0).
-- ELU, SELU gradient of the input: GRAD_ULPS (2) in float32/float64, 1 in bfloat16/float16
-  (computed in float32, rounded once). g * alpha * scale * exp(x), three roundings
+- ELU, SELU, CELU gradient of the input: GRAD_ULPS (2) in float32/float64, 1 in
+  bfloat16/float16 (computed in float32, rounded once). g * alpha * scale * exp(x), three roundings
   and an exp each side; exactly g * scale for x > 0.
 - PReLU gradient of the weight: a sum over the channel's elements in an order that differs
   between implementations; allowed 2 * (n + 2) * u * sum|x * g| + n * (smallest
@@ -32,6 +33,14 @@ Native ELU/SELU backward at a NaN input is not one value: ATen's vector body tak
 negative branch (NaN), its scalar tail (`x <= 0` is false) gives g * scale, so the result
 depends on the element's position. torch_ext always gives NaN (the negative branch, as
 test_parity documents); these tests check that and compare every other element.
+
+Native CELU's derivative (PyTorch's derivatives.yaml) takes its input scale as
+1 / float32(alpha), while its forward takes 1 / alpha: for an alpha float32 does not hold
+exactly (0.1, 1e-3, ...) its gradient is off by that rounding (relative 1e-8 to 6e-8, times
+|x / alpha| through exp: 11 float32 ulps at alpha = 1e-3). torch_ext's backward uses
+1 / alpha, as its forward. For those alphas the CELU gradients are compared with ATen's own
+elu_backward at input_scale = 1 / alpha (the kernel F.celu's autograd calls); for the others
+with F.celu's autograd itself (test_parity.py shows ours matches float64 math for both).
 
 The example count is bounded by the hypothesis profile in conftest.py (`ci`: fixed
 examples, so CI is reproducible; HYPOTHESIS_PROFILE=dev for a longer, random search).
@@ -55,8 +64,9 @@ import torch_ext.functional as X
 ops = torch.ops.torch_ext
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
-NAMES = ["leaky_relu", "prelu", "elu", "selu"]
-IN_PLACE_NAMES = ["leaky_relu", "elu", "selu"]  # PReLU has no in-place form
+NAMES = ["leaky_relu", "prelu", "elu", "selu", "celu"]
+IN_PLACE_NAMES = ["leaky_relu", "elu", "selu", "celu"]  # PReLU has no in-place form
+ELU_FAMILY = ("elu", "selu", "celu")
 
 GRAD_ULPS = 2  # ELU/SELU gradient of the input (the module docstring)
 
@@ -387,6 +397,12 @@ SLOPES = st.one_of(
 )
 ALPHAS = st.one_of(st.sampled_from([1.0, 0.0, 1e-3, 0.1, 1.5, 10.0, 100.0]), st.floats(0.0, 100.0))
 NEGATIVE_ALPHAS = st.one_of(st.sampled_from([-0.5, -1.0, -3.0]), st.floats(-5.0, -1e-3))
+# CELU: alpha = 0 is an error (test_errors.py); the input is scaled by 1 / alpha.
+CELU_ALPHAS = st.one_of(
+    st.sampled_from([1.0, 0.5, 2.0, 1e-3, 0.1, 0.3, 1.9, 10.0, 100.0]),
+    st.floats(1e-3, 100.0),
+    NEGATIVE_ALPHAS,
+)
 
 
 def params(name: str):
@@ -397,6 +413,8 @@ def params(name: str):
         return SLOPES
     if name == "elu":
         return st.one_of(ALPHAS, NEGATIVE_ALPHAS)
+    if name == "celu":
+        return CELU_ALPHAS
     return st.none()
 
 
@@ -448,6 +466,8 @@ def run_counted(name: str, x: torch.Tensor, param, counts, unit_dim, threshold) 
         return ops.prelu_counted(x, param, counts, unit_dim, threshold)
     if name == "elu":
         return ops.elu_counted(x, param, 1.0, counts, unit_dim, threshold)
+    if name == "celu":
+        return ops.elu_counted(x, param, 1.0, counts, unit_dim, threshold, input_scale=1 / param)
     return ops.elu_counted(x, SELU_ALPHA, SELU_SCALE, counts, unit_dim, threshold)
 
 
@@ -470,8 +490,8 @@ def input_grad_ulps(name: str, dtype: torch.dtype) -> int:
 
 
 def nan_skip(name: str, x: torch.Tensor) -> torch.Tensor | None:
-    """Elements whose native ELU/SELU gradient depends on their position (NaN inputs)."""
-    return x.detach().isnan() if name in ("elu", "selu") else None
+    """Elements whose native ELU/SELU/CELU gradient depends on their position (NaN inputs)."""
+    return x.detach().isnan() if name in ELU_FAMILY else None
 
 
 @dataclass
@@ -576,8 +596,24 @@ def test_forward_matches_native(device, name, data):
 # Backward
 
 
+def float32_exact(alpha: float) -> bool:
+    return float(torch.tensor(alpha, dtype=torch.float32, device="cpu")) == alpha
+
+
+def celu_reference_backward(g, s, alpha: float, is_result: bool) -> torch.Tensor | None:
+    """Native CELU's gradient at the exact input scale 1 / alpha, for an alpha float32 does
+    not hold (the module docstring); None where F.celu's autograd is the reference."""
+    if float32_exact(alpha):
+        return None
+    return torch.ops.aten.elu_backward(g, alpha, 1.0, 1 / alpha, is_result, s.detach())
+
+
 def grads(name: str, x: torch.Tensor, param, grad_output: torch.Tensor, *, native: bool):
     """Gradients of the input (and of PReLU's weight) through autograd, x's strides kept."""
+    if native and name == "celu":
+        reference = celu_reference_backward(grad_output, x, param, False)
+        if reference is not None:
+            return reference, None
     leaf = x.detach().requires_grad_(True)
     weight = param.detach().clone().requires_grad_(True) if name == "prelu" else param
     y = run(name, leaf, weight, native=native)
@@ -655,12 +691,12 @@ def test_backward_matches_native(device, name, data):
         assert_weight_grad(ours_w, native_w, x, param, g)
 
 
-@pytest.mark.parametrize("name", ["elu", "selu"])
+@pytest.mark.parametrize("name", ["elu", "selu", "celu"])
 @given(data=st.data())
 @example(data=None)  # the reported case: float32 x = -20
 def test_far_negative_tail_gradient(name, data):
     """float32, x far in the negative tail (-10 to -104): the gradient is
-    g * alpha * scale * exp(x), tiny but not 0, as natively (~1e-7 relative; a gradient
+    g * alpha * scale * exp(x) (CELU: g * exp(x / alpha)), tiny but not 0, as natively (~1e-7 relative; a gradient
     computed from the output, y + alpha, cancels to 0 below x ~ -17)."""
     if data is None:
         values, alpha = [-20.0, -20.0, -30.0, -17.5, -12.0, -50.0, -87.0, -100.0, -10.0], 1.0
@@ -690,13 +726,13 @@ def test_far_negative_tail_gradient(name, data):
     assert_values(ours, native, GRAD_ULPS, inputs=(x, g), what=f"{name} tail grad")
 
 
-@pytest.mark.parametrize("name", ["leaky_relu", "elu", "prelu"])
+@pytest.mark.parametrize("name", ["leaky_relu", "elu", "celu", "prelu"])
 @given(data=st.data())
 def test_backward_ops_match_aten(device, name, data):
     """The backward ops called directly, on any layout of grad_output and input:
     leaky_relu_backward and elu_backward against aten's (from the input, and from the
-    result, which needs slope/alpha >= 0: both raise otherwise); prelu_backward against
-    F.prelu's autograd."""
+    result, which needs slope/alpha >= 0: both raise otherwise; "celu": elu_backward with
+    input_scale 1 / alpha, as F.celu's); prelu_backward against F.prelu's autograd."""
     case = data.draw(cases(name, layouts=NON_OVERLAPPING + ["expanded"]), label="case")
     x = case.x.tensor(device)
     g = data.draw(inputs(dtype=case.x.dtype, shape=case.x.shape), label="grad_output").tensor(
@@ -711,11 +747,15 @@ def test_backward_ops_match_aten(device, name, data):
         return
     is_result = data.draw(st.booleans(), label="is_result")
     scale = 1.0
+    input_scale = 1 / param if name == "celu" else 1.0
     if name == "elu":
         scale = data.draw(st.sampled_from([1.0, SELU_SCALE, 0.5, 2.0]), label="scale")
     s = x
     if is_result:  # a result the forward can produce
-        s = F.leaky_relu(x, param) if name == "leaky_relu" else F.elu(x, param) * scale
+        if name == "leaky_relu":
+            s = F.leaky_relu(x, param)
+        else:
+            s = F.celu(x, param) if name == "celu" else F.elu(x, param) * scale
 
     def call(native: bool):
         if name == "leaky_relu":
@@ -723,8 +763,8 @@ def test_backward_ops_match_aten(device, name, data):
                 return torch.ops.aten.leaky_relu_backward(g, s, param, is_result)
             return ops.leaky_relu_backward(g, s, param, is_result)
         if native:
-            return torch.ops.aten.elu_backward(g, param, scale, 1.0, is_result, s)
-        return ops.elu_backward(g, s, param, scale, is_result)
+            return torch.ops.aten.elu_backward(g, param, scale, input_scale, is_result, s)
+        return ops.elu_backward(g, s, param, scale, is_result, input_scale=input_scale)
 
     outcome = []
     for native in (False, True):
@@ -735,7 +775,7 @@ def test_backward_ops_match_aten(device, name, data):
     raised = [isinstance(o, Exception) for o in outcome]
     assert raised[0] == raised[1], f"raises: ours {outcome[0]!r}, native {outcome[1]!r}"
     if not raised[0]:
-        skip = s.isnan() if name == "elu" else None
+        skip = s.isnan() if name in ELU_FAMILY else None
         assert_values(
             outcome[0],
             outcome[1],
@@ -751,29 +791,45 @@ TAIL = [-0.5, -2.0, -5.0, -17.0, -20.0, -38.0, -50.0, -100.0, -INF, -0.0, 0.0, 1
 
 @pytest.mark.parametrize("layout", ["contiguous", "strided", "one"])
 @pytest.mark.parametrize(
-    "alpha,scale",
-    [(1.0, 1.0), (1.3, 1.0), (SELU_ALPHA, SELU_SCALE), (1e-3, SELU_SCALE)],
-    ids=["elu", "elu(1.3)", "selu", "alpha_1e-3_selu_scale"],
+    "alpha,scale,input_scale",
+    [
+        (1.0, 1.0, 1.0),
+        (1.3, 1.0, 1.0),
+        (SELU_ALPHA, SELU_SCALE, 1.0),
+        (1e-3, SELU_SCALE, 1.0),
+        (0.5, 1.0, 2.0),
+        (3.0, 1.0, 1 / 3.0),
+        (1.3, 1.0, 1 / 1.3),
+    ],
+    ids=["elu", "elu(1.3)", "selu", "alpha_1e-3_selu_scale", "celu(0.5)", "celu(3)", "celu(1.3)"],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_elu_backward_from_result_matches_aten(device, dtype, alpha, scale, layout):
-    """elu_backward(is_result=True), the gradient of elu_/selu_: g * (y + alpha * scale),
-    with alpha * scale rounded once, as ATen does. Far in the tail y + alpha * scale
-    cancels, so any other evaluation (say, one fused multiply-add of alpha * scale + y)
-    shows: at x = -inf or -50 the gradient is exactly 0 (g = inf: NaN), on every path
-    (vector body, scalar tail of a short or strided tensor)."""
+def test_elu_backward_from_result_matches_aten(device, dtype, alpha, scale, input_scale, layout):
+    """elu_backward(is_result=True), the gradient of elu_/selu_/celu_: g * input_scale *
+    (y + alpha * scale), with alpha * scale rounded once, as ATen does. Far in the tail
+    y + alpha * scale cancels, so any other evaluation (say, one fused multiply-add of
+    alpha * scale + y) shows: at x = -inf or -50 the gradient is exactly 0 (g = inf: NaN), on
+    every path (vector body, scalar tail of a short or strided tensor)."""
     x = torch.tensor(TAIL * 4, dtype=torch.float64, device=device).to(dtype)
     g = torch.linspace(0.5, 2.0, x.numel(), device=device).to(dtype)
     g[8] = INF  # at x = -inf
-    y = F.elu(x, alpha) * scale if scale != 1.0 else F.elu(x, alpha)
+    if input_scale != 1.0:
+        y = F.celu(x, alpha)
+        assert scale == 1.0 and input_scale == 1 / alpha
+    else:
+        y = F.elu(x, alpha) * scale if scale != 1.0 else F.elu(x, alpha)
     if layout == "strided":
         y, g = (torch.stack([t, torch.zeros_like(t)], 1)[:, 0] for t in (y, g))
     elif layout == "one":
         y, g = y[6:7], g[6:7]  # x = -50
-    ours = ops.elu_backward(g, y, alpha, scale, True)
-    native = torch.ops.aten.elu_backward(g, alpha, scale, 1.0, True, y)
+    ours = ops.elu_backward(g, y, alpha, scale, True, input_scale)
+    native = torch.ops.aten.elu_backward(g, alpha, scale, input_scale, True, y)
     assert_values(
-        ours, native, 0, inputs=(y, g), what=f"elu_backward(is_result=True, {alpha}, {scale})"
+        ours,
+        native,
+        0,
+        inputs=(y, g),
+        what=f"elu_backward(is_result=True, {alpha}, {scale}, input_scale={input_scale})",
     )
 
 
@@ -938,6 +994,14 @@ def test_inplace_backward_matches_native(device, name, data):
     assert (error is None) == (native_error is None), (
         f"backward raises: ours {error!r}, native {native_error!r}"
     )
+    native_grad = None if native_error is not None else native_leaf.grad
+    if name == "celu" and error is None:
+        view_grad = celu_reference_backward(
+            case.x.view(g), case.x.view(native_result), case.param, True
+        )
+        if view_grad is not None:  # g outside the view, the gradient of celu_ inside
+            native_grad = g.detach().clone()
+            case.x.view(native_grad).copy_(view_grad)
     if error is None:
         # NaN inputs: the gradient from the result, like the one from the input, is
         # position-dependent natively (see the module docstring).
@@ -945,15 +1009,17 @@ def test_inplace_backward_matches_native(device, name, data):
         # From the result y, the gradient is g * (y + alpha * scale): the forwards' allowed
         # difference in y passes into it unscaled, however much y + alpha * scale cancels.
         atol = None
-        if name in ("elu", "selu"):
+        if name in ELU_FAMILY:
             atol = (
                 g.detach().double().cpu().abs()
                 * spacing(native_result)
                 * forward_ulps(name, case.x.dtype, case.param)
             )
+            if name == "celu":  # g * (1 / alpha) * (y + alpha)
+                atol = atol / abs(case.param)
         assert_values(
             leaf.grad,
-            native_leaf.grad,
+            native_grad,
             input_grad_ulps(name, case.x.dtype),
             what=f"{name}_ grad",
             inputs=(leaf.detach(), native_result, g),

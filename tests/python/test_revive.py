@@ -29,7 +29,14 @@ def network(activation: torch.nn.Module, conv: bool) -> torch.nn.Sequential:
 @pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
 @pytest.mark.parametrize(
     "activation",
-    [torch.nn.ReLU(), torch.nn.ELU(), torch.nn.SELU(), torch.nn.ReLU(inplace=True)],
+    [
+        torch.nn.ReLU(),
+        torch.nn.ELU(),
+        torch.nn.SELU(),
+        torch.nn.ReLU(inplace=True),
+        torch.nn.CELU(0.5),
+        torch_ext.nn.CELU(2.0),
+    ],
     ids=repr,
 )
 def test_revive_keeps_outputs_and_makes_units_trainable(activation, conv: bool):

@@ -96,8 +96,8 @@ def assert_same_state(actual, expected) -> None:
 # --- 1. saturated outputs that no bias can take ----------------------------------------------
 @pytest.mark.parametrize(
     "activation",
-    [xnn.ELU(), xnn.SELU(), torch.nn.ELU(0.5), torch.nn.CELU()],
-    ids=["xELU", "xSELU", "ELU(0.5)", "CELU"],
+    [xnn.ELU(), xnn.SELU(), torch.nn.ELU(0.5), torch.nn.CELU(), xnn.CELU(0.5)],
+    ids=["xELU", "xSELU", "ELU(0.5)", "CELU", "xCELU(0.5)"],
 )
 def test_saturated_units_whose_reader_has_no_bias_are_not_revived(activation, caplog):
     """A dead ELU-family unit outputs -alpha (times scale): zeroing its outgoing weights drops

@@ -13,6 +13,8 @@ import torch
 from helpers import graph_node_kinds
 
 import torch_ext
+import torch_ext.functional as XF
+import torch_ext.nn as xnn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "torchscript"))
 from save_models import Model, fixed_input, save_models  # noqa: E402
@@ -72,3 +74,75 @@ def test_saved_graph_calls_the_registered_ops(saved, kind):
         "torch_ext::elu",
         "torch_ext::selu",
     } <= kinds
+
+
+class CeluModel(torch.nn.Module):
+    """CELU as a module (out of place and in place) and as a function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin1 = torch.nn.Linear(16, 12)
+        self.act1 = xnn.CELU(alpha=0.5)
+        self.lin2 = torch.nn.Linear(12, 8)
+        self.act2 = xnn.CELU(alpha=2.0, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act2(self.lin2(self.act1(self.lin1(x))))
+        return XF.celu(h, 1.5)
+
+
+@pytest.fixture(scope="module")
+def saved_celu(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("torchscript_celu")
+    with torch.device("cpu"):
+        torch.manual_seed(0)
+        model = CeluModel().eval()
+        paths = {}
+        for kind, module in (
+            ("scripted", torch.jit.script(model)),
+            ("traced", torch.jit.trace(model, (fixed_input(),))),
+        ):
+            paths[kind] = out / f"{kind}.pt"
+            module.save(str(paths[kind]))
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_celu_model_loads_in_a_fresh_process_with_load_library_only(
+    saved_celu, kind, tmp_path, device
+):
+    x = fixed_input() * 0.7
+    input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
+    torch.save(x, input_path)
+    code = f"""
+        import sys, warnings, torch
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.ops.load_library({torch_ext.library_path()!r})
+        assert "torch_ext" not in sys.modules
+        model = torch.jit.load({str(saved_celu[kind])!r}, map_location={device!r})
+        kinds, pending = set(), list(model.inlined_graph.nodes())
+        while pending:
+            node = pending.pop()
+            kinds.add(node.kind())
+            for block in node.blocks():
+                pending.extend(block.nodes())
+        assert {{"torch_ext::celu", "torch_ext::celu_"}} <= kinds, kinds
+        x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
+        y = model(x)
+        (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
+        torch.save((y.detach(), grad), {str(result_path)!r})
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    y, grad = torch.load(result_path)
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        model = CeluModel().eval().to(x.device)
+    leaf = x.clone().requires_grad_(True)
+    expected_y = model(leaf)
+    (expected_grad,) = torch.autograd.grad(expected_y.pow(2).sum(), leaf)
+    assert y.device == expected_y.device
+    torch.testing.assert_close(y, expected_y.detach())
+    torch.testing.assert_close(grad, expected_grad)

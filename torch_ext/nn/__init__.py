@@ -1,5 +1,5 @@
 """Modules of torch_ext's activations, shaped like :mod:`torch.nn`."""
 
-from .modules import ELU, SELU, CountedActivation, LeakyReLU, PReLU, UnitCounter
+from .modules import CELU, ELU, SELU, CountedActivation, LeakyReLU, PReLU, UnitCounter
 
-__all__ = ["CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]
+__all__ = ["CELU", "CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]

@@ -16,7 +16,7 @@ from torch import Tensor
 from .. import functional as F
 from ..activations import SELU_ALPHA, SELU_SCALE  # the C++ library's
 
-__all__ = ["CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]
+__all__ = ["CELU", "CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]
 
 
 class UnitCounter(Protocol):
@@ -101,14 +101,16 @@ class PReLU(CountedActivation, torch.nn.PReLU):
 
 
 class _SavesOutput:
-    """The opt-in ``save_output`` of ELU and SELU (see :func:`torch_ext.functional.elu`):
+    """The opt-in ``save_output`` of ELU, CELU and SELU (see :func:`torch_ext.functional.elu`):
     not part of the state dict, shown in the repr when set."""
 
     save_output: bool = False
 
     def extra_repr(self) -> str:
         base = super().extra_repr()  # type: ignore[misc]
-        return f"{base}, save_output=True" if self.save_output else base
+        if not self.save_output:
+            return base
+        return f"{base}, save_output=True" if base else "save_output=True"  # SELU: no base
 
 
 class ELU(CountedActivation, _SavesOutput, torch.nn.ELU):
@@ -140,6 +142,47 @@ class ELU(CountedActivation, _SavesOutput, torch.nn.ELU):
     ) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
             input, self.alpha, 1.0, counts, unit_dim, threshold, self.save_output
+        )
+
+
+class CELU(CountedActivation, _SavesOutput, torch.nn.CELU):
+    r"""CELU, :math:`x` if :math:`x > 0` else :math:`\alpha (e^{x / \alpha} - 1)`, run by
+    ``torch.ops.torch_ext.celu``.
+
+    Args:
+        alpha: the negative saturation value; must not be 0. Default: ``1.0``.
+        inplace: overwrite the input. Default: ``False``.
+        save_output: keep the output for backward instead of the input; see :class:`ELU`.
+            Default: ``False``.
+    """
+
+    __constants__ = ["alpha", "inplace", "save_output"]
+
+    def __init__(
+        self, alpha: float = 1.0, inplace: bool = False, save_output: bool = False
+    ) -> None:
+        super().__init__(alpha, inplace)
+        self.save_output = save_output
+
+    def _activation(self, input: Tensor) -> Tensor:
+        return F.celu(input, self.alpha, self.inplace, self.save_output)
+
+    @torch.jit.unused
+    def _run_counted(
+        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+    ) -> Tensor:
+        if self.alpha == 0:  # the op's error ("alpha cannot be 0"), not Python's
+            return self._activation(input)
+        # alpha * expm1(z / alpha): ELU with scale 1 and input_scale 1 / alpha, as in ATen.
+        return torch.ops.torch_ext.elu_counted(
+            input,
+            self.alpha,
+            1.0,
+            counts,
+            unit_dim,
+            threshold,
+            self.save_output,
+            input_scale=1.0 / self.alpha,
         )
 
 

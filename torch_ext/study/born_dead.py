@@ -21,15 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..nn import ELU, SELU, LeakyReLU, PReLU
+from ..activations import ACTIVATIONS
 
-VARIANTS = {
-    "ReLU": torch.relu,
-    "LeakyReLU": LeakyReLU(0.01),
-    "PReLU": PReLU(1, init=0.25, dtype=torch.float64),
-    "ELU": ELU(1.0),
-    "SELU": SELU(),
-}
+# Every supported activation as the study builds it, in float64; one slope shared by all
+# units for PReLU (its dim 1 here is the inputs, not the units).
+VARIANTS = {name: spec.make(1).double() for name, spec in ACTIVATIONS.items()}
 
 
 def analytic_single_point(width: int, depth: int) -> float:

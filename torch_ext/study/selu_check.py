@@ -8,9 +8,10 @@ import math
 
 import torch
 
-from .. import nn as xnn
+from ..activations import ACTIVATIONS as SUPPORTED
 
-ACTIVATIONS = {"SELU": xnn.SELU, "ReLU": torch.nn.ReLU, "ELU": xnn.ELU}
+# The activations compared, by their name in torch_ext.activations.ACTIVATIONS.
+ACTIVATIONS = ("SELU", "ReLU", "ELU")
 
 
 @torch.no_grad()
@@ -20,7 +21,7 @@ def layer_moments(
     """Mean and variance of each hidden layer's activations over all samples and units."""
     torch.manual_seed(seed)
     h, moments = x, []
-    act = ACTIVATIONS[activation]()
+    act = SUPPORTED[activation].make(width)
     for _ in range(depth):
         linear = torch.nn.Linear(h.shape[1], width)
         torch.nn.init.normal_(linear.weight, std=1 / math.sqrt(h.shape[1]))

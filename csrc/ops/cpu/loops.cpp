@@ -4,6 +4,9 @@
 
 #include <ATen/ops/zeros.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "activations/elu_family.h"
 #include "activations/leaky_relu.h"
 #include "ops/cpu/counting.h"
@@ -32,7 +35,30 @@ void leaky_relu_backward(at::TensorIteratorBase& iter, double negative_slope) {
   });
 }
 
+// The slope when every element has the same one (a weight of one element, broadcast):
+// stride 0 along every dim of the weight operand.
+std::optional<double> shared_slope(const at::TensorIteratorBase& iter) {
+  const auto strides = iter.strides(2);
+  if (std::any_of(strides.begin(), strides.end(), [](int64_t s) { return s != 0; })) {
+    return std::nullopt;
+  }
+  double slope = 0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, iter.common_dtype(), "prelu_slope",
+                                  [&] { slope = *static_cast<const scalar_t*>(iter.data_ptr(2)); });
+  return slope;
+}
+
 void prelu(at::TensorIteratorBase& iter) {
+  if (const auto slope = shared_slope(iter)) {
+    // One slope: Leaky ReLU's loop with it as a constant, which spares the vector body the
+    // weight operand (in bfloat16/float16, widening it for every vector). Same values:
+    // the slope is exact in the compute type either way.
+    for_each_element<2>(iter, [s = *slope](auto x, auto /*weight*/) {
+      using T = decltype(x);
+      return act::LeakyRelu<T>{T(scalar_of_t<T>(s))}.forward(x);
+    });
+    return;
+  }
   for_each_element<2>(iter,
                       [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); });
 }
