@@ -7,6 +7,8 @@
 #include <ATen/DeviceGuard.h>
 #include <torch/library.h>
 
+#include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "activations/elu_family.h"
@@ -135,18 +137,36 @@ void register_meta_kernels(torch::Library& m) {
 
 // --- The device kernels, one per schema, all over the same two loops --------------------
 
+// ATen converts alpha, scale and input_scale to the compute type (float but for float64)
+// and raises when a finite value overflows it; so do we, rather than compute with inf.
+void check_fits_compute_type(const char* op, const act::EluParams& p, at::ScalarType dtype) {
+  if (dtype == at::kDouble) return;
+  const auto fits = [](double v) {
+    return !std::isfinite(v) || std::abs(v) <= std::numeric_limits<float>::max();
+  };
+  TORCH_CHECK(fits(p.alpha), op, ": value cannot be converted to type float without overflow: ",
+              "argument 'alpha' is ", p.alpha);
+  TORCH_CHECK(fits(p.scale), op, ": value cannot be converted to type float without overflow: ",
+              "argument 'scale' is ", p.scale);
+  TORCH_CHECK(fits(p.input_scale), op,
+              ": value cannot be converted to type float without overflow: the input scale ",
+              "(1 / alpha for CELU) is ", p.input_scale);
+}
+
 at::Tensor forward(const char* op, const at::Tensor& self, const act::EluParams& p) {
   at::Tensor out = outputs::activation(op, self);
+  check_fits_compute_type(op, p, self.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(self));
-  auto iter = elementwise(out, self);
+  auto iter = elementwise_iterator(out, self);
   loops_for(op, self).elu(iter, p);
   return out;
 }
 
 at::Tensor& forward_(const char* op, at::Tensor& self, const act::EluParams& p) {
   outputs::activation_in_place(op, self);
+  check_fits_compute_type(op, p, self.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(self));
-  auto iter = elementwise(self, self);
+  auto iter = elementwise_iterator(self, self);
   loops_for(op, self).elu(iter, p);
   return self;
 }
@@ -156,8 +176,9 @@ at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& self_or_res
   constexpr const char* op = "torch_ext::elu_backward";
   at::Tensor grad_input =
       outputs::activation_backward(op, grad_output, self_or_result, "alpha", alpha, is_result);
+  check_fits_compute_type(op, {alpha, scale, input_scale}, grad_output.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
-  auto iter = elementwise(grad_input, grad_output, self_or_result);
+  auto iter = elementwise_iterator(grad_input, grad_output, self_or_result);
   loops_for(op, grad_output).elu_backward(iter, {alpha, scale, input_scale}, is_result);
   return grad_input;
 }
@@ -167,6 +188,7 @@ at::Tensor counted(const at::Tensor& self, double alpha, double scale, at::Tenso
                    double input_scale) {
   constexpr const char* op = "torch_ext::elu_counted";
   const act::EluParams p{alpha, scale, input_scale};
+  check_fits_compute_type(op, p, self.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for(op, self);
   return counted_forward(
@@ -174,7 +196,7 @@ at::Tensor counted(const at::Tensor& self, double alpha, double scale, at::Tenso
       [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
           int64_t* alive) { loops.elu_counted(view, out, p, threshold, active, alive); },
       [&](at::Tensor& out) {
-        auto iter = elementwise(out, self);
+        auto iter = elementwise_iterator(out, self);
         loops.elu(iter, p);
       });
 }

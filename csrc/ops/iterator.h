@@ -7,7 +7,7 @@
 namespace torch_ext {
 
 template <typename... Inputs>
-at::TensorIterator elementwise(const at::TensorBase& out, const Inputs&... inputs) {
+at::TensorIterator elementwise_iterator(const at::TensorBase& out, const Inputs&... inputs) {
   at::TensorIteratorConfig config;
   config.add_output(out);
   (config.add_const_input(inputs), ...);

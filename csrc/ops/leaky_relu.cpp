@@ -112,7 +112,7 @@ at::Tensor leaky_relu_kernel(const at::Tensor& self, double negative_slope) {
   constexpr const char* op = "torch_ext::leaky_relu";
   at::Tensor out = outputs::activation(op, self);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
-  auto iter = elementwise(out, self);
+  auto iter = elementwise_iterator(out, self);
   loops_for(op, self).leaky_relu(iter, negative_slope);
   return out;
 }
@@ -121,7 +121,7 @@ at::Tensor& leaky_relu_kernel_(at::Tensor& self, double negative_slope) {
   constexpr const char* op = "torch_ext::leaky_relu_";
   outputs::activation_in_place(op, self);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
-  auto iter = elementwise(self, self);
+  auto iter = elementwise_iterator(self, self);
   loops_for(op, self).leaky_relu(iter, negative_slope);
   return self;
 }
@@ -134,7 +134,7 @@ at::Tensor leaky_relu_backward_kernel(const at::Tensor& grad_output,
                                                        "negative_slope", negative_slope, is_result);
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   // With slope >= 0 the result has the input's sign, so one loop serves both paths.
-  auto iter = elementwise(grad_input, grad_output, self_or_result);
+  auto iter = elementwise_iterator(grad_input, grad_output, self_or_result);
   loops_for(op, grad_output).leaky_relu_backward(iter, negative_slope);
   return grad_input;
 }
@@ -180,7 +180,7 @@ at::Tensor leaky_relu_counted_kernel(const at::Tensor& self, double negative_slo
         loops.leaky_relu_counted(view, out, negative_slope, threshold, active, alive);
       },
       [&](at::Tensor& out) {
-        auto iter = elementwise(out, self);
+        auto iter = elementwise_iterator(out, self);
         loops.leaky_relu(iter, negative_slope);
       });
 }

@@ -66,7 +66,7 @@ at::Tensor prelu_kernel(const at::Tensor& self, const at::Tensor& weight) {
   constexpr const char* op = "torch_ext::prelu";
   at::Tensor out = outputs::prelu(self, weight);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
-  auto iter = elementwise(out, self, prelu_weight::broadcast(weight, self));
+  auto iter = elementwise_iterator(out, self, prelu_weight::broadcast(weight, self));
   loops_for(op, self).prelu(iter);
   return out;
 }
@@ -106,10 +106,10 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_
     return {grad_input, grad_weight};
   }
   auto input_iter =
-      elementwise(grad_input, grad_output, self, prelu_weight::broadcast(weight, self));
+      elementwise_iterator(grad_input, grad_output, self, prelu_weight::broadcast(weight, self));
   loops.prelu_backward_input(input_iter);
   at::Tensor per_element = at::empty_like(self);
-  auto weight_iter = elementwise(per_element, grad_output, self);
+  auto weight_iter = elementwise_iterator(per_element, grad_output, self);
   loops.prelu_backward_weight(weight_iter);
   grad_weight.copy_(prelu_weight::reduce(per_element, weight));
   return {grad_input, grad_weight};
@@ -126,7 +126,7 @@ at::Tensor prelu_counted_kernel(const at::Tensor& self, const at::Tensor& weight
           int64_t* active,
           int64_t* alive) { loops.prelu_counted(view, out, slopes, threshold, active, alive); },
       [&](at::Tensor& out) {
-        auto iter = elementwise(out, self, prelu_weight::broadcast(weight, self));
+        auto iter = elementwise_iterator(out, self, prelu_weight::broadcast(weight, self));
         loops.prelu(iter);
       });
 }

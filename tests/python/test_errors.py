@@ -153,3 +153,31 @@ def test_backward_grad_dtype_mismatch():
 def test_unsupported_layout_names_the_op():
     with pytest.raises(NotImplementedError, match="torch_ext::elu"):
         ops.elu(torch.randn(3).to_sparse(), 1.0)
+
+
+OVERFLOWING_PARAMETERS = [  # (ours, native): a parameter float cannot hold, as natively
+    (lambda t: X.elu(t, 1e300), lambda t: torch.nn.functional.elu(t, 1e300)),
+    (lambda t: X.celu(t, 1e300), lambda t: torch.nn.functional.celu(t, 1e300)),
+    (lambda t: X.celu(t, 1e-40), lambda t: torch.nn.functional.celu(t, 1e-40)),  # 1 / alpha
+    (lambda t: X.celu(t, 1e-40, inplace=True), lambda t: torch.nn.functional.celu_(t, 1e-40)),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("index", range(len(OVERFLOWING_PARAMETERS)))
+def test_parameter_overflowing_the_compute_type_raises_as_natively(index: int, dtype):
+    """float32/bfloat16/float16 compute in float: alpha (or CELU's 1 / alpha) beyond float's
+    range raises, before any write, rather than computing with inf."""
+    ours, native = OVERFLOWING_PARAMETERS[index]
+    with pytest.raises(RuntimeError, match="cannot be converted to type float without overflow"):
+        native(torch.tensor([-1.0, 2.0], dtype=dtype))
+    t = torch.tensor([-1.0, 2.0], dtype=dtype)
+    with pytest.raises(RuntimeError, match=r"torch_ext::c?elu_?: value cannot be converted"):
+        ours(t)
+    assert torch.equal(t, torch.tensor([-1.0, 2.0], dtype=dtype))
+
+
+def test_parameter_overflowing_float_is_fine_in_float64():
+    x = torch.tensor([-1e-300, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(X.elu(x, 1e300), torch.nn.functional.elu(x, 1e300))
+    torch.testing.assert_close(X.celu(x, 1e-40), torch.nn.functional.celu(x, 1e-40))

@@ -156,3 +156,27 @@ def test_functorch_grad_transforms_raise_rather_than_return_zero():
     x = with_zeros(5)
     with pytest.raises(RuntimeError, match="functorch transforms"):
         torch.func.grad(lambda a: X.elu(a).sum())(x)
+
+
+@pytest.mark.parametrize(
+    "name,fn,native",
+    [
+        ("elu", lambda t, **k: X.elu(t, 1.5, **k), lambda t: F.elu(t, 1.5)),
+        ("selu", lambda t, **k: X.selu(t, **k), F.selu),
+        ("celu", lambda t, **k: X.celu(t, 2.0, **k), lambda t: F.celu(t, 2.0)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_forward_over_reverse_with_save_output_matches_native(name, fn, native):
+    """The tangent of the gradient (f''(x) * t) survives save_output=True: under forward AD the
+    output is not saved (it has no tangent yet when saved), the input is."""
+    x = torch.tensor([-1.5, -0.3, 0.7, -4.0], dtype=torch.float64)
+    t = torch.tensor([1.0, 2.0, -1.0, 0.5], dtype=torch.float64)
+    tangents = []
+    for f in (lambda v: fn(v, save_output=True), native):
+        with fwAD.dual_level():
+            dual = fwAD.make_dual(x.clone().requires_grad_(), t)
+            (grad,) = torch.autograd.grad(f(dual).sum(), dual, create_graph=True)
+            tangents.append(fwAD.unpack_dual(grad).tangent)
+    assert tangents[0] is not None
+    torch.testing.assert_close(tangents[0], tangents[1])

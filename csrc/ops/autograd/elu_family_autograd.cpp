@@ -70,11 +70,14 @@ at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
 // Whether the out-of-place forward keeps its output for backward: only when asked
 // (save_output), and only where the output decides the gradient well enough: alpha >= 0
 // (y > 0 exactly when x > 0) and float32/float64 (a bfloat16/float16 output would cost the
-// gradient a few percent where y + alpha cancels). Otherwise the input, as PyTorch keeps.
-bool keeps_output(const at::Tensor& self, const EluSpec& spec) {
-  const auto dtype = self.scalar_type();
+// gradient a few percent where y + alpha cancels), and not under forward AD: the output
+// gets its tangent only after this Function returns, so a saved output would carry none
+// and forward-over-reverse would lose the second derivative. Otherwise the input, as
+// PyTorch keeps. `self_dual`: the input with its tangent, if any.
+bool keeps_output(const at::Tensor& self_dual, const EluSpec& spec) {
+  const auto dtype = self_dual.scalar_type();
   return spec.save_output && spec.params.alpha >= 0.0 &&
-         (dtype == at::kFloat || dtype == at::kDouble);
+         (dtype == at::kFloat || dtype == at::kDouble) && !tangent_of(self_dual).defined();
 }
 
 at::Tensor& run_forward_(at::Tensor& self, const EluSpec& spec) {
@@ -98,7 +101,7 @@ class Elu : public torch::autograd::Function<Elu> {
                             const at::Tensor* self_dual) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor result = run_forward(self, spec);
-    const bool save_result = keeps_output(self, spec);
+    const bool save_result = keeps_output(*self_dual, spec);
     save_spec(ctx, spec.params, save_result);
     ctx->save_for_backward({save_result ? result : *self_dual});
     return result;
