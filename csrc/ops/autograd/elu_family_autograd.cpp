@@ -18,12 +18,15 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Which op of the family runs the forward (each has its own schema and errors).
-enum class Member { kElu, kSelu, kCelu };
+// A member's own forward ops (each has its schema and errors), called below autograd.
+struct MemberOps {
+  at::Tensor (*forward)(const at::Tensor& self, double alpha);
+  at::Tensor& (*forward_)(at::Tensor& self, double alpha);
+};
 
 struct EluSpec {
   act::EluParams params;
-  Member member = Member::kElu;
+  const MemberOps* ops = nullptr;    // the member's ops; unused with a counter
   const Counter* counter = nullptr;  // runs torch_ext::elu_counted (out of place only)
   bool save_output = false;          // out of place: keep the output, not the input (opt-in)
 };
@@ -57,14 +60,7 @@ at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
                                   spec.counter->unit_dim, spec.counter->alive_threshold,
                                   spec.save_output, p.input_scale);
   }
-  switch (spec.member) {
-    case Member::kSelu:
-      return torch_ext::selu(self);
-    case Member::kCelu:
-      return torch_ext::celu(self, p.alpha);
-    default:
-      return torch_ext::elu(self, p.alpha);
-  }
+  return spec.ops->forward(self, p.alpha);
 }
 
 // Whether the out-of-place forward keeps its output for backward: only when asked
@@ -81,14 +77,7 @@ bool keeps_output(const at::Tensor& self_dual, const EluSpec& spec) {
 }
 
 at::Tensor& run_forward_(at::Tensor& self, const EluSpec& spec) {
-  switch (spec.member) {
-    case Member::kSelu:
-      return torch_ext::selu_(self);
-    case Member::kCelu:
-      return torch_ext::celu_(self, spec.params.alpha);
-    default:
-      return torch_ext::elu_(self, spec.params.alpha);
-  }
+  return spec.ops->forward_(self, spec.params.alpha);
 }
 
 // Saves the input, as PyTorch does: the output may then be modified in place afterwards
@@ -233,32 +222,43 @@ at::Tensor elu_counted_autograd(const at::Tensor& self, double alpha, double sca
                                 double input_scale) {
   const Counter counter{counts, unit_dim, alive_threshold};
   at::Tensor out =
-      elu_family(self, EluSpec{{alpha, scale, input_scale}, Member::kElu, &counter, save_output});
+      elu_family(self, EluSpec{{alpha, scale, input_scale}, nullptr, &counter, save_output});
   torch::autograd::impl::bump_version(counts);
   return out;
 }
+
+// --- The members: each one's ops, and its Autograd kernels below ---------------------------
+
+const MemberOps kElu{
+    [](const at::Tensor& x, double alpha) { return torch_ext::elu(x, alpha); },
+    [](at::Tensor& x, double alpha) -> at::Tensor& { return torch_ext::elu_(x, alpha); }};
+const MemberOps kSelu{[](const at::Tensor& x, double) { return torch_ext::selu(x); },
+                      [](at::Tensor& x, double) -> at::Tensor& { return torch_ext::selu_(x); }};
+const MemberOps kCelu{
+    [](const at::Tensor& x, double alpha) { return torch_ext::celu(x, alpha); },
+    [](at::Tensor& x, double alpha) -> at::Tensor& { return torch_ext::celu_(x, alpha); }};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("elu", [](const at::Tensor& self, double alpha, bool save_output) {
-    return elu_family(self, EluSpec{act::elu_params(alpha), Member::kElu, nullptr, save_output});
+    return elu_family(self, EluSpec{act::elu_params(alpha), &kElu, nullptr, save_output});
   });
   m.impl("elu_", [](at::Tensor& self, double alpha) -> at::Tensor& {
-    return elu_family_(self, EluSpec{act::elu_params(alpha), Member::kElu});
+    return elu_family_(self, EluSpec{act::elu_params(alpha), &kElu});
   });
   m.impl("selu", [](const at::Tensor& self, bool save_output) {
-    return elu_family(self, EluSpec{act::selu_params(), Member::kSelu, nullptr, save_output});
+    return elu_family(self, EluSpec{act::selu_params(), &kSelu, nullptr, save_output});
   });
   m.impl("selu_", [](at::Tensor& self) -> at::Tensor& {
-    return elu_family_(self, EluSpec{act::selu_params(), Member::kSelu});
+    return elu_family_(self, EluSpec{act::selu_params(), &kSelu});
   });
   // alpha == 0 reaches the forward op, which refuses it before anything is computed.
   m.impl("celu", [](const at::Tensor& self, double alpha, bool save_output) {
-    return elu_family(self, EluSpec{act::celu_params(alpha), Member::kCelu, nullptr, save_output});
+    return elu_family(self, EluSpec{act::celu_params(alpha), &kCelu, nullptr, save_output});
   });
   m.impl("celu_", [](at::Tensor& self, double alpha) -> at::Tensor& {
-    return elu_family_(self, EluSpec{act::celu_params(alpha), Member::kCelu});
+    return elu_family_(self, EluSpec{act::celu_params(alpha), &kCelu});
   });
   m.impl("elu_counted", elu_counted_autograd);
   m.impl("elu_backward", elu_backward_autograd);
