@@ -2,7 +2,7 @@
 // count_active_ and the counted forwards on CUDA: counts[0, u] += #(z > 0) and
 // counts[1, u] += #(z > alive_threshold[u]) over unit u's elements, reduced per block and
 // added atomically (int64: exact and order-free), optionally writing out = f(z, p_u) in the
-// same pass. The CUDA twin of count_units in ops/cpu/unit_loops.h.
+// same pass. The CUDA twin of count_units in ops/cpu/counting.h.
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
