@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import pickle
+import re
 import weakref
 
 import pytest
@@ -212,6 +213,23 @@ def test_eval_mode_is_not_counted_unless_asked():
         assert monitor.report().layers["1"].samples == 8
 
 
+@pytest.mark.parametrize(
+    "selector,named",
+    [
+        ("1", "1 (Tanh)"),
+        (torch.nn.Tanh, "1 (Tanh)"),
+        (lambda name, m: isinstance(m, torch.nn.Sigmoid), "2 (Sigmoid)"),
+    ],
+    ids=["name", "type", "predicate"],
+)
+def test_selecting_an_activation_without_a_rule_is_refused(selector, named: str):
+    """Tanh or Sigmoid counted by ReLU's rule would report live units dead (f' is about 1 near
+    0): modules= selecting one is a ValueError naming it and the supported kinds."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Sigmoid())
+    with pytest.raises(ValueError, match=re.escape(named) + r".*no dead-unit rule.*ReLU, Leaky"):
+        DeadNeuronMonitor(model, modules=[selector]).attach()
+
+
 def test_module_selection_by_name_and_type():
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -225,7 +243,7 @@ def test_module_selection_by_name_and_type():
     x = torch.randn(5, 3)
     for selectors, expected in (
         (None, ["1", "5"]),
-        (["3"], ["3"]),
+        (["1", "5"], ["1", "5"]),
         ([torch.nn.ELU], ["5"]),
         ([lambda name, m: isinstance(m, torch.nn.Linear)], ["0", "2", "4"]),
     ):

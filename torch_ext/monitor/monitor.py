@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..activations import ACTIVATIONS, activation_of
 from ..nn.modules import CountedActivation
 from .counting import (
     CallSites,
@@ -72,7 +73,9 @@ class DeadNeuronMonitor:
             predicates. A name that matches no module is a ``ValueError``. Default: every
             ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU``
             (``torch_ext.nn``'s modules included); the model's activations of other kinds
-            (GELU, SiLU, Hardswish, Tanh, ...) are then listed by :attr:`skipped_modules`.
+            (GELU, SiLU, Hardswish, Tanh, ...) are then listed by :attr:`skipped_modules`;
+            selecting one of those is a ``ValueError`` (no dead-unit rule fits them). Other
+            modules (your own) are counted by ReLU's rule: gradient-alive where ``z > 0``.
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
             ``{module name: dim}`` dict (for every call site of the module), whose names
             must be monitored modules (else ``ValueError``). Default: the last dim (Linear
@@ -279,6 +282,22 @@ class DeadNeuronMonitor:
                     f"DeadNeuronMonitor: {option}= names {unknown} are not monitored "
                     f"layers; the monitored layers are {monitored}"
                 )
+        # A recognised activation without a rule (Tanh, GELU, ...) would be counted by ReLU's
+        # rule, the one for modules the monitor does not know: a wrong count, so refuse it.
+        ruleless = [
+            f"{name} ({type(module).__name__})"
+            for name, module in model.named_modules()
+            if self._selected(name, module)
+            and activation_of(module) is None
+            and isinstance(module, UNSUPPORTED_ACTIVATIONS)
+        ]
+        if ruleless:
+            raise ValueError(
+                f"DeadNeuronMonitor: modules= selects {ruleless}, activations it has no "
+                "dead-unit rule for: their gradient-alive set {z : |f'(z)| > grad_eps} is "
+                "not z > threshold, and ReLU's rule would count them wrongly. Supported "
+                f"kinds: {', '.join(ACTIVATIONS)}"
+            )
         # Layer names add "#k" for call sites (and ":" for functional calls): a module whose
         # own name holds "#" would share its name with another module's call site.
         clashing = [name for name in monitored if "#" in name]
