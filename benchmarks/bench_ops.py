@@ -169,8 +169,8 @@ def backward_op(op: Op, native: bool, x: torch.Tensor, weight: torch.Tensor) -> 
     }[op.name]
     if native:  # F.elu / F.selu / F.celu save the input
         return lambda: aten.elu_backward(g, alpha, scale, input_scale, False, x)
-    y = op.ours(x)  # ours saves the output (float32)
-    return lambda: ops.elu_backward(g, y, alpha, scale, True, input_scale=input_scale)
+    # Ours saves the input too (the output only with the opt-in save_output=True).
+    return lambda: ops.elu_backward(g, x, alpha, scale, False, input_scale=input_scale)
 
 
 def traffic(op: Op, mode: str, element_size: int) -> float:
