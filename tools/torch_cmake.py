@@ -2,7 +2,8 @@
 toolkit its CMake config insists on). Shared by setup.py and the tests that build C++
 consumers of the installed package.
 
-    python tools/torch_cmake.py     # prints them, one per line
+    python tools/torch_cmake.py                      # prints them, one per line
+    python tools/torch_cmake.py --prefix "$HOME/torch_ext"   # with more prefixes first
 """
 
 from __future__ import annotations
@@ -67,4 +68,13 @@ def torch_cmake_args(extra_prefixes: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(torch_cmake_args()))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--prefix",
+        action="append",
+        default=[],
+        help="a CMake prefix to search before torch's (an installed torch_ext); repeatable",
+    )
+    print("\n".join(torch_cmake_args(parser.parse_args().prefix)))
