@@ -139,10 +139,29 @@ def test_cpp_route_builds_and_runs_with_the_readmes_commands(tmp_path: Path):
     run([str(project / "build" / "app")], project, env)
 
 
-def test_study_flags_in_the_readme_are_in_its_help():
-    text = "\n".join(README.read_text().split("## The study (main job)")[1:2]).split("\n## ")[0]
-    flags = set(re.findall(r"`(--[a-z-]+)", text))
-    assert {"--quick", "--out", "--seeds", "--epochs", "--no-progress"} <= flags
-    help_text = run([sys.executable, "-m", "torch_ext.study", "--help"], ROOT, dict(os.environ))
-    missing = sorted(flag for flag in flags if flag not in help_text)
-    assert not missing, f"the README documents {missing}, which --help does not list"
+def section_text(title: str) -> str:
+    return README.read_text().split(f"## {title}\n")[1].split("\n## ")[0]
+
+
+@pytest.mark.parametrize(
+    "title,command,documented",
+    [
+        (
+            "The study (main job)",
+            ["-m", "torch_ext.study"],
+            {"--quick", "--full", "--data", "--out", "--seeds", "--epochs", "--no-progress"},
+        ),
+        ("Benchmarks", ["benchmarks/bench_ops.py"], {"--quick"}),
+    ],
+    ids=["study", "bench_ops"],
+)
+def test_documented_flags_are_in_the_help(title: str, command: list[str], documented: set[str]):
+    """Every `--flag` a section shows (in prose or in a block) is one the program takes."""
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", section_text(title)))
+    assert documented <= flags
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    help_text = run([sys.executable, *command, "--help"], ROOT, env)
+    missing = sorted(flag for flag in flags if not re.search(rf"{flag}\b", help_text))
+    assert not missing, f"the README's {title} section shows {missing}, not in --help"
