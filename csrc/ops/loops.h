@@ -2,7 +2,7 @@
 // The table of inner loops every backend fills: CPU (ops/cpu/loops.cpp, compiled once per
 // ISA) and CUDA (ops/cuda/loops.cu). Each op's host code (ops/<op>.cpp) is written once:
 // it checks its arguments and allocates (outputs.h), builds the iterator, sets the device,
-// then calls loops_for(tensor).<name>(...). A backend fills its table member by member, by
+// then calls loops_for(op, tensor).<name>(...). A backend fills its table member by member, by
 // name; a member it leaves out raises a clear error instead of crashing.
 
 #include <ATen/core/Tensor.h>

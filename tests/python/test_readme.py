@@ -155,13 +155,12 @@ def section_text(title: str) -> str:
     ],
     ids=["study", "bench_ops"],
 )
-def test_documented_flags_are_in_the_help(title: str, command: list[str], documented: set[str]):
+def test_documented_flags_are_in_the_help(
+    title: str, command: list[str], documented: set[str], tmp_path: Path
+):
     """Every `--flag` a section shows (in prose or in a block) is one the program takes."""
     flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", section_text(title)))
     assert documented <= flags
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    help_text = run([sys.executable, *command, "--help"], ROOT, env)
+    help_text = run([sys.executable, *command, "--help"], ROOT, environment(tmp_path))
     missing = sorted(flag for flag in flags if not re.search(rf"{flag}\b", help_text))
     assert not missing, f"the README's {title} section shows {missing}, not in --help"

@@ -26,20 +26,20 @@ def saved(tmp_path_factory) -> dict[str, Path]:
         return save_models(tmp_path_factory.mktemp("torchscript"))
 
 
-def reference(x: torch.Tensor):
+def reference(x: torch.Tensor, model_class: type[torch.nn.Module] = Model):
     """Output and input gradient of the eager model the files were saved from."""
     torch.manual_seed(0)
-    with torch.device("cpu"):  # initialised as save_models did (CPU generator), then moved
-        model = Model().eval().to(x.device)
+    with torch.device("cpu"):  # initialised as the file's model was (CPU generator), then moved
+        model = model_class().eval().to(x.device)
     leaf = x.clone().requires_grad_(True)
     y = model(leaf)
     (grad,) = torch.autograd.grad(y.pow(2).sum(), leaf)
     return y.detach(), grad
 
 
-@pytest.mark.parametrize("kind", ["scripted", "traced"])
-def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, device):
-    x = fixed_input() * 0.7
+def run_in_fresh_process(path: Path, x: torch.Tensor, device: str, tmp_path: Path):
+    """Output and input gradient of the saved model at `path`, loaded on `device` in a fresh
+    process that registers the ops with torch.ops.load_library alone."""
     input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
     torch.save(x, input_path)
     code = f"""
@@ -47,7 +47,7 @@ def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, 
         warnings.simplefilter("ignore", FutureWarning)
         torch.ops.load_library({torch_ext.library_path()!r})
         assert "torch_ext" not in sys.modules
-        model = torch.jit.load({str(saved[kind])!r}, map_location={device!r})
+        model = torch.jit.load({str(path)!r}, map_location={device!r})
         x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
         y = model(x)
         (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
@@ -57,7 +57,13 @@ def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, 
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    y, grad = torch.load(result_path)
+    return torch.load(result_path)
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, device):
+    x = fixed_input() * 0.7
+    y, grad = run_in_fresh_process(saved[kind], x, device, tmp_path)
     expected_y, expected_grad = reference(x)  # the eager model on `device`
     assert y.device == expected_y.device
     torch.testing.assert_close(y, expected_y)
@@ -108,41 +114,18 @@ def saved_celu(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_celu_model_calls_the_celu_ops(saved_celu, kind):
+    kinds = graph_node_kinds(torch.jit.load(str(saved_celu[kind])).inlined_graph)
+    assert {"torch_ext::celu", "torch_ext::celu_"} <= kinds, kinds
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
 def test_celu_model_loads_in_a_fresh_process_with_load_library_only(
     saved_celu, kind, tmp_path, device
 ):
     x = fixed_input() * 0.7
-    input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
-    torch.save(x, input_path)
-    code = f"""
-        import sys, warnings, torch
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.ops.load_library({torch_ext.library_path()!r})
-        assert "torch_ext" not in sys.modules
-        model = torch.jit.load({str(saved_celu[kind])!r}, map_location={device!r})
-        kinds, pending = set(), list(model.inlined_graph.nodes())
-        while pending:
-            node = pending.pop()
-            kinds.add(node.kind())
-            for block in node.blocks():
-                pending.extend(block.nodes())
-        assert {{"torch_ext::celu", "torch_ext::celu_"}} <= kinds, kinds
-        x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
-        y = model(x)
-        (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
-        torch.save((y.detach(), grad), {str(result_path)!r})
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    y, grad = torch.load(result_path)
-    torch.manual_seed(0)
-    with torch.device("cpu"):
-        model = CeluModel().eval().to(x.device)
-    leaf = x.clone().requires_grad_(True)
-    expected_y = model(leaf)
-    (expected_grad,) = torch.autograd.grad(expected_y.pow(2).sum(), leaf)
+    y, grad = run_in_fresh_process(saved_celu[kind], x, device, tmp_path)
+    expected_y, expected_grad = reference(x, CeluModel)
     assert y.device == expected_y.device
-    torch.testing.assert_close(y, expected_y.detach())
+    torch.testing.assert_close(y, expected_y)
     torch.testing.assert_close(grad, expected_grad)
