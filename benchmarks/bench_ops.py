@@ -24,8 +24,9 @@ MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised to 16 GiB (glibc reads 
 process start: it re-executes itself once with them set, unless they are set already), so
 both sides reuse warm heap memory and the timings are of the kernels. `copy` is a same-size
 tensor copy into a preallocated tensor in the same run, the memory-bandwidth ceiling, in
-ns per element; `vs copy` = our time / the copy's; `bw/copy` = the memory bandwidth our
-op reaches (the bytes it must read and write: see `traffic`) as a fraction of the copy's.
+ns per element; `vs copy` = our time / the copy's; `GB/s` = the effective bandwidth our op
+reaches, counting the bytes it must read and write (see `traffic`), and `copy GB/s` the
+copy's (bytes read + written); `bw/copy` = the ratio of the two.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ SIZES: dict[str, tuple[int, ...]] = {
     "2^26": (2**26,),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-MODES = ["forward", "forward_", "backward", "fwd+bwd", "bwd-op", "fwd+stats"]
+MODES = ["forward", "forward_", "backward", "fwd+bwd", "bwd-op", "fwd+stats", "count"]
 CUDA_SIZES = ["32x64x56x56", "32x64x56x56-cl", "2^24", "2^26"]
 
 
@@ -67,6 +68,7 @@ class Op:
     has_weight: bool = False
     in_place: bool = True
     counted: Callable[..., torch.Tensor] | None = None  # (x, weight?, counts, unit_dim, thr)
+    modes: tuple[str, ...] = tuple(m for m in MODES if m != "count")  # the modes it has
 
 
 ops = torch.ops.torch_ext
@@ -100,6 +102,11 @@ OPS = {
         lambda x, **k: F.celu(x, CELU_ALPHA, **k),
         counted=lambda x, *a: ops.elu_counted(x, CELU_ALPHA, 1.0, *a, input_scale=1 / CELU_ALPHA),
     ),
+    # The monitor's counting pass alone (count_active_: how often each unit is active),
+    # against the `(x > 0).sum(dims)` people write. Its only mode is "count".
+    "count_active_": Op(
+        "count_active_", ops.count_active_, torch.Tensor.sum, in_place=False, modes=("count",)
+    ),
 }
 
 
@@ -120,10 +127,12 @@ def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callabl
     args = (weight,) if op.has_weight else ()
     if mode == "forward":
         return (lambda: fn(x, *args)), {}
-    if mode == "fwd+stats":
+    if mode in ("fwd+stats", "count"):
         if x.dim() == 1:  # a flat size: count it as rows of 1024 units
             x = x.view(-1, 1024)
         dim = unit_dim(x)
+        if mode == "count":
+            return counting_pass(fn is op.native, x, dim)
         if fn is op.native:  # what people write: the forward, then a counting pass
             dims = [d for d in range(x.dim()) if d != dim]
             return (lambda: (fn(x, *args), (x <= 0).sum(dims))), {}
@@ -145,6 +154,16 @@ def statement(op: Op, mode: str, fn: Callable, x: torch.Tensor) -> tuple[Callabl
     return (lambda: torch.autograd.grad(fn(leaf, *args), params, grad)), {}
 
 
+def counting_pass(native: bool, x: torch.Tensor, dim: int) -> tuple[Callable, dict]:
+    """count_active_ into a preallocated table, or the native sum of `x > 0` per unit."""
+    if native:
+        dims = [d for d in range(x.dim()) if d != dim]
+        return (lambda: (x > 0).sum(dims)), {}
+    counts = torch.zeros(2, x.shape[dim], dtype=torch.int64, device=x.device)
+    threshold = torch.zeros(x.shape[dim], device=x.device)
+    return (lambda: ops.count_active_(x, counts, dim, threshold)), {"counts": counts}
+
+
 def backward_op(op: Op, native: bool, x: torch.Tensor, weight: torch.Tensor) -> Callable:
     """The backward op alone, on what each side's autograd saved."""
     g = torch.randn_like(x)
@@ -153,7 +172,7 @@ def backward_op(op: Op, native: bool, x: torch.Tensor, weight: torch.Tensor) -> 
         if native:
             return lambda: aten.leaky_relu_backward(g, x, 0.01, False)
         mask = ops.leaky_relu_masked(x, 0.01)[1]
-        return lambda: ops.leaky_relu_backward_masked(g, mask, 0.01)
+        return lambda: ops.leaky_relu_backward_masked(g, mask, 0.01, x.stride())
     if op.name == "prelu":
         if not native:
             return lambda: ops.prelu_backward(g, x, weight)
@@ -180,6 +199,7 @@ def traffic(op: Op, mode: str, element_size: int) -> float:
     forward = 2 + (mask if op.name == "leaky_relu" and mode == "fwd+bwd" else 0)
     backward = 2 + mask if op.name == "leaky_relu" else 3
     return {
+        "count": 1,
         "forward": 2,
         "forward_": 2,
         "fwd+stats": 2,
@@ -260,9 +280,9 @@ def main() -> None:
             f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')}\n"
         )
     header = (
-        f"{'op':<11} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
+        f"{'op':<13} {'mode':<9} {'size':<15} {'dtype':<5} {'thr':>3} "
         f"{'native us':>10} {'ours us':>10} {'ratio':>6} {'ours ns/el':>10} {'copy ns/el':>10} "
-        f"{'vs copy':>7} {'bw/copy':>7} {'ours/plain':>10}"
+        f"{'vs copy':>7} {'GB/s':>7} {'copy GB/s':>9} {'bw/copy':>7} {'ours/plain':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -277,7 +297,7 @@ def main() -> None:
                         continue  # channels_last matters for the per-channel op
                     plain_ours = None
                     for mode in args.modes:
-                        if mode == "forward_" and not op.in_place:
+                        if mode not in op.modes or (mode == "forward_" and not op.in_place):
                             continue
                         native_fn, keep_n = statement(op, mode, op.native, x)
                         ours_fn, keep_o = statement(op, mode, op.ours, x)
@@ -285,7 +305,8 @@ def main() -> None:
                             native_fn, ours_fn, threads, args.rounds, args.min_run_time
                         )
                         ns = t_ours / x.numel() * 1e9
-                        bandwidth = traffic(op, mode, x.element_size()) / 2 * copy_ns / ns
+                        moved = traffic(op, mode, x.element_size()) * x.element_size()
+                        ours_gbs, copy_gbs = moved / ns, 2 * x.element_size() / copy_ns
                         if mode == "forward":
                             plain_ours = t_ours
                         versus_plain = (
@@ -294,10 +315,11 @@ def main() -> None:
                             else f"{'':>10}"
                         )
                         print(
-                            f"{op_name:<11} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
+                            f"{op_name:<13} {mode:<9} {size:<15} {dtype_name:<5} {threads:>3} "
                             f"{t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} "
                             f"{t_native / t_ours:>6.2f} {ns:>10.3f} {copy_ns:>10.3f} "
-                            f"{ns / copy_ns:>7.2f} {bandwidth:>7.2f} {versus_plain}",
+                            f"{ns / copy_ns:>7.2f} {ours_gbs:>7.1f} {copy_gbs:>9.1f} "
+                            f"{ours_gbs / copy_gbs:>7.2f} {versus_plain}",
                             flush=True,
                         )
                         del keep_n, keep_o

@@ -126,3 +126,35 @@ def test_loop_tests_pass_on_every_cpu_isa(isa: str):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
+
+
+def _check_runtime(library: str) -> subprocess.CompletedProcess:
+    """cmake/TorchExtCheckRuntime.cmake (run after every link of the library) on `library`."""
+    script = os.path.join(
+        os.path.dirname(__file__), "..", "..", "cmake", "TorchExtCheckRuntime.cmake"
+    )
+    return subprocess.run(
+        ["cmake", f"-DLIBRARY={library}", "-DNM=nm", "-DCXX=c++", "-P", script],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_built_library_uses_the_shared_libstdcxx():
+    assert _check_runtime(torch_ext.library_path()).returncode == 0
+
+
+def test_a_library_with_its_own_libstdcxx_stream_code_is_refused(tmp_path):
+    """What a toolset GCC that links part of libstdc++ statically produces (it crashed on
+    the first error message with a number in it): the build stops and says why. A copy of
+    libstdc++ itself stands in for such a library."""
+    libstdcxx = next(
+        line.split()[-1] for line in open(f"/proc/{os.getpid()}/maps") if "libstdc++.so" in line
+    )
+    copy = tmp_path / "libtorch_ext.so"
+    copy.write_bytes(open(libstdcxx, "rb").read())
+    result = _check_runtime(str(copy))
+    assert result.returncode != 0
+    assert "its own copy of libstdc++'s stream code" in result.stderr
+    assert "CXX=/usr/bin/g++" in result.stderr
+    assert not copy.exists()

@@ -21,7 +21,7 @@ def every_op(
         ops.leaky_relu_backward(g, x, 0.1, False),
         result,
         mask,
-        ops.leaky_relu_backward_masked(g, mask, 0.1),
+        ops.leaky_relu_backward_masked(g, mask, 0.1, x.stride()),
         ops.elu(x, 0.5),
         ops.selu(x),
         ops.elu_backward(g, x, 1.0, 1.0, False),

@@ -63,7 +63,10 @@ def _inference_tensor():
 REFUSED = {  # in-place targets PyTorch's own in-place ops refuse, with their message
     "leaf": (_leaf, "a leaf Variable that requires grad"),
     "view_of_leaf": (lambda: _leaf()[1:], "a view of a leaf Variable that requires grad"),
-    "unbind_output": (lambda: (_leaf() * 2).unbind(0)[1], "Output 1 of Unbind is a view"),
+    "unbind_output": (
+        lambda: (_leaf() * 2).unbind(0)[1],
+        r"Output 1 of Unbind(Backward0)? is a view",
+    ),
     "no_grad_view": (_no_grad_view, "A view was created in no_grad mode"),
     "inference_tensor": (
         _inference_tensor,

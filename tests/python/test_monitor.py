@@ -35,14 +35,16 @@ def kill(layer: torch.nn.Module, units=DEAD) -> None:
 
 def mlp(activation: torch.nn.Module, width: int = 8) -> torch.nn.Sequential:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, width), activation, torch.nn.Linear(width, 3))
+    layers = torch.nn.Sequential(torch.nn.Linear(5, width), activation, torch.nn.Linear(width, 3))
+    return layers.to(torch.empty(()).device)  # a parametrized activation was built on the CPU
 
 
 def cnn(activation: torch.nn.Module, channels: int = 8) -> torch.nn.Sequential:
     torch.manual_seed(0)
-    return torch.nn.Sequential(
+    layers = torch.nn.Sequential(
         torch.nn.Conv2d(3, channels, 3, padding=1), activation, torch.nn.Conv2d(channels, 2, 1)
     )
+    return layers.to(torch.empty(()).device)
 
 
 def run(model: torch.nn.Module, monitor: DeadNeuronMonitor, steps: int, x: torch.Tensor) -> None:

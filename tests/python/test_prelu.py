@@ -126,7 +126,8 @@ def test_weight_gradient_does_not_depend_on_thread_timing(layout: str, dtype: to
     torch.set_num_threads(4)
     try:
         values = {
-            torch.ops.torch_ext.prelu_backward(g, x, w)[1].numpy().tobytes() for _ in range(30)
+            torch.ops.torch_ext.prelu_backward(g, x, w)[1].cpu().numpy().tobytes()
+            for _ in range(30)
         }
     finally:
         torch.set_num_threads(threads)
