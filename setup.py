@@ -1,6 +1,9 @@
 """Builds torch_ext: CMake compiles the ops library (libtorch_ext.so, shared with LibTorch
-users and the GoogleTest suite, see CMakeLists.txt); torch.utils.cpp_extension compiles
-the small pybind11 module torch_ext._C that records how the build was made.
+users and the GoogleTest suite, see CMakeLists.txt) and installs it into the package with
+the public headers and the CMake package (torch_ext/include, torch_ext/share/cmake/TorchExt:
+``torch_ext.cmake_prefix_path``); torch.utils.cpp_extension compiles the small pybind11
+module torch_ext._C that records how the build was made. The wheel requires the torch
+release it was built against.
 
 Environment:
   TORCH_EXT_CUDA=auto|0|1     compile the CUDA sources (auto: when torch has CUDA, nvcc is
@@ -38,6 +41,11 @@ def _cmake_args(build_tests: bool) -> list[str]:
         *torch_cmake_args(),
         f"-DCMAKE_BUILD_TYPE={os.environ.get('CMAKE_BUILD_TYPE', 'Release')}",
         f"-DTORCH_EXT_BUILD_TESTS={'ON' if build_tests else 'OFF'}",
+        # Installed into the package folder: torch_ext/libtorch_ext.so, torch_ext/include,
+        # torch_ext/share/cmake/TorchExt (as torch/share/cmake/Torch).
+        "-DCMAKE_INSTALL_LIBDIR=.",
+        "-DCMAKE_INSTALL_INCLUDEDIR=include",
+        "-DTORCH_EXT_INSTALL_CMAKEDIR=share/cmake/TorchExt",
         f"-DTORCH_EXT_CUDA={cuda_setting()}",
         f"-DPython_EXECUTABLE={sys.executable}",
     ]
@@ -80,9 +88,18 @@ class BuildExtensions(cpp_extension.BuildExtension):
         )
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", jobs])
-        destination = Path(self.get_ext_fullpath(ext.name))
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(build_dir / LIBRARY_FILE, destination)
+        # The library, headers and CMake package, into the package being built; for an
+        # editable install also into the source tree's (setuptools copies back the library
+        # alone).
+        package_dirs = [Path(self.get_ext_fullpath(ext.name)).parent]
+        if getattr(self, "editable_mode", False) or self.inplace:
+            package_dirs.append(ROOT / "torch_ext")
+        for package_dir in package_dirs:
+            package_dir.mkdir(parents=True, exist_ok=True)
+            subprocess.check_call(
+                ["cmake", "--install", str(build_dir), "--prefix", str(package_dir)],
+                stdout=subprocess.DEVNULL,
+            )
 
     def _build_info_macros(self) -> list[tuple[str, str]]:
         info = dict(
@@ -104,7 +121,11 @@ class BuildExtensions(cpp_extension.BuildExtension):
         ]
 
 
+TORCH_RELEASE = torch.__version__.split("+")[0]  # 2.14.1+cu130 -> 2.14.1
+
 setup(
+    # The library links this torch's C++ ABI: the wheel requires the same release.
+    install_requires=[f"torch=={TORCH_RELEASE}", "numpy"],
     ext_modules=[
         CMakeLibrary("torch_ext.libtorch_ext"),
         # Pure pybind11 (headers from torch's include folder); links no torch library.

@@ -33,7 +33,7 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null || ! command -v cmake >/dev/null \
 fi
 
 mkdir -p "$BUILD_DIR"
-mapfile -t torch_args < <("$PYTHON" tools/torch_cmake.py)
+mapfile -t torch_args < <("$PYTHON" tools/torch_cmake.py --torch-only)
 cmake -S . -B "$BUILD_DIR" -GNinja "${torch_args[@]}" \
   -DTORCH_EXT_SANITIZE=ON -DTORCH_EXT_CUDA=0 -DTORCH_EXT_BUILD_TESTS=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" \

@@ -24,14 +24,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1  # quiet: a line per stage
+echo "setup: Python packages"
 "$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
 # The tests on real architectures: torchvision of the same release as torch (0.29.1 goes
 # with 2.14.1). Another torch: set TORCHVISION_SPEC, or "" to skip those tests.
 TORCHVISION_SPEC=${TORCHVISION_SPEC-torchvision==0.29.1}
 [ -z "$TORCHVISION_SPEC" ] || "$PYTHON" -m pip install -q "$TORCHVISION_SPEC"
 
-echo "setup: building torch_ext"
 cpu_only_note=$("$PYTHON" tools/cuda_choice.py)
 [ -z "$cpu_only_note" ] || echo "setup: $cpu_only_note"
-TORCH_EXT_BUILD_TESTS=1 "$PYTHON" -m pip install -q --no-build-isolation --no-deps -e . \
-  || { echo "setup: the build failed" >&2; exit 1; }
+# The build's output goes to a log, shown (its end) only if the build fails.
+mkdir -p build
+log=build/setup-build.log
+echo "setup: building torch_ext (log: $log)"
+if ! TORCH_EXT_BUILD_TESTS=1 "$PYTHON" -m pip install -v --no-build-isolation --no-deps -e . \
+  > "$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  echo "setup: the build failed; the whole log is $log" >&2
+  exit 1
+fi

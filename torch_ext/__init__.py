@@ -42,6 +42,13 @@ def library_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), _C.library_name)
 
 
+#: The folder holding torch_ext's CMake package (share/cmake/TorchExt), for a C++ project's
+#: ``CMAKE_PREFIX_PATH``, as :data:`torch.utils.cmake_prefix_path` is for torch's:
+#: ``find_package(TorchExt)`` then gives the target ``TorchExt::torch_ext``.
+#: ``python -m torch_ext.cmake`` prints every argument CMake needs on this machine.
+cmake_prefix_path: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "share", "cmake")
+
+
 def build_info() -> dict[str, Any]:
     """Return how the extension was built and which CPU loops it runs.
 
@@ -68,6 +75,7 @@ from .revive import ReviveReport, revive  # noqa: E402
 __all__ = [
     "DeadNeuronMonitor",
     "build_info",
+    "cmake_prefix_path",
     "functional",
     "library_path",
     "nn",

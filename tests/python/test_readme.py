@@ -116,7 +116,8 @@ def test_torchscript_save_then_load_in_a_process_without_torch_ext(tmp_path: Pat
 
 def test_cpp_route_builds_and_runs_with_the_readmes_commands(tmp_path: Path):
     """Install (the README's commands, with HOME a fresh folder), then a user project of the
-    README's CMakeLists.txt and main.cpp, configured and built by its configure block."""
+    README's CMakeLists.txt and main.cpp, configured and built by its configure block
+    against the installed package's CMake package (test_wheel.py: the same from a wheel)."""
     blocks = section("C++ (LibTorch, CMake)")
     install, configure = [b for b in blocks if b.language == "bash"]
     (cmake_lists,) = [b for b in blocks if b.language == "cmake"]
@@ -129,7 +130,7 @@ def test_cpp_route_builds_and_runs_with_the_readmes_commands(tmp_path: Path):
     steps = "\n".join(
         line for line in install.code.splitlines() if not line.startswith("bash scripts/setup.sh")
     )
-    assert "cmake --install" in steps and "TORCH_EXT_SRC" in steps
+    assert "torch_ext.cmake" in configure.code  # the installed package's CMake arguments
     project = tmp_path / "app"
     project.mkdir()
     (project / "CMakeLists.txt").write_text(cmake_lists.code)

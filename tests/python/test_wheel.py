@@ -1,0 +1,131 @@
+"""The wheel, used the way someone who never saw the source tree would: `pip wheel` builds
+it (from the same CMake build folder, so nothing recompiles), a fresh virtual environment
+installs it (torch from this machine: --system-site-packages), and from a folder outside
+the source tree the ops and the monitor run, and examples/cpp builds against the CMake
+package inside the installed wheel (``torch_ext.cmake_prefix_path``) and runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+TORCH_RELEASE = torch.__version__.split("+")[0]
+
+
+def run(*command, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=1800, **kwargs
+    )
+    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # The configuration scripts/setup.sh built with, so the build folder is reused as is.
+    env = {**os.environ, "TORCH_EXT_BUILD_TESTS": "1"}
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps",
+        "-w", out, ROOT, env=env)  # fmt: skip
+    (found,) = out.glob("torch_ext-*.whl")
+    return found
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory) -> Path:
+    """A virtual environment with the wheel installed; its python."""
+    root = tmp_path_factory.mktemp("venv")
+    run(sys.executable, "-m", "venv", "--system-site-packages", root)
+    python = root / "bin" / "python"
+    run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)
+    return python
+
+
+def test_wheel_carries_library_headers_and_cmake_package(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in (
+        "torch_ext/libtorch_ext.so",
+        "torch_ext/include/torch_ext/ops.h",
+        "torch_ext/include/torch_ext/nn.h",
+        "torch_ext/share/cmake/TorchExt/TorchExtConfig.cmake",
+        "torch_ext/share/cmake/TorchExt/TorchExtTargets.cmake",
+        "torch_ext/cmake.py",
+    ):
+        assert path in names, path
+    assert any(name.startswith("torch_ext/_C.") for name in names)
+
+
+def test_wheel_requires_the_torch_it_was_built_against(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requirements = [
+            line.split(":", 1)[1].strip()
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    assert f"torch=={TORCH_RELEASE}" in requirements
+
+
+def test_installed_wheel_runs_ops_and_monitor_outside_the_source_tree(venv, tmp_path):
+    script = textwrap.dedent(
+        """
+        import torch, torch.nn.functional as F
+        import torch_ext
+        from torch_ext import DeadNeuronMonitor
+        assert torch_ext.__file__.startswith(VENV), torch_ext.__file__
+        x = torch.randn(64, 8, dtype=torch.float64, requires_grad=True)
+        for ours, native in [
+            (torch_ext.functional.leaky_relu(x, 0.1), F.leaky_relu(x, 0.1)),
+            (torch_ext.functional.elu(x, 0.5), F.elu(x, 0.5)),
+            (torch_ext.functional.selu(x), F.selu(x)),
+            (torch_ext.functional.prelu(x, torch.full((8,), 0.25, dtype=x.dtype)),
+             F.prelu(x, torch.full((8,), 0.25, dtype=x.dtype))),
+        ]:
+            torch.testing.assert_close(ours, native, rtol=0, atol=0)
+        assert torch.autograd.gradcheck(lambda t: torch_ext.functional.elu(t, 0.5), (x,))
+        model = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.ReLU(), torch.nn.Linear(6, 1))
+        with torch.no_grad():  # units 0 and 1 can never fire
+            model[0].weight[:2] = 0.0
+            model[0].bias[:2] = -1.0
+        with DeadNeuronMonitor(model, window=2) as monitor:
+            for _ in range(2):
+                model(x.detach().float()).sum().backward()
+                monitor.step()
+        layer = monitor.report().layers["1"]
+        print(sorted(layer.dead_units), torch_ext.cmake_prefix_path)
+        """
+    ).replace("VENV", repr(str(venv.parent.parent)))
+    result = run(venv, "-c", script, cwd=tmp_path)
+    dead, prefix = result.stdout.rsplit(" ", 1)
+    assert dead.startswith("[0, 1")
+    assert Path(prefix.strip()).is_relative_to(venv.parent.parent)
+
+
+def test_cpp_examples_build_against_the_installed_wheel(venv, tmp_path):
+    """Only the wheel's CMake package: `python -m torch_ext.cmake` gives the arguments
+    (torch_ext.cmake_prefix_path, torch's, the CUDA toolkit for a CUDA torch)."""
+    args = run(venv, "-m", "torch_ext.cmake", cwd=tmp_path).stdout.split()
+    prefix = run(venv, "-c", "import torch_ext; print(torch_ext.cmake_prefix_path)", cwd=tmp_path)
+    assert f"-DCMAKE_PREFIX_PATH={prefix.stdout.strip()};" in " ".join(args)
+    # torch_ext's prefix alone: its package finds the torch installed beside it (the other
+    # arguments name the CUDA toolkit a CUDA build of torch needs).
+    args = [a for a in args if not a.startswith("-DCMAKE_PREFIX_PATH=")]
+    args.append(f"-DCMAKE_PREFIX_PATH={prefix.stdout.strip()}")
+    generator = ["-GNinja"] if shutil.which("ninja") else []
+    build = tmp_path / "build"
+    run("cmake", "-S", ROOT / "examples" / "cpp", "-B", build, *generator, *args,
+        "-DCMAKE_BUILD_TYPE=Release", cwd=tmp_path)  # fmt: skip
+    run("cmake", "--build", build, "--parallel", str(os.cpu_count() or 1))
+    result = run(build / "train_mlp", "50", cwd=tmp_path)
+    assert "torch_ext::nn::PReLU(num_parameters=32)" in result.stdout
+    linked = run("ldd", build / "train_mlp").stdout
+    assert str(prefix.stdout.strip()).rsplit("/share/cmake", 1)[0] in linked
