@@ -1,7 +1,9 @@
 """The dying-ReLU study on tiny settings: every file of the report, every cell (both
-networks) in the JSON, numbers within their ranges; revive bringing dead units back in the
-study's loop; the CNN's view of the digits as images; the born-dead estimator against its
-analytic value; --data with valid and invalid files."""
+networks) in the JSON, numbers within their ranges; the report's opening summary and its
+born-dead table against the run's results, its plots' legends clear of the data; revive
+bringing dead units back in the study's loop; the CNN's view of the digits as images; the
+born-dead estimator against its analytic value; --data with valid and invalid files, CSV
+header rows and --label-column."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ import dataclasses
 import json
 import logging
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from matplotlib.transforms import Bbox
 
 from torch_ext.study import born_dead, report
-from torch_ext.study.__main__ import main
+from torch_ext.study.__main__ import main, parse_args
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
 from torch_ext.study.training import (
     ACTIVATIONS,
@@ -260,3 +265,284 @@ def test_bad_data_files_give_clear_errors(tmp_path, capsys, content, suffix, mes
 def test_missing_data_file(tmp_path, capsys):
     assert main([*TINY, "--data", str(tmp_path / "nope.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# --- CSV files as people have them: a header row, a named label column ------------------
+
+# 12 samples of 3 numbers each, exact in float32; labels 0, 1, 2.
+CSV_SAMPLES = [[0.25 * i, -1.5 * i, float(i % 4)] for i in range(12)]
+CSV_LABELS = [i % 3 for i in range(12)]
+
+
+def csv_text(header: list[str] | None, label_at: int, bom: bool = False) -> str:
+    """CSV_SAMPLES with CSV_LABELS inserted as column ``label_at``, after ``header``."""
+    lines = [] if header is None else [",".join(header)]
+    for sample, label in zip(CSV_SAMPLES, CSV_LABELS):
+        cells = [f"{v:g}" for v in sample]
+        cells.insert(label_at, str(label))
+        lines.append(",".join(cells))
+    return ("\ufeff" if bom else "") + "\n".join(lines) + "\n\n"  # a blank line at the end
+
+
+@pytest.mark.parametrize(
+    "header,label_at,label_column,bom",
+    [
+        (None, 3, None, False),  # no header: the label is the last column
+        (["a", "b", "c", "label"], 3, None, False),
+        (["0", "1", "2", "label"], 3, None, False),  # numbered features, as pandas writes
+        (['"x 1"', '"x 2"', '"x 3"', '"y"'], 3, None, True),  # quoted names, spreadsheet BOM
+        (["a", "digit", "b", "c"], 1, "digit", False),  # the label column in the middle
+        (["digit", "a", "b", "c"], 0, "digit", False),
+        (["a", "b", "c", " digit "], 3, "digit", False),  # names are stripped
+    ],
+    ids=["no-header", "header", "numbered-header", "quoted-bom", "middle", "first", "spaces"],
+)
+def test_csv_header_and_label_column(tmp_path, header, label_at, label_column, bom):
+    path = tmp_path / "samples.csv"
+    path.write_text(csv_text(header, label_at, bom), encoding="utf-8")
+    features, labels = load_file(path, label_column)
+    np.testing.assert_array_equal(features, np.array(CSV_SAMPLES, dtype=np.float32))
+    np.testing.assert_array_equal(labels, np.array(CSV_LABELS))
+    assert features.dtype == np.float32 and labels.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "content,label_column,messages",
+    [
+        (
+            csv_text(["a", "b", "c", "label"], 3),
+            "target",
+            ["--label-column target: no such column", "row 1", "'a', 'b', 'c', 'label'"],
+        ),
+        (
+            csv_text(None, 3),
+            "label",
+            ["--label-column label needs a header row", "first row (row 1) is numbers"],
+        ),
+        (
+            csv_text(["a", "y", "b", "y"], 3),
+            "y",
+            ["--label-column y", "names 2 columns so (columns 2, 4)"],
+        ),
+        (
+            "a,b,label\n1,2,0\n3,x,1\n",
+            None,
+            ["row 3, column 2 ('b') is 'x', not a number", "expected rows of numbers"],
+        ),
+        ("1,2,0\n,4,1\n", None, ["row 2, column 1 is empty", "expected rows of numbers"]),
+        (
+            "a,b,label\n1,2,0\n3,4,1\n5,6\n",
+            None,
+            ["row 4 has 2 columns, the header 3", "expected rows of numbers"],
+        ),
+        ("1,2,0\n3,4,1,7\n", None, ["row 2 has 4 columns, row 1 3"]),
+        ("a,b,label\n", None, ["a header row and no data"]),
+        ("1\n2\n", None, ["row 1 has 1 column; expected at least 2"]),
+        ("\n\n", None, ["the file is empty"]),
+    ],
+    ids=[
+        "unknown-name",
+        "no-header",
+        "name-twice",
+        "text-cell",
+        "empty-cell",
+        "short-row",
+        "long-row",
+        "header-only",
+        "one-column",
+        "empty",
+    ],
+)
+def test_csv_errors_name_the_file_the_row_and_what_was_expected(
+    tmp_path, capsys, content, label_column, messages
+):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as error:
+        load_file(path, label_column)
+    assert str(error.value).startswith(f"--data {path}: ")
+    for message in messages:
+        assert message in str(error.value)
+    flags = [] if label_column is None else ["--label-column", label_column]
+    assert main([*TINY, "--data", str(path), *flags, "--out", str(tmp_path / "o")]) == 2
+    assert messages[0] in capsys.readouterr().err
+
+
+def test_label_column_needs_a_csv(tmp_path, capsys):
+    npz = tmp_path / "d.npz"
+    np.savez(npz, features=np.zeros((12, 2)), labels=np.arange(12) % 2)
+    with pytest.raises(DataError, match="--label-column y names a column of a CSV"):
+        load_file(npz, "y")
+    assert main([*TINY, "--label-column", "y", "--out", str(tmp_path / "o")]) == 2
+    assert "--label-column y names a column of the --data CSV" in capsys.readouterr().err
+    assert parse_args(["--label-column", "digit"]).label_column == "digit"
+    assert parse_args([]).label_column is None
+
+
+# --- the report: its summary, its born-dead table, its plots' legends --------------------
+
+
+def summary_of(report_md: str) -> list[str]:
+    """The lines of report.md's opening summary, which must come right after its title."""
+    assert report_md.startswith("# Dying ReLU study\n\n## Summary\n\n")
+    block = report_md.split("## Summary\n\n", 1)[1].split("\n\n", 1)[0]
+    return block.splitlines()
+
+
+def numbers_by_name(line: str, unit: str) -> dict[str, float]:
+    """``{"ReLU": 19.0, ...}`` from "ReLU 19.0% vs LeakyReLU 0.0%, ..." (unit "%" or "")."""
+    names = "|".join(sorted(ACTIVATIONS, key=len, reverse=True))
+    return {n: float(v) for n, v in re.findall(rf"\b({names}) (\d+\.\d+){unit}", line)}
+
+
+def cell_mean(results: dict, activation: str, scenarios: set[str], key: str) -> float:
+    values = [
+        c[key]
+        for c in results["cells"]
+        if c["activation"] == activation and c["scenario"] in scenarios
+    ]
+    return sum(values) / len(values)
+
+
+def test_report_opens_with_a_five_line_summary_of_the_run(study):
+    out, results = study
+    lines = summary_of((out / "report.md").read_text())
+    assert len(lines) == 5 and all(line.startswith("- ") for line in lines)
+    most_lost, dead, accuracy, born, revived = lines
+
+    worst = max(results["cells"], key=lambda c: c["dead_fraction_mean"])
+    assert worst["dead_fraction_mean"] > 0  # negative_bias kills ReLU units
+    assert f"Most units lost: {worst['activation']}, with " in most_lost
+    assert f"{100 * worst['dead_fraction_mean']:.1f}%" in most_lost
+    assert f"`{worst['scenario']}`" in most_lost
+
+    # the scenarios every activation trains in: the comparison's cells
+    shared = {s.name for s in scenarios(Settings()) if set(s.activations) == set(ACTIVATIONS)}
+    assert shared == {"baseline", "high_lr", "negative_bias"}
+    for line, key, scale, unit in (
+        (dead, "dead_fraction_mean", 100, "%"),
+        (accuracy, "test_accuracy_mean", 1, ""),
+    ):
+        shown = numbers_by_name(line, unit)
+        assert set(shown) == set(ACTIVATIONS), line
+        for activation, value in shown.items():
+            expected = scale * cell_mean(results, activation, shared, key)
+            assert value == pytest.approx(expected, abs=0.51 * 10 ** -(3 if scale == 1 else 1))
+
+    config = results["config"]["born_dead"]
+    width, depth = min(config["widths"]), max(config["depths"])
+    assert f"ReLU nets of width {width} and depth {depth}: " in born
+    estimates = {
+        e["inputs"]: e
+        for e in results["born_dead"]
+        if (e["activation"], e["width"], e["depth"]) == ("ReLU", width, depth)
+    }
+    shown = re.findall(r"(\d+\.\d)% of ([\d,]+) (at one input point|on the data)", born)
+    assert len(shown) == 2
+    for value, trials, inputs in shown:
+        e = estimates["one point" if inputs == "at one input point" else "data"]
+        assert float(value) == pytest.approx(100 * e["probability"], abs=0.051)
+        assert int(trials.replace(",", "")) == config["trials"]
+    variants = 4 * len(config["depths"]) * 2  # 4 variants, the narrowest width, 2 input sets
+    assert f"the variants: 0 of {variants * (config['trials'] // 4):,} networks" in born
+
+    cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
+    percent, accuracy_ = r"(\d+\.\d)%", r"(\d\.\d{3})"
+    pattern = (
+        rf"(MLP|CNN) dead at the end {percent} -> {percent}, "
+        rf"test accuracy {accuracy_} -> {accuracy_}"
+    )
+    shown = re.findall(pattern, revived)
+    assert [name for name, *_ in shown] == ["MLP", "CNN"]
+    for name, dead_without, dead_with, accuracy_without, accuracy_with in shown:
+        without = cells[(name.lower(), "high_lr", "ReLU")]
+        with_ = cells[(name.lower(), "remedy_revive", "ReLU")]
+        assert float(dead_without) == pytest.approx(100 * without["dead_fraction_mean"], abs=0.051)
+        assert float(dead_with) == pytest.approx(100 * with_["dead_fraction_mean"], abs=0.051)
+        assert float(accuracy_without) == pytest.approx(without["test_accuracy_mean"], abs=5.1e-4)
+        assert float(accuracy_with) == pytest.approx(with_["test_accuracy_mean"], abs=5.1e-4)
+
+
+def test_summary_says_only_what_ran():
+    """A run of the born-dead part alone: one summary line, on born-dead ReLU nets."""
+    estimates = [
+        {"activation": "ReLU", "width": w, "depth": d, "inputs": "one point", "trials": 10}
+        | {"probability": p}
+        for w, d, p in ((2, 5, 0.4), (2, 9, 0.8), (3, 9, 0.3))
+    ]
+    lines = report.summary_lines({"cells": [], "born_dead": estimates})
+    assert lines == [
+        "Born dead at initialisation: ReLU nets of width 2 and depth 9: "
+        "80.0% of 10 at one input point."
+    ]
+
+
+def born_dead_rows(report_md: str) -> list[list[str]]:
+    """The cells of the born-dead table's rows, below its header and separator."""
+    section = report_md.split("## Born dead at initialisation\n", 1)[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    assert table[1].startswith("|---")
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+
+
+def test_born_dead_table_has_a_row_per_relu_setting_and_one_for_the_variants(study):
+    out, results = study
+    rows = born_dead_rows((out / "report.md").read_text())
+    config = results["config"]["born_dead"]
+    relu = [row for row in rows if row[0] == "ReLU"]
+    variants = [row for row in rows if row[0] != "ReLU"]
+    settings = [(w, d) for w in config["widths"] for d in config["depths"]]
+    assert [(int(row[1]), int(row[2])) for row in relu] == settings  # sorted, each once
+    estimates = {
+        (e["width"], e["depth"], e["inputs"]): e
+        for e in results["born_dead"]
+        if e["activation"] == "ReLU"
+    }
+    for _, width, depth, one_point, analytic, data, trials in relu:
+        for shown, inputs in ((one_point, "one point"), (data, "data")):
+            e = estimates[(int(width), int(depth), inputs)]
+            assert shown == f"{e['probability']:.3f} ± {e['standard_error']:.3f}"
+        exact = born_dead.analytic_single_point(int(width), int(depth))
+        assert float(analytic) == pytest.approx(exact, abs=5.1e-4)
+        assert trials == f"{config['trials']:,}"
+
+    assert len(variants) == 1
+    names, width, depths, one_point, analytic, data, trials = variants[0]
+    assert names == "LeakyReLU, PReLU, ELU, SELU"
+    assert width == str(min(config["widths"]))
+    assert depths == ", ".join(map(str, config["depths"]))
+    drawn = 4 * len(config["depths"]) * (config["trials"] // 4)
+    assert one_point == data == f"never: 0 of {drawn:,} networks" and analytic == ""
+    assert trials == f"{config['trials'] // 4:,}"
+
+
+def overlap_area(a: Bbox, b: Bbox) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0) * max(height, 0)
+
+
+def test_plot_legends_cover_no_axes(study, tmp_path: Path, monkeypatch):
+    """Every legend of every plot lies outside every panel (its data area)."""
+    _, results = study
+    close = report.plt.close
+    figures = []
+    monkeypatch.setattr(report.plt, "close", figures.append)  # keep them to measure
+    try:
+        report.plot_training(results, tmp_path)
+        report.plot_born_dead(results, tmp_path)
+        report.plot_selu(results, tmp_path)
+        assert len(figures) == len(report.PLOTS)
+        legends = 0
+        for figure in figures:  # drawn by save: the extents are the ones written
+            for legend in [*figure.legends, *(ax.get_legend() for ax in figure.axes)]:
+                if legend is None:
+                    continue
+                legends += 1
+                box = legend.get_window_extent()
+                for ax in figure.axes:
+                    assert overlap_area(box, ax.get_window_extent()) < 1, figure.texts
+        assert legends == len(report.PLOTS) + 1  # revive.png: one per panel
+    finally:
+        for figure in figures:
+            close(figure)

@@ -5,6 +5,7 @@ python -m torch_ext.study --quick         # a smaller run, under a minute
 python -m torch_ext.study --full          # more seeds and epochs
 python -m torch_ext.study born-dead       # only the born-dead estimate
 python -m torch_ext.study --data my.csv   # the training study on your data
+python -m torch_ext.study --data my.csv --label-column digit   # its labels: column 'digit'
 """
 
 from __future__ import annotations
@@ -51,8 +52,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data",
         type=Path,
-        help="CSV (label in the last column) or .npz "
-        "(arrays features, labels) to train on instead of the digits",
+        help="CSV (label in the last column, or the one --label-column names; a first "
+        "row with text in it is a header, skipped) or .npz (arrays features, labels) to "
+        "train on instead of the digits",
+    )
+    parser.add_argument(
+        "--label-column",
+        metavar="NAME",
+        help="the --data CSV's label column, by its name in the header row "
+        "(default: the last column)",
     )
     parser.add_argument("--out", type=Path, help="report folder (default: reports/study-<time>)")
     parser.add_argument("--seeds", type=int, help="seeds per cell")
@@ -122,7 +130,7 @@ def run_born_dead(data: Dataset, born: dict, progress) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        data = dataset(args.data)
+        data = dataset(args.data, args.label_column)
     except DataError as error:
         print(f"torch-ext-study: {error}", file=sys.stderr)
         return 2

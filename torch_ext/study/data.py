@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,39 +73,180 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return digits.data.astype(np.float32), digits.target.astype(np.int64)
 
 
-def load_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Features and integer labels from a CSV (label in the last column, an optional header
-    row) or an .npz (arrays ``features`` and ``labels``, or ``X`` and ``y``)."""
+def load_file(path: Path, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and integer labels from a CSV or an .npz file.
+
+    Args:
+        path: a CSV of numbers, one sample a row, the label in the last column or in the
+            column ``label_column`` names; a first row with text in it (a cell that is
+            neither empty nor a number) is a header naming the columns, and is skipped.
+            Or an .npz with arrays ``features`` and ``labels`` (or ``X`` and ``y``).
+        label_column: the header's name of the CSV's label column; None: the last column.
+
+    Raises:
+        DataError: the file is missing, unreadable or not of that form; the message names
+            the file, the row and what was expected.
+    """
     if not path.is_file():
         raise DataError(f"--data {path}: no such file")
     if path.suffix == ".npz":
-        with np.load(path) as archive:
-            keys = set(archive.files)
-            for fx, fy in (("features", "labels"), ("X", "y")):
-                if {fx, fy} <= keys:
-                    x, y = archive[fx], archive[fy]
-                    break
-            else:
-                raise DataError(
-                    f"--data {path}: expected arrays 'features' and 'labels' (or 'X' "
-                    f"and 'y'), found {sorted(keys)}"
-                )
-    elif path.suffix == ".csv":
-        try:
-            table = np.genfromtxt(path, delimiter=",", dtype=np.float64)
-        except ValueError as error:
-            raise DataError(f"--data {path}: not a numeric CSV ({error})") from None
-        if table.ndim == 2 and np.isnan(table[0]).all():
-            table = table[1:]  # header row
-        if table.ndim != 2 or table.shape[1] < 2 or np.isnan(table).any():
+        if label_column is not None:
             raise DataError(
-                f"--data {path}: expected rows of numbers, features then the label "
-                "in the last column, with no missing values"
+                f"--data {path}: --label-column {label_column} names a column of a CSV's "
+                "header row; an .npz holds its labels in their own array"
             )
-        x, y = table[:, :-1], table[:, -1]
+        x, y = load_npz(path)
+    elif path.suffix == ".csv":
+        x, y = load_csv(path, label_column)
     else:
         raise DataError(f"--data {path}: expected a .csv or .npz file")
     return validate(path, np.asarray(x), np.asarray(y))
+
+
+def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays ``features`` and ``labels`` (or ``X`` and ``y``) of an .npz file."""
+    with np.load(path) as archive:
+        keys = set(archive.files)
+        for fx, fy in (("features", "labels"), ("X", "y")):
+            if {fx, fy} <= keys:
+                return archive[fx], archive[fy]
+    raise DataError(
+        f"--data {path}: expected arrays 'features' and 'labels' (or 'X' and 'y'), "
+        f"found {sorted(keys)}"
+    )
+
+
+# What a CSV row must be, said at the end of every error about one.
+CSV_ROWS = (
+    "expected rows of numbers, the features and the label, with no missing values "
+    "(and at most one header row first)"
+)
+
+
+@dataclass
+class CsvRow:
+    """One non-blank row of a CSV file: its line number (1-based) and its cells, stripped."""
+
+    line: int
+    cells: list[str]
+
+
+def load_csv(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of a CSV file (see ``load_file``)."""
+    rows = read_csv_rows(path)
+    if not rows:
+        raise DataError(f"--data {path}: the file is empty; {CSV_ROWS}")
+    header = rows[0].cells if is_header(rows[0].cells) else None
+    data_rows = rows[1:] if header is not None else rows
+    label = label_index(path, header, rows[0], label_column)
+    table = numeric_table(path, data_rows, header)
+    return np.delete(table, label, axis=1), table[:, label]
+
+
+def read_csv_rows(path: Path) -> list[CsvRow]:
+    """The file's non-blank rows; a byte-order mark (as spreadsheets write) is dropped."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            rows = []
+            for cells in reader:
+                stripped = [cell.strip() for cell in cells]
+                if any(stripped):
+                    rows.append(CsvRow(reader.line_num, stripped))
+            return rows
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"--data {path}: not a readable CSV text file ({error})") from None
+
+
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def is_header(cells: list[str]) -> bool:
+    """Whether a first row is a header: some cell is text (neither empty nor a number).
+
+    An empty cell alone does not make a header: a first row of numbers missing one is data,
+    and an error says so."""
+    return any(cell and not is_number(cell) for cell in cells)
+
+
+def column_names(header: list[str], shown: int = 20) -> str:
+    """The header's column names for an error message, the first ``shown`` of them."""
+    names = ", ".join(repr(name) for name in header[:shown])
+    return names if len(header) <= shown else f"{names}, ... ({len(header)} columns)"
+
+
+def label_index(
+    path: Path, header: list[str] | None, first_row: CsvRow, label_column: str | None
+) -> int:
+    """The index of the label column: the last one, or the one the header names
+    ``label_column``."""
+    columns = len(first_row.cells)
+    if columns < 2:
+        raise DataError(
+            f"--data {path}: row {first_row.line} has {columns} column; expected at least 2 "
+            f"(the features, then the label); {CSV_ROWS}"
+        )
+    if label_column is None:
+        return columns - 1
+    if header is None:
+        raise DataError(
+            f"--data {path}: --label-column {label_column} needs a header row naming the "
+            f"columns, but the first row (row {first_row.line}) is numbers, not names"
+        )
+    matches = [i for i, name in enumerate(header) if name == label_column]
+    if not matches:
+        raise DataError(
+            f"--data {path}: --label-column {label_column}: no such column; the header "
+            f"(row {first_row.line}) names {column_names(header)}"
+        )
+    if len(matches) > 1:
+        raise DataError(
+            f"--data {path}: --label-column {label_column}: the header (row "
+            f"{first_row.line}) names {len(matches)} columns so (columns "
+            f"{', '.join(str(i + 1) for i in matches)}); expected one"
+        )
+    return matches[0]
+
+
+def numeric_table(path: Path, rows: list[CsvRow], header: list[str] | None) -> np.ndarray:
+    """The rows as a float64 table ``[rows, columns]``.
+
+    Raises:
+        DataError: no rows, a row of another length than the first (or the header), or a
+            cell that is not a number; the message names the row and the column.
+    """
+    if not rows:
+        raise DataError(f"--data {path}: a header row and no data; {CSV_ROWS}")
+    columns = len(header) if header is not None else len(rows[0].cells)
+    for row in rows:
+        if len(row.cells) != columns:
+            source = "the header" if header is not None else f"row {rows[0].line}"
+            raise DataError(
+                f"--data {path}: row {row.line} has {len(row.cells)} columns, {source} "
+                f"{columns}; {CSV_ROWS}"
+            )
+    try:
+        return np.asarray([row.cells for row in rows]).astype(np.float64)
+    except ValueError:
+        raise first_non_number(path, rows, header) from None
+
+
+def first_non_number(path: Path, rows: list[CsvRow], header: list[str] | None) -> DataError:
+    """The error naming the first cell of ``rows`` that is not a number."""
+    for row in rows:
+        for column, cell in enumerate(row.cells):
+            if not is_number(cell):
+                name = f" ({header[column]!r})" if header is not None else ""
+                what = "is empty" if not cell else f"is {cell!r}, not a number"
+                return DataError(
+                    f"--data {path}: row {row.line}, column {column + 1}{name} {what}; {CSV_ROWS}"
+                )
+    return DataError(f"--data {path}: {CSV_ROWS}")
 
 
 def validate(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +291,18 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def dataset(path: Path | None) -> Dataset:
+def dataset(path: Path | None, label_column: str | None = None) -> Dataset:
+    """The study's data, split: the digits, or the file ``path`` (see ``load_file``).
+
+    Raises:
+        DataError: the file cannot be used, or ``label_column`` is given without a file.
+    """
     if path is None:
+        if label_column is not None:
+            raise DataError(
+                f"--label-column {label_column} names a column of the --data CSV; "
+                "without --data the study trains on the digits"
+            )
         return split("digits (scikit-learn, 1,797 8x8 images)", *load_digits())
-    return split(str(path), *load_file(path))
+    name = str(path) if label_column is None else f"{path} (labels: column {label_column!r})"
+    return split(name, *load_file(path, label_column))

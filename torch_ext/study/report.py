@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 
@@ -199,19 +200,87 @@ def dead_over_epochs_table(results: dict) -> str:
     return markdown_table(tuple(columns), rows)
 
 
+def relu_estimates(results: dict) -> list[dict]:
+    """The born-dead estimates of ReLU networks."""
+    return [e for e in results["born_dead"] if e["activation"] == "ReLU"]
+
+
+def variant_estimates(results: dict) -> list[dict]:
+    """The born-dead estimates of the variants (every activation but ReLU)."""
+    return [e for e in results["born_dead"] if e["activation"] != "ReLU"]
+
+
+def born_dead_inputs(results: dict) -> list[str]:
+    """The input sets the born-dead estimate drew ("one point", "data"), in order."""
+    return list(dict.fromkeys(e["inputs"] for e in results["born_dead"]))
+
+
+def networks_born_dead(estimates: list[dict]) -> tuple[int, int]:
+    """How many of the estimates' random networks were born dead, and of how many."""
+    dead = sum(round(e["probability"] * e["trials"]) for e in estimates)
+    return dead, sum(e["trials"] for e in estimates)
+
+
+def listed(values) -> str:
+    """Distinct values in their first order, joined by commas: "2, 5, 10"."""
+    return ", ".join(str(v) for v in dict.fromkeys(values))
+
+
+def born_dead_columns(results: dict) -> tuple[str, ...]:
+    inputs = born_dead_inputs(results)
+    probabilities = []
+    for name in inputs:
+        probabilities.append(f"P(born dead), {name}")
+        if name == "one point":
+            probabilities.append("analytic, one point")
+    return ("activation", "width", "depth", *probabilities, "networks per cell")
+
+
+def relu_born_dead_row(results: dict, width: int, depth: int) -> tuple[str, ...]:
+    """The ReLU row of one width and depth: Monte Carlo ± standard error per input set,
+    and the analytic value beside the one-point estimate."""
+    at = {
+        e["inputs"]: e
+        for e in relu_estimates(results)
+        if e["width"] == width and e["depth"] == depth
+    }
+    cells = []
+    for name in born_dead_inputs(results):
+        e = at.get(name)
+        cells.append("" if e is None else f"{e['probability']:.3f} ± {e['standard_error']:.3f}")
+        if name == "one point":
+            analytic = None if e is None else e.get("analytic")
+            cells.append("" if analytic is None else f"{analytic:.3f}")
+    trials = listed(f"{e['trials']:,}" for e in at.values())
+    return ("ReLU", str(width), str(depth), *cells, trials)
+
+
+def variants_born_dead_row(results: dict) -> tuple[str, ...]:
+    """One row for all the variants: the networks born dead of those drawn, per input set."""
+    variants = variant_estimates(results)
+    cells = []
+    for name in born_dead_inputs(results):
+        dead, drawn = networks_born_dead([e for e in variants if e["inputs"] == name])
+        never = "never: " if dead == 0 else ""
+        cells.append(f"{never}{dead} of {drawn:,} networks")
+        if name == "one point":
+            cells.append("")
+    return (
+        listed(e["activation"] for e in variants),
+        listed(e["width"] for e in variants),
+        listed(e["depth"] for e in variants),
+        *cells,
+        listed(f"{e['trials']:,}" for e in variants),
+    )
+
+
 def born_dead_table(results: dict) -> str:
-    lines = [
-        "| activation | inputs | width | depth | P(born dead), Monte Carlo | analytic (one point) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for e in results["born_dead"]:
-        analytic = e.get("analytic")
-        lines.append(
-            f"| {e['activation']} | {e['inputs']} | {e['width']} | {e['depth']} | "
-            f"{e['probability']:.3f} ± {e['standard_error']:.3f} | "
-            f"{'' if analytic is None else f'{analytic:.3f}'} |"
-        )
-    return "\n".join(lines)
+    """ReLU: one row per width and depth; the variants: one row for all of them."""
+    settings = sorted({(e["width"], e["depth"]) for e in relu_estimates(results)})
+    rows = [relu_born_dead_row(results, width, depth) for width, depth in settings]
+    if variant_estimates(results):
+        rows.append(variants_born_dead_row(results))
+    return markdown_table(born_dead_columns(results), rows)
 
 
 def selu_table(results: dict) -> str:
@@ -230,8 +299,123 @@ def selu_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# --- the summary that opens report.md: what this run found, from its own numbers
+
+
+def shared_cells(results: dict) -> list[dict]:
+    """The cells of the scenarios that trained every activation (not the ReLU remedies)."""
+    cells = results["cells"]
+    activations = {c["activation"] for c in cells}
+    trained: dict[str, set[str]] = {}
+    for c in cells:
+        trained.setdefault(c["scenario"], set()).add(c["activation"])
+    return [c for c in cells if trained[c["scenario"]] == activations]
+
+
+def mean_per_activation(cells: list[dict], key: str) -> dict[str, float]:
+    """The mean of ``cell[key]`` over the cells of each activation, in their first order."""
+    values: dict[str, list[float]] = {}
+    for c in cells:
+        values.setdefault(c["activation"], []).append(c[key])
+    return {activation: statistics.fmean(v) for activation, v in values.items()}
+
+
+def relu_versus_variants(values: dict[str, str]) -> str:
+    """ "ReLU a vs LeakyReLU b, ELU c": ReLU first, then the others."""
+    others = ", ".join(f"{name} {v}" for name, v in values.items() if name != "ReLU")
+    if "ReLU" not in values:
+        return others
+    return f"ReLU {values['ReLU']} vs {others}" if others else f"ReLU {values['ReLU']}"
+
+
+def scenarios_text(cells: list[dict]) -> str:
+    """ "MLP and CNN under `baseline`, `high_lr`": the cells' networks and scenarios."""
+    networks = " and ".join(dict.fromkeys(network(c) for c in cells))
+    scenarios = listed(f"`{c['scenario']}`" for c in cells)
+    return f"{networks} under {scenarios}"
+
+
+def most_units_lost_line(results: dict) -> str:
+    worst = max(results["cells"], key=lambda c: c["dead_fraction_mean"])
+    if worst["dead_fraction_mean"] == 0:
+        return "No network lost a unit: no hidden unit was dead at the end of any run."
+    return (
+        f"Most units lost: {worst['activation']}, with {pct(worst['dead_fraction_mean'])} "
+        f"of the {network(worst)}'s hidden units dead at the end under `{worst['scenario']}`."
+    )
+
+
+def dead_at_the_end_line(results: dict) -> str:
+    cells = shared_cells(results)
+    dead = mean_per_activation(cells, "dead_fraction_mean")
+    return (
+        f"Dead units at the end, mean over the {scenarios_text(cells)}: "
+        f"{relu_versus_variants({a: pct(v) for a, v in dead.items()})}."
+    )
+
+
+def accuracy_line(results: dict) -> str:
+    accuracy = mean_per_activation(shared_cells(results), "test_accuracy_mean")
+    return (
+        "Test accuracy, mean over the same networks and scenarios: "
+        f"{relu_versus_variants({a: f'{v:.3f}' for a, v in accuracy.items()})}."
+    )
+
+
+# The born-dead input sets, as the summary says them.
+INPUTS_TEXT = {"one point": "at one input point", "data": "on the data"}
+
+
+def born_dead_line(results: dict) -> str:
+    """ReLU at the narrowest width and greatest depth estimated, and the variants."""
+    relu = relu_estimates(results)
+    width = min(e["width"] for e in relu)
+    depth = max(e["depth"] for e in relu)
+    at = [e for e in relu if e["width"] == width and e["depth"] == depth]
+    rates = ", ".join(
+        f"{pct(e['probability'])} of {e['trials']:,} {INPUTS_TEXT.get(e['inputs'], e['inputs'])}"
+        for e in at
+    )
+    line = f"Born dead at initialisation: ReLU nets of width {width} and depth {depth}: {rates}"
+    if variant_estimates(results):
+        dead, drawn = networks_born_dead(variant_estimates(results))
+        line += f"; the variants: {dead} of {drawn:,} networks"
+    return line + "."
+
+
+def revive_line(results: dict) -> str:
+    changes = "; ".join(
+        f"{network(without)} dead at the end {pct(without['dead_fraction_mean'])} -> "
+        f"{pct(with_['dead_fraction_mean'])}, test accuracy "
+        f"{without['test_accuracy_mean']:.3f} -> {with_['test_accuracy_mean']:.3f}"
+        for without, with_ in revive_pairs(results)
+    )
+    return f"torch_ext.revive on ReLU under `{REVIVE_PAIR[0]}`: {changes}."
+
+
+def summary_lines(results: dict) -> list[str]:
+    """What the run found, one line each, from its results: five when every part ran
+    (``selu-check`` adds none); fewer when some did not."""
+    lines = []
+    if results["cells"]:
+        lines += [most_units_lost_line(results), dead_at_the_end_line(results)]
+        lines.append(accuracy_line(results))
+    if relu_estimates(results):
+        lines.append(born_dead_line(results))
+    if revive_pairs(results):
+        lines.append(revive_line(results))
+    return lines
+
+
+def summary_section(results: dict) -> str:
+    lines = summary_lines(results)
+    if not lines:
+        return ""
+    return "## Summary\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+
+
 def write_markdown(results: dict, out: Path) -> None:
-    sections = [header_section(results)]
+    sections = [f"# Dying ReLU study\n\n{summary_section(results)}", header_section(results)]
     if results["cells"]:
         sections.append(training_section(results))
         if revive_pairs(results):
@@ -267,7 +451,7 @@ def networks_text(results: dict) -> str:
 
 def header_section(results: dict) -> str:
     config = results["config"]
-    return f"""# Dying ReLU study
+    return f"""## Data and networks
 
 Data: {results["data"]["name"]}: {results["data"]["train"]} training and {results["data"]["test"]}
 test samples, {results["data"]["features"]} features, {results["data"]["classes"]} classes.
@@ -333,11 +517,15 @@ Dead units per epoch (mean over seeds) and the units revived after each epoch:
 
 
 def born_dead_section(results: dict) -> str:
+    data_inputs = min(results["config"]["born_dead"]["data_inputs"], results["data"]["train"])
     return f"""## Born dead at initialisation
 
-He-normal weights, zero biases. "one point": a single input; "data": every training
-input. The analytic value 1 - (1 - 2^-N)^L holds for one input point (width N, L hidden
-layers) and bounds the data case from above.
+He-normal weights, zero biases; the fraction of random networks with a hidden layer that
+outputs zero on every input, ± its standard error. "one point": a single input; "data":
+the first {data_inputs} training inputs. The analytic value 1 - (1 - 2^-N)^L holds for one
+input point (width N, L hidden layers) and bounds the data case from above. The variants
+keep a non-zero output for negative inputs: their one row counts their networks born dead
+over all their settings.
 
 {born_dead_table(results)}
 
@@ -359,10 +547,41 @@ MLPs of width {config["selu_width"]} with LeCun-normal init (std 1/sqrt(fan_in))
 
 
 def save(fig, path: Path) -> None:
-    """Lays out, writes and closes a figure."""
+    """Lays out, writes and closes a figure; the image grows to hold legends outside the
+    axes."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def legend_outside(ax, axes=None, entries: dict | None = None, **kwargs) -> None:
+    """A legend right of ``ax``, outside it, so it covers no data.
+
+    Args:
+        ax: the axes the legend hangs beside (the rightmost panel of a row).
+        axes: the axes whose labelled artists it lists, each label once; default ``[ax]``.
+        entries: ``{label: artist}`` to list instead of the axes' labelled artists.
+        kwargs: passed to ``Axes.legend`` (``fontsize``, ``title``).
+    """
+    if entries is None:
+        entries = {}
+        for each in axes if axes is not None else [ax]:
+            for handle, label in zip(*each.get_legend_handles_labels()):
+                entries.setdefault(label, handle)
+    ax.legend(
+        list(entries.values()),
+        list(entries),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        borderaxespad=0,
+        **kwargs,
+    )
+
+
+def activation_colours(results: dict) -> dict[str, str]:
+    """One colour per activation, the same in every plot and panel."""
+    activations = dict.fromkeys(c["activation"] for c in results["cells"])
+    return {activation: f"C{i}" for i, activation in enumerate(activations)}
 
 
 def cell_label(cell: dict) -> str:
@@ -387,6 +606,7 @@ def plot_dead_vs_epoch(results: dict, out: Path) -> None:
         sharey=True,
         squeeze=False,
     )
+    colours = activation_colours(results)
     for row, arch in zip(axes, archs):
         for ax, scenario in zip(row, scenarios):
             for cell in (
@@ -399,13 +619,14 @@ def plot_dead_vs_epoch(results: dict, out: Path) -> None:
                     range(1, len(curve) + 1),
                     [100 * v for v in curve],
                     marker=".",
+                    color=colours[cell["activation"]],
                     label=cell["activation"],
                 )
             ax.set_title(f"{NETWORKS.get(arch, arch)}: {scenario}", fontsize=9)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         row[0].set_ylabel("dead hidden units (%)")
-    axes[0][0].legend(fontsize=8)
+    legend_outside(axes[0][-1], axes.flat, fontsize=8, title="activation")
     fig.suptitle("Dead units during training (mean over seeds)")
     save(fig, out / "dead_fraction_vs_epoch.png")
 
@@ -430,26 +651,32 @@ def plot_dead_per_layer(results: dict, out: Path) -> None:
     ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("dead units at the end (%)")
     ax.set_title("Dead units per hidden layer after training (mean over seeds)")
-    ax.legend(fontsize=8)
+    legend_outside(ax, fontsize=8)
     save(fig, out / "final_dead_per_layer.png")
 
 
 def plot_accuracy(results: dict, out: Path) -> None:
     cells = results["cells"]
-    activations = list(dict.fromkeys(c["activation"] for c in cells))
+    colours = activation_colours(results)
     fig, ax = plt.subplots(figsize=(max(9, 0.35 * len(cells)), 4))
     ax.bar(
         range(len(cells)),
         [c["test_accuracy_mean"] for c in cells],
         yerr=[c["test_accuracy_std"] for c in cells],
         capsize=3,
-        color=[f"C{activations.index(c['activation'])}" for c in cells],
+        color=[colours[c["activation"]] for c in cells],
     )
     ax.set_xticks(range(len(cells)))
     ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
     ax.set_title("Held-out accuracy per network, activation and scenario (mean ± std over seeds)")
+    legend_outside(
+        ax,
+        entries={a: matplotlib.patches.Patch(color=c) for a, c in colours.items()},
+        fontsize=8,
+        title="activation",
+    )
     save(fig, out / "accuracy.png")
 
 
@@ -487,12 +714,12 @@ def plot_revive(results: dict, out: Path) -> None:
         fontsize=10,
     )
     top.grid(alpha=0.3)
-    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
+    legend_outside(top, fontsize=8)
     bottom.set_ylabel("units revived\nafter the epoch")
     bottom.set_xlabel("epoch")
     bottom.grid(alpha=0.3)
     if pairs:
-        bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+        legend_outside(bottom, fontsize=8)
     save(fig, out / "revive.png")
 
 
@@ -515,7 +742,13 @@ def plot_born_dead(results: dict, out: Path) -> None:
                 label=f"ReLU, width {width}",
             )
             if inputs == "one point":
-                ax.plot([e["depth"] for e in rows], [e["analytic"] for e in rows], "k--", lw=0.8)
+                ax.plot(
+                    [e["depth"] for e in rows],
+                    [e["analytic"] for e in rows],
+                    "k--",
+                    lw=0.8,
+                    label="analytic (one point)",
+                )
         others = [e for e in estimates if e["inputs"] == inputs and e["activation"] != "ReLU"]
         if others:
             ax.plot(
@@ -534,7 +767,7 @@ def plot_born_dead(results: dict, out: Path) -> None:
         ax.set_title(f"inputs: {inputs}" + (" (dashed: analytic)" if inputs == "one point" else ""))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("P(born dead)")
-    axes[0].legend(fontsize=7)
+    legend_outside(axes[-1], axes, fontsize=8)
     fig.suptitle("Probability that a He-initialised network is born dead")
     save(fig, out / "born_dead.png")
 
@@ -552,7 +785,7 @@ def plot_selu(results: dict, out: Path) -> None:
         ax.set_xlabel("layer")
         ax.set_ylabel(f"activation {what}")
         ax.grid(alpha=0.3)
-        ax.legend()
+    legend_outside(axes[-1], fontsize=8)
     fig.suptitle(
         "Layer activation moments, LeCun-normal init (SELU's fixed point: mean 0, variance 1)"
     )
