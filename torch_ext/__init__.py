@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+#: The package's version (the ``version`` of ``pyproject.toml``).
 __version__ = "0.1.0"
 
 try:

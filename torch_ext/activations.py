@@ -13,6 +13,8 @@ import torch
 
 __all__ = ["ACTIVATIONS", "Activation", "SELU_ALPHA", "SELU_SCALE", "activation_of"]
 
+#: SELU's :math:`\alpha \approx 1.6733` and :math:`\lambda \approx 1.0507` (``SELU_SCALE``), as
+#: the C++ library's kernels use them (``torch.ops.torch_ext.selu_constants()``).
 SELU_ALPHA, SELU_SCALE = torch.ops.torch_ext.selu_constants()
 
 
@@ -57,6 +59,9 @@ def _nn():  # torch_ext.nn imports this module for SELU's constants: import it w
     return nn
 
 
+#: The supported activations by name (``"ReLU"``, ``"LeakyReLU"``, ``"PReLU"``, ``"ELU"``,
+#: ``"SELU"``, ``"CELU"``): the activations the monitor counts and :func:`torch_ext.revive`
+#: revives.
 ACTIVATIONS: dict[str, Activation] = {
     spec.name: spec
     for spec in (

@@ -43,9 +43,9 @@ def cuda_arch_list() -> str:
 
 
 def cuda_library_includes(home: str) -> list[str]:
-    """Include folders of the CUDA library wheels torch depends on (nvidia-*), for headers
-    that torch's CUDA headers include (cusparse.h, cublas_v2.h) when the toolkit at `home`
-    has only the compiler and runtime."""
+    """Include folders of the CUDA library wheels torch depends on (``nvidia-*``), for headers
+    that torch's CUDA headers include (``cusparse.h``, ``cublas_v2.h``) when the toolkit at
+    ``home`` has only the compiler and runtime."""
     if (Path(home) / "include" / "cusparse.h").exists():
         return []
     found = []

@@ -42,10 +42,20 @@ def alive_rule(module: torch.nn.Module | None) -> tuple[str, float] | None:
 
 
 def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:
-    """Per-unit z above which |f'(z)| > grad_eps for the activation `module`, from the
+    """Per-unit z above which ``|f'(z)| > grad_eps`` for the activation ``module``, from the
     activation definitions (``torch.ops.torch_ext.alive_threshold``), as the float32 tensor
     ``count_active_`` takes. Modules the monitor does not know get ReLU's rule (gradient
-    flows only for z > 0)."""
+    flows only for ``z > 0``).
+
+    Args:
+        module: the activation module (PReLU's thresholds come from its learned slopes).
+        units: the layer's number of units.
+        grad_eps: a unit is gradient-alive on a sample when ``|f'(z)| > grad_eps``.
+        device: where the result goes (the counts' device).
+
+    Returns:
+        A float32 tensor of shape ``(units,)``.
+    """
     rule = alive_rule(module)
     if rule is None:
         slopes = torch.ops.torch_ext.slopes_alive_threshold(module.weight, units, grad_eps)

@@ -18,6 +18,24 @@ class LayerReport:
     ``dead_units``, ``active_counts`` and ``alive_counts`` are per unit. The monitor keeps
     them only for its last ``keep_windows`` windows: older reports have them ``None`` and
     ``has_unit_detail`` False, their scalar fields intact.
+
+    Attributes:
+        name: the layer: a module's name, a call site's (``act#1``) or a functional call's
+            (``block.0:relu#0``).
+        activation: the activation's name (its class name for a module, e.g. ``"ReLU"``).
+        units: how many units the layer has.
+        samples: how many samples each unit saw in the window.
+        dead: units that no sample left gradient-alive (``|f'(z)| > grad_eps``).
+        dormant: units that no sample made active (``z > 0``).
+        dead_fraction: ``dead / units``.
+        dormant_fraction: ``dormant / units``.
+        mean_activation_rate: the fraction of samples with ``z > 0``, averaged over units.
+        dead_units: the indices of the dead units.
+        activation_rate_histogram: how many units have an activation rate in each of the
+            bins ``[0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]``.
+        active_counts: per unit, the samples with ``z > 0``.
+        alive_counts: per unit, the gradient-alive samples.
+        has_unit_detail: whether the per-unit lists are kept.
     """
 
     name: str
@@ -38,7 +56,15 @@ class LayerReport:
 
 @dataclass
 class MonitorReport:
-    """One window's statistics: the steps it covers and a :class:`LayerReport` per layer."""
+    """One window's statistics: the steps it covers and a :class:`LayerReport` per layer.
+
+    Attributes:
+        window: the window's index (0 for the first).
+        first_step: the index of the window's first step.
+        steps: how many steps the window covers.
+        layers: ``{layer name: LayerReport}``, by module (in the model's order), then call
+            site.
+    """
 
     window: int  # index of the window (0 for the first)
     first_step: int
@@ -46,6 +72,7 @@ class MonitorReport:
     layers: dict[str, LayerReport]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain Python data (nested dicts and lists), e.g. for JSON."""
         return asdict(self)
 
 

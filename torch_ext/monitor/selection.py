@@ -10,15 +10,18 @@ import torch
 
 from ..activations import ACTIVATIONS
 
-# The activation modules the monitor attaches to by default (torch_ext.nn's subclass these).
+#: The activation modules the monitor attaches to by default (``torch_ext.nn``'s subclass
+#: these): ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU`` of ``torch.nn``.
 KNOWN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = tuple(
     spec.native for spec in ACTIVATIONS.values()
 )
 
-# Activation modules the monitor recognises but does not count by default: no dead-unit rule,
-# as their gradient-alive set {z : |f'(z)| > grad_eps} is not a half-line z > threshold, which
-# counting assumes (smooth activations, or ones flat on both sides). Without ``modules=``, :attr:`DeadNeuronMonitor.skipped_modules`
-# lists the model's modules of these kinds and :meth:`DeadNeuronMonitor.attach` logs them.
+#: Activation modules the monitor recognises but does not count: no dead-unit rule, as their
+#: gradient-alive set ``{z : |f'(z)| > grad_eps}`` is not a half-line ``z > threshold``, which
+#: counting assumes (smooth activations, or ones flat on both sides). Without ``modules=``,
+#: :attr:`~torch_ext.monitor.DeadNeuronMonitor.skipped_modules` lists the model's modules of
+#: these kinds and :meth:`~torch_ext.monitor.DeadNeuronMonitor.attach` logs them; selecting
+#: one with ``modules=`` is an error.
 UNSUPPORTED_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
     torch.nn.GELU,
     torch.nn.SiLU,
