@@ -5,7 +5,8 @@
 #
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.14.1),
 # TORCHVISION_SPEC (default torchvision==0.29.1; "" skips it),
-# TORCH_EXT_CUDA / TORCH_CUDA_ARCH_LIST (see setup.py).
+# TORCH_EXT_CUDA / TORCH_CUDA_ARCH_LIST, TORCH_EXT_BUILD_TESTS=1 (the GoogleTest suite; see
+# setup.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,7 +39,9 @@ cpu_only_note=$("$PYTHON" tools/cuda_choice.py)
 mkdir -p build
 log=build/setup-build.log
 echo "setup: building torch_ext (log: $log)"
-if ! TORCH_EXT_BUILD_TESTS=1 "$PYTHON" -m pip install -v --no-build-isolation --no-deps -e . \
+# The GoogleTest suite only when asked (scripts/test.sh asks): the main job does not need it.
+if ! TORCH_EXT_BUILD_TESTS=${TORCH_EXT_BUILD_TESTS:-0} \
+  "$PYTHON" -m pip install -v --no-build-isolation --no-deps -e . \
   > "$log" 2>&1; then
   tail -n 60 "$log" >&2
   echo "setup: the build failed; the whole log is $log" >&2

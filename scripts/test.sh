@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 
-bash scripts/setup.sh
+TORCH_EXT_BUILD_TESTS=1 bash scripts/setup.sh  # with the GoogleTest suite
 # What only the tests need: the frameworks of torch_ext.integrations' callbacks (the
 # versions they were tested with; pip leaves torch as it is).
 echo "test: Python packages for the integration tests"

@@ -29,7 +29,8 @@ def _check_torch_version() -> None:
         raise ImportError(
             f"torch_ext was built against torch {_C.torch_version}, but torch "
             f"{torch.__version__} is installed; C++ extensions only load into the torch they "
-            "were built with. Rebuild torch_ext: "
+            f"were built with. Install torch {_C.torch_version}, or rebuild torch_ext against "
+            "this torch from its source folder: "
             "`pip install --no-build-isolation --force-reinstall --no-deps .`"
         )
 

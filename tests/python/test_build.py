@@ -88,6 +88,7 @@ def test_mismatched_torch_gives_a_clear_error():
     assert result.returncode != 0
     assert "ImportError: torch_ext was built against torch" in result.stderr
     assert "but torch 1.0.0 is installed" in result.stderr
+    assert f"Install torch {torch_ext.build_info()['torch_version']}" in result.stderr
     assert "undefined symbol" not in result.stderr
 
 

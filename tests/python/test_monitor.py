@@ -691,3 +691,25 @@ def test_windows_past_keep_windows_say_they_lost_unit_detail(tmp_path):
     resumed.load_state_dict(monitor.state_dict())
     assert [r.to_dict() for r in resumed.history] == [r.to_dict() for r in history]
     resumed.remove()
+
+
+def test_nothing_matched_names_the_activations_the_model_has(caplog):
+    """A model whose activations have no dead-unit rule (torch's GELU, a Hugging Face style
+    GELUActivation) is not silently watched with nothing: the warning names them."""
+
+    class GELUActivation(torch.nn.Module):  # as transformers.activations names its classes
+        def forward(self, x):
+            return torch.nn.functional.gelu(x)
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 4), torch.nn.GELU(), torch.nn.Linear(4, 4), GELUActivation()
+    )
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        DeadNeuronMonitor(model).attach().remove()
+    (message,) = [r.getMessage() for r in caplog.records if "no module" in r.getMessage()]
+    assert "1 GELU, 1 GELUActivation" in message and "no dead-unit rule" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        DeadNeuronMonitor(torch.nn.Linear(4, 4)).attach().remove()
+    (message,) = [r.getMessage() for r in caplog.records if "no module" in r.getMessage()]
+    assert message.endswith("nothing is counted")

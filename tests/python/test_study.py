@@ -244,7 +244,8 @@ def test_user_data_of_square_images_trains_the_cnn(tmp_path):
     "content,suffix,message",
     [
         ("1,2,3\n4,5,x\n", ".csv", "expected rows of numbers"),
-        ("1,2,0.5\n3,4,1\n" * 10, ".csv", "labels must be non-negative integers"),
+        ("1,2,0.5\n3,4,1\n" * 10, ".csv", "labels must be integers"),
+        ("1,2,nan\n3,4,1\n" * 10, ".csv", "labels must be integers"),
         ("1,2,0\n" * 20, ".csv", "a single class"),
         (None, ".npz", "expected arrays 'features' and 'labels'"),
         ("hello", ".txt", "expected a .csv or .npz file"),
@@ -260,6 +261,40 @@ def test_bad_data_files_give_clear_errors(tmp_path, capsys, content, suffix, mes
         load_file(path)
     assert main([*TINY, "--data", str(path), "--out", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "labels,features",
+    [
+        (np.array(["cat", "dog"] * 10), np.zeros((20, 3))),  # text labels
+        (np.array([0, 1] * 10), np.zeros((20, 3), dtype=np.complex64)),
+        (np.array([0, 1] * 10, dtype=object), np.zeros((20, 3))),  # needs pickle: refused
+    ],
+)
+def test_npz_of_other_arrays_gives_a_clear_error(tmp_path, labels, features):
+    path = tmp_path / "odd.npz"
+    np.savez(path, features=features, labels=labels)
+    with pytest.raises(DataError, match=f"--data {path}: .*(real numbers|numeric arrays)"):
+        load_file(path)
+
+
+def test_npz_that_is_not_one_gives_a_clear_error(tmp_path):
+    path = tmp_path / "text.npz"
+    path.write_text("not a zip archive")
+    with pytest.raises(DataError, match="not a readable .npz"):
+        load_file(path)
+
+
+def test_labels_are_renumbered_to_class_indices(tmp_path):
+    """Any integer class numbers (1995/2000, -1/1) become 0..K-1 in sorted order, so the
+    network has K outputs, as sklearn's LabelEncoder would number them."""
+    raw = np.array([2000, 1995, -1, 2000] * 5)
+    path = tmp_path / "years.npz"
+    np.savez(path, features=np.arange(60, dtype=np.float32).reshape(20, 3), labels=raw)
+    _, y = load_file(path)
+    expected = np.searchsorted(np.unique(raw), raw)
+    np.testing.assert_array_equal(y, expected)
+    assert y.dtype == np.int64 and set(y.tolist()) == {0, 1, 2}
 
 
 def test_missing_data_file(tmp_path, capsys):

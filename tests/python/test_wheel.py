@@ -18,6 +18,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 TORCH_RELEASE = torch.__version__.split("+")[0]
 
 
@@ -32,8 +33,12 @@ def run(*command, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    # The configuration scripts/setup.sh built with, so the build folder is reused as is.
-    env = {**os.environ, "TORCH_EXT_BUILD_TESTS": "1"}
+    # The configuration the build folder has, so it is reused as is (nothing recompiles).
+    cache = (BUILD_DIR / "CMakeCache.txt").read_text()
+    env = {
+        **os.environ,
+        "TORCH_EXT_BUILD_TESTS": "1" if "TORCH_EXT_BUILD_TESTS:BOOL=ON" in cache else "0",
+    }
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps",
         "-w", out, ROOT, env=env)  # fmt: skip
     (found,) = out.glob("torch_ext-*.whl")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -329,7 +330,10 @@ class DeadNeuronMonitor:
             self._count(sites, module)
         self._order_layers()
         if not self._sites:
-            logger.warning("DeadNeuronMonitor: no module of the model matched; nothing is counted")
+            logger.warning(
+                "DeadNeuronMonitor: no module of the model matched; nothing is counted%s",
+                _other_activations(model),
+            )
         skipped = self.skipped_modules
         if skipped:
             kinds: dict[str, int] = {}
@@ -873,3 +877,23 @@ class DeadNeuronMonitor:
         if sites is None or (call > 0 and sites.merged):
             return None
         return sites, call
+
+
+def _other_activations(model: torch.nn.Module) -> str:
+    """What the model uses instead, for the warning when nothing matched: its activation
+    modules without a dead-unit rule (torch's GELU, SiLU, ..., and classes named like
+    activations, such as Hugging Face's GELUActivation)."""
+    kinds: dict[str, int] = {}
+    for module in model.modules():
+        name = type(module).__name__
+        if isinstance(module, UNSUPPORTED_ACTIVATIONS) or re.search(
+            r"(Activation|GELU|SiLU|Swish|Mish|Tanh|Sigmoid)$", name
+        ):
+            kinds[name] = kinds.get(name, 0) + 1
+    if not kinds:
+        return ""
+    found = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    return (
+        f" (the model's activations: {found}; they have no dead-unit rule, which ReLU, "
+        "LeakyReLU, PReLU, ELU, SELU and CELU have)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +106,14 @@ def load_file(path: Path, label_column: str | None = None) -> tuple[np.ndarray, 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The arrays ``features`` and ``labels`` (or ``X`` and ``y``) of an .npz file."""
-    with np.load(path) as archive:
-        keys = set(archive.files)
-        for fx, fy in (("features", "labels"), ("X", "y")):
-            if {fx, fy} <= keys:
-                return archive[fx], archive[fy]
+    try:
+        with np.load(path) as archive:
+            keys = set(archive.files)
+            for fx, fy in (("features", "labels"), ("X", "y")):
+                if {fx, fy} <= keys:
+                    return archive[fx], archive[fy]
+    except (OSError, ValueError, zipfile.BadZipFile) as error:  # not an .npz, object arrays
+        raise DataError(f"--data {path}: not a readable .npz of numeric arrays ({error})") from None
     raise DataError(
         f"--data {path}: expected arrays 'features' and 'labels' (or 'X' and 'y'), "
         f"found {sorted(keys)}"
@@ -257,11 +261,17 @@ def validate(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
         )
     if len(x) < 10:
         raise DataError(f"--data {path}: {len(x)} samples is too few (need at least 10)")
+    for name, array in (("features", x), ("labels", y)):
+        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise DataError(f"--data {path}: {name} must be real numbers, got dtype {array.dtype}")
     if not np.isfinite(x).all():
         raise DataError(f"--data {path}: features contain NaN or infinity")
-    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
-        raise DataError(f"--data {path}: labels must be non-negative integers")
-    if len(np.unique(y)) < 2:
+    if not np.isfinite(y).all() or not np.all(np.equal(np.mod(y, 1), 0)):
+        raise DataError(f"--data {path}: labels must be integers (class numbers)")
+    # Any integer values name the classes: renumbered 0..K-1 in sorted order, so labels such
+    # as 1995/2000 give two output units, not 2001.
+    classes, y = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
         raise DataError(f"--data {path}: labels have a single class")
     return x.astype(np.float32), y.astype(np.int64)
 
