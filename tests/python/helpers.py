@@ -6,6 +6,7 @@ Every op is compared with an independent reference: PyTorch's native op of the s
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,3 +113,13 @@ def graph_node_kinds(graph: torch._C.Graph) -> set[str]:
         for block in node.blocks():
             pending.extend(block.nodes())
     return kinds
+
+
+def run_checked(*command, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:
+    """Runs `command` (str() of each part), capturing its output; fails the test, with the
+    output's end, if it exits non-zero."""
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result

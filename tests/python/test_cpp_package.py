@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_checked
 
 import torch_ext
 
@@ -25,11 +26,7 @@ from tools.torch_cmake import torch_cmake_args  # noqa: E402
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=1200, **kwargs
-    )
-    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
+    return run_checked(*command, timeout=1200, **kwargs)
 
 
 @pytest.fixture(scope="module")

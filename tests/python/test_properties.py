@@ -556,14 +556,18 @@ def test_forward_matches_native(device, name, data):
     param = param_on(case, device)
     ours = run(name, x, param, native=False)
     native = run(name, x, param, native=True)
-    assert_values(
-        ours,
-        native,
-        forward_ulps(name, x.dtype, param),
-        inputs=(x,),
-        what=f"{name} forward",
-        zeros_keep_input_sign=native_flips_zeros(name, x, param),
-    )
+
+    def assert_forward(values: torch.Tensor, what: str) -> None:
+        assert_values(
+            values,
+            native,
+            forward_ulps(name, x.dtype, param),
+            inputs=(x,),
+            what=what,
+            zeros_keep_input_sign=native_flips_zeros(name, x, param),
+        )
+
+    assert_forward(ours, f"{name} forward")
     if is_dense(x):
         for size, a, b in zip(x.shape, ours.stride(), native.stride()):
             assert size <= 1 or a == b, f"strides {ours.stride()} != native {native.stride()}"
@@ -586,14 +590,7 @@ def test_forward_matches_native(device, name, data):
         start = torch.randint(0, 5, (2, units), dtype=torch.int64, device=device)
         counts = start.clone()
         counted = run_counted(name, x, param, counts, unit_dim, threshold)
-        assert_values(
-            counted,
-            native,
-            forward_ulps(name, x.dtype, param),
-            inputs=(x,),
-            what=f"{name}_counted forward",
-            zeros_keep_input_sign=native_flips_zeros(name, x, param),
-        )
+        assert_forward(counted, f"{name}_counted forward")
         dim = unit_dim % x.dim()
         others = [d for d in range(x.dim()) if d != dim]
         z = x.detach().double()

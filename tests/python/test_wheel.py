@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import textwrap
 import zipfile
@@ -16,18 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_checked as run
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 TORCH_RELEASE = torch.__version__.split("+")[0]
-
-
-def run(*command, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=1800, **kwargs
-    )
-    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -185,3 +185,22 @@ class _Session:
             )
         self.monitor.load_state_dict(monitor_state)
         self._warned = set(state.get("warned", []))
+
+
+class _SessionView:
+    """What both callbacks show of their :class:`_Session` (set as ``self._session``)."""
+
+    _session: _Session
+
+    @property
+    def monitor(self) -> DeadNeuronMonitor | None:
+        """The monitor (``None`` before training starts); its hooks are removed when training
+        ends (Lightning's ``teardown``, the Trainer's ``on_train_end``), its reports stay
+        readable."""
+        return self._session.monitor
+
+    @property
+    def last_revive(self) -> Any:
+        """What the revive policy returned after the last closed window (a
+        :class:`~torch_ext.ReviveReport` for ``revive=True``, ``None`` when nothing was dead)."""
+        return self._session.last_revive

@@ -10,8 +10,7 @@ from typing import Any
 
 import torch
 
-from ..monitor import DeadNeuronMonitor
-from . import RevivePolicy, _Session
+from . import RevivePolicy, _Session, _SessionView
 
 try:
     import lightning.pytorch as pl
@@ -23,7 +22,7 @@ except ImportError:  # the package's name before Lightning 2.0
 __all__ = ["DeadNeuronCallback"]
 
 
-class DeadNeuronCallback(pl.Callback):
+class DeadNeuronCallback(_SessionView, pl.Callback):
     r"""Watches the model's activation layers with a :class:`~torch_ext.monitor.DeadNeuronMonitor`
     during ``Trainer.fit`` and logs, every window, each layer's dead and dormant fractions.
 
@@ -88,18 +87,6 @@ class DeadNeuronCallback(pl.Callback):
         )
         self.submodule = submodule
         self._global_step: int | None = None  # the trainer's step at the last closed step
-
-    @property
-    def monitor(self) -> DeadNeuronMonitor | None:
-        """The monitor (``None`` before the first ``setup``); its hooks are removed at
-        ``teardown``, its reports stay readable."""
-        return self._session.monitor
-
-    @property
-    def last_revive(self) -> Any:
-        """What the revive policy returned after the last closed window (a
-        :class:`~torch_ext.ReviveReport` for ``revive=True``, ``None`` when nothing was dead)."""
-        return self._session.last_revive
 
     @property
     def state_key(self) -> str:

@@ -12,8 +12,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..monitor import DeadNeuronMonitor
-from . import RevivePolicy, _Session
+from . import RevivePolicy, _Session, _SessionView
 
 __all__ = ["DeadNeuronCallback", "STATE_FILE"]
 
@@ -23,7 +22,7 @@ logger = logging.getLogger("torch_ext.monitor")
 STATE_FILE = "dead_neuron_monitor.pt"
 
 
-class DeadNeuronCallback(TrainerCallback):
+class DeadNeuronCallback(_SessionView, TrainerCallback):
     r"""Watches the model's activation layers with a :class:`~torch_ext.monitor.DeadNeuronMonitor`
     during ``Trainer.train`` and logs, every window, each layer's dead and dormant fractions.
 
@@ -93,18 +92,6 @@ class DeadNeuronCallback(TrainerCallback):
         )
         self.resume_from = resume_from
         self._unlogged: dict[str, float] = {}  # the last closed window's, until on_log
-
-    @property
-    def monitor(self) -> DeadNeuronMonitor | None:
-        """The monitor (``None`` before training begins); its hooks are removed at
-        ``on_train_end``, its reports stay readable."""
-        return self._session.monitor
-
-    @property
-    def last_revive(self) -> Any:
-        """What the revive policy returned after the last closed window (a
-        :class:`~torch_ext.ReviveReport` for ``revive=True``, ``None`` when nothing was dead)."""
-        return self._session.last_revive
 
     # --- hooks -----------------------------------------------------------------------------
     def on_train_begin(
