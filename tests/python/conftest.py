@@ -5,6 +5,9 @@ import torch
 
 import torch_ext  # registers torch.ops.torch_ext
 
+# The wheel, its virtual environment and examples/cpp built against it, once per session.
+pytest_plugins = ["wheel_fixtures"]
+
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # only test_properties.py needs it (scripts/setup.sh installs it)

@@ -1,11 +1,13 @@
 """The installed CMake package, used the way a LibTorch user would: `cmake --install` the
-library, headers and TorchExtConfig.cmake to a prefix, build examples/cpp against it with
-nothing but find_package(TorchExt) and TorchExt::torch_ext, and run both examples."""
+library, headers and TorchExtConfig.cmake to a prefix (the layout setup.py installs into the
+Python package), and examples/cpp, built against the installed wheel's package with nothing
+but find_package(TorchExt) and TorchExt::torch_ext (the `examples` fixture of
+wheel_fixtures.py, built once for this file and test_wheel.py), run. test_readme.py builds
+a project against the checkout's package, whose torch is not beside it."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +24,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples" / "torchscript"))
 from save_models import BATCH, FEATURES, save_models  # noqa: E402
 
-from tools.torch_cmake import torch_cmake_args  # noqa: E402
-
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
     return run_checked(*command, timeout=1200, **kwargs)
@@ -36,24 +36,6 @@ def prefix(tmp_path_factory) -> Path:
     prefix = tmp_path_factory.mktemp("prefix")
     run("cmake", "--install", BUILD_DIR, "--prefix", prefix)
     return prefix
-
-
-@pytest.fixture(scope="module")
-def examples(prefix, tmp_path_factory) -> Path:
-    build = tmp_path_factory.mktemp("examples")
-    generator = ["-GNinja"] if shutil.which("ninja") else []
-    run(
-        "cmake",
-        "-S",
-        ROOT / "examples" / "cpp",
-        "-B",
-        build,
-        *generator,
-        *torch_cmake_args([str(prefix)]),
-        "-DCMAKE_BUILD_TYPE=Release",
-    )
-    run("cmake", "--build", build, "--parallel", str(os.cpu_count() or 1))
-    return build
 
 
 def test_install_layout(prefix):

@@ -150,7 +150,16 @@ def section_text(title: str) -> str:
         (
             "The study (main job)",
             ["-m", "torch_ext.study"],
-            {"--quick", "--full", "--data", "--out", "--seeds", "--epochs", "--no-progress"},
+            {
+                "--quick",
+                "--full",
+                "--data",
+                "--out",
+                "--seeds",
+                "--epochs",
+                "--no-progress",
+                "--workers",
+            },
         ),
         ("Benchmarks", ["benchmarks/bench_ops.py"], {"--quick"}),
     ],

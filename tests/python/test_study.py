@@ -22,6 +22,7 @@ from matplotlib.transforms import Bbox
 from torch_ext.study import born_dead, report
 from torch_ext.study.__main__ import main, parse_args
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
+from torch_ext.study.parallel import Workers
 from torch_ext.study.training import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -31,11 +32,14 @@ from torch_ext.study.training import (
     collected_warnings,
     model_inputs,
     revive_now,
+    run_study,
     scenarios,
     train_one,
 )
 
-TINY = ["--quick", "--epochs", "2", "--no-progress"]
+TINY = ["--quick", "--epochs", "2", "--no-progress"]  # the study fixture: every usable core
+# The tests of --data, on one process: a pool's start (importing torch) costs seconds.
+ONE_PROCESS = [*TINY, "--workers", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +201,25 @@ def test_variants_are_never_born_dead():
         assert born_dead.born_dead_fraction(x, 2, 30, 200, activation, generator) == 0
 
 
+def test_results_do_not_depend_on_the_number_of_workers():
+    """Each network and born-dead cell seeds its own generators: trained on two processes,
+    in whatever order they finish, the results equal one process's, run for run."""
+    settings = Settings(width=8, depth=2, epochs=1, seeds=1, cnn_epochs=1, cnn_seeds=1)
+    data = dataset(None)
+    jobs = born_dead.cells(data.x_train[:16], "data", [2, 3], [2, 5], 64, ["ReLU", "ELU"])
+    with Workers(2) as two:  # one pool for both parts, as the command line does
+        shared = run_study(data, settings, workers=two)
+        assert born_dead.estimate(jobs, workers=two) == born_dead.estimate(jobs, workers=1)
+    alone = run_study(data, settings, workers=1)
+    assert [c.summary() for c in alone] == [c.summary() for c in shared]
+
+
+def test_workers_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--workers", "0"])
+    assert "--workers: expected a number of processes >= 1, got 0" in capsys.readouterr().err
+
+
 def test_selu_keeps_the_fixed_point(study):
     _, results = study
     selu = results["selu_check"]["SELU"]
@@ -215,7 +238,7 @@ def test_user_data_csv_and_npz(tmp_path):
         fx, fy = load_file(path)
         assert fx.shape == (120, 5) and set(fy.tolist()) == {0, 1}
         out = tmp_path / f"out-{path.suffix[1:]}"
-        assert main([*TINY, "--data", str(path), "--out", str(out), "train"]) == 0
+        assert main([*ONE_PROCESS, "--data", str(path), "--out", str(out), "train"]) == 0
         results = json.loads((out / "results.json").read_text())
         cells = results["cells"]
         assert cells and cells[0]["test_accuracy_mean"] > 0.6  # a learnable rule
@@ -232,7 +255,7 @@ def test_user_data_of_square_images_trains_the_cnn(tmp_path):
     csv = tmp_path / "images.csv"
     np.savetxt(csv, np.column_stack([x, y]), delimiter=",")
     out = tmp_path / "out"
-    assert main([*TINY, "--seeds", "1", "--data", str(csv), "--out", str(out), "train"]) == 0
+    assert main([*ONE_PROCESS, "--seeds", "1", "--data", str(csv), "--out", str(out), "train"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["architectures_left_out"] == {}
     cnn = [c for c in results["cells"] if c["architecture"] == "cnn"]
@@ -259,7 +282,7 @@ def test_bad_data_files_give_clear_errors(tmp_path, capsys, content, suffix, mes
         path.write_text(content)
     with pytest.raises(DataError, match=message):
         load_file(path)
-    assert main([*TINY, "--data", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert main([*ONE_PROCESS, "--data", str(path), "--out", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -298,7 +321,7 @@ def test_labels_are_renumbered_to_class_indices(tmp_path):
 
 
 def test_missing_data_file(tmp_path, capsys):
-    assert main([*TINY, "--data", str(tmp_path / "nope.csv")]) == 2
+    assert main([*ONE_PROCESS, "--data", str(tmp_path / "nope.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
@@ -399,7 +422,7 @@ def test_csv_errors_name_the_file_the_row_and_what_was_expected(
     for message in messages:
         assert message in str(error.value)
     flags = [] if label_column is None else ["--label-column", label_column]
-    assert main([*TINY, "--data", str(path), *flags, "--out", str(tmp_path / "o")]) == 2
+    assert main([*ONE_PROCESS, "--data", str(path), *flags, "--out", str(tmp_path / "o")]) == 2
     assert messages[0] in capsys.readouterr().err
 
 
@@ -408,7 +431,7 @@ def test_label_column_needs_a_csv(tmp_path, capsys):
     np.savez(npz, features=np.zeros((12, 2)), labels=np.arange(12) % 2)
     with pytest.raises(DataError, match="--label-column y names a column of a CSV"):
         load_file(npz, "y")
-    assert main([*TINY, "--label-column", "y", "--out", str(tmp_path / "o")]) == 2
+    assert main([*ONE_PROCESS, "--label-column", "y", "--out", str(tmp_path / "o")]) == 2
     assert "--label-column y names a column of the --data CSV" in capsys.readouterr().err
     assert parse_args(["--label-column", "digit"]).label_column == "digit"
     assert parse_args([]).label_column is None

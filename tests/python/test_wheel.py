@@ -2,49 +2,22 @@
 it (from the same CMake build folder, so nothing recompiles), a fresh virtual environment
 installs it (torch from this machine: --system-site-packages), and from a folder outside
 the source tree the ops and the monitor run, and examples/cpp builds against the CMake
-package inside the installed wheel (``torch_ext.cmake_prefix_path``) and runs."""
+package inside the installed wheel (``torch_ext.cmake_prefix_path``) and runs. The
+fixtures are in wheel_fixtures.py (test_cpp_package.py runs the same examples build)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
-import pytest
 import torch
 from helpers import run_checked as run
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 TORCH_RELEASE = torch.__version__.split("+")[0]
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    # The configuration the build folder has, so it is reused as is (nothing recompiles).
-    cache = (BUILD_DIR / "CMakeCache.txt").read_text()
-    env = {
-        **os.environ,
-        "TORCH_EXT_BUILD_TESTS": "1" if "TORCH_EXT_BUILD_TESTS:BOOL=ON" in cache else "0",
-    }
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps",
-        "-w", out, ROOT, env=env)  # fmt: skip
-    (found,) = out.glob("torch_ext-*.whl")
-    return found
-
-
-@pytest.fixture(scope="module")
-def venv(wheel, tmp_path_factory) -> Path:
-    """A virtual environment with the wheel installed; its python."""
-    root = tmp_path_factory.mktemp("venv")
-    run(sys.executable, "-m", "venv", "--system-site-packages", root)
-    python = root / "bin" / "python"
-    run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)
-    return python
 
 
 def test_wheel_carries_library_headers_and_cmake_package(wheel):
@@ -107,22 +80,10 @@ def test_installed_wheel_runs_ops_and_monitor_outside_the_source_tree(venv, tmp_
     assert Path(prefix.strip()).is_relative_to(venv.parent.parent)
 
 
-def test_cpp_examples_build_against_the_installed_wheel(venv, tmp_path):
-    """Only the wheel's CMake package: `python -m torch_ext.cmake` gives the arguments
-    (torch_ext.cmake_prefix_path, torch's, the CUDA toolkit for a CUDA torch)."""
-    args = run(venv, "-m", "torch_ext.cmake", cwd=tmp_path).stdout.split()
-    prefix = run(venv, "-c", "import torch_ext; print(torch_ext.cmake_prefix_path)", cwd=tmp_path)
-    assert f"-DCMAKE_PREFIX_PATH={prefix.stdout.strip()};" in " ".join(args)
-    # torch_ext's prefix alone: its package finds the torch installed beside it (the other
-    # arguments name the CUDA toolkit a CUDA build of torch needs).
-    args = [a for a in args if not a.startswith("-DCMAKE_PREFIX_PATH=")]
-    args.append(f"-DCMAKE_PREFIX_PATH={prefix.stdout.strip()}")
-    generator = ["-GNinja"] if shutil.which("ninja") else []
-    build = tmp_path / "build"
-    run("cmake", "-S", ROOT / "examples" / "cpp", "-B", build, *generator, *args,
-        "-DCMAKE_BUILD_TYPE=Release", cwd=tmp_path)  # fmt: skip
-    run("cmake", "--build", build, "--parallel", str(os.cpu_count() or 1))
-    result = run(build / "train_mlp", "50", cwd=tmp_path)
+def test_cpp_examples_build_against_the_installed_wheel(examples, wheel_cmake_prefix, tmp_path):
+    """Only the wheel's CMake package (the `examples` fixture): `python -m torch_ext.cmake`
+    gives the arguments; the programs link the wheel's library and run."""
+    result = run(examples / "train_mlp", "50", cwd=tmp_path)
     assert "torch_ext::nn::PReLU(num_parameters=32)" in result.stdout
-    linked = run("ldd", build / "train_mlp").stdout
-    assert str(prefix.stdout.strip()).rsplit("/share/cmake", 1)[0] in linked
+    linked = run("ldd", examples / "train_mlp").stdout
+    assert str(wheel_cmake_prefix).rsplit("/share/cmake", 1)[0] in linked

@@ -1,6 +1,6 @@
 """Command line of the dying-ReLU study (an MLP and a BatchNorm CNN per activation).
 
-python -m torch_ext.study                 # everything, about 3 minutes on 2 cores
+python -m torch_ext.study                 # everything, about 2 minutes on 2 cores
 python -m torch_ext.study --quick         # a smaller run, under a minute
 python -m torch_ext.study --full          # more seeds and epochs
 python -m torch_ext.study born-dead       # only the born-dead estimate
@@ -20,6 +20,7 @@ import torch
 
 from . import born_dead, report, selu_check
 from .data import MIN_IMAGE_SIDE, DataError, Dataset, dataset
+from .parallel import Workers, one_thread, usable_cores
 from .training import Settings, run_study, scenarios
 
 PARTS = ("train", "born-dead", "selu-check")
@@ -65,8 +66,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="report folder (default: reports/study-<time>)")
     parser.add_argument("--seeds", type=int, help="seeds per cell")
     parser.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cores(),
+        help="networks trained at once, one process and core each (default: the usable "
+        "cores, %(default)s here)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers: expected a number of processes >= 1, got {args.workers}")
+    return args
 
 
 def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dict, dict[str, str]]:
@@ -101,23 +112,21 @@ def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dic
     return settings, born, left_out
 
 
-def run_born_dead(data: Dataset, born: dict, progress) -> list[dict]:
+def run_born_dead(data: Dataset, born: dict, progress, workers: Workers | int = 1) -> list[dict]:
     one_point = data.x_train[:1]
     inputs = {"one point": one_point, "data": data.x_train[: born["data_inputs"]]}
-    estimates = []
+    jobs = []
     for name, x in inputs.items():
-        estimates += born_dead.estimate(
-            x, name, born["widths"], born["depths"], born["trials"], ["ReLU"], progress=progress
-        )
-        estimates += born_dead.estimate(
+        jobs += born_dead.cells(x, name, born["widths"], born["depths"], born["trials"], ["ReLU"])
+        jobs += born_dead.cells(
             x,
             name,
             born["widths"][:1],
             born["depths"],
             born["trials"] // 4,
             ["LeakyReLU", "PReLU", "ELU", "SELU"],
-            progress=progress,
         )
+    estimates = born_dead.estimate(jobs, workers, progress)
     rows = []
     for e in estimates:
         row = {**dataclasses.asdict(e), "standard_error": e.standard_error}
@@ -139,14 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("reports") / time.strftime("study-%Y%m%d-%H%M%S")
     parts = PARTS if args.part == "all" else (args.part,)
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
     # The networks are tiny: a second intra-op thread gains little, and when another process
     # holds a core, OpenMP's waiting threads made epochs 30-70x slower (measured, 2 cores).
-    torch.set_num_threads(1)
-    try:
-        results = run_parts(data, settings, born, left_out, parts, progress)
-    finally:
-        torch.set_num_threads(threads)
+    # Several networks train at once instead, a process each (--workers).
+    with one_thread(), Workers(args.workers) as workers:
+        results = run_parts(data, settings, born, left_out, parts, progress, workers)
     report.write(results, out)
 
     if results["cells"]:
@@ -164,6 +170,7 @@ def run_parts(
     left_out: dict[str, str],
     parts: tuple[str, ...],
     progress,
+    workers: Workers | int = 1,
 ) -> dict:
     """Runs the parts; their results, as results.json holds them."""
     start = time.time()
@@ -175,6 +182,7 @@ def run_parts(
             "selu_width": 128,
             "born_dead": born,
             "parts": list(parts),
+            "workers": workers.count if isinstance(workers, Workers) else workers,
         },
         "architectures_left_out": left_out,
         "data": {
@@ -190,9 +198,9 @@ def run_parts(
         "selu_check": {},
     }
     if "train" in parts:
-        results["cells"] = [c.summary() for c in run_study(data, settings, progress)]
+        results["cells"] = [c.summary() for c in run_study(data, settings, progress, workers)]
     if "born-dead" in parts:
-        results["born_dead"] = run_born_dead(data, born, progress)
+        results["born_dead"] = run_born_dead(data, born, progress, workers)
     if "selu-check" in parts:
         results["selu_check"] = {
             name: selu_check.layer_moments(data.x_train, name) for name in selu_check.ACTIVATIONS

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..activations import ACTIVATIONS
+from .parallel import Workers, workers_of
 
 # Every supported activation as the study builds it, in float64; one slope shared by all
 # units for PReLU (its dim 1 here is the inputs, not the units).
@@ -79,22 +80,35 @@ def born_dead_fraction(
     return dead / trials
 
 
-def estimate(
-    x: torch.Tensor,
-    inputs: str,
-    widths,
-    depths,
-    trials: int,
-    activations,
-    seed: int = 0,
-    progress=None,
-) -> list[Estimate]:
+def estimate_cell(
+    x: torch.Tensor, inputs: str, activation: str, width: int, depth: int, trials: int, seed: int
+) -> Estimate:
+    """One cell's estimate, with a generator of its own (the same for any job order)."""
     generator = torch.Generator().manual_seed(seed)
-    jobs = [(a, w, d) for a in activations for w in widths for d in depths]
-    results = []
-    for activation, width, depth in (
-        progress(jobs, desc=f"born dead ({inputs})", unit="cell") if progress else jobs
-    ):
-        p = born_dead_fraction(x, width, depth, trials, activation, generator)
-        results.append(Estimate(activation, width, depth, inputs, trials, p))
-    return results
+    p = born_dead_fraction(x, width, depth, trials, activation, generator)
+    return Estimate(activation, width, depth, inputs, trials, p)
+
+
+def cells(x: torch.Tensor, inputs: str, widths, depths, trials: int, activations) -> list[tuple]:
+    """The arguments of estimate_cell for every activation, width and depth.
+
+    Each cell's seed is its index in the width-depth grid, the same for every activation
+    and input set: the cells of a width and depth then draw the same networks (common random
+    numbers), so their differences come from the activation and the inputs, not the draw."""
+    grid = [(w, d) for w in widths for d in depths]
+    return [
+        (x, inputs, a, w, d, trials, seed) for a in activations for seed, (w, d) in enumerate(grid)
+    ]
+
+
+def estimate(jobs: list[tuple], workers: Workers | int = 1, progress=None) -> list[Estimate]:
+    """estimate_cell of every job (see `cells`), on `workers` (processes)."""
+    with workers_of(workers) as pool:
+        return pool.map(
+            estimate_cell,
+            jobs,
+            progress,
+            cost=lambda job: len(job[0]) * job[3] * job[4] * job[5],  # rows*width*depth*trials
+            desc="born dead",
+            unit="cell",
+        )

@@ -1,0 +1,107 @@
+"""Runs the study's independent jobs (one trained network each) on several processes.
+
+The networks are tiny: one core trains one network about as fast as two cores do, so the
+study gains its speed from training several networks at once, one per core, each process
+with one intra-op thread. Each job seeds its own generators (see ``training.train_one``),
+so the results do not depend on the number of workers or on the order jobs finish in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _one_thread_worker() -> None:
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op thread inside the block, as in the worker processes: the results of a
+    convolution's reductions depend on how many threads split them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class Workers:
+    """Up to `count` worker processes, started by the first `map` that has several jobs and
+    kept for the next (starting one costs an import of torch: seconds). A context manager.
+
+    The processes are spawned, not forked: a fork of a process whose OpenMP threads have run
+    can hang in the child.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def map(
+        self,
+        function: Callable[..., T],
+        jobs: Sequence[tuple[Any, ...]],
+        progress: Callable | None = None,
+        cost: Callable[[tuple[Any, ...]], float] | None = None,
+        **progress_kwargs: Any,
+    ) -> list[T]:
+        """``[function(*job) for job in jobs]``, on the worker processes.
+
+        `cost` estimates a job's run time: the longest start first, so that no long job is
+        left running alone at the end. `progress` (a tqdm-like wrapper) sees the jobs as
+        they finish.
+        """
+        if self.count <= 1 or len(jobs) <= 1:
+            items = progress(jobs, **progress_kwargs) if progress else jobs
+            with one_thread():
+                return [function(*job) for job in items]
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.count, context, initializer=_one_thread_worker)
+        order = sorted(range(len(jobs)), key=lambda i: -cost(jobs[i]) if cost else 0)
+        futures = {self._pool.submit(function, *jobs[index]): index for index in order}
+        done = as_completed(futures)
+        results: list[Any] = [None] * len(jobs)
+        for future in progress(done, total=len(jobs), **progress_kwargs) if progress else done:
+            results[futures[future]] = future.result()
+        return results
+
+
+@contextlib.contextmanager
+def workers_of(workers: Workers | int) -> Iterator[Workers]:
+    """`workers` itself, or a Workers of that many processes closed after the block."""
+    if isinstance(workers, Workers):
+        yield workers
+        return
+    with Workers(workers) as started:
+        yield started
