@@ -30,6 +30,8 @@ from torch.utils import cpp_extension
 
 ROOT = Path(__file__).parent.resolve()
 LIBRARY_FILE = "libtorch_ext.so"
+# Environment variables CMake's configure step reads (TorchExtCuda.cmake, the compilers).
+CONFIGURE_ENVIRONMENT = ("TORCH_CUDA_ARCH_LIST", "CC", "CXX", "CUDACXX", "CUDAHOSTCXX", "CUDA_HOME")
 
 sys.path.insert(0, str(ROOT))
 from tools.cuda_choice import cuda_setting  # noqa: E402
@@ -83,8 +85,8 @@ class BuildExtensions(cpp_extension.BuildExtension):
         build_dir = self._build_dir()
         build_dir.mkdir(parents=True, exist_ok=True)
         build_tests = os.environ.get("TORCH_EXT_BUILD_TESTS", "0") == "1"
-        subprocess.check_call(
-            ["cmake", "-S", str(ROOT), "-B", str(build_dir), *_cmake_args(build_tests)]
+        self._configure(
+            build_dir, ["-S", str(ROOT), "-B", str(build_dir), *_cmake_args(build_tests)]
         )
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", jobs])
@@ -100,6 +102,23 @@ class BuildExtensions(cpp_extension.BuildExtension):
                 ["cmake", "--install", str(build_dir), "--prefix", str(package_dir)],
                 stdout=subprocess.DEVNULL,
             )
+
+    @staticmethod
+    def _configure(build_dir: Path, args: list[str]) -> None:
+        """Runs CMake's configure step, unless the folder was configured with these same
+        arguments: finding torch alone takes ~10 s, and the build step reconfigures by
+        itself when a CMakeLists.txt changed."""
+        stamp = build_dir / "torch_ext_configure_args.txt"
+        # What the configure step reads besides its arguments (the CUDA architectures, the
+        # compilers) belongs to the comparison too.
+        environment = [f"{name}={os.environ.get(name, '')}" for name in CONFIGURE_ENVIRONMENT]
+        wanted = "\n".join([*args, *environment])
+        configured = (build_dir / "build.ninja").exists() or (build_dir / "Makefile").exists()
+        if configured and stamp.exists() and stamp.read_text() == wanted:
+            return
+        stamp.unlink(missing_ok=True)
+        subprocess.check_call(["cmake", *args])
+        stamp.write_text(wanted)
 
     def _build_info_macros(self) -> list[tuple[str, str]]:
         info = dict(

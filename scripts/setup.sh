@@ -27,7 +27,7 @@ fi
 
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1  # quiet: a line per stage
 echo "setup: Python packages"
-"$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
+"$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest pytest-xdist expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
 # The tests on real architectures: torchvision of the same release as torch (0.29.1 goes
 # with 2.14.1). Another torch: set TORCHVISION_SPEC, or "" to skip those tests.
 TORCHVISION_SPEC=${TORCHVISION_SPEC-torchvision==0.29.1}

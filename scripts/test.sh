@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: sets up and builds (scripts/setup.sh), then pytest and ctest.
+# Runs every test: sets up and builds (scripts/setup.sh), then pytest (over every core) and
+# ctest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,5 +11,9 @@ TORCH_EXT_BUILD_TESTS=1 bash scripts/setup.sh  # with the GoogleTest suite
 echo "test: Python packages for the integration tests"
 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYTHON" -m pip install -q \
   "lightning==2.6.6" "transformers==5.24.0" "accelerate==1.15.0"
-"$PYTHON" -m pytest tests/python "$@"
-ctest --test-dir build/cmake --output-on-failure
+# On every core (pytest-xdist; `-n 0` after the command runs them in one process). OpenMP's
+# idle threads sleep rather than spin: with a worker per core, a spinning pool of one
+# worker's intra-op threads takes the core the other needs.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} \
+  "$PYTHON" -m pytest tests/python -n auto --dist loadgroup "$@"
+ctest --test-dir build/cmake --output-on-failure --parallel "$(nproc)"

@@ -201,7 +201,7 @@ at::Tensor counted(const at::Tensor& self, double alpha, double scale, at::Tenso
       });
 }
 
-void register_device_kernels(torch::Library& m) {
+void register_elu_family_kernels(torch::Library& m) {
   m.impl("elu", [](const at::Tensor& self, double alpha, bool /*save_output*/) {
     return forward("torch_ext::elu", self, act::elu_params(alpha));
   });
@@ -227,7 +227,7 @@ void register_device_kernels(torch::Library& m) {
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) { register_meta_kernels(m); }
-TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_device_kernels(m); }
-TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_elu_family_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_elu_family_kernels(m); }
 
 }  // namespace torch_ext

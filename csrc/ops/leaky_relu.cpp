@@ -185,7 +185,7 @@ at::Tensor leaky_relu_counted_kernel(const at::Tensor& self, double negative_slo
       });
 }
 
-void register_device_kernels(torch::Library& m) {
+void register_leaky_relu_kernels(torch::Library& m) {
   m.impl("leaky_relu", leaky_relu_kernel);
   m.impl("leaky_relu_", leaky_relu_kernel_);
   m.impl("leaky_relu_backward", leaky_relu_backward_kernel);
@@ -196,7 +196,7 @@ void register_device_kernels(torch::Library& m) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_device_kernels(m); }
-TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_leaky_relu_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_leaky_relu_kernels(m); }
 
 }  // namespace torch_ext

@@ -131,7 +131,7 @@ at::Tensor prelu_counted_kernel(const at::Tensor& self, const at::Tensor& weight
       });
 }
 
-void register_device_kernels(torch::Library& m) {
+void register_prelu_kernels(torch::Library& m) {
   m.impl("prelu", prelu_kernel);
   m.impl("prelu_backward", prelu_backward_kernel);
   m.impl("prelu_counted", prelu_counted_kernel);
@@ -139,7 +139,7 @@ void register_device_kernels(torch::Library& m) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_device_kernels(m); }
-TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CPU, m) { register_prelu_kernels(m); }
+TORCH_LIBRARY_IMPL(torch_ext, CUDA, m) { register_prelu_kernels(m); }
 
 }  // namespace torch_ext

@@ -20,6 +20,9 @@ import torch_ext
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
+# Under pytest-xdist, one worker runs this file and the other of the wheel's (they share its
+# session fixtures, and building the wheel rewrites the CMake build folder's configuration).
+pytestmark = pytest.mark.xdist_group("wheel")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples" / "torchscript"))
 from save_models import BATCH, FEATURES, save_models  # noqa: E402

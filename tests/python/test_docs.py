@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist, one worker runs this file: its module fixture (the docs build) then
+# runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("docs")
+
 pytest.importorskip("sphinx")
 pytest.importorskip("myst_parser")
 

@@ -37,6 +37,10 @@ from torch_ext.study.training import (
     train_one,
 )
 
+# Under pytest-xdist, one worker runs this file: its module fixture (a study run) then runs
+# once, not once per worker.
+pytestmark = pytest.mark.xdist_group("study")
+
 TINY = ["--quick", "--epochs", "2", "--no-progress"]  # the study fixture: every usable core
 # The tests of --data, on one process: a pool's start (importing torch) costs seconds.
 ONE_PROCESS = [*TINY, "--workers", "1"]

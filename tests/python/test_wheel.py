@@ -12,12 +12,16 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import run_checked as run
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 TORCH_RELEASE = torch.__version__.split("+")[0]
+# Under pytest-xdist, one worker runs this file and the other of the wheel's (they share its
+# session fixtures, and building the wheel rewrites the CMake build folder's configuration).
+pytestmark = pytest.mark.xdist_group("wheel")
 
 
 def test_wheel_carries_library_headers_and_cmake_package(wheel):
