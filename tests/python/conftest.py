@@ -3,10 +3,11 @@ import os
 import pytest
 import torch
 
-import torch_ext  # registers torch.ops.torch_ext
+# The wheel, its virtual environment and examples/cpp built against it, once per session
+# (imported, not pytest_plugins, which pytest refuses in a conftest below the rootdir).
+from wheel_fixtures import examples, venv, wheel, wheel_cmake_prefix  # noqa: F401
 
-# The wheel, its virtual environment and examples/cpp built against it, once per session.
-pytest_plugins = ["wheel_fixtures"]
+import torch_ext  # registers torch.ops.torch_ext
 
 try:
     from hypothesis import HealthCheck, settings
