@@ -386,3 +386,21 @@ def test_a_layer_also_called_outside_the_models_forward_is_not_revived(caplog):
     forwards = [lambda: model(x, "a"), lambda: model.b(model.act(model.fc(x)))]
     monitor, optimizer = trained(model, forwards)
     assert_refused(model, monitor, optimizer, forwards, "act", "called outside a forward", caplog)
+
+
+def test_a_wrapper_whose_own_forward_never_runs_says_to_monitor_the_submodule(caplog):
+    """A LightningModule-like wrapper whose training step calls its submodule directly: no
+    forward of the watched model shows the layers' readers, and the warning says what to
+    watch instead."""
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = chain(torch.nn.ReLU())
+
+    model = Wrapper()
+    kill(model.net[0])
+    x = torch.randn(32, 4)
+    forwards = [lambda: model.net(x)]
+    monitor, optimizer = trained(model, forwards)
+    assert_refused(model, monitor, optimizer, forwards, "net.1", "monitor that submodule", caplog)

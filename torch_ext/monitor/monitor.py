@@ -478,8 +478,11 @@ class DeadNeuronMonitor:
             )
         if not self._traced:
             return (
-                "no eager training forward of the whole model has run since attach() (links "
-                "are not learnt inside torch.compile)"
+                "no eager training forward of the monitored model itself has run since "
+                "attach(): links are learnt from its own forward, not from a submodule "
+                "called directly (a LightningModule whose training_step calls self.net(x): "
+                "monitor that submodule, DeadNeuronCallback(submodule='net')), and not "
+                "inside torch.compile"
             )
         link = self._links.get(name)
         if link is None:
