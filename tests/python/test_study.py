@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
@@ -220,6 +221,15 @@ def test_results_do_not_depend_on_the_number_of_workers():
     with Workers(2) as two:  # one pool for both, as the command line does
         assert two.map(train_one, runs) == Workers(1).map(train_one, runs)
         assert born_dead.estimate(cells, workers=two) == born_dead.estimate(cells, workers=1)
+
+
+def test_a_worker_that_dies_gives_a_clear_error():
+    """A worker killed mid-job (as by an unguarded script's re-import, or the OOM killer)
+    breaks the pool: the error says what to check, and the pool is closed."""
+    with Workers(2) as two:
+        with pytest.raises(RuntimeError, match=r"a worker process died.*--workers 1"):
+            two.map(os._exit, [(3,), (3,)])
+        assert two._pool is None
 
 
 def test_workers_must_be_positive(capsys):

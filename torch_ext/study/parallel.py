@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import torch
@@ -92,8 +93,17 @@ class Workers:
         futures = {self._pool.submit(function, *jobs[index]): index for index in order}
         done = as_completed(futures)
         results: list[Any] = [None] * len(jobs)
-        for future in progress(done, total=len(jobs), **progress_kwargs) if progress else done:
-            results[futures[future]] = future.result()
+        try:
+            for future in progress(done, total=len(jobs), **progress_kwargs) if progress else done:
+                results[futures[future]] = future.result()
+        except BrokenProcessPool as error:
+            self.close()
+            raise RuntimeError(
+                "torch_ext.study: a worker process died. Called from a script? Spawned "
+                "workers re-import the main module: guard the call with `if __name__ == "
+                "'__main__':`, or run on one process (--workers 1). Otherwise the worker "
+                "ran out of memory or crashed: its error is printed above."
+            ) from error
         return results
 
 
