@@ -105,20 +105,27 @@ class BuildExtensions(cpp_extension.BuildExtension):
 
     @staticmethod
     def _configure(build_dir: Path, args: list[str]) -> None:
-        """Runs CMake's configure step, unless the folder was configured with these same
-        arguments: finding torch alone takes ~10 s, and the build step reconfigures by
-        itself when a CMakeLists.txt changed."""
+        """Runs CMake's configure step, unless this step configured the folder last, with
+        these same arguments: finding torch alone takes ~10 s, and the build step
+        reconfigures by itself when a CMakeLists.txt changed. A configuration changed by
+        hand since (CMakeCache.txt rewritten or removed) is configured again, so the
+        arguments here always hold."""
         stamp = build_dir / "torch_ext_configure_args.txt"
+        cache = build_dir / "CMakeCache.txt"
         # What the configure step reads besides its arguments (the CUDA architectures, the
         # compilers) belongs to the comparison too.
         environment = [f"{name}={os.environ.get(name, '')}" for name in CONFIGURE_ENVIRONMENT]
         wanted = "\n".join([*args, *environment])
+
+        def state() -> str:
+            return f"{wanted}\ncache={cache.stat().st_mtime_ns}" if cache.exists() else ""
+
         configured = (build_dir / "build.ninja").exists() or (build_dir / "Makefile").exists()
-        if configured and stamp.exists() and stamp.read_text() == wanted:
+        if configured and stamp.exists() and stamp.read_text() == state() != "":
             return
         stamp.unlink(missing_ok=True)
         subprocess.check_call(["cmake", *args])
-        stamp.write_text(wanted)
+        stamp.write_text(state())
 
     def _build_info_macros(self) -> list[tuple[str, str]]:
         info = dict(

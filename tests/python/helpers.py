@@ -123,3 +123,15 @@ def run_checked(*command, timeout: float = 1800, **kwargs) -> subprocess.Complet
     )
     assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
+
+
+def pool_job(marker: str | None, seconds: float) -> None:
+    """A job for worker-pool tests (module level, so spawned processes can import it): with
+    no `marker`, fails at once; else sleeps `seconds`, then creates the file `marker`."""
+    import pathlib
+    import time
+
+    if marker is None:
+        raise ValueError("boom")
+    time.sleep(seconds)
+    pathlib.Path(marker).touch()

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import pool_job
 from matplotlib.transforms import Bbox
 
 from torch_ext.study import born_dead, report
 from torch_ext.study.__main__ import main, parse_args
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
-from torch_ext.study.parallel import Workers
+from torch_ext.study.parallel import Workers, usable_cores
 from torch_ext.study.training import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -230,6 +231,23 @@ def test_a_worker_that_dies_gives_a_clear_error():
         with pytest.raises(RuntimeError, match=r"a worker process died.*--workers 1"):
             two.map(os._exit, [(3,), (3,)])
         assert two._pool is None
+
+
+def test_a_failing_job_stops_the_others(tmp_path):
+    """A job's error reaches the caller at once: the running jobs are killed and the queued
+    ones cancelled, rather than the whole study running on first (as Ctrl-C does too)."""
+    marks = [str(tmp_path / f"done-{i}") for i in range(8)]
+    jobs = [(None, 0.0)] + [(m, 5.0) for m in marks]
+    with Workers(2) as two:
+        with pytest.raises(ValueError, match="boom"):
+            two.map(pool_job, jobs, cost=lambda job: job[0] is None)  # the failing one first
+        assert two._pool is None
+    assert len(list(tmp_path.iterdir())) < len(marks)
+
+
+def test_more_workers_than_cores_is_allowed_with_a_warning():
+    with pytest.warns(UserWarning, match="more processes than the .* usable cores"):
+        assert parse_args(["--workers", str(usable_cores() + 1)]).workers == usable_cores() + 1
 
 
 def test_workers_must_be_positive(capsys):

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -77,6 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers: expected a number of processes >= 1, got {args.workers}")
+    if args.workers > usable_cores():  # as torch's DataLoader says of num_workers
+        warnings.warn(
+            f"--workers {args.workers} starts more processes than the {usable_cores()} usable "
+            "cores: each trains one network on one thread and holds its own torch (~300 MB), "
+            "so the extra ones only share the cores",
+            stacklevel=2,
+        )
     return args
 
 
@@ -151,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     # The networks are tiny: a second intra-op thread gains little, and when another process
     # holds a core, OpenMP's waiting threads made epochs 30-70x slower (measured, 2 cores).
     # Several networks train at once instead, a process each (--workers).
-    with one_thread(), Workers(args.workers) as workers:
-        results = run_parts(data, settings, born, left_out, parts, progress, workers)
+    try:
+        with one_thread(), Workers(args.workers) as workers:
+            results = run_parts(data, settings, born, left_out, parts, progress, workers)
+    except KeyboardInterrupt:  # the workers are stopped already
+        print("torch-ext-study: interrupted; no report written", file=sys.stderr)
+        return 130
     report.write(results, out)
 
     if results["cells"]:

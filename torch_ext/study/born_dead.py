@@ -93,8 +93,9 @@ def cells(x: torch.Tensor, inputs: str, widths, depths, trials: int, activations
     """The arguments of estimate_cell for every activation, width and depth.
 
     Each cell's seed is its index in the width-depth grid, the same for every activation
-    and input set: the cells of a width and depth then draw the same networks (common random
-    numbers), so their differences come from the activation and the inputs, not the draw."""
+    and input set: cells of a width and depth then draw the same networks (common random
+    numbers; with fewer trials, the first of them), so their differences come from the
+    activation and the inputs, not the draw."""
     grid = [(w, d) for w in widths for d in depths]
     return [
         (x, inputs, a, w, d, trials, seed) for a in activations for seed, (w, d) in enumerate(grid)

@@ -9,11 +9,13 @@ so the results do not depend on the number of workers or on the order jobs finis
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -22,11 +24,20 @@ T = TypeVar("T")
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity, not the machine's count)."""
+    """The cores this process may run on: its affinity, not the machine's count, and no more
+    than a cgroup (v2) CPU quota allows, as a container limited to 2 CPUs of a 64-core host
+    has."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def _one_thread_worker() -> None:
@@ -60,13 +71,31 @@ class Workers:
     def __enter__(self) -> Workers:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.stop()
 
     def close(self) -> None:
+        """Lets the workers finish their jobs, then stops them."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+    def stop(self) -> None:
+        """Stops the workers now: their running jobs are killed and queued jobs cancelled
+        (an error or Ctrl-C should not wait for the rest of the study)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+        else:
+            for process in list((pool._processes or {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def map(
         self,
@@ -97,13 +126,16 @@ class Workers:
             for future in progress(done, total=len(jobs), **progress_kwargs) if progress else done:
                 results[futures[future]] = future.result()
         except BrokenProcessPool as error:
-            self.close()
+            self.stop()
             raise RuntimeError(
                 "torch_ext.study: a worker process died. Called from a script? Spawned "
                 "workers re-import the main module: guard the call with `if __name__ == "
                 "'__main__':`, or run on one process (--workers 1). Otherwise the worker "
                 "ran out of memory or crashed: its error is printed above."
             ) from error
+        except BaseException:  # a job's error, Ctrl-C: the other jobs' results are moot
+            self.stop()
+            raise
         return results
 
 
