@@ -6,14 +6,20 @@ Every op is compared with an independent reference: PyTorch's native op of the s
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import torch_ext.functional as X
+
+ROOT = Path(__file__).resolve().parents[2]
+# The CMake build folder the test command builds (setup.py's default, or where it was told).
+BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 SLOPES = [0.0, 0.01, -0.2, 1.5]
@@ -135,3 +141,12 @@ def pool_job(marker: str | None, seconds: float) -> None:
         raise ValueError("boom")
     time.sleep(seconds)
     pathlib.Path(marker).touch()
+
+
+def require_cmake_build() -> Path:
+    """BUILD_DIR, configured; else the test fails saying what builds it."""
+    if not (BUILD_DIR / "CMakeCache.txt").exists():
+        import pytest
+
+        pytest.fail(f"no CMake build in {BUILD_DIR}: the test command (scripts/setup.sh) builds it")
+    return BUILD_DIR

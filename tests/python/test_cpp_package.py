@@ -7,19 +7,16 @@ a project against the checkout's package, whose torch is not beside it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_checked
+from helpers import BUILD_DIR, ROOT, require_cmake_build, run_checked
 
 import torch_ext
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 # Under pytest-xdist, one worker runs this file and the other of the wheel's (they share its
 # session fixtures, and building the wheel rewrites the CMake build folder's configuration).
 pytestmark = pytest.mark.xdist_group("wheel")
@@ -34,10 +31,9 @@ def run(*command, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def prefix(tmp_path_factory) -> Path:
-    if not (BUILD_DIR / "CMakeCache.txt").exists():
-        pytest.fail(f"no CMake build in {BUILD_DIR}: build with scripts/setup.sh first")
+    build_dir = require_cmake_build()
     prefix = tmp_path_factory.mktemp("prefix")
-    run("cmake", "--install", BUILD_DIR, "--prefix", prefix)
+    run("cmake", "--install", build_dir, "--prefix", prefix)
     return prefix
 
 

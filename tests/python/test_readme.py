@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import require_cmake_build
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -122,9 +123,7 @@ def test_cpp_route_builds_and_runs_with_the_readmes_commands(tmp_path: Path):
     install, configure = [b for b in blocks if b.language == "bash"]
     (cmake_lists,) = [b for b in blocks if b.language == "cmake"]
     (main,) = [b for b in blocks if b.language == "cpp" and "int main" in b.code]
-    build_dir = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
-    if not (build_dir / "CMakeCache.txt").exists():
-        pytest.fail(f"no CMake build in {build_dir}: the test command builds it first")
+    require_cmake_build()  # the installed package's library comes from it
     env = environment(tmp_path)
     # scripts/setup.sh is what the test command ran already; the rest runs as written.
     steps = "\n".join(

@@ -7,7 +7,6 @@ fixtures are in wheel_fixtures.py (test_cpp_package.py runs the same examples bu
 
 from __future__ import annotations
 
-import os
 import textwrap
 import zipfile
 from pathlib import Path
@@ -16,8 +15,6 @@ import pytest
 import torch
 from helpers import run_checked as run
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 TORCH_RELEASE = torch.__version__.split("+")[0]
 # Under pytest-xdist, one worker runs this file and the other of the wheel's (they share its
 # session fixtures, and building the wheel rewrites the CMake build folder's configuration).

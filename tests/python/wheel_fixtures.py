@@ -12,19 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, require_cmake_build
 from helpers import run_checked as run
-
-ROOT = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake"))
 
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
-    if not (BUILD_DIR / "CMakeCache.txt").exists():
-        pytest.fail(f"no CMake build in {BUILD_DIR}: build with scripts/setup.sh first")
+    build_dir = require_cmake_build()
     out = tmp_path_factory.mktemp("wheel")
     # The configuration the build folder has, so it is reused as is (nothing recompiles).
-    cache = (BUILD_DIR / "CMakeCache.txt").read_text()
+    cache = (build_dir / "CMakeCache.txt").read_text()
     env = {
         **os.environ,
         "TORCH_EXT_BUILD_TESTS": "1" if "TORCH_EXT_BUILD_TESTS:BOOL=ON" in cache else "0",

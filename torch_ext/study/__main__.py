@@ -36,6 +36,7 @@ def progress_bar(enabled: bool):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cores = usable_cores()
     parser = argparse.ArgumentParser(
         prog="torch-ext-study",
         description="Make ReLU units die on real data and watch the "
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=usable_cores(),
+        default=cores,
         help="networks trained at once, one process and core each (default: the usable "
         "cores, %(default)s here)",
     )
@@ -78,9 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers: expected a number of processes >= 1, got {args.workers}")
-    if args.workers > usable_cores():  # as torch's DataLoader says of num_workers
+    if args.workers > cores:  # as torch's DataLoader says of num_workers
         warnings.warn(
-            f"--workers {args.workers} starts more processes than the {usable_cores()} usable "
+            f"--workers {args.workers} starts more processes than the {cores} usable "
             "cores: each trains one network on one thread and holds its own torch (~300 MB), "
             "so the extra ones only share the cores",
             stacklevel=2,
