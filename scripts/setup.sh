@@ -27,11 +27,12 @@ fi
 
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1  # quiet: a line per stage
 echo "setup: Python packages"
-"$PYTHON" -m pip install -q "$TORCH_SPEC" numpy pytest pytest-xdist expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel
+packages=("$TORCH_SPEC" numpy pytest pytest-xdist expecttest hypothesis scikit-learn matplotlib tqdm tensorboard setuptools wheel)
 # The tests on real architectures: torchvision of the same release as torch (0.29.1 goes
 # with 2.14.1). Another torch: set TORCHVISION_SPEC, or "" to skip those tests.
 TORCHVISION_SPEC=${TORCHVISION_SPEC-torchvision==0.29.1}
-[ -z "$TORCHVISION_SPEC" ] || "$PYTHON" -m pip install -q "$TORCHVISION_SPEC"
+[ -z "$TORCHVISION_SPEC" ] || packages+=("$TORCHVISION_SPEC")
+PYTHON=$PYTHON bash scripts/pip_install.sh "${packages[@]}"
 
 cpu_only_note=$("$PYTHON" tools/cuda_choice.py)
 [ -z "$cpu_only_note" ] || echo "setup: $cpu_only_note"

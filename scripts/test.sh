@@ -9,8 +9,7 @@ TORCH_EXT_BUILD_TESTS=1 bash scripts/setup.sh  # with the GoogleTest suite
 # What only the tests need: the frameworks of torch_ext.integrations' callbacks (the
 # versions they were tested with; pip leaves torch as it is).
 echo "test: Python packages for the integration tests"
-PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYTHON" -m pip install -q \
-  "lightning==2.6.6" "transformers==5.24.0" "accelerate==1.15.0"
+PYTHON=$PYTHON bash scripts/pip_install.sh "lightning==2.6.6" "transformers==5.24.0" "accelerate==1.15.0"
 # On every core (pytest-xdist; `-n 0` after the command runs them in one process). OpenMP's
 # idle threads sleep rather than spin: with a worker per core, a spinning pool of one
 # worker's intra-op threads takes the core the other needs.

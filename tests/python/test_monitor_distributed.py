@@ -11,10 +11,15 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
 import torch_ext  # noqa: F401
+
+# Under pytest-xdist, one worker runs this file: its module fixture (the two ranks, which run
+# every scenario) then runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("distributed")
 
 
 def make_model() -> torch.nn.Sequential:
@@ -65,23 +70,36 @@ def spawn(worker, *args) -> None:
 
 
 def worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """Every scenario of this file, one after the other, in one process group: a start of
+    two processes (each loading torch) costs seconds, so the tests share one."""
     init_group(rank, world_size, port)
     try:
-        model = torch.nn.parallel.DistributedDataParallel(make_model())
-        shard = data().chunk(world_size)[rank]
-        counts = monitored_counts(model.module, shard)
-        if rank == 0:
-            Path(out).write_text(json.dumps(counts))
+        for scenario in (ddp_counts, branch_counts, revived_weights):
+            scenario(rank, world_size, Path(out))
         # Both ranks leave together: gloo aborts a rank whose peer tears down mid-exchange.
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
 
-def test_ddp_report_equals_single_process(tmp_path):
-    out = tmp_path / "rank0.json"
+@pytest.fixture(scope="module")
+def ranks_ran(tmp_path_factory) -> Path:
+    """The folder where the two ranks wrote what each scenario gave them."""
+    out = tmp_path_factory.mktemp("ranks")
     spawn(worker, str(out))
-    distributed = json.loads(out.read_text())
+    return out
+
+
+def ddp_counts(rank: int, world_size: int, out: Path) -> None:
+    model = torch.nn.parallel.DistributedDataParallel(make_model())
+    shard = data().chunk(world_size)[rank]
+    counts = monitored_counts(model.module, shard)
+    if rank == 0:
+        Path(out, "ddp.json").write_text(json.dumps(counts))
+
+
+def test_ddp_report_equals_single_process(ranks_ran):
+    distributed = json.loads((ranks_ran / "ddp.json").read_text())
     single = monitored_counts(make_model(), data())
     assert distributed == json.loads(json.dumps(single))
     assert distributed["1"][3] == [2, 5]
@@ -106,29 +124,23 @@ def counts_of(report) -> dict:
     return {name: [r.samples, r.active_counts, r.alive_counts] for name, r in report.layers.items()}
 
 
-def branch_worker(rank: int, world_size: int, port: int, out: str) -> None:
+def branch_counts(rank: int, world_size: int, out: Path) -> None:
     from torch_ext import DeadNeuronMonitor
 
-    init_group(rank, world_size, port)
-    try:
-        model = Branchy()
-        x = data().chunk(world_size)[rank]
-        with DeadNeuronMonitor(model, window=1) as monitor:
-            model(x, take_branch=rank == 0).sum().backward()
-            local = counts_of(monitor.report(collective=False))
-            summed = counts_of(monitor.report())
-            monitor.step()
-            closed = counts_of(monitor.history[-1])
-        Path(out, f"rank{rank}.json").write_text(json.dumps([local, summed, closed]))
-        torch.distributed.barrier()
-    finally:
-        torch.distributed.destroy_process_group()
+    model = Branchy()
+    x = data().chunk(world_size)[rank]
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x, take_branch=rank == 0).sum().backward()
+        local = counts_of(monitor.report(collective=False))
+        summed = counts_of(monitor.report())
+        monitor.step()
+        closed = counts_of(monitor.history[-1])
+    Path(out, f"branch{rank}.json").write_text(json.dumps([local, summed, closed]))
 
 
-def test_ranks_that_skip_a_branch_agree_on_the_report(tmp_path):
-    spawn(branch_worker, str(tmp_path))
+def test_ranks_that_skip_a_branch_agree_on_the_report(ranks_ran):
     (local0, summed0, closed0), (local1, summed1, closed1) = (
-        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)
+        json.loads((ranks_ran / f"branch{r}.json").read_text()) for r in range(2)
     )
     assert summed0 == summed1 == closed0 == closed1
     assert "branch.1" in local0 and "branch.1" not in local1
@@ -141,29 +153,23 @@ def test_ranks_that_skip_a_branch_agree_on_the_report(tmp_path):
     assert summed0["act"] == trunk and trunk[0] == 64
 
 
-def revive_worker(rank: int, world_size: int, port: int, out: str) -> None:
+def revived_weights(rank: int, world_size: int, out: Path) -> None:
     from torch_ext import DeadNeuronMonitor, revive
 
-    init_group(rank, world_size, port)
-    try:
-        model = make_model()  # the same weights on both ranks; units 2 and 5 dead
-        x = data().chunk(world_size)[rank]
-        with DeadNeuronMonitor(model, window=1) as monitor:
-            model(x).sum().backward()
-            monitor.step()
-            torch.manual_seed(100 + rank)  # each rank's own draw would differ
-            revived = revive(model, monitor)
-        torch.save(
-            {"revived": dict(revived), "state": model.state_dict()}, Path(out, f"rank{rank}.pt")
-        )
-        torch.distributed.barrier()
-    finally:
-        torch.distributed.destroy_process_group()
+    model = make_model()  # the same weights on both ranks; units 2 and 5 dead
+    x = data().chunk(world_size)[rank]
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        torch.manual_seed(100 + rank)  # each rank's own draw would differ
+        revived = revive(model, monitor)
+    torch.save(
+        {"revived": dict(revived), "state": model.state_dict()}, Path(out, f"revive{rank}.pt")
+    )
 
 
-def test_revive_gives_every_rank_the_same_weights(tmp_path):
-    spawn(revive_worker, str(tmp_path))
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+def test_revive_gives_every_rank_the_same_weights(ranks_ran):
+    rank0, rank1 = (torch.load(ranks_ran / f"revive{r}.pt") for r in range(2))
     assert rank0["revived"] == rank1["revived"] == {"1": [2, 5]}
     for key, value in rank0["state"].items():
         assert torch.equal(value, rank1["state"][key]), key

@@ -19,6 +19,10 @@ import torch_ext.nn as xnn
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "torchscript"))
 from save_models import Model, fixed_input, save_models  # noqa: E402
 
+# Under pytest-xdist, one worker runs this file: its module fixtures (the saved models, one
+# fresh process that loads them all) then run once, not once per worker.
+pytestmark = pytest.mark.xdist_group("torchscript")
+
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, Path]:
@@ -37,9 +41,9 @@ def reference(x: torch.Tensor, model_class: type[torch.nn.Module] = Model):
     return y.detach(), grad
 
 
-def run_in_fresh_process(path: Path, x: torch.Tensor, device: str, tmp_path: Path):
-    """Output and input gradient of the saved model at `path`, loaded on `device` in a fresh
-    process that registers the ops with torch.ops.load_library alone."""
+def run_in_fresh_process(paths: list[Path], x: torch.Tensor, device: str, tmp_path: Path):
+    """Output and input gradient of each saved model of `paths` (by path), loaded on `device`
+    in a fresh process that registers the ops with torch.ops.load_library alone."""
     input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
     torch.save(x, input_path)
     code = f"""
@@ -47,11 +51,14 @@ def run_in_fresh_process(path: Path, x: torch.Tensor, device: str, tmp_path: Pat
         warnings.simplefilter("ignore", FutureWarning)
         torch.ops.load_library({torch_ext.library_path()!r})
         assert "torch_ext" not in sys.modules
-        model = torch.jit.load({str(path)!r}, map_location={device!r})
-        x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
-        y = model(x)
-        (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
-        torch.save((y.detach(), grad), {str(result_path)!r})
+        results = {{}}
+        for path in {[str(path) for path in paths]!r}:
+            model = torch.jit.load(path, map_location={device!r})
+            x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
+            y = model(x)
+            (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
+            results[path] = (y.detach(), grad)
+        torch.save(results, {str(result_path)!r})
     """
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
@@ -60,10 +67,28 @@ def run_in_fresh_process(path: Path, x: torch.Tensor, device: str, tmp_path: Pat
     return torch.load(result_path)
 
 
+@pytest.fixture(scope="module")
+def loaded_in_a_fresh_process(saved, saved_celu, tmp_path_factory):
+    """`(path, device) -> (output, input gradient)` of the saved models, each loaded in a
+    fresh process: one process per device for all of them (each start loads torch, ~3 s)."""
+    results: dict[str, dict] = {}
+
+    def loaded(path: Path, device: str):
+        if device not in results:
+            paths = [*saved.values(), *saved_celu.values()]
+            folder = tmp_path_factory.mktemp("fresh_process")
+            results[device] = run_in_fresh_process(paths, fixed_input() * 0.7, device, folder)
+        return results[device][str(path)]
+
+    return loaded
+
+
 @pytest.mark.parametrize("kind", ["scripted", "traced"])
-def test_loads_in_a_fresh_process_with_load_library_only(saved, kind, tmp_path, device):
+def test_loads_in_a_fresh_process_with_load_library_only(
+    saved, kind, device, loaded_in_a_fresh_process
+):
     x = fixed_input() * 0.7
-    y, grad = run_in_fresh_process(saved[kind], x, device, tmp_path)
+    y, grad = loaded_in_a_fresh_process(saved[kind], device)
     expected_y, expected_grad = reference(x)  # the eager model on `device`
     assert y.device == expected_y.device
     torch.testing.assert_close(y, expected_y)
@@ -121,10 +146,10 @@ def test_celu_model_calls_the_celu_ops(saved_celu, kind):
 
 @pytest.mark.parametrize("kind", ["scripted", "traced"])
 def test_celu_model_loads_in_a_fresh_process_with_load_library_only(
-    saved_celu, kind, tmp_path, device
+    saved_celu, kind, device, loaded_in_a_fresh_process
 ):
     x = fixed_input() * 0.7
-    y, grad = run_in_fresh_process(saved_celu[kind], x, device, tmp_path)
+    y, grad = loaded_in_a_fresh_process(saved_celu[kind], device)
     expected_y, expected_grad = reference(x, CeluModel)
     assert y.device == expected_y.device
     torch.testing.assert_close(y, expected_y)

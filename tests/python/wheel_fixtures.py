@@ -36,9 +36,11 @@ def wheel(tmp_path_factory) -> Path:
 def venv(wheel, tmp_path_factory) -> Path:
     """A virtual environment with the wheel installed; its python."""
     root = tmp_path_factory.mktemp("venv")
-    run(sys.executable, "-m", "venv", "--system-site-packages", root)
+    # No pip of its own (installing it takes seconds): this one's pip installs into it.
+    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", root)
     python = root / "bin" / "python"
-    run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
+        "--no-index", wheel)  # fmt: skip
     return python
 
 
