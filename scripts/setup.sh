@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine for torch_ext and builds it, idempotently: system packages (only
-# those missing), Python packages (pip skips what is already installed), then the
-# extension and the GoogleTest suite (ccache and ninja make a rebuild quick).
+# those missing), Python packages (pip runs only for those missing: scripts/pip_install.sh),
+# then the extension and the GoogleTest suite (ccache and ninja make a rebuild quick).
 #
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.14.1),
 # TORCHVISION_SPEC (default torchvision==0.29.1; "" skips it),
