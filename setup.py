@@ -80,15 +80,16 @@ class BuildExtensions(cpp_extension.BuildExtension):
             super().build_extension(ext)
 
     def _compile_through_ccache(self) -> None:
-        """An editable install compiles _C in a fresh temporary folder each time (~9 s of
+        """An editable install compiles _C in a fresh temporary folder each time (12-17 s of
         pybind11 headers): through ccache, as CMake compiles the library, a rebuild is a
-        cache hit."""
-        if not shutil.which("ccache"):
+        cache hit. torch wraps `compiler_so` in ccache itself, but newer setuptools compile
+        C++ with `compiler_so_cxx`, which it leaves alone. TORCH_NO_COMPILER_WRAPPER turns
+        this off, as it does torch's."""
+        command = getattr(self.compiler, "compiler_so_cxx", None)
+        if os.environ.get("TORCH_NO_COMPILER_WRAPPER") or not command or not shutil.which("ccache"):
             return
-        for name in ("compiler_so", "compiler_so_cxx"):  # the second: C++ in newer setuptools
-            command = getattr(self.compiler, name, None)
-            if command and "ccache" not in command[0]:
-                self.compiler.set_executable(name, ["ccache", *command])
+        if "ccache" not in os.path.basename(command[0]):
+            self.compiler.set_executable("compiler_so_cxx", ["ccache", *command])
 
     def _build_dir(self) -> Path:
         return Path(os.environ.get("TORCH_EXT_BUILD_DIR", ROOT / "build" / "cmake")).resolve()

@@ -43,10 +43,9 @@ step_done "configure"
 cmake --build "$BUILD_DIR" --parallel "$JOBS"
 step_done "build"
 
-# A sanitizer report aborts the suite (one ctest test runs it all, and fails); the log is
-# searched too, so that no report goes unnoticed whatever the exit status. The build is CPU
-# only: the GPUs are hidden, so that a CUDA build of torch does not start the CUDA driver
-# under ASan.
+# Sanitizer reports abort the test that hits them (ctest fails); the log is searched too,
+# so that no report goes unnoticed whatever the exit status. The build is CPU only: the
+# GPUs are hidden, so that a CUDA build of torch does not start the CUDA driver under ASan.
 export CUDA_VISIBLE_DEVICES=""
 status=0
 for isa in "${isas[@]}"; do

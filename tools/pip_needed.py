@@ -3,7 +3,8 @@ scripts/setup.sh calls pip only when something is missing: pip takes ~15 s to co
 dozen installed packages, this takes well under one. A requirement counts as satisfied when
 its distribution and, recursively, the ones it requires (markers evaluated, extras asked for
 included) are installed at versions its specifiers allow. Anything this cannot judge (no
-`packaging`, an unparsable line) is printed, which leaves the decision to pip.
+`packaging`, an unparsable line, a URL, broken metadata) is printed, which leaves the
+decision to pip.
 
     python tools/pip_needed.py "torch==2.14.1" numpy "lightning==2.6.6"
 """
@@ -17,17 +18,17 @@ from importlib import metadata
 def unsatisfied(specs: list[str]) -> list[str]:
     """The specs of `specs` that are not satisfied here."""
     try:
-        from packaging.requirements import InvalidRequirement, Requirement
+        from packaging.requirements import Requirement
     except ImportError:  # pip decides
         return list(specs)
     needed = []
     for spec in specs:
         try:
             requirement = Requirement(spec)
-        except InvalidRequirement:
-            needed.append(spec)
-            continue
-        if not _satisfied(requirement, Requirement, seen=set()):
+            # A URL names a file, not a version: only pip can tell whether it is installed.
+            if requirement.url or not _satisfied(requirement, Requirement, seen=set()):
+                needed.append(spec)
+        except Exception:  # unparsable, broken metadata: pip decides
             needed.append(spec)
     return needed
 

@@ -1,6 +1,6 @@
 // Default runtime options of the sanitizers, compiled into the GoogleTest executable only
 // in a TORCH_EXT_SANITIZE build (scripts/sanitize.sh). They apply however the tests are
-// started (ctest, by hand); ASAN_OPTIONS / UBSAN_OPTIONS /
+// started (ctest, gtest_discover_tests' listing, by hand); ASAN_OPTIONS / UBSAN_OPTIONS /
 // LSAN_OPTIONS in the environment override them one by one.
 
 extern "C" {

@@ -84,10 +84,23 @@ def worker(rank: int, world_size: int, port: int, out: str) -> None:
 
 @pytest.fixture(scope="module")
 def ranks_ran(tmp_path_factory) -> Path:
-    """The folder where the two ranks wrote what each scenario gave them."""
+    """The folder where the two ranks wrote what each scenario gave them. A scenario that
+    failed fails the tests whose files are missing, with the ranks' error; the others stand."""
     out = tmp_path_factory.mktemp("ranks")
-    spawn(worker, str(out))
+    try:
+        spawn(worker, str(out))
+    except Exception as error:  # noqa: BLE001 - re-raised by the tests it concerns
+        (out / "error.txt").write_text(f"the ranks failed:\n{error}")
     return out
+
+
+def read_rank_file(folder: Path, name: str) -> Path:
+    """`folder / name`, or the ranks' error if they did not write it."""
+    path = folder / name
+    if not path.exists():
+        error = folder / "error.txt"
+        pytest.fail(error.read_text() if error.exists() else f"no {name}", pytrace=False)
+    return path
 
 
 def ddp_counts(rank: int, world_size: int, out: Path) -> None:
@@ -99,7 +112,7 @@ def ddp_counts(rank: int, world_size: int, out: Path) -> None:
 
 
 def test_ddp_report_equals_single_process(ranks_ran):
-    distributed = json.loads((ranks_ran / "ddp.json").read_text())
+    distributed = json.loads(read_rank_file(ranks_ran, "ddp.json").read_text())
     single = monitored_counts(make_model(), data())
     assert distributed == json.loads(json.dumps(single))
     assert distributed["1"][3] == [2, 5]
@@ -140,7 +153,7 @@ def branch_counts(rank: int, world_size: int, out: Path) -> None:
 
 def test_ranks_that_skip_a_branch_agree_on_the_report(ranks_ran):
     (local0, summed0, closed0), (local1, summed1, closed1) = (
-        json.loads((ranks_ran / f"branch{r}.json").read_text()) for r in range(2)
+        json.loads(read_rank_file(ranks_ran, f"branch{r}.json").read_text()) for r in range(2)
     )
     assert summed0 == summed1 == closed0 == closed1
     assert "branch.1" in local0 and "branch.1" not in local1
@@ -169,7 +182,7 @@ def revived_weights(rank: int, world_size: int, out: Path) -> None:
 
 
 def test_revive_gives_every_rank_the_same_weights(ranks_ran):
-    rank0, rank1 = (torch.load(ranks_ran / f"revive{r}.pt") for r in range(2))
+    rank0, rank1 = (torch.load(read_rank_file(ranks_ran, f"revive{r}.pt")) for r in range(2))
     assert rank0["revived"] == rank1["revived"] == {"1": [2, 5]}
     for key, value in rank0["state"].items():
         assert torch.equal(value, rank1["state"][key]), key

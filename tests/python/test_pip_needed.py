@@ -70,3 +70,15 @@ def test_markers_and_extras_decide_which_dependencies_count(site):
 
 def test_what_it_cannot_parse_is_left_to_pip(site):
     assert unsatisfied(["not a requirement ==="]) == ["not a requirement ==="]
+
+
+def test_a_url_requirement_is_left_to_pip(site):
+    """A URL names a file, not a version: whatever is installed may not be that file."""
+    install_fake(site, "fake_leaf", "1.0")
+    spec = "fake_leaf @ file:///nowhere/fake_leaf-2.0-py3-none-any.whl"
+    assert unsatisfied([spec]) == [spec]
+
+
+def test_broken_metadata_is_left_to_pip(site):
+    (site / "fake_broken-1.0.dist-info").mkdir()  # no METADATA
+    assert unsatisfied(["fake_broken", "fake_broken==1.0"]) == ["fake_broken", "fake_broken==1.0"]

@@ -30,6 +30,11 @@ def saved(tmp_path_factory) -> dict[str, Path]:
         return save_models(tmp_path_factory.mktemp("torchscript"))
 
 
+def fresh_process_input() -> torch.Tensor:
+    """The input the fresh-process tests feed the saved models (on the test's device)."""
+    return fixed_input() * 0.7
+
+
 def reference(x: torch.Tensor, model_class: type[torch.nn.Module] = Model):
     """Output and input gradient of the eager model the files were saved from."""
     torch.manual_seed(0)
@@ -43,21 +48,25 @@ def reference(x: torch.Tensor, model_class: type[torch.nn.Module] = Model):
 
 def run_in_fresh_process(paths: list[Path], x: torch.Tensor, device: str, tmp_path: Path):
     """Output and input gradient of each saved model of `paths` (by path), loaded on `device`
-    in a fresh process that registers the ops with torch.ops.load_library alone."""
+    in a fresh process that registers the ops with torch.ops.load_library alone; for a model
+    that failed there, the traceback."""
     input_path, result_path = tmp_path / "x.pt", tmp_path / "result.pt"
     torch.save(x, input_path)
     code = f"""
-        import sys, warnings, torch
+        import sys, traceback, warnings, torch
         warnings.simplefilter("ignore", FutureWarning)
         torch.ops.load_library({torch_ext.library_path()!r})
         assert "torch_ext" not in sys.modules
         results = {{}}
         for path in {[str(path) for path in paths]!r}:
-            model = torch.jit.load(path, map_location={device!r})
-            x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
-            y = model(x)
-            (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
-            results[path] = (y.detach(), grad)
+            try:  # one model's failure is its test's, not the others'
+                model = torch.jit.load(path, map_location={device!r})
+                x = torch.load({str(input_path)!r}, map_location={device!r}).requires_grad_(True)
+                y = model(x)
+                (grad,) = torch.autograd.grad(y.pow(2).sum(), x)
+                results[path] = (y.detach(), grad)
+            except Exception:
+                results[path] = traceback.format_exc()
         torch.save(results, {str(result_path)!r})
     """
     result = subprocess.run(
@@ -71,14 +80,22 @@ def run_in_fresh_process(paths: list[Path], x: torch.Tensor, device: str, tmp_pa
 def loaded_in_a_fresh_process(saved, saved_celu, tmp_path_factory):
     """`(path, device) -> (output, input gradient)` of the saved models, each loaded in a
     fresh process: one process per device for all of them (each start loads torch, ~3 s)."""
-    results: dict[str, dict] = {}
+    results: dict[str, dict | Exception] = {}  # a failed process fails every test once
 
     def loaded(path: Path, device: str):
         if device not in results:
             paths = [*saved.values(), *saved_celu.values()]
             folder = tmp_path_factory.mktemp("fresh_process")
-            results[device] = run_in_fresh_process(paths, fixed_input() * 0.7, device, folder)
-        return results[device][str(path)]
+            try:
+                results[device] = run_in_fresh_process(paths, fresh_process_input(), device, folder)
+            except Exception as error:  # noqa: BLE001 - kept, raised by each test
+                results[device] = error
+        if isinstance(results[device], Exception):
+            raise results[device]
+        result = results[device][str(path)]
+        if isinstance(result, str):
+            pytest.fail(f"in the fresh process:\n{result}", pytrace=False)
+        return result
 
     return loaded
 
@@ -87,7 +104,7 @@ def loaded_in_a_fresh_process(saved, saved_celu, tmp_path_factory):
 def test_loads_in_a_fresh_process_with_load_library_only(
     saved, kind, device, loaded_in_a_fresh_process
 ):
-    x = fixed_input() * 0.7
+    x = fresh_process_input()
     y, grad = loaded_in_a_fresh_process(saved[kind], device)
     expected_y, expected_grad = reference(x)  # the eager model on `device`
     assert y.device == expected_y.device
@@ -148,7 +165,7 @@ def test_celu_model_calls_the_celu_ops(saved_celu, kind):
 def test_celu_model_loads_in_a_fresh_process_with_load_library_only(
     saved_celu, kind, device, loaded_in_a_fresh_process
 ):
-    x = fixed_input() * 0.7
+    x = fresh_process_input()
     y, grad = loaded_in_a_fresh_process(saved_celu[kind], device)
     expected_y, expected_grad = reference(x, CeluModel)
     assert y.device == expected_y.device

@@ -36,11 +36,14 @@ def wheel(tmp_path_factory) -> Path:
 def venv(wheel, tmp_path_factory) -> Path:
     """A virtual environment with the wheel installed; its python."""
     root = tmp_path_factory.mktemp("venv")
-    # No pip of its own (installing it takes seconds): this one's pip installs into it.
-    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", root)
     python = root / "bin" / "python"
-    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
-        "--no-index", wheel)  # fmt: skip
+    install = ["install", "-q", "--no-deps", "--no-index", str(wheel)]
+    if _pip_has_python_option():  # no pip of its own (seconds to install): ours installs
+        run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", root)
+        run(sys.executable, "-m", "pip", "--python", python, *install)
+    else:
+        run(sys.executable, "-m", "venv", "--system-site-packages", root)
+        run(python, "-m", "pip", *install)
     return python
 
 
@@ -69,3 +72,11 @@ def examples(venv, wheel_cmake_prefix, tmp_path_factory) -> Path:
         "-DCMAKE_BUILD_TYPE=Release", cwd=cwd)  # fmt: skip
     run("cmake", "--build", build, "--parallel", str(os.cpu_count() or 1))
     return build
+
+
+def _pip_has_python_option() -> bool:
+    """`pip --python`, which installs into another interpreter: pip 22.3 and later."""
+    import pip
+
+    major, minor = (int(part) for part in pip.__version__.split(".")[:2])
+    return (major, minor) >= (22, 3)
