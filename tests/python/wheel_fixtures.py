@@ -75,8 +75,10 @@ def examples(venv, wheel_cmake_prefix, tmp_path_factory) -> Path:
 
 
 def _pip_has_python_option() -> bool:
-    """`pip --python`, which installs into another interpreter: pip 22.3 and later."""
-    import pip
+    """`pip --python`, which installs into another interpreter: pip 22.3 and later. Read from
+    the metadata: importing pip turns off setuptools' distutils shim in this process, and a
+    later torch.compile (which imports setuptools) then fails."""
+    from importlib.metadata import version
 
-    major, minor = (int(part) for part in pip.__version__.split(".")[:2])
+    major, minor = (int(part) for part in version("pip").split(".")[:2])
     return (major, minor) >= (22, 3)
