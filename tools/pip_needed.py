@@ -14,26 +14,29 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # pip decides
+    Requirement = None
+
 
 def unsatisfied(specs: list[str]) -> list[str]:
     """The specs of `specs` that are not satisfied here."""
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:  # pip decides
+    if Requirement is None:
         return list(specs)
     needed = []
     for spec in specs:
         try:
             requirement = Requirement(spec)
             # A URL names a file, not a version: only pip can tell whether it is installed.
-            if requirement.url or not _satisfied(requirement, Requirement, seen=set()):
+            if requirement.url or not _satisfied(requirement, seen=set()):
                 needed.append(spec)
-        except Exception:  # unparsable, broken metadata: pip decides
+        except Exception:  # unparsable, here or in someone's metadata, or broken: pip decides
             needed.append(spec)
     return needed
 
 
-def _satisfied(requirement, parse, seen: set) -> bool:
+def _satisfied(requirement: Requirement, seen: set) -> bool:
     key = (requirement.name.lower(), str(requirement.specifier), tuple(sorted(requirement.extras)))
     if key in seen:
         return True
@@ -44,15 +47,12 @@ def _satisfied(requirement, parse, seen: set) -> bool:
         return False
     if not requirement.specifier.contains(installed.version, prereleases=True):
         return False
+    environments = [{"extra": extra} for extra in ("", *requirement.extras)]
     for line in installed.requires or []:
-        try:
-            dependency = parse(line)
-        except Exception:  # an odd line in someone's metadata: let pip judge
-            return False
-        environments = [{"extra": extra} for extra in ("", *requirement.extras)]
+        dependency = Requirement(line)
         if dependency.marker and not any(dependency.marker.evaluate(e) for e in environments):
             continue
-        if not _satisfied(dependency, parse, seen):
+        if not _satisfied(dependency, seen):
             return False
     return True
 

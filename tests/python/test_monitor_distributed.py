@@ -108,7 +108,7 @@ def ddp_counts(rank: int, world_size: int, out: Path) -> None:
     shard = data().chunk(world_size)[rank]
     counts = monitored_counts(model.module, shard)
     if rank == 0:
-        Path(out, "ddp.json").write_text(json.dumps(counts))
+        (out / "ddp.json").write_text(json.dumps(counts))
 
 
 def test_ddp_report_equals_single_process(ranks_ran):
@@ -148,7 +148,7 @@ def branch_counts(rank: int, world_size: int, out: Path) -> None:
         summed = counts_of(monitor.report())
         monitor.step()
         closed = counts_of(monitor.history[-1])
-    Path(out, f"branch{rank}.json").write_text(json.dumps([local, summed, closed]))
+    (out / f"branch{rank}.json").write_text(json.dumps([local, summed, closed]))
 
 
 def test_ranks_that_skip_a_branch_agree_on_the_report(ranks_ran):
@@ -176,9 +176,7 @@ def revived_weights(rank: int, world_size: int, out: Path) -> None:
         monitor.step()
         torch.manual_seed(100 + rank)  # each rank's own draw would differ
         revived = revive(model, monitor)
-    torch.save(
-        {"revived": dict(revived), "state": model.state_dict()}, Path(out, f"revive{rank}.pt")
-    )
+    torch.save({"revived": dict(revived), "state": model.state_dict()}, out / f"revive{rank}.pt")
 
 
 def test_revive_gives_every_rank_the_same_weights(ranks_ran):
