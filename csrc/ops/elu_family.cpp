@@ -137,20 +137,12 @@ void register_meta_kernels(torch::Library& m) {
 
 // --- The device kernels, one per schema, all over the same two loops --------------------
 
-// ATen converts alpha, scale and input_scale to the compute type (float but for float64)
-// and raises when a finite value overflows it; so do we, rather than compute with inf.
+// alpha, scale and input_scale in the compute type (ATen raises as we do).
 void check_fits_compute_type(const char* op, const act::EluParams& p, at::ScalarType dtype) {
-  if (dtype == at::kDouble) return;
-  const auto fits = [](double v) {
-    return !std::isfinite(v) || std::abs(v) <= std::numeric_limits<float>::max();
-  };
-  TORCH_CHECK(fits(p.alpha), op, ": value cannot be converted to type float without overflow: ",
-              "argument 'alpha' is ", p.alpha);
-  TORCH_CHECK(fits(p.scale), op, ": value cannot be converted to type float without overflow: ",
-              "argument 'scale' is ", p.scale);
-  TORCH_CHECK(fits(p.input_scale), op,
-              ": value cannot be converted to type float without overflow: the input scale ",
-              "(1 / alpha for CELU) is ", p.input_scale);
+  outputs::check_fits_compute_type(op, "argument 'alpha'", p.alpha, dtype);
+  outputs::check_fits_compute_type(op, "argument 'scale'", p.scale, dtype);
+  outputs::check_fits_compute_type(op, "the input scale (1 / alpha for CELU)", p.input_scale,
+                                   dtype);
 }
 
 at::Tensor forward(const char* op, const at::Tensor& self, const act::EluParams& p) {
@@ -176,9 +168,12 @@ at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& self_or_res
   constexpr const char* op = "torch_ext::elu_backward";
   at::Tensor grad_input =
       outputs::activation_backward(op, grad_output, self_or_result, "alpha", alpha, is_result);
-  check_fits_compute_type(op, {alpha, scale, input_scale}, grad_output.scalar_type());
+  check_fits_compute_type(op, {alpha, scale, input_scale}, grad_input.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
-  auto iter = elementwise_iterator(grad_input, grad_output, self_or_result);
+  // The operands in grad_input's (promoted) dtype; named: the iterator borrows them.
+  const at::Tensor g = grad_output.to(grad_input.scalar_type());
+  const at::Tensor s = self_or_result.to(grad_input.scalar_type());
+  auto iter = elementwise_iterator(grad_input, g, s);
   loops_for(op, grad_output).elu_backward(iter, {alpha, scale, input_scale}, is_result);
   return grad_input;
 }

@@ -108,9 +108,15 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
 
 namespace {
 
+void check_slope(const char* op, double negative_slope, const at::Tensor& like) {
+  outputs::check_fits_compute_type(op, "argument 'negative_slope'", negative_slope,
+                                   like.scalar_type());
+}
+
 at::Tensor leaky_relu_kernel(const at::Tensor& self, double negative_slope) {
   constexpr const char* op = "torch_ext::leaky_relu";
   at::Tensor out = outputs::activation(op, self);
+  check_slope(op, negative_slope, self);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   auto iter = elementwise_iterator(out, self);
   loops_for(op, self).leaky_relu(iter, negative_slope);
@@ -120,6 +126,7 @@ at::Tensor leaky_relu_kernel(const at::Tensor& self, double negative_slope) {
 at::Tensor& leaky_relu_kernel_(at::Tensor& self, double negative_slope) {
   constexpr const char* op = "torch_ext::leaky_relu_";
   outputs::activation_in_place(op, self);
+  check_slope(op, negative_slope, self);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   auto iter = elementwise_iterator(self, self);
   loops_for(op, self).leaky_relu(iter, negative_slope);
@@ -132,9 +139,13 @@ at::Tensor leaky_relu_backward_kernel(const at::Tensor& grad_output,
   constexpr const char* op = "torch_ext::leaky_relu_backward";
   at::Tensor grad_input = outputs::activation_backward(op, grad_output, self_or_result,
                                                        "negative_slope", negative_slope, is_result);
+  check_slope(op, negative_slope, grad_input);
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   // With slope >= 0 the result has the input's sign, so one loop serves both paths.
-  auto iter = elementwise_iterator(grad_input, grad_output, self_or_result);
+  // The operands in grad_input's (promoted) dtype; named: the iterator borrows them.
+  const at::Tensor g = grad_output.to(grad_input.scalar_type());
+  const at::Tensor s = self_or_result.to(grad_input.scalar_type());
+  auto iter = elementwise_iterator(grad_input, g, s);
   loops_for(op, grad_output).leaky_relu_backward(iter, negative_slope);
   return grad_input;
 }
@@ -143,6 +154,7 @@ std::tuple<at::Tensor, at::Tensor> leaky_relu_masked_kernel(const at::Tensor& se
                                                             double negative_slope) {
   constexpr const char* op = "torch_ext::leaky_relu_masked";
   auto [result, mask] = outputs::masked_activation(op, self);
+  check_slope(op, negative_slope, self);
   if (self.numel() == 0) return {result, mask};
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const at::Tensor source = outputs::laid_out_like(self, result);
@@ -157,6 +169,7 @@ at::Tensor leaky_relu_backward_masked_kernel(const at::Tensor& grad_output,
                                              c10::SymIntArrayRef result_strides) {
   constexpr const char* op = "torch_ext::leaky_relu_backward_masked";
   at::Tensor grad_input = outputs::masked_backward(op, grad_output, sign_mask, result_strides);
+  check_slope(op, negative_slope, grad_output);
   if (grad_output.numel() == 0) return grad_input;
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   const at::Tensor source = outputs::laid_out_like(grad_output, grad_input);
@@ -171,6 +184,7 @@ at::Tensor leaky_relu_counted_kernel(const at::Tensor& self, double negative_slo
                                      at::Tensor& counts, int64_t unit_dim,
                                      const at::Tensor& alive_threshold) {
   constexpr const char* op = "torch_ext::leaky_relu_counted";
+  check_slope(op, negative_slope, self);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for(op, self);
   return counted_forward(

@@ -1,11 +1,16 @@
 #include "ops/outputs.h"
 
+#include <ATen/ExpandUtils.h>
 #include <ATen/MemoryOverlap.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/empty_strided.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
 
 namespace torch_ext::outputs {
 namespace {
@@ -22,21 +27,32 @@ void check_floating(const char* op, const char* arg, const at::Tensor& t) {
 
 void check_like(const char* op, const char* arg, const at::Tensor& t, const char* ref_name,
                 const at::Tensor& ref) {
-  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": expected argument '", arg,
-                   "' to have the dtype of '", ref_name, "' (", ref.scalar_type(), "), but got ",
-                   t.scalar_type());
+  // RuntimeError, as ATen's own dtype mismatches (TypeError is for dtypes never supported).
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": expected argument '", arg,
+              "' to have the dtype of '", ref_name, "' (", ref.scalar_type(), "), but got ",
+              t.scalar_type());
   TORCH_CHECK(t.device() == ref.device(), op, ": expected argument '", arg,
               "' to be on the device of '", ref_name, "' (", ref.device(), "), but got ",
               t.device());
 }
 
-void check_grad(const char* op, const at::Tensor& grad_output, const char* arg,
-                const at::Tensor& t) {
-  check_floating(op, arg, t);
-  check_like(op, "grad_output", grad_output, arg, t);
-  TORCH_CHECK(grad_output.sym_sizes() == t.sym_sizes(), op,
-              ": expected argument 'grad_output' to have the shape of '", arg, "' ", t.sym_sizes(),
-              ", but got ", grad_output.sym_sizes());
+void check_same_device(const char* op, const at::Tensor& grad_output, const char* arg,
+                       const at::Tensor& t) {
+  TORCH_CHECK(grad_output.device() == t.device(), op,
+              ": expected argument 'grad_output' to be on the device of '", arg, "' (", t.device(),
+              "), but got ", grad_output.device());
+}
+
+// The shape two backward operands broadcast to, as ATen's binary ops broadcast them.
+std::vector<c10::SymInt> broadcast_shape(const char* op, const at::Tensor& grad_output,
+                                         const at::Tensor& self_or_result) {
+  try {
+    return at::infer_size_symint(grad_output.sym_sizes(), self_or_result.sym_sizes());
+  } catch (const c10::Error&) {
+    TORCH_CHECK(false, op, ": expected arguments 'grad_output' ", grad_output.sym_sizes(),
+                " and 'self_or_result' ", self_or_result.sym_sizes(),
+                " to broadcast to one shape, but they do not");
+  }
 }
 
 void check_prelu_weight(const char* op, const at::Tensor& self, const at::Tensor& weight) {
@@ -52,6 +68,13 @@ void check_prelu_weight(const char* op, const at::Tensor& self, const at::Tensor
 }
 
 }  // namespace
+
+void check_fits_compute_type(const char* op, const char* what, double value, at::ScalarType dtype) {
+  const bool fits = dtype == at::kDouble || !std::isfinite(value) ||
+                    std::abs(value) <= std::numeric_limits<float>::max();
+  TORCH_CHECK(fits, op, ": value cannot be converted to type float without overflow: ", what,
+              " is ", value);
+}
 
 at::Tensor activation(const char* op, const at::Tensor& self) {
   check_floating(op, "self", self);
@@ -74,13 +97,22 @@ void activation_in_place(const char* op, const at::Tensor& self) {
 at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
                                const at::Tensor& self_or_result, const char* param, double value,
                                bool is_result) {
-  check_grad(op, grad_output, "self_or_result", self_or_result);
+  check_floating(op, "grad_output", grad_output);
+  check_floating(op, "self_or_result", self_or_result);
+  check_same_device(op, grad_output, "self_or_result", self_or_result);
   TORCH_CHECK(!is_result || value >= 0.0, op, ": is_result=True needs ", param, " >= 0, but got ",
               value, ". In-place backward with a negative ", param,
               " is not supported: the input cannot be recovered from the result. This is "
               "caused by calling the in-place op with a negative ",
               param, "; call the out-of-place op instead.");
-  return at::empty_like(self_or_result);
+  // ATen's backward ops are binary ops: the operands broadcast and promote.
+  const auto dtype = at::promote_types(grad_output.scalar_type(), self_or_result.scalar_type());
+  if (grad_output.sym_sizes() == self_or_result.sym_sizes() &&
+      dtype == self_or_result.scalar_type()) {
+    return at::empty_like(self_or_result);
+  }
+  return at::empty_symint(broadcast_shape(op, grad_output, self_or_result),
+                          self_or_result.options().dtype(dtype));
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::Tensor& self) {
@@ -125,7 +157,12 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& weight) {
   const char* op = "torch_ext::prelu_backward";
   check_prelu_weight(op, self, weight);
-  check_grad(op, grad_output, "self", self);
+  check_floating(op, "grad_output", grad_output);
+  check_like(op, "grad_output", grad_output, "self", self);
+  // ATen's PReLU backward kernel broadcasts grad_output to the input's shape.
+  TORCH_CHECK(at::is_expandable_to(grad_output.sym_sizes(), self.sym_sizes()), op,
+              ": expected argument 'grad_output' to have the shape of 'self' ", self.sym_sizes(),
+              " or one that broadcasts to it, but got ", grad_output.sym_sizes());
   return {at::empty_like(self), at::empty_like(weight)};
 }
 

@@ -9,6 +9,11 @@
 
 namespace torch_ext::outputs {
 
+// ATen converts an op's scalar parameters to the compute type (float, but double for
+// float64) and raises when a finite value overflows it; so do we, rather than compute with
+// inf. `what` names the parameter ("argument 'alpha'").
+void check_fits_compute_type(const char* op, const char* what, double value, at::ScalarType dtype);
+
 // Output of an elementwise activation of `self` (same shape, dtype and strides).
 at::Tensor activation(const char* op, const at::Tensor& self);
 

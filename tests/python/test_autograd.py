@@ -137,7 +137,24 @@ def test_what_each_op_keeps_for_backward():
         assert len(saved) == 1 and saved[0].data_ptr() == x.data_ptr()
     _, saved = _saved_by(ops.leaky_relu, x)
     bits = sum(1 << i for i, v in enumerate(x.tolist()) if v > 0)
-    assert len(saved) == 1 and saved[0].dtype == torch.uint8 and saved[0].tolist() == [bits]
+    assert len(saved) == 2 and saved[0].dtype == torch.uint8 and saved[0].tolist() == [bits]
+    # and a stand-in for the input in create_graph's graph: x's shape, one element of memory
+    anchor = saved[1]
+    assert anchor.shape == x.shape and anchor.untyped_storage().nbytes() == x.element_size()
+    assert anchor.requires_grad and not anchor.any()
+
+
+def test_leaky_relu_gradient_depends_on_the_input_as_natively():
+    """Under create_graph the gradient of leaky_relu(x) hangs on x even with a constant
+    grad_output (its derivative in x is 0): a second grad returns zeros, as natively."""
+    results = []
+    x = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    for fn in (X.leaky_relu, F.leaky_relu):
+        (g,) = torch.autograd.grad(fn(x, 0.2).sum(), x, create_graph=True)
+        assert g.requires_grad
+        results.append((g, *torch.autograd.grad(g.sum(), x)))
+    (g, h), (g_native, h_native) = results
+    assert torch.equal(g, g_native) and torch.equal(h, h_native) and not h.any()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ulps import assert_values, input_grad_ulps
 
 import torch_ext.functional as X
 import torch_ext.nn as xnn
@@ -52,10 +53,11 @@ def test_non_floating_input(name: str, dtype: torch.dtype, device: str):
 )
 def test_prelu_bad_weight(weight: torch.Tensor, pattern: str):
     x = torch.randn(2, 3, 4)
-    error = TypeError if weight.dtype != x.dtype else RuntimeError
-    with pytest.raises(error, match="torch_ext::prelu: expected " + pattern):
+    with pytest.raises(RuntimeError):  # native's type, so `except RuntimeError` catches ours
+        torch.nn.functional.prelu(x, weight)
+    with pytest.raises(RuntimeError, match="torch_ext::prelu: expected " + pattern):
         X.prelu(x, weight)
-    with pytest.raises(error, match="torch_ext::prelu: expected " + pattern):
+    with pytest.raises(RuntimeError, match="torch_ext::prelu: expected " + pattern):
         X.prelu(x.to("meta"), weight.to("meta"))
 
 
@@ -135,19 +137,66 @@ def test_in_place_celu_negative_alpha_raises_at_backward():
 
 
 def test_backward_grad_shape_mismatch():
+    with pytest.raises(RuntimeError):
+        torch.ops.aten.elu_backward(torch.randn(5), 1.0, 1.0, 1.0, False, torch.randn(4))
     with pytest.raises(
         RuntimeError,
-        match=r"torch_ext::elu_backward: expected argument 'grad_output' to have the shape of 'self_or_result' \[4\], but got \[5\]",
+        match=r"torch_ext::elu_backward: expected arguments 'grad_output' \[5\] and "
+        r"'self_or_result' \[4\] to broadcast to one shape",
     ):
         ops.elu_backward(torch.randn(5), torch.randn(4), 1.0, 1.0, False)
+    with pytest.raises(RuntimeError, match=r"torch_ext::prelu_backward: expected argument "):
+        ops.prelu_backward(torch.randn(2, 3), torch.randn(3), torch.ones(1))
 
 
-def test_backward_grad_dtype_mismatch():
-    with pytest.raises(
-        TypeError,
-        match=r"torch_ext::leaky_relu_backward: expected argument 'grad_output' to have the dtype of 'self_or_result'",
-    ):
-        ops.leaky_relu_backward(torch.randn(4, dtype=torch.float64), torch.randn(4), 0.1, False)
+# grad_output shapes and dtypes ATen's backward ops take for a [4, 5] float32 self: they
+# broadcast and promote, as binary ops do (PReLU's: broadcast only, as ATen's kernel).
+BACKWARD_GRADS = {
+    "broadcast_row": lambda: torch.randn(5),
+    "broadcast_column": lambda: torch.randn(4, 1),
+    "wider": lambda: torch.randn(2, 4, 5),
+    "float64": lambda: torch.randn(4, 5, dtype=torch.float64),
+    "float16": lambda: torch.randn(4, 5, dtype=torch.float16),
+}
+BACKWARD_OPS = {  # ours, ATen's
+    "leaky_relu": (
+        lambda g, x: ops.leaky_relu_backward(g, x, 0.1, False),
+        lambda g, x: torch.ops.aten.leaky_relu_backward(g, x, 0.1, False),
+    ),
+    "leaky_relu_from_result": (
+        lambda g, y: ops.leaky_relu_backward(g, y, 0.1, True),
+        lambda g, y: torch.ops.aten.leaky_relu_backward(g, y, 0.1, True),
+    ),
+    "elu": (
+        lambda g, x: ops.elu_backward(g, x, 1.3, 1.0, False),
+        lambda g, x: torch.ops.aten.elu_backward(g, 1.3, 1.0, 1.0, False, x),
+    ),
+    "elu_from_result": (
+        lambda g, y: ops.elu_backward(g, y, 1.67, 1.05, True),
+        lambda g, y: torch.ops.aten.elu_backward(g, 1.67, 1.05, 1.0, True, y),
+    ),
+}
+
+
+@pytest.mark.parametrize("grad", BACKWARD_GRADS, ids=str)
+@pytest.mark.parametrize("op", BACKWARD_OPS, ids=str)
+def test_backward_ops_take_the_grad_output_aten_takes(op: str, grad: str):
+    g, x = BACKWARD_GRADS[grad](), torch.randn(4, 5)
+    ours, aten = BACKWARD_OPS[op]
+    expected = aten(g, x)
+    got = ours(g, x)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    # Leaky ReLU bitwise, the ELU family within its exp's ulps (ulps.py)
+    name = "leaky_relu" if op.startswith("leaky_relu") else "elu"
+    assert_values(got, expected, input_grad_ulps(name, got.dtype), what=op)
+
+
+def test_prelu_backward_takes_a_grad_output_that_broadcasts_to_the_input():
+    g, x, w = torch.randn(5), torch.randn(4, 5), torch.rand(5)
+    grad_input, grad_weight = ops.prelu_backward(g, x, w)
+    expected_input, per_element = torch.ops.aten._prelu_kernel_backward(g, x, w)
+    torch.testing.assert_close(grad_input, expected_input, rtol=0, atol=0)
+    torch.testing.assert_close(grad_weight, per_element.sum(0))
 
 
 def test_unsupported_layout_names_the_op():
@@ -156,6 +205,11 @@ def test_unsupported_layout_names_the_op():
 
 
 OVERFLOWING_PARAMETERS = [  # (ours, native): a parameter float cannot hold, as natively
+    (lambda t: X.leaky_relu(t, 1e300), lambda t: torch.nn.functional.leaky_relu(t, 1e300)),
+    (
+        lambda t: X.leaky_relu(t, -1e300, inplace=True),
+        lambda t: torch.nn.functional.leaky_relu_(t, -1e300),
+    ),
     (lambda t: X.elu(t, 1e300), lambda t: torch.nn.functional.elu(t, 1e300)),
     (lambda t: X.celu(t, 1e300), lambda t: torch.nn.functional.celu(t, 1e300)),
     (lambda t: X.celu(t, 1e-40), lambda t: torch.nn.functional.celu(t, 1e-40)),  # 1 / alpha
@@ -172,12 +226,15 @@ def test_parameter_overflowing_the_compute_type_raises_as_natively(index: int, d
     with pytest.raises(RuntimeError, match="cannot be converted to type float without overflow"):
         native(torch.tensor([-1.0, 2.0], dtype=dtype))
     t = torch.tensor([-1.0, 2.0], dtype=dtype)
-    with pytest.raises(RuntimeError, match=r"torch_ext::c?elu_?: value cannot be converted"):
+    with pytest.raises(
+        RuntimeError, match=r"torch_ext::(c?elu|leaky_relu)_?: value cannot be converted"
+    ):
         ours(t)
     assert torch.equal(t, torch.tensor([-1.0, 2.0], dtype=dtype))
 
 
 def test_parameter_overflowing_float_is_fine_in_float64():
     x = torch.tensor([-1e-300, 2.0], dtype=torch.float64)
+    assert torch.equal(X.leaky_relu(x, 1e300), torch.nn.functional.leaky_relu(x, 1e300))
     torch.testing.assert_close(X.elu(x, 1e300), torch.nn.functional.elu(x, 1e300))
     torch.testing.assert_close(X.celu(x, 1e-40), torch.nn.functional.celu(x, 1e-40))

@@ -3,7 +3,8 @@ networks) in the JSON, numbers within their ranges; the report's opening summary
 born-dead table against the run's results, its plots' legends clear of the data; revive
 bringing dead units back in the study's loop; the CNN's view of the digits as images; the
 born-dead estimator against its analytic value; --data with valid and invalid files, CSV
-header rows and --label-column."""
+header rows and --label-column; the count options refused below 1; the report's counts in
+the singular for one, and one seed's values without a spread."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from helpers import pool_job
 from matplotlib.transforms import Bbox
 
 from torch_ext.study import born_dead, report
-from torch_ext.study.__main__ import main, parse_args
+from torch_ext.study.__main__ import PARTS, main, parse_args, settings_for
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
 from torch_ext.study.parallel import Workers, usable_cores
 from torch_ext.study.training import (
@@ -246,14 +247,52 @@ def test_a_failing_job_stops_the_others(tmp_path):
 
 
 def test_more_workers_than_cores_is_allowed_with_a_warning():
-    with pytest.warns(UserWarning, match="more processes than the .* usable cores"):
+    with pytest.warns(UserWarning, match="more processes than the .* usable cores?:"):
         assert parse_args(["--workers", str(usable_cores() + 1)]).workers == usable_cores() + 1
 
 
-def test_workers_must_be_positive(capsys):
-    with pytest.raises(SystemExit):
-        parse_args(["--workers", "0"])
-    assert "--workers: expected a number of processes >= 1, got 0" in capsys.readouterr().err
+# --- the command line's counts: argparse refuses what is no positive integer -------------
+
+
+@pytest.mark.parametrize(
+    "part", [[], ["train"], ["born-dead"], ["selu-check"]], ids=["all", *PARTS]
+)
+@pytest.mark.parametrize("option", ["--seeds", "--epochs", "--workers"])
+@pytest.mark.parametrize(
+    "value,shown",
+    [("0", "0"), ("-1", "-1"), ("-2", "-2"), ("two", "'two'"), ("1.5", "'1.5'"), ("", "''")],
+    ids=["zero", "minus-one", "minus-two", "word", "fraction", "empty"],
+)
+def test_counts_must_be_positive_integers(capsys, part, option, value, shown):
+    """Every count option of every part: argparse's own error, exit status 2, naming the
+    option and what it expected, before any data is read or network trained (these ended
+    in an IndexError at the end of a run, or 0 passed for "not given")."""
+    with pytest.raises(SystemExit) as exit_:
+        parse_args([*part, "--quick", option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: torch-ext-study")
+    assert f"error: argument {option}: must be a positive integer, got {shown}\n" in err
+
+
+def test_counts_of_one_and_more_are_taken():
+    args = parse_args(["train", "--seeds", "1", "--epochs", "3", "--workers", "1"])
+    assert (args.seeds, args.epochs, args.workers) == (1, 3, 1)
+    settings, _, _ = settings_for(args, dataset(None))
+    assert (settings.seeds, settings.cnn_seeds) == (1, 1)
+    assert (settings.epochs, settings.cnn_epochs) == (3, 3)
+
+
+def test_a_one_seed_run_reports_no_spread_and_one_seed(study):
+    """--quick trains one seed: report.md says so in the singular, and its training and
+    revive tables give values without "± 0.000"."""
+    out, _ = study
+    text = (out / "report.md").read_text()
+    assert "1 seed per cell" in text and "1 seeds" not in text
+    tables = text.split("## Dead units and test accuracy")[1].split("## Born dead")[0]
+    assert "| MLP | baseline | ReLU |" in tables and "±" not in tables
+    # --epochs 2, revive every 3: no revive in the run, and the report says so
+    assert "(MLP: not once in its 2 epochs; CNN: not once in its 2 epochs;" in text
 
 
 def test_selu_keeps_the_fixed_point(study):
@@ -430,6 +469,7 @@ def test_csv_header_and_label_column(tmp_path, header, label_at, label_column, b
             ["row 4 has 2 columns, the header 3", "expected rows of numbers"],
         ),
         ("1,2,0\n3,4,1,7\n", None, ["row 2 has 4 columns, row 1 3"]),
+        ("1,2,0\n3\n", None, ["row 2 has 1 column, row 1 3"]),
         ("a,b,label\n", None, ["a header row and no data"]),
         ("1\n2\n", None, ["row 1 has 1 column; expected at least 2"]),
         ("\n\n", None, ["the file is empty"]),
@@ -442,6 +482,7 @@ def test_csv_header_and_label_column(tmp_path, header, label_at, label_column, b
         "empty-cell",
         "short-row",
         "long-row",
+        "one-cell-row",
         "header-only",
         "one-column",
         "empty",
@@ -569,6 +610,140 @@ def test_summary_says_only_what_ran():
         "Born dead at initialisation: ReLU nets of width 2 and depth 9: "
         "80.0% of 10 at one input point."
     ]
+
+
+# --- the report's words: one seed has no spread, one of a thing is singular ---------------
+
+
+def hand_made_cell(seeds: int, units: int = 8, epochs: int = 2) -> dict:
+    """A cell as training.Cell.summary writes one, with values exact in binary."""
+    return {
+        "architecture": "mlp",
+        "scenario": "high_lr",
+        "activation": "ReLU",
+        "seeds": seeds,
+        "units": units,
+        "test_accuracy_mean": 0.875,
+        "test_accuracy_std": 0.0 if seeds == 1 else 0.03125,
+        "dead_fraction_mean": 0.25,
+        "dead_fraction_std": 0.0 if seeds == 1 else 0.125,
+        "dormant_fraction_mean": 0.5,
+        "active_rate_mean": 0.375,
+        "dead_fraction_per_epoch": [0.25] * epochs,
+        "layer_dead_fraction": [0.25],
+        "revived_per_epoch": [0.0] * epochs,
+        "revive_warnings": {},
+    }
+
+
+def hand_made_results(seeds: int, count: int = 2, revive_every: int = 3, **data) -> dict:
+    """Results of one MLP with every count of the settings (layers, units, epochs, seeds)
+    ``count``, save the seeds; its high_lr and remedy_revive ReLU cells."""
+    settings = Settings(
+        width=count,
+        depth=count,
+        epochs=count,
+        seeds=seeds,
+        revive_every=revive_every,
+        architectures=("mlp",),
+    )
+    revived = {**hand_made_cell(seeds, count, count), "scenario": "remedy_revive"}
+    return {
+        "config": dataclasses.asdict(settings),
+        "data": {"name": "hand", "train": 3, "test": 1, "features": 1, "classes": 2} | data,
+        "scenarios": [],
+        "cells": [hand_made_cell(seeds, count, count), revived],
+        "born_dead": [],
+        "selu_check": {},
+    }
+
+
+@pytest.mark.parametrize(
+    "seeds,accuracy,dead,networks",
+    [
+        (1, "0.875", "25.0%", "one seed per cell: each value is one run's, with no spread"),
+        (3, "0.875 ± 0.031", "25.0% ± 12.5%", "mean ± standard deviation over seeds"),
+    ],
+    ids=["one-seed", "three-seeds"],
+)
+def test_one_seed_shows_its_value_without_a_spread(tmp_path, seeds, accuracy, dead, networks):
+    """One seed has no spread: the tables (Markdown and printed) and report.md give the
+    value alone, not "± 0.000"; several seeds, the mean ± the standard deviation."""
+    results = hand_made_results(seeds)
+    summary = ("MLP", "high_lr", "ReLU", accuracy, dead, "50.0%", "37.5%")
+    assert report.summary_rows(results)[0] == summary
+    assert report.revive_rows(results)[0] == ("MLP", "no", accuracy, dead, "25.0%", "")
+    markdown = report.summary_table(results).splitlines()[2]
+    assert markdown == f"| MLP | high_lr | ReLU | {accuracy} | {dead} | 50.0% | 37.5% |"
+    printed = report.text_table(results).splitlines()[2]  # below the header and its rule
+    assert printed.split() == " ".join(summary).split()
+    assert f"Networks (Adam, batch 64; {networks}):" in report.header_section(results)
+    report.write_markdown(results, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert ("±" in text) == (seeds > 1)
+
+
+@pytest.mark.parametrize(
+    "counts,expected",
+    [
+        pytest.param(
+            {"seeds": 1, "count": 1, "revive_every": 1, "train": 1, "test": 1, "features": 1},
+            {
+                "networks": "- MLP: 1 hidden layer of 1 unit; 1 epoch, 1 seed per cell.",
+                "data": "hand: 1 training sample and 1 test sample,\n1 feature, 2 classes.",
+                "column": "dead units (last epoch)",
+                "revived": "0.0 (of 1 unit)",
+                "printed": "without and with torch_ext.revive every epoch:",
+                "section": "every epoch (MLP: not once in its 1 epoch; never after",
+            },
+            id="one",
+        ),
+        pytest.param(
+            {"seeds": 4, "count": 7, "revive_every": 3, "train": 1347, "test": 2, "features": 8},
+            {
+                "networks": "- MLP: 7 hidden layers of 7 units; 7 epochs, 4 seeds per cell.",
+                "data": "hand: 1,347 training samples and 2 test samples,\n8 features, 2 classes.",
+                "column": "dead units (last 3 epochs)",
+                "revived": "0.0 (of 7 units)",
+                "printed": "without and with torch_ext.revive every 3 epochs:",
+                "section": "every 3 epochs (MLP: after epochs 3, 6; never after",
+            },
+            id="several",
+        ),
+    ],
+)
+def test_report_counts_take_the_singular_for_one(counts, expected):
+    """ "1 seed", "1 test sample", "every epoch"; not "1 seeds", "1 samples", "every 1
+    epochs": in report.md's sentences, its revive table and the printed one."""
+    results = hand_made_results(**counts)
+    assert report.networks_text(results) == expected["networks"]
+    assert report.data_text(results) == expected["data"]
+    assert report.revive_columns(results)[4] == expected["column"]
+    assert report.revive_rows(results)[1][5] == expected["revived"]
+    assert report.revive_text(results).splitlines()[0].endswith(expected["printed"])
+    assert expected["section"] in report.revive_section(results)
+
+
+@pytest.mark.parametrize("every,text", [(1, "after every epoch"), (3, "after every 3 epochs")])
+def test_remedy_revive_says_how_often_in_words(every, text):
+    remedy = {s.name: s for s in scenarios(Settings(revive_every=every))}["remedy_revive"]
+    assert remedy.description.endswith(f"optimizer) {text}")
+
+
+@pytest.mark.parametrize(
+    "trials,variants",
+    [(1, "the variants: 0 of 1 network."), (3, "the variants: 0 of 3 networks.")],
+)
+def test_born_dead_counts_networks_in_the_singular_for_one(trials, variants):
+    estimates = [
+        {"activation": a, "width": 2, "depth": 3, "inputs": "one point", "trials": trials}
+        | {"probability": p, "standard_error": 0.0}
+        for a, p in (("ReLU", 0.5), ("ELU", 0.0))
+    ]
+    results = {"cells": [], "born_dead": estimates}
+    assert report.summary_lines(results)[0].endswith(f"of {trials} at one input point; {variants}")
+    never = variants.removeprefix("the variants: ").removesuffix(".")
+    assert report.variants_born_dead_row(results)[3] == f"never: {never}"
 
 
 def born_dead_rows(report_md: str) -> list[list[str]]:

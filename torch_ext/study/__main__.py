@@ -23,6 +23,7 @@ from . import born_dead, report, selu_check
 from .data import MIN_IMAGE_SIDE, DataError, Dataset, dataset
 from .parallel import Workers, one_thread, usable_cores
 from .training import Settings, run_study, scenarios
+from .wording import count
 
 PARTS = ("train", "born-dead", "selu-check")
 
@@ -33,6 +34,20 @@ def progress_bar(enabled: bool):
     from tqdm.auto import tqdm
 
     return lambda items, **kwargs: tqdm(items, leave=False, **kwargs)
+
+
+def positive_int(text: str) -> int:
+    """argparse's type of every count option (--seeds, --epochs, --workers), so each is
+    refused the same way: by argparse, naming the option, exit status 2. Below 1 there is
+    nothing to train: the run would fail at its end (no runs to summarise), or 0 would pass
+    for "not given"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,24 +81,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: the last column)",
     )
     parser.add_argument("--out", type=Path, help="report folder (default: reports/study-<time>)")
-    parser.add_argument("--seeds", type=int, help="seeds per cell")
-    parser.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument("--seeds", type=positive_int, help="seeds per cell")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=cores,
         help="networks trained at once, one process and core each (default: the usable "
         "cores, %(default)s here)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"--workers: expected a number of processes >= 1, got {args.workers}")
     if args.workers > cores:  # as torch's DataLoader says of num_workers
         warnings.warn(
-            f"--workers {args.workers} starts more processes than the {cores} usable "
-            "cores: each trains one network on one thread and holds its own torch (~300 MB), "
-            "so the extra ones only share the cores",
+            f"--workers {args.workers} starts more processes than the "
+            f"{count(cores, 'usable core')}: each trains one network on one thread and holds "
+            "its own torch (~300 MB), so the extra ones only share the cores",
             stacklevel=2,
         )
     return args
@@ -105,9 +118,9 @@ def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dic
     if args.full:
         settings = dataclasses.replace(settings, seeds=20, epochs=60, cnn_seeds=5, cnn_epochs=30)
         born = {**born, "trials": 20000}
-    if args.seeds:
+    if args.seeds is not None:
         settings = dataclasses.replace(settings, seeds=args.seeds, cnn_seeds=args.seeds)
-    if args.epochs:
+    if args.epochs is not None:
         settings = dataclasses.replace(settings, epochs=args.epochs, cnn_epochs=args.epochs)
     left_out = {}
     if data.image_side is None:  # a table, not images: the MLP alone

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .wording import count
+
 
 @dataclass
 class Dataset:
@@ -192,8 +194,8 @@ def label_index(
     columns = len(first_row.cells)
     if columns < 2:
         raise DataError(
-            f"--data {path}: row {first_row.line} has {columns} column; expected at least 2 "
-            f"(the features, then the label); {CSV_ROWS}"
+            f"--data {path}: row {first_row.line} has {count(columns, 'column')}; expected "
+            f"at least 2 (the features, then the label); {CSV_ROWS}"
         )
     if label_column is None:
         return columns - 1
@@ -231,7 +233,7 @@ def numeric_table(path: Path, rows: list[CsvRow], header: list[str] | None) -> n
         if len(row.cells) != columns:
             source = "the header" if header is not None else f"row {rows[0].line}"
             raise DataError(
-                f"--data {path}: row {row.line} has {len(row.cells)} columns, {source} "
+                f"--data {path}: row {row.line} has {count(len(row.cells), 'column')}, {source} "
                 f"{columns}; {CSV_ROWS}"
             )
     try:

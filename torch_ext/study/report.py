@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
+
+from .wording import count, span
 
 matplotlib.use("Agg")  # files only: no display needed, none opened
 
@@ -35,6 +38,31 @@ def network(cell: dict) -> str:
     return NETWORKS.get(cell["architecture"], cell["architecture"])
 
 
+def spread(cell: dict, key: str, form: Callable[[float], str]) -> str:
+    """The cell's ``key`` mean ± its standard deviation over seeds, each written by
+    ``form``; a cell of one seed has no spread, so its value alone (not "± 0.000")."""
+    mean = form(cell[f"{key}_mean"])
+    if cell["seeds"] == 1:
+        return mean
+    return f"{mean} ± {form(cell[f'{key}_std'])}"
+
+
+def decimal(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def seeds_per_cell(results: dict) -> set[int]:
+    """The seeds per cell of the networks trained (the CNN's may differ from the MLP's)."""
+    config = results["config"]
+    return {config["cnn_seeds" if a == "cnn" else "seeds"] for a in config["architectures"]}
+
+
+def over_seeds(results: dict, what: str = "mean") -> str:
+    """What a plot or table shows per cell: "mean over seeds" ("mean ± std over seeds"), or
+    "one seed" when every network trained on one."""
+    return "one seed" if seeds_per_cell(results) == {1} else f"{what} over seeds"
+
+
 SUMMARY_COLUMNS = (
     "network",
     "scenario",
@@ -53,8 +81,8 @@ def summary_rows(results: dict) -> list[tuple[str, ...]]:
             network(c),
             c["scenario"],
             c["activation"],
-            f"{c['test_accuracy_mean']:.3f} ± {c['test_accuracy_std']:.3f}",
-            f"{pct(c['dead_fraction_mean'])} ± {pct(c['dead_fraction_std'])}",
+            spread(c, "test_accuracy", decimal),
+            spread(c, "dead_fraction", pct),
             pct(c["dormant_fraction_mean"]),
             pct(c["active_rate_mean"]),
         )
@@ -114,7 +142,7 @@ def revive_columns(results: dict) -> tuple[str, ...]:
         "revive",
         "test accuracy",
         "dead units (final epoch)",
-        f"dead units (last {results['config']['revive_every']} epochs)",
+        f"dead units ({span('last', results['config']['revive_every'], 'epoch')})",
         "units revived per run",
     )
 
@@ -131,7 +159,7 @@ def revive_rows(results: dict) -> list[tuple[str, ...]]:
     for without, with_ in revive_pairs(results):
         for cell, label in ((without, "no"), (with_, "yes")):
             revived = (
-                f"{sum(cell['revived_per_epoch']):.1f} (of {cell['units']} units)"
+                f"{sum(cell['revived_per_epoch']):.1f} (of {count(cell['units'], 'unit')})"
                 if cell is with_
                 else ""
             )
@@ -139,8 +167,8 @@ def revive_rows(results: dict) -> list[tuple[str, ...]]:
                 (
                     network(cell),
                     label,
-                    f"{cell['test_accuracy_mean']:.3f} ± {cell['test_accuracy_std']:.3f}",
-                    f"{pct(cell['dead_fraction_mean'])} ± {pct(cell['dead_fraction_std'])}",
+                    spread(cell, "test_accuracy", decimal),
+                    spread(cell, "dead_fraction", pct),
                     pct(last_period_dead(cell, results)),
                     revived,
                 )
@@ -156,12 +184,22 @@ def revive_epochs(cell: dict, results: dict) -> list[int]:
     return [e for e in range(every, epochs, every)]
 
 
+def revive_times(cell: dict, results: dict) -> str:
+    """ "MLP: after epochs 3, 6", "MLP: after epoch 3", or "MLP: not once in its 2 epochs"
+    (a run no longer than `revive_every`)."""
+    epochs = revive_epochs(cell, results)
+    if not epochs:
+        trained = count(len(cell["dead_fraction_per_epoch"]), "epoch")
+        return f"{network(cell)}: not once in its {trained}"
+    return f"{network(cell)}: after {'epoch' if len(epochs) == 1 else 'epochs'} {listed(epochs)}"
+
+
 def revive_warning_lines(results: dict) -> list[str]:
     """revive's warnings (layers it skipped and why), with how often each was logged."""
     lines = []
     for _, with_ in revive_pairs(results):
-        for message, count in with_["revive_warnings"].items():
-            lines.append(f"{network(with_)}, {count}x: {message}")
+        for message, times in with_["revive_warnings"].items():
+            lines.append(f"{network(with_)}, {times}x: {message}")
     return lines
 
 
@@ -169,8 +207,8 @@ def revive_text(results: dict) -> str:
     """The revive comparison for stdout."""
     warnings = revive_warning_lines(results)
     text = (
-        "ReLU under high_lr, without and with torch_ext.revive every "
-        f"{results['config']['revive_every']} epochs:\n"
+        "ReLU under high_lr, without and with torch_ext.revive "
+        f"{span('every', results['config']['revive_every'], 'epoch')}:\n"
         + aligned_table(revive_columns(results), revive_rows(results), left=2)
     )
     return text + "".join(f"\nrevive warned: {line}" for line in warnings)
@@ -262,7 +300,7 @@ def variants_born_dead_row(results: dict) -> tuple[str, ...]:
     for name in born_dead_inputs(results):
         dead, drawn = networks_born_dead([e for e in variants if e["inputs"] == name])
         never = "never: " if dead == 0 else ""
-        cells.append(f"{never}{dead} of {drawn:,} networks")
+        cells.append(f"{never}{dead} of {count(drawn, 'network')}")
         if name == "one point":
             cells.append("")
     return (
@@ -379,7 +417,7 @@ def born_dead_line(results: dict) -> str:
     line = f"Born dead at initialisation: ReLU nets of width {width} and depth {depth}: {rates}"
     if variant_estimates(results):
         dead, drawn = networks_born_dead(variant_estimates(results))
-        line += f"; the variants: {dead} of {drawn:,} networks"
+        line += f"; the variants: {dead} of {count(drawn, 'network')}"
     return line + "."
 
 
@@ -432,14 +470,16 @@ def networks_text(results: dict) -> str:
     config = results["config"]
     side = math.isqrt(results["data"]["features"])
     text = {
-        "mlp": f"- MLP: {config['depth']} hidden layers of {config['width']} units; "
-        f"{config['epochs']} epochs, {config['seeds']} seeds per cell.",
+        "mlp": f"- MLP: {count(config['depth'], 'hidden layer')} of "
+        f"{count(config['width'], 'unit')}; {count(config['epochs'], 'epoch')}, "
+        f"{count(config['seeds'], 'seed')} per cell.",
         "cnn": f"- CNN: the features read as one-channel {side}x{side} images (row-major); "
         + " -> ".join(
-            f"Conv 3x3 ({c} channels) -> BatchNorm -> activation" for c in config["cnn_channels"]
+            f"Conv 3x3 ({count(c, 'channel')}) -> BatchNorm -> activation"
+            for c in config["cnn_channels"]
         )
-        + f" -> 2x2 max-pool -> Linear; {config['cnn_epochs']} epochs, "
-        f"{config['cnn_seeds']} seeds per cell. Its units are channels.",
+        + f" -> 2x2 max-pool -> Linear; {count(config['cnn_epochs'], 'epoch')}, "
+        f"{count(config['cnn_seeds'], 'seed')} per cell. Its units are channels.",
     }
     lines = [text[a] for a in config["architectures"]]
     lines += [
@@ -449,13 +489,33 @@ def networks_text(results: dict) -> str:
     return "\n".join(lines)
 
 
+def data_text(results: dict) -> str:
+    """ "digits: 1,347 training samples and 450 test samples, 64 features, 10 classes." """
+    data = results["data"]
+    return (
+        f"{data['name']}: {count(data['train'], 'training sample')} and "
+        f"{count(data['test'], 'test sample')},\n{count(data['features'], 'feature')}, "
+        f"{count(data['classes'], 'class', 'classes')}."
+    )
+
+
+def seeds_text(results: dict) -> str:
+    """How the tables give a cell's seeds: mean ± standard deviation, or one run's value
+    (one seed has no spread to show)."""
+    seeds = seeds_per_cell(results)
+    if seeds == {1}:
+        return "one seed per cell: each value is one run's, with no spread"
+    if 1 in seeds:
+        return "mean ± standard deviation over seeds, or the value alone for one seed"
+    return "mean ± standard deviation over seeds"
+
+
 def header_section(results: dict) -> str:
     config = results["config"]
     return f"""## Data and networks
 
-Data: {results["data"]["name"]}: {results["data"]["train"]} training and {results["data"]["test"]}
-test samples, {results["data"]["features"]} features, {results["data"]["classes"]} classes.
-Networks (Adam, batch {config["batch"]}; mean ± standard deviation over seeds):
+Data: {data_text(results)}
+Networks (Adam, batch {config["batch"]}; {seeds_text(results)}):
 
 {networks_text(results)}
 
@@ -483,10 +543,7 @@ def training_section(results: dict) -> str:
 
 def revive_section(results: dict) -> str:
     pairs = revive_pairs(results)
-    after = "; ".join(
-        f"{network(w)}: after epochs {', '.join(map(str, revive_epochs(w, results)))}"
-        for _, w in pairs
-    )
+    after = "; ".join(revive_times(w, results) for _, w in pairs)
     warnings = revive_warning_lines(results)
     skipped = (
         "revive skipped no layer."
@@ -494,11 +551,11 @@ def revive_section(results: dict) -> str:
         else "revive skipped layers, warning (on the logger `torch_ext.monitor`; counted over "
         "all calls and seeds):\n\n" + "\n".join(f"- {line}" for line in warnings)
     )
-    every = results["config"]["revive_every"]
+    every = span("every", results["config"]["revive_every"], "epoch")
     return f"""## Reviving dead units
 
 ReLU under the high learning rate, without (`high_lr`) and with (`remedy_revive`)
-`torch_ext.revive(model, monitor, optimizer)` every {every} epochs ({after}; never after
+`torch_ext.revive(model, monitor, optimizer)` {every} ({after}; never after
 the last). Revive re-initialises the units the monitor found dead in the epoch just ended,
 keeping what the network computes; the next epoch's count shows whether they stayed alive.
 "units revived per run": the mean over seeds of all units revived in a run (0 when revive
@@ -508,7 +565,7 @@ found none dead, or could not revive them); a unit revived twice counts twice.
 
 {skipped}
 
-Dead units per epoch (mean over seeds) and the units revived after each epoch:
+Dead units per epoch ({over_seeds(results)}) and the units revived after each epoch:
 
 {dead_over_epochs_table(results)}
 
@@ -522,10 +579,10 @@ def born_dead_section(results: dict) -> str:
 
 He-normal weights, zero biases; the fraction of random networks with a hidden layer that
 outputs zero on every input, ± its standard error. "one point": a single input; "data":
-the first {data_inputs} training inputs. The analytic value 1 - (1 - 2^-N)^L holds for one
-input point (width N, L hidden layers) and bounds the data case from above. The variants
-keep a non-zero output for negative inputs: their one row counts their networks born dead
-over all their settings.
+the first {count(data_inputs, "training input")}. The analytic value 1 - (1 - 2^-N)^L holds
+for one input point (width N, L hidden layers) and bounds the data case from above. The
+variants keep a non-zero output for negative inputs: their one row counts their networks
+born dead over all their settings.
 
 {born_dead_table(results)}
 
@@ -627,7 +684,7 @@ def plot_dead_vs_epoch(results: dict, out: Path) -> None:
             ax.grid(alpha=0.3)
         row[0].set_ylabel("dead hidden units (%)")
     legend_outside(axes[0][-1], axes.flat, fontsize=8, title="activation")
-    fig.suptitle("Dead units during training (mean over seeds)")
+    fig.suptitle(f"Dead units during training ({over_seeds(results)})")
     save(fig, out / "dead_fraction_vs_epoch.png")
 
 
@@ -650,7 +707,7 @@ def plot_dead_per_layer(results: dict, out: Path) -> None:
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cells))])
     ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("dead units at the end (%)")
-    ax.set_title("Dead units per hidden layer after training (mean over seeds)")
+    ax.set_title(f"Dead units per hidden layer after training ({over_seeds(results)})")
     legend_outside(ax, fontsize=8)
     save(fig, out / "final_dead_per_layer.png")
 
@@ -670,7 +727,10 @@ def plot_accuracy(results: dict, out: Path) -> None:
     ax.set_xticklabels([cell_label(c) for c in cells], rotation=90, fontsize=7)
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
-    ax.set_title("Held-out accuracy per network, activation and scenario (mean ± std over seeds)")
+    ax.set_title(
+        "Held-out accuracy per network, activation and scenario "
+        f"({over_seeds(results, 'mean ± std')})"
+    )
     legend_outside(
         ax,
         entries={a: matplotlib.patches.Patch(color=c) for a, c in colours.items()},
@@ -709,8 +769,8 @@ def plot_revive(results: dict, out: Path) -> None:
         )
     top.set_ylabel("dead ReLU units (%)")
     top.set_title(
-        f"ReLU, high learning rate: torch_ext.revive every "
-        f"{results['config']['revive_every']} epochs (mean over seeds)",
+        "ReLU, high learning rate: torch_ext.revive "
+        f"{span('every', results['config']['revive_every'], 'epoch')} ({over_seeds(results)})",
         fontsize=10,
     )
     top.grid(alpha=0.3)

@@ -22,6 +22,7 @@ from ..monitor import DeadNeuronMonitor
 from ..revive import revive
 from .data import Dataset, as_images
 from .parallel import Workers, workers_of
+from .wording import count, span
 
 # The activations compared, as torch_ext.nn modules (units -> module; units are a Linear's
 # features or a convolution's channels).
@@ -107,7 +108,7 @@ def scenarios(settings: Settings) -> list[Scenario]:
         Scenario(
             "remedy_revive",
             f"ReLU under high_lr with torch_ext.revive(model, monitor, "
-            f"optimizer) after every {every} epochs",
+            f"optimizer) {span('after every', every, 'epoch')}",
             high_lr,
             None,
             ("ReLU",),
@@ -174,7 +175,7 @@ def build_model(
     if architecture == "cnn":
         if data.image_side is None:
             raise ValueError(
-                f"the CNN needs square images; {data.name} has {data.features} features"
+                f"the CNN needs square images; {data.name} has {count(data.features, 'feature')}"
             )
         return build_cnn(
             activation, data.image_side, data.classes, settings.cnn_channels, bias_init

@@ -3,7 +3,6 @@
 // one backward op, parameterised as ATen does by (alpha, scale, input_scale).
 
 #include <ATen/TensorOperators.h>
-#include <ATen/ops/where.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -120,13 +119,15 @@ class EluInPlace : public torch::autograd::Function<EluInPlace> {
 };
 
 // h * f''(s), the derivative of g * f'(s) in s, times h = g * ds: from the input
-// f''(x) = input_scale * f'(x) on x <= 0 (0 above); from the result d f'/dy = input_scale
-// on y <= 0.
+// f''(x) = input_scale * f'(x) on x < 0; from the result d f'/dy = input_scale on y < 0;
+// 0 elsewhere. At s = +-0 that is 0, as in ATen's elu_double_backward (f' jumps there unless
+// alpha * scale * input_scale is 1, so no one-sided value is right), and its product with
+// the mask `s < 0` gives NaN where the curvature is NaN, as ATen's does.
 at::Tensor times_second_derivative(const at::Tensor& h, const at::Tensor& self_or_result,
                                    const act::EluParams& p, bool is_result) {
   const at::Tensor scaled = h * p.input_scale;
   const at::Tensor curvature = is_result ? scaled : backward_of(scaled, self_or_result, p, false);
-  return at::where(self_or_result > 0, 0.0, curvature);
+  return curvature * (self_or_result < 0).to(curvature.scalar_type());
 }
 
 // grad_input = g * f'(s): d/dg is the same backward, d/ds = g * f''(s).

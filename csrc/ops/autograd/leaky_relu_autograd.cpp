@@ -2,7 +2,12 @@
 // leaky_relu_backward. Registered at the Autograd key, so C++ callers, TorchScript and
 // Python all get these gradients.
 
+#include <ATen/ops/empty_strided.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "ops/autograd/common.h"
 #include "ops/autograd/forward_ad.h"
@@ -20,34 +25,54 @@ at::Tensor run_forward(const at::Tensor& self, double negative_slope, const Coun
                                        counter->alive_threshold);
 }
 
+// A stand-in for the input in the backward's graph: the input's shape and gradient edge,
+// one element of memory (all strides 0), value 0. The backward keeps only the sign mask,
+// so without it a gradient built under create_graph would not depend on the input; native's
+// does (with derivative 0: leaky_relu_backward's derivative in `self` is zeros), and a
+// second torch.autograd.grad in the input returns zeros instead of raising.
+at::Tensor input_anchor(const at::Tensor& self) {
+  std::vector<c10::SymInt> no_strides(self.dim(), 0);
+  at::Tensor zero = at::empty_strided_symint(self.sym_sizes(), no_strides, self.options()).zero_();
+  return torch::autograd::make_variable(zero, torch::autograd::impl::gradient_edge(self));
+}
+
 // Keeps one bit per element, the sign of the input, which decides the gradient for any
-// slope (1/32 of a float32 input). The counted forward keeps the input itself.
+// slope (1/32 of a float32 input), counted or not: the counted forward then counts in a
+// second pass, so a checkpointed forward (counted) and its recompute (not counted) save the
+// same tensors.
 class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, double negative_slope,
                             const Counter* counter) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->saved_data["negative_slope"] = negative_slope;
-    ctx->saved_data["masked"] = counter == nullptr;
-    if (counter != nullptr) {
+    if (self.is_nested()) {
+      // A nested tensor has no one memory order for the mask's bits: keep the input, as
+      // ATen does (torch_ext/nested.py runs the ops on its values).
       ctx->save_for_backward({self});
       return run_forward(self, negative_slope, counter);
     }
     auto [result, sign_mask] = torch_ext::leaky_relu_masked(self, negative_slope);
+    if (counter != nullptr) {
+      torch_ext::count_active_(self, counter->counts, counter->unit_dim, counter->alive_threshold);
+    }
     ctx->saved_data["strides"] = result.sym_strides();
-    ctx->save_for_backward({sign_mask});
+    ctx->save_for_backward({sign_mask, input_anchor(self)});
     return result;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables()[0];
+    const auto saved = ctx->get_saved_variables();
     const double slope = ctx->saved_data["negative_slope"].toDouble();
-    at::Tensor grad_input;
-    if (ctx->saved_data["masked"].toBool()) {
-      const auto strides = ctx->saved_data["strides"].toSymIntVector();
-      grad_input = torch_ext::leaky_relu_backward_masked(grads[0], saved, slope, strides);
-    } else {
-      grad_input = torch_ext::leaky_relu_backward(grads[0], saved, slope, false);
+    if (saved.size() == 1) {  // the input itself (nested)
+      return {torch_ext::leaky_relu_backward(grads[0], saved[0], slope, false), at::Tensor(),
+              at::Tensor()};
+    }
+    at::Tensor grad_input = torch_ext::leaky_relu_backward_masked(
+        grads[0], saved[0], slope, ctx->saved_data["strides"].toSymIntVector());
+    if (at::GradMode::is_enabled()) {  // create_graph: tie the gradient to the input
+      const at::Tensor never = at::zeros({}, grad_input.options().dtype(at::kBool));
+      grad_input = grad_input - at::where(never, saved[1], 0.0);  // x - +0 keeps x's bits
     }
     return {grad_input, at::Tensor(), at::Tensor()};
   }

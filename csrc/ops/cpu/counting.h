@@ -3,6 +3,7 @@
 // activation of what they count while it is in cache, so z is read from memory once. On
 // the per-unit skeleton of unit_loops.h. Included by loops.cpp only (per CPU ISA).
 
+#include <ATen/OpMathType.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>

@@ -1,23 +1,27 @@
 #pragma once
-// The one CPU loop skeleton every activation kernel goes through.
+// The one CPU loop skeleton every elementwise activation kernel goes through.
 //
 // `for_each_element<N>(iter, f)` applies a generic callable `f` of N arguments to every
 // element of a TensorIterator with N inputs and one output. `f` is written once (usually
-// as a call into an activation's value type) and is instantiated for scalars and for
-// at::vec::Vectorized; TensorIterator supplies the strides, broadcasting and
-// at::parallel_for chunking, and picks the vector body on contiguous inner loops.
+// as a call into an activation's value type) and instantiated for at::vec::Vectorized;
+// TensorIterator supplies the strides, broadcasting and at::parallel_for chunking.
+//
+// Every element goes through the vector code, whatever its position: whole vectors, the
+// last partial vector of a row (loaded masked, lanes past the end 0), strided or broadcast
+// operands (gathered into a vector). A scalar tail with std::exp would round differently
+// from the vector library's exp, so an element's bits would depend on where it sits.
 // bfloat16 and float16 are widened to float, computed, and rounded once, as ATen does.
 //
 // Compiled once per CPU ISA (see loops.cpp): CPU_CAPABILITY selects the Vectorized
 // specialisation.
 
 #include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 #include <ATen/native/TensorIterator.h>
-#include <ATen/native/cpu/Loops.h>
 
+#include <algorithm>
+#include <array>
 #include <tuple>
 #include <utility>
 
@@ -26,18 +30,6 @@ inline namespace CPU_CAPABILITY {
 
 template <typename T, size_t>
 using Repeat = T;
-
-template <typename scalar_t, typename F, typename Indices>
-struct ScalarBody;
-
-template <typename scalar_t, typename F, size_t... I>
-struct ScalarBody<scalar_t, F, std::index_sequence<I...>> {
-  using opmath_t = at::opmath_type<scalar_t>;
-  F f;
-  scalar_t operator()(Repeat<scalar_t, I>... args) const {
-    return static_cast<scalar_t>(f(static_cast<opmath_t>(args)...));
-  }
-};
 
 template <typename scalar_t, typename F, typename Indices>
 struct VectorBody;
@@ -58,14 +50,72 @@ struct VectorBody<scalar_t, F, std::index_sequence<I...>> {
   }
 };
 
+// Elements [i, i + m) of an operand with byte stride `stride`, as one vector (m <= size();
+// lanes past m are 0).
+template <typename scalar_t>
+at::vec::Vectorized<scalar_t> load_operand(const char* base, int64_t stride, int64_t i, int64_t m) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const auto* p = reinterpret_cast<const scalar_t*>(base);
+  if (stride == static_cast<int64_t>(sizeof(scalar_t))) return Vec::loadu(p + i, m);
+  if (stride == 0) return Vec(*p);  // broadcast: lanes past m are never stored
+  scalar_t lanes[Vec::size()] = {};
+  for (int64_t j = 0; j < m; ++j) {
+    lanes[j] = *reinterpret_cast<const scalar_t*>(base + (i + j) * stride);
+  }
+  return Vec::loadu(lanes);
+}
+
+template <typename scalar_t>
+void store_output(const at::vec::Vectorized<scalar_t>& v, char* base, int64_t stride, int64_t i,
+                  int64_t m) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  if (stride == static_cast<int64_t>(sizeof(scalar_t))) {
+    v.store(reinterpret_cast<scalar_t*>(base) + i, m);
+    return;
+  }
+  scalar_t lanes[Vec::size()];
+  v.store(lanes);
+  for (int64_t j = 0; j < m; ++j) *reinterpret_cast<scalar_t*>(base + (i + j) * stride) = lanes[j];
+}
+
+// One inner loop of n elements: data[0] the output, data[1 + k] input k.
+template <typename scalar_t, typename Body, size_t... I>
+void vector_loop(const Body& body, char* const* data, const int64_t* strides, int64_t n,
+                 std::index_sequence<I...>) {
+  constexpr int64_t kWidth = at::vec::Vectorized<scalar_t>::size();
+  for (int64_t i = 0; i < n; i += kWidth) {
+    const int64_t m = std::min(kWidth, n - i);
+    store_output<scalar_t>(body(load_operand<scalar_t>(data[I + 1], strides[I + 1], i, m)...),
+                           data[0], strides[0], i, m);
+  }
+}
+
+// The 2-D loop TensorIterator::for_each runs: `rows` inner loops of `n` elements, each
+// operand's pointer advanced by its outer stride (strides[ntensors + k]) between rows.
+template <typename scalar_t, typename Body, size_t... I>
+void vector_loop_2d(const Body& body, char** base, const int64_t* strides, int64_t n, int64_t rows,
+                    std::index_sequence<I...> inputs) {
+  constexpr size_t kTensors = sizeof...(I) + 1;
+  std::array<char*, kTensors> data;
+  std::copy_n(base, kTensors, data.begin());
+  for (int64_t r = 0; r < rows; ++r) {
+    if (r > 0) {
+      for (size_t k = 0; k < kTensors; ++k) data[k] += strides[kTensors + k];
+    }
+    vector_loop<scalar_t>(body, data.data(), strides, n, inputs);
+  }
+}
+
 template <size_t N, typename F>
 void for_each_element(at::TensorIteratorBase& iter, const F& f) {
   TORCH_INTERNAL_ASSERT(iter.ninputs() == static_cast<int>(N) && iter.noutputs() == 1);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kBFloat16, at::kHalf, iter.common_dtype(), "torch_ext_elementwise", [&] {
         using Indices = std::make_index_sequence<N>;
-        at::native::cpu_kernel_vec(iter, ScalarBody<scalar_t, F, Indices>{f},
-                                   VectorBody<scalar_t, F, Indices>{f});
+        const VectorBody<scalar_t, F, Indices> body{f};
+        iter.for_each([&](char** base, const int64_t* strides, int64_t n, int64_t rows) {
+          vector_loop_2d<scalar_t>(body, base, strides, n, rows, Indices{});
+        });
       });
 }
 

@@ -15,16 +15,20 @@
 namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
 
-// The parallel skeleton of every per-unit loop: [0, n) in at most one chunk per thread, each
-// of at least `grain`; each chunk builds its own State(units) and runs
-// body(state, begin, end); then the states are merged by merge(state) in chunk order. Chunks
-// never share a counter or a sum, and the partition and the merge order depend only on n,
-// grain and the thread count, never on thread timing: floating-point sums are reproducible.
+// At most this many chunks: enough to keep any thread count busy, few enough that their
+// states (one per chunk) stay small.
+constexpr int64_t kMaxChunks = 64;
+
+// The parallel skeleton of every per-unit loop: [0, n) in at most kMaxChunks chunks, each of
+// at least `grain`; each chunk builds its own State(units) and runs body(state, begin, end);
+// then the states are merged by merge(state) in chunk order. Chunks never share a counter or
+// a sum, and the partition and the merge order depend only on n and grain, never on the
+// thread count or thread timing: floating-point sums (PReLU's weight gradient) have the
+// same bits on 1 thread or 64.
 template <typename State, typename Body, typename Merge>
 void parallel_units(int64_t n, int64_t grain, int64_t units, const Body& body, const Merge& merge) {
   if (n <= 0) return;
-  const int64_t size =
-      std::max({int64_t{1}, grain, (n + at::get_num_threads() - 1) / at::get_num_threads()});
+  const int64_t size = std::max({int64_t{1}, grain, (n + kMaxChunks - 1) / kMaxChunks});
   const int64_t chunks = (n + size - 1) / size;
   std::vector<State> states(chunks, State(units));
   at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
