@@ -231,3 +231,32 @@ def test_float32_gradient_keeps_precision_far_in_the_negative_tail(fn, native):
     (exact,) = torch.autograd.grad(native(x64).sum(), x64)
     assert (ours > 0).all()
     torch.testing.assert_close(ours.double(), exact, rtol=1e-6, atol=0)
+
+
+SECOND_DERIVATIVE = {  # ours, native, parameter
+    "elu": (X.elu, F.elu, 1.0),
+    "elu_2": (X.elu, F.elu, 2.0),
+    "selu": (X.selu, F.selu, None),
+    "celu_0.5": (X.celu, F.celu, 0.5),
+}
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["input", "result"])
+@pytest.mark.parametrize("name", SECOND_DERIVATIVE)
+def test_second_derivative_as_native_and_zero_at_zero(name: str, inplace: bool):
+    """d2f/dx2 through the backward op (from the input, or from the result in place): 0 at
+    x = +-0, as ATen's elu_double_backward (the mask x < 0), NaN at NaN; elsewhere native's."""
+    ours, native, param = SECOND_DERIVATIVE[name]
+    args = () if param is None else (param,)
+    data = torch.tensor([0.0, -0.0, -1.5, -30.0, 2.0, float("nan")], dtype=torch.float64)
+    results = []
+    for fn in (ours, native):
+        x = data.clone().requires_grad_()
+        y = fn(x * 1.0, *args, inplace=inplace)
+        (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        results.append(torch.autograd.grad(g.sum(), x)[0])
+    got, expected = results
+    assert torch.equal(got[:2], torch.zeros(2, dtype=torch.float64))
+    # NaN in, NaN out; native's depends on where the NaN sits (README, "Special values")
+    assert got[-1].isnan()
+    torch.testing.assert_close(got[:-1], expected[:-1], rtol=1e-15, atol=0)

@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 import torch
+from helpers import run_checked
+from ulps import GRAD_ULPS, assert_values
 
 import torch_ext
 
@@ -70,14 +72,26 @@ def test_mismatched_torch_gives_a_clear_error():
     assert "undefined symbol" not in result.stderr
 
 
+ISAS = ["DEFAULT", "AVX2", "AVX512"]  # lowest first
+
+
+def machine_isas() -> list[str]:
+    """The ISAs whose loops this machine can run: those built, up to ATen's choice here."""
+    info = torch_ext.build_info()
+    return [isa for isa in ISAS[: ISAS.index(info["cpu_isa"]) + 1] if isa in info["cpu_isas"]]
+
+
 @pytest.mark.parametrize("isa", ["default", "avx2"])
 def test_loop_tests_pass_on_every_cpu_isa(isa: str):
     """The CPU loops are compiled per ISA (DEFAULT, AVX2, AVX512) and the best one runs;
-    the suites that exercise them are rerun with the lower ones forced, as ATen allows. That
-    torch_ext followed ATEN_CPU_CAPABILITY is checked there first (conftest.py asserts the
+    the suites that exercise them are rerun with each lower one the machine has forced, as
+    ATen allows, so an AVX-512 machine runs all three. That torch_ext followed
+    ATEN_CPU_CAPABILITY is checked there first (conftest.py asserts the
     build_info()["cpu_isa"] this test expects)."""
-    if torch_ext.build_info()["cpu_isa"] == "DEFAULT" and isa != "default":
-        pytest.skip("this machine runs only the DEFAULT loops")
+    if isa.upper() not in machine_isas():
+        pytest.skip(f"this machine does not run the {isa.upper()} loops")
+    if isa.upper() == torch_ext.build_info()["cpu_isa"]:
+        pytest.skip(f"the {isa.upper()} loops are the ones every other test runs here")
     here = os.path.dirname(__file__)
     suites = [
         "test_count_active.py",
@@ -85,6 +99,8 @@ def test_loop_tests_pass_on_every_cpu_isa(isa: str):
         "test_sign_mask.py",
         "test_parity.py",
         "test_prelu.py",
+        "test_positions.py",
+        "test_forward_ad.py",
     ]
     # opcheck tests the registration (schemas, fake kernels), the same for every ISA.
     result = subprocess.run(
@@ -107,6 +123,38 @@ def test_loop_tests_pass_on_every_cpu_isa(isa: str):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
+
+
+def test_isa_results(tmp_path):
+    """Every ISA the machine runs gives the same results on the same inputs: the exact ops
+    (Leaky ReLU, PReLU, the counts, the sign mask) the same bits everywhere; the ELU family
+    the same bits on AVX2 and AVX-512 (the same exp algorithms, with FMA, lane by lane), and
+    on DEFAULT (the C library's exp and expm1) within the ulps it may be from native
+    (ulps.py: 2 in float32/float64, 1 in bfloat16/float16)."""
+    from isa_results import ELU_FAMILY
+
+    isas = machine_isas()
+    if len(isas) < 2:
+        pytest.skip("this machine runs only one ISA's loops")
+    runs = {}
+    for isa in isas:
+        out = tmp_path / f"{isa}.pt"
+        run_checked(
+            sys.executable,
+            os.path.join(os.path.dirname(__file__), "isa_results.py"),
+            out,
+            env={**os.environ, "ATEN_CPU_CAPABILITY": isa.lower()},
+        )
+        saved = torch.load(out)
+        assert saved["isa"] == isa
+        runs[isa] = saved["results"]
+    best = runs[isas[-1]]
+    for isa in isas[:-1]:
+        for key, expected in best.items():
+            got, op = runs[isa][key], key.split("/")[0]
+            exact = op not in ELU_FAMILY or {isa, isas[-1]} == {"AVX2", "AVX512"}
+            ulps = 0 if exact else (1 if got.element_size() == 2 else GRAD_ULPS)
+            assert_values(got, expected, ulps, what=f"{key}: {isa} vs {isas[-1]}")
 
 
 def _check_runtime(library: str) -> subprocess.CompletedProcess:

@@ -126,3 +126,45 @@ def test_opcheck(case):
         "celu": (ops.elu_counted.default, (x, 0.5, 1.0, counts, 1, threshold, False, 2.0)),
     }[case]
     torch.library.opcheck(*args)
+
+
+# Per-unit thresholds every dtype holds exactly (count_active_'s alive_threshold is float32).
+THRESHOLDS = [-0.5, -2.0, 0.0, -0.25, -1.0, -3.0, -0.125]
+COUNTERS = {  # z, counts, unit_dim, threshold -> counts written
+    "count_active_": lambda z, c, d, t: ops.count_active_(z, c, d, t),
+    "leaky_relu": lambda z, c, d, t: ops.leaky_relu_counted(z, 0.1, c, d, t),
+    "prelu": lambda z, c, d, t: ops.prelu_counted(
+        z, torch.full((z.shape[d],), 0.2, dtype=z.dtype), c, d, t
+    ),
+    "elu": lambda z, c, d, t: ops.elu_counted(z, 0.7, 1.0, c, d, t),
+    "selu": lambda z, c, d, t: ops.elu_counted(z, *SELU, c, d, t),
+    "celu": lambda z, c, d, t: ops.elu_counted(z, 0.7, 1.0, c, d, t, input_scale=1 / 0.7),
+}
+
+
+def on_and_just_above(thresholds: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[4, units]: 0, each unit's threshold, and the next value of the dtype above each."""
+    at = torch.stack([torch.zeros_like(thresholds), thresholds]).to(dtype)
+    return torch.cat([at, torch.nextafter(at, torch.full_like(at, float("inf")))])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("layout", ["rows", "planes"])
+@pytest.mark.parametrize("name", COUNTERS)
+def test_z_exactly_on_a_threshold_is_not_above_it(name: str, layout: str, dtype: torch.dtype):
+    """active counts z > 0 and alive z > threshold, strictly: z exactly at 0 or at a unit's
+    own threshold counts as neither; the next value of the dtype above it counts."""
+    threshold = torch.tensor(THRESHOLDS)
+    rows = on_and_just_above(threshold, dtype)  # [4, units]
+    if layout == "rows":  # units innermost, over more rows than a vector of lanes
+        z, unit_dim = rows.repeat(9, 1), 1
+    else:  # per-unit planes of 17 (a vector and a tail): [2, units, 17]
+        z, unit_dim = rows.t().repeat(2, 1, 5)[:, :, :17].contiguous(), 1
+    counts = torch.zeros(2, len(THRESHOLDS), dtype=torch.int64)
+    COUNTERS[name](z, counts, unit_dim, threshold)
+    per_unit = z.movedim(unit_dim, -1).reshape(-1, len(THRESHOLDS)).double()
+    expected = torch.stack([(per_unit > 0).sum(0), (per_unit > threshold.double()).sum(0)])
+    assert torch.equal(counts, expected)
+    # and explicitly: a unit whose threshold is 0 counts only the values above 0
+    zero_unit = THRESHOLDS.index(0.0)
+    assert counts[0, zero_unit] == counts[1, zero_unit] == (per_unit[:, zero_unit] > 0).sum()

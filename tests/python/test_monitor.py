@@ -496,11 +496,11 @@ def test_empty_batches_and_zero_width_layers_count_nothing(activation):
 
 
 class Checkpointed(torch.nn.Module):
-    def __init__(self, use_reentrant: bool | None):
+    def __init__(self, use_reentrant: bool | None, activation=xnn.ELU):
         super().__init__()
         torch.manual_seed(0)
         self.block = torch.nn.Sequential(
-            torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), xnn.ELU()
+            torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), activation()
         )
         self.head = torch.nn.Linear(8, 2)
         self.use_reentrant = use_reentrant
@@ -512,17 +512,48 @@ class Checkpointed(torch.nn.Module):
         return self.head(h)
 
 
+@pytest.mark.parametrize("activation", [xnn.ELU, xnn.LeakyReLU, xnn.PReLU], ids=str)
 @pytest.mark.parametrize("use_reentrant", [True, False])
-def test_checkpoint_recomputation_is_not_counted_twice(use_reentrant: bool):
+def test_checkpoint_recomputation_is_not_counted_twice(use_reentrant: bool, activation):
+    """The watched forward (counted) and its recompute (not counted) save the same tensors,
+    as non-reentrant checkpointing requires; gradients equal the unwatched model's."""
     x = torch.randn(12, 5, requires_grad=True)
-    reports = []
-    for model in (Checkpointed(None), Checkpointed(use_reentrant)):
+    reports, grads = [], []
+    for model in (Checkpointed(None, activation), Checkpointed(use_reentrant, activation)):
         with DeadNeuronMonitor(model, window=2) as monitor:
             run(model, monitor, 2, x)
         reports.append(monitor.history[-1].layers)
+        grads.append([p.grad for p in model.parameters()])
     plain, checkpointed = reports
     assert plain["block.1"].samples == 24 and sorted(plain) == ["block.1", "block.3"]
     assert checkpointed == plain
+    unwatched = Checkpointed(None, activation)
+    for _ in range(2):
+        unwatched(x).sum().backward()
+    for ours in grads:
+        for got, expected in zip(ours, (p.grad for p in unwatched.parameters())):
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("activation", [xnn.LeakyReLU, xnn.PReLU, xnn.ELU, xnn.SELU, xnn.CELU])
+def test_a_watched_activation_saves_what_the_unwatched_one_saves(activation):
+    """Counting changes nothing autograd keeps: the Leaky ReLU keeps its 1-bit sign mask
+    (not its float input) whether watched or not."""
+    model = mlp(activation())
+    x = torch.randn(6, 5)
+    saved = []
+    for watched in (False, True):
+        kept: list[torch.Tensor] = []
+        hooks = torch.autograd.graph.saved_tensors_hooks(
+            lambda t, kept=kept: kept.append(t) or t, lambda t: t
+        )
+        with DeadNeuronMonitor(model, modules=[] if not watched else None) as monitor, hooks:
+            model(x)
+            assert monitor.report().layers.get("1") is None or watched
+            if watched:
+                assert monitor.report().layers["1"].samples == 6  # it did count
+        saved.append([(t.dtype, tuple(t.shape), t.untyped_storage().nbytes()) for t in kept])
+    assert saved[0] == saved[1]
 
 
 def test_deepcopy_of_the_model_does_not_feed_the_monitor():

@@ -8,6 +8,7 @@ import io
 import pytest
 import torch
 from helpers import graph_node_kinds
+from ulps import assert_values, forward_ulps
 
 import torch_ext.nn as xnn
 
@@ -173,3 +174,33 @@ def test_celu_scripts_and_traces(alpha: float):
         (grad,) = torch.autograd.grad(y.pow(2).sum(), leaf)
         torch.testing.assert_close(y, eager)
         torch.testing.assert_close(grad, eager_grad)
+
+
+@pytest.mark.parametrize("ours_cls,native_cls,kwargs", PAIRS, ids=[names(p) for p in PAIRS])
+def test_module_under_autocast_matches_torch_nn(ours_cls, native_cls, kwargs, device):
+    """torch.autocast (CPU bfloat16, CUDA float16): the output's dtype and values and the
+    input's and parameters' gradients equal the native module's. PReLU is one of autocast's
+    lower-precision ops (input and weight cast; the weight's gradient back in float32); the
+    others run in their input's dtype."""
+    dtype = torch.bfloat16 if device == "cpu" else torch.float16
+    results = []
+    data = (torch.randn(6, 3, 5, dtype=torch.float64) * 3).float()
+    for cls in (ours_cls, native_cls):
+        module = cls(**kwargs)
+        x = data.clone().requires_grad_()
+        with torch.autocast(device, dtype=dtype):
+            h = x * 1.0  # a non-leaf: the in-place modules may write it
+            y = module(h)
+        (y.float() ** 2).sum().backward()
+        results.append((y, x.grad, [p.grad for p in module.parameters()]))
+    (y, x_grad, p_grads), (y_native, x_grad_native, p_grads_native) = results
+    assert y.dtype == y_native.dtype
+    name = {"LeakyReLU": "leaky_relu", "PReLU": "prelu"}.get(ours_cls.__name__)
+    name = name or ours_cls.__name__.lower()
+    assert_values(y, y_native, forward_ulps(name, y.dtype, kwargs.get("alpha", 1.0)))
+    # the ELU family's 1-2 ulps of the output, through (y ** 2)' = 2 y, in the input's dtype
+    tolerance = {"rtol": 1e-6, "atol": 1e-6} if name in ("elu", "selu", "celu") else {}
+    torch.testing.assert_close(x_grad, x_grad_native, **(tolerance or {"rtol": 0, "atol": 0}))
+    for got, expected in zip(p_grads, p_grads_native):
+        assert got.dtype == expected.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)

@@ -1,0 +1,77 @@
+"""Results of every CPU loop on fixed inputs, for comparing the ISAs' loops with each other
+(test_build.py's test_isa_results): `python isa_results.py OUT.pt` under
+ATEN_CPU_CAPABILITY=default|avx2|avx512 saves {name: tensor} computed by that ISA's loops."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import torch
+
+import torch_ext
+
+ops = torch.ops.torch_ext
+SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+
+ELU_FAMILY = {  # forward and backward ops whose results go through exp/expm1
+    "elu": lambda x, g: ops.elu(x, 1.0),
+    "elu_3": lambda x, g: ops.elu(x, 3.0),
+    "selu": lambda x, g: ops.selu(x),
+    "celu_3": lambda x, g: ops.celu(x, 3.0),
+    "celu_0.5": lambda x, g: ops.celu(x, 0.5),
+    "elu_backward": lambda x, g: ops.elu_backward(g, x, 1.3, 1.0, False),
+    "selu_backward": lambda x, g: ops.elu_backward(g, x, *SELU, False),
+    "celu_backward": lambda x, g: ops.elu_backward(g, x, 3.0, 1.0, False, 1 / 3.0),
+    "elu_counted": lambda x, g: ops.elu_counted(
+        x.reshape(-1, 32), 1.3, 1.0, torch.zeros(2, 32, dtype=torch.int64), 1, torch.zeros(32)
+    ),
+}
+EXACT = {  # one rounding each: the same bits on every ISA
+    "leaky_relu": lambda x, g: ops.leaky_relu(x, 0.1),
+    "leaky_relu_backward": lambda x, g: ops.leaky_relu_backward(g, x, 0.1, False),
+    "leaky_relu_masked": lambda x, g: torch.cat(
+        [ops.leaky_relu_masked(x, 0.1)[0], ops.leaky_relu_masked(x, 0.1)[1].to(x.dtype)]
+    ),
+    "prelu": lambda x, g: ops.prelu(x.reshape(-1, 32), slopes(x.dtype)),
+    "prelu_backward_input": lambda x, g: ops.prelu_backward(
+        g.reshape(-1, 32), x.reshape(-1, 32), slopes(x.dtype)
+    )[0],
+}
+
+
+def slopes(dtype: torch.dtype) -> torch.Tensor:
+    """32 PReLU slopes in [-1, 1] (Python's arithmetic: torch.linspace is ISA-specific too)."""
+    return torch.tensor([-1 + 2 * i / 31 for i in range(32)], dtype=torch.float64).to(dtype)
+
+
+def counts(x: torch.Tensor) -> torch.Tensor:
+    c = torch.zeros(2, 32, dtype=torch.int64)
+    ops.count_active_(x.reshape(-1, 32), c, 1, torch.tensor([-3 + 3 * i / 31 for i in range(32)]))
+    return c
+
+
+def inputs(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """4,000 values at each of four scales (1e-2 to 30), zeros, and the special values.
+    Drawn by Python's random, not torch.randn, whose vectorized sampler is itself ISA-specific."""
+    draw = random.Random(0)
+    scales = [0.01, 1.0, 5.0, 30.0]
+    x = torch.tensor([draw.gauss(0.0, s) for s in scales for _ in range(4000)], dtype=torch.float64)
+    x[:40] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan")] * 8)
+    g = torch.tensor([draw.gauss(0.0, 1.0) for _ in range(x.numel())], dtype=torch.float64)
+    return x.to(dtype), g.to(dtype)
+
+
+def results() -> dict[str, torch.Tensor]:
+    out = {}
+    for dtype in DTYPES:
+        x, g = inputs(dtype)
+        for name, fn in {**ELU_FAMILY, **EXACT}.items():
+            out[f"{name}/{dtype}"] = fn(x, g).reshape(-1)
+        out[f"count_active_/{dtype}"] = counts(x)
+    return out
+
+
+if __name__ == "__main__":
+    torch.save({"isa": torch_ext.build_info()["cpu_isa"], "results": results()}, sys.argv[1])
