@@ -17,8 +17,8 @@ namespace {
 // floating tensor (float32; not float64), cached for leaf weights as autocast caches them.
 template <c10::DeviceType device>
 at::Tensor lower_precision(const at::Tensor& t) {
-  return at::autocast::cached_cast(at::autocast::get_lower_precision_fp_from_device_type(device),
-                                   t, device);
+  return at::autocast::cached_cast(at::autocast::get_lower_precision_fp_from_device_type(device), t,
+                                   device);
 }
 
 template <c10::DeviceType device>
