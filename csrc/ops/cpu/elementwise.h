@@ -78,15 +78,49 @@ void store_output(const at::vec::Vectorized<scalar_t>& v, char* base, int64_t st
   for (int64_t j = 0; j < m; ++j) *reinterpret_cast<scalar_t*>(base + (i + j) * stride) = lanes[j];
 }
 
+// Elements [i, i + m) of one inner loop, through the vector body, for any strides.
+template <typename scalar_t, typename Body, size_t... I>
+void vector_step(const Body& body, char* const* data, const int64_t* strides, int64_t i, int64_t m,
+                 std::index_sequence<I...>) {
+  store_output<scalar_t>(body(load_operand<scalar_t>(data[I + 1], strides[I + 1], i, m)...),
+                         data[0], strides[0], i, m);
+}
+
+// The whole vectors of a dense inner loop (output and inputs contiguous, or inputs
+// broadcast with stride 0), two per iteration as ATen's loops do; returns how many elements
+// it did.
+template <typename scalar_t, typename Body, size_t... I>
+int64_t dense_vectors(const Body& body, char* const* data, const int64_t* strides, int64_t n,
+                      std::index_sequence<I...>) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  constexpr int64_t kWidth = Vec::size();
+  auto* out = reinterpret_cast<scalar_t*>(data[0]);
+  const auto load = [&](size_t k, int64_t i) {
+    const auto* in = reinterpret_cast<const scalar_t*>(data[k + 1]);
+    return strides[k + 1] == 0 ? Vec(*in) : Vec::loadu(in + i);
+  };
+  int64_t i = 0;
+  for (; i + 2 * kWidth <= n; i += 2 * kWidth) {
+    const Vec first = body(load(I, i)...);
+    const Vec second = body(load(I, i + kWidth)...);
+    first.store(out + i);
+    second.store(out + i + kWidth);
+  }
+  for (; i + kWidth <= n; i += kWidth) body(load(I, i)...).store(out + i);
+  return i;
+}
+
 // One inner loop of n elements: data[0] the output, data[1 + k] input k.
 template <typename scalar_t, typename Body, size_t... I>
 void vector_loop(const Body& body, char* const* data, const int64_t* strides, int64_t n,
-                 std::index_sequence<I...>) {
+                 std::index_sequence<I...> inputs) {
+  constexpr int64_t kSize = sizeof(scalar_t);
   constexpr int64_t kWidth = at::vec::Vectorized<scalar_t>::size();
-  for (int64_t i = 0; i < n; i += kWidth) {
-    const int64_t m = std::min(kWidth, n - i);
-    store_output<scalar_t>(body(load_operand<scalar_t>(data[I + 1], strides[I + 1], i, m)...),
-                           data[0], strides[0], i, m);
+  const bool dense =
+      strides[0] == kSize && ((strides[I + 1] == kSize || strides[I + 1] == 0) && ...);
+  int64_t i = dense ? dense_vectors<scalar_t>(body, data, strides, n, inputs) : 0;
+  for (; i < n; i += kWidth) {
+    vector_step<scalar_t>(body, data, strides, i, std::min(kWidth, n - i), inputs);
   }
 }
 
