@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, special_values
 
+import torch_ext
 import torch_ext.functional as X
 
 pytestmark = pytest.mark.usefixtures("device")  # every test, on every device
@@ -147,3 +148,41 @@ def test_selu_is_self_normalizing():
     second_moment = torch.trapezoid(y**2 * density, z)
     assert abs(mean.item()) < 1e-9
     assert abs(second_moment.item() - 1) < 1e-9
+
+
+def _negative_floats(dtype: torch.dtype, count: int) -> torch.Tensor:
+    """About `count` values of `dtype` spread evenly over the bit patterns of [-88, -0.0]."""
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+    first = int(torch.tensor(-0.0, dtype=dtype).view(bits))
+    last = int(torch.tensor(-88.0, dtype=dtype).view(bits))
+    step = max((last - first) // count, 1)
+    return torch.arange(first, last + 1, step, dtype=torch.int64).to(bits).view(dtype)
+
+
+# The README's table: the largest error of elu(x, alpha=1) (expm1 as the op computes it)
+# against the exact value, in ulps of the dtype at the exact value, on the vector ISAs.
+# (DEFAULT computes the float32 exp with the C library's: within 1 ulp there.)
+ELU_MAX_ULPS = {torch.float32: 0.757, torch.float64: 0.997, torch.bfloat16: 0.5, torch.float16: 0.5}
+
+
+@pytest.mark.parametrize("dtype", list(ELU_MAX_ULPS), ids=str)
+def test_elu_error_is_within_the_readme_table(dtype: torch.dtype):
+    import numpy as np
+
+    if dtype in (torch.bfloat16, torch.float16):  # every value of the dtype in [-88, 0]
+        every = torch.arange(-(2**15), 0, dtype=torch.int32).to(torch.int16).view(dtype)
+        x = every[(every <= 0) & (every >= -88)]
+    else:
+        x = torch.cat(
+            [_negative_floats(dtype, 200_000), torch.linspace(-1, 0, 20_001, dtype=dtype)]
+        )
+    exact = np.expm1(x.double().numpy().astype(np.longdouble))
+    got = X.elu(x, 1.0).double().numpy().astype(np.longdouble)
+    digits = {torch.float32: 23, torch.float64: 52, torch.bfloat16: 7, torch.float16: 10}[dtype]
+    tiny = np.longdouble(torch.finfo(dtype).tiny)
+    spacing = np.exp2(np.floor(np.log2(np.maximum(np.abs(exact), tiny))) - digits)
+    worst = float(np.max(np.abs(got - exact) / spacing))
+    bound = ELU_MAX_ULPS[dtype]
+    if torch_ext.build_info()["cpu_isa"] == "DEFAULT" and dtype == torch.float32:
+        bound = 1.0
+    assert worst <= bound, f"{dtype}: {worst:.4f} ulp"
