@@ -126,7 +126,7 @@ void register_meta_kernels(torch::Library& m) {
   m.impl("elu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                             double alpha, double, bool is_result, double) {
     return outputs::activation_backward("torch_ext::elu_backward", grad_output, self_or_result,
-                                        "alpha", alpha, is_result);
+                                        "alpha", alpha, is_result, /*self_first=*/false);
   });
   m.impl("elu_counted", [](const at::Tensor& self, double, double, at::Tensor& counts,
                            int64_t unit_dim, const at::Tensor& alive_threshold, bool, double) {
@@ -167,7 +167,8 @@ at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& self_or_res
                     double scale, bool is_result, double input_scale) {
   constexpr const char* op = "torch_ext::elu_backward";
   at::Tensor grad_input =
-      outputs::activation_backward(op, grad_output, self_or_result, "alpha", alpha, is_result);
+      outputs::activation_backward(op, grad_output, self_or_result, "alpha", alpha, is_result,
+                                   /*self_first=*/false);
   check_fits_compute_type(op, {alpha, scale, input_scale}, grad_input.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   // The operands in grad_input's (promoted) dtype; named: the iterator borrows them.

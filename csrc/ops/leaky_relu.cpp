@@ -87,8 +87,8 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
   m.impl("leaky_relu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                    double negative_slope, bool is_result) {
     return outputs::activation_backward("torch_ext::leaky_relu_backward", grad_output,
-                                        self_or_result, "negative_slope", negative_slope,
-                                        is_result);
+                                        self_or_result, "negative_slope", negative_slope, is_result,
+                                        /*self_first=*/true);
   });
   m.impl("leaky_relu_masked", [](const at::Tensor& self, double) {
     return outputs::masked_activation("torch_ext::leaky_relu_masked", self);
@@ -138,7 +138,8 @@ at::Tensor leaky_relu_backward_kernel(const at::Tensor& grad_output,
                                       bool is_result) {
   constexpr const char* op = "torch_ext::leaky_relu_backward";
   at::Tensor grad_input = outputs::activation_backward(op, grad_output, self_or_result,
-                                                       "negative_slope", negative_slope, is_result);
+                                                       "negative_slope", negative_slope, is_result,
+                                                       /*self_first=*/true);
   check_slope(op, negative_slope, grad_input);
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   // With slope >= 0 the result has the input's sign, so one loop serves both paths.

@@ -2,6 +2,7 @@
 
 #include <ATen/ExpandUtils.h>
 #include <ATen/MemoryOverlap.h>
+#include <ATen/native/TensorIterator.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/empty_strided.h>
@@ -10,7 +11,6 @@
 
 #include <cmath>
 #include <limits>
-#include <vector>
 
 namespace torch_ext::outputs {
 namespace {
@@ -43,14 +43,21 @@ void check_same_device(const char* op, const at::Tensor& grad_output, const char
               "), but got ", grad_output.device());
 }
 
-// The shape two backward operands broadcast to, as ATen's binary ops broadcast them.
-std::vector<c10::SymInt> broadcast_shape(const char* op, const at::Tensor& grad_output,
-                                         const at::Tensor& self_or_result) {
+// The output of a binary op on (first, second) as ATen's TensorIterator makes it: shape
+// broadcast, dtype promoted (0-dim operands count less), layout following the operands.
+at::Tensor binary_op_output(const char* op, const at::Tensor& first, const at::Tensor& second) {
   try {
-    return at::infer_size_symint(grad_output.sym_sizes(), self_or_result.sym_sizes());
+    const at::Tensor undefined;  // TensorIterator allocates it
+    return at::TensorIteratorConfig()
+        .add_output(undefined)
+        .add_const_input(first)
+        .add_const_input(second)
+        .promote_inputs_to_common_dtype(true)
+        .build()
+        .output(0);
   } catch (const c10::Error&) {
-    TORCH_CHECK(false, op, ": expected arguments 'grad_output' ", grad_output.sym_sizes(),
-                " and 'self_or_result' ", self_or_result.sym_sizes(),
+    TORCH_CHECK(false, op, ": expected arguments 'grad_output' and 'self_or_result' of shapes ",
+                first.sym_sizes(), " and ", second.sym_sizes(),
                 " to broadcast to one shape, but they do not");
   }
 }
@@ -96,23 +103,23 @@ void activation_in_place(const char* op, const at::Tensor& self) {
 
 at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
                                const at::Tensor& self_or_result, const char* param, double value,
-                               bool is_result) {
-  check_floating(op, "grad_output", grad_output);
-  check_floating(op, "self_or_result", self_or_result);
+                               bool is_result, bool self_first) {
   check_same_device(op, grad_output, "self_or_result", self_or_result);
   TORCH_CHECK(!is_result || value >= 0.0, op, ": is_result=True needs ", param, " >= 0, but got ",
               value, ". In-place backward with a negative ", param,
               " is not supported: the input cannot be recovered from the result. This is "
               "caused by calling the in-place op with a negative ",
               param, "; call the out-of-place op instead.");
-  // ATen's backward ops are binary ops: the operands broadcast and promote.
-  const auto dtype = at::promote_types(grad_output.scalar_type(), self_or_result.scalar_type());
-  if (grad_output.sym_sizes() == self_or_result.sym_sizes() &&
-      dtype == self_or_result.scalar_type()) {
-    return at::empty_like(self_or_result);
-  }
-  return at::empty_symint(broadcast_shape(op, grad_output, self_or_result),
-                          self_or_result.options().dtype(dtype));
+  // ATen's backward ops are binary ops: the operands broadcast and promote (an integer
+  // grad_output too), and the output's layout follows theirs.
+  const bool same = grad_output.sym_sizes() == self_or_result.sym_sizes() &&
+                    grad_output.scalar_type() == self_or_result.scalar_type() &&
+                    grad_output.sym_strides() == self_or_result.sym_strides();
+  at::Tensor out = same         ? at::empty_like(self_or_result)
+                   : self_first ? binary_op_output(op, self_or_result, grad_output)
+                                : binary_op_output(op, grad_output, self_or_result);
+  check_floating(op, "self_or_result", out);
+  return out;
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::Tensor& self) {

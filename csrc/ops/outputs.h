@@ -20,11 +20,13 @@ at::Tensor activation(const char* op, const at::Tensor& self);
 // Checks `self` for an in-place activation: floating dtype, no elements sharing memory.
 void activation_in_place(const char* op, const at::Tensor& self);
 
-// Output of an activation backward. `param`/`value` name the parameter that makes the
-// negative branch (slope or alpha): a from-result backward needs it >= 0.
+// Output of an activation backward, as ATen's binary op of the same name makes it (its
+// operands in ATen's order: self_or_result first for Leaky ReLU, grad_output first for the
+// ELU family). `param`/`value` name the parameter that makes the negative branch (slope or
+// alpha): a from-result backward needs it >= 0.
 at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
                                const at::Tensor& self_or_result, const char* param, double value,
-                               bool is_result);
+                               bool is_result, bool self_first);
 
 // (result, sign_mask) of an activation that packs its input's signs: the result dense
 // (self's strides when self is dense, else contiguous), the mask uint8 {ceil(numel / 8)}.

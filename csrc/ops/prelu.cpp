@@ -95,6 +95,26 @@ bool prelu_backward_fused(const Loops& loops, const at::Tensor& grad_output, con
   return true;
 }
 
+// The one pass on copies laid out for it, where the operands are not: an input of fewer
+// than 2 dims (one channel: [1, 1, n]) or without a unit view, a grad_output laid out
+// otherwise (a broadcast one: y.sum().backward()). So the weight gradient is summed in the
+// one pass's fixed order whatever the layouts, and its bits do not depend on them or on
+// the thread count (at::sum's do).
+bool prelu_backward_fused_on_copies(const Loops& loops, const at::Tensor& grad_output,
+                                    const at::Tensor& self, const at::Tensor& weight,
+                                    at::Tensor& grad_input, at::Tensor& grad_weight) {
+  if (self.numel() == 0) return false;
+  const at::Tensor x = self.dim() < 2                   ? self.reshape({1, 1, -1})
+                       : unit_view(self, 1).has_value() ? self
+                                                        : self.contiguous();
+  const at::Tensor g =
+      outputs::laid_out_like(grad_output.expand(self.sizes()).reshape(x.sizes()), x);
+  at::Tensor result = at::empty_like(x);
+  if (!prelu_backward_fused(loops, g, x, weight, result, grad_weight)) return false;
+  grad_input.copy_(result.view(self.sizes()));
+  return true;
+}
+
 std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_output,
                                                          const at::Tensor& self,
                                                          const at::Tensor& weight) {
@@ -102,9 +122,11 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_
   auto [grad_input, grad_weight] = outputs::prelu_backward(grad_output, self, weight);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for(op, self);
-  if (prelu_backward_fused(loops, grad_output, self, weight, grad_input, grad_weight)) {
+  if (prelu_backward_fused(loops, grad_output, self, weight, grad_input, grad_weight) ||
+      prelu_backward_fused_on_copies(loops, grad_output, self, weight, grad_input, grad_weight)) {
     return {grad_input, grad_weight};
   }
+  // Where the backend has no one-pass loop for the dtype (CPU bfloat16/float16).
   auto input_iter =
       elementwise_iterator(grad_input, grad_output, self, prelu_weight::broadcast(weight, self));
   loops.prelu_backward_input(input_iter);

@@ -141,8 +141,8 @@ def test_backward_grad_shape_mismatch():
         torch.ops.aten.elu_backward(torch.randn(5), 1.0, 1.0, 1.0, False, torch.randn(4))
     with pytest.raises(
         RuntimeError,
-        match=r"torch_ext::elu_backward: expected arguments 'grad_output' \[5\] and "
-        r"'self_or_result' \[4\] to broadcast to one shape",
+        match=r"torch_ext::elu_backward: expected arguments 'grad_output' and "
+        r"'self_or_result' of shapes \[5\] and \[4\] to broadcast to one shape",
     ):
         ops.elu_backward(torch.randn(5), torch.randn(4), 1.0, 1.0, False)
     with pytest.raises(RuntimeError, match=r"torch_ext::prelu_backward: expected argument "):
@@ -157,6 +157,10 @@ BACKWARD_GRADS = {
     "wider": lambda: torch.randn(2, 4, 5),
     "float64": lambda: torch.randn(4, 5, dtype=torch.float64),
     "float16": lambda: torch.randn(4, 5, dtype=torch.float16),
+    "int64": lambda: torch.randint(-3, 3, (4, 5)),
+    "bool": lambda: torch.rand(4, 5) > 0.5,
+    "0-dim_float64": lambda: torch.tensor(1.5, dtype=torch.float64),  # counts less: float32
+    "channels_last_self": lambda: torch.randn(5),  # with a channels_last self (below)
 }
 BACKWARD_OPS = {  # ours, ATen's
     "leaky_relu": (
@@ -182,10 +186,14 @@ BACKWARD_OPS = {  # ours, ATen's
 @pytest.mark.parametrize("op", BACKWARD_OPS, ids=str)
 def test_backward_ops_take_the_grad_output_aten_takes(op: str, grad: str):
     g, x = BACKWARD_GRADS[grad](), torch.randn(4, 5)
+    if grad == "channels_last_self":
+        x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
     ours, aten = BACKWARD_OPS[op]
     expected = aten(g, x)
     got = ours(g, x)
     assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert got.stride() == expected.stride()  # the layout ATen's TensorIterator picks
+    assert ours(g.to("meta"), x.to("meta")).stride() == got.stride()
     # Leaky ReLU bitwise, the ELU family within its exp's ulps (ulps.py)
     name = "leaky_relu" if op.startswith("leaky_relu") else "elu"
     assert_values(got, expected, input_grad_ulps(name, got.dtype), what=op)

@@ -373,13 +373,32 @@ def test_invalid_configuration():
 
 
 def test_units_changing_between_calls_is_a_clear_error():
+    """A call site of the model's forward whose width changes from one forward to the next:
+    its counts cannot go on, and the error says what to do."""
     act = torch.nn.ReLU()
-    with DeadNeuronMonitor(torch.nn.Sequential(act)):
-        act(torch.randn(2, 3))
+    model = torch.nn.Sequential(act)
+    with DeadNeuronMonitor(model):
+        model(torch.randn(2, 3))
         with pytest.raises(
             ValueError, match="layer '0' was called with 4 units along dim 1, but earlier with 3"
         ):
-            act(torch.randn(2, 4))
+            model(torch.randn(2, 4))
+
+
+def test_calls_without_a_numbered_call_site_count_by_width():
+    """Calls outside a forward of the model (and compiled ones) have no call index: a
+    module used at two widths counts each width into its own call site, in the order the
+    widths came, as an eager forward numbers them, instead of failing the step."""
+    act = torch.nn.ReLU()
+    with DeadNeuronMonitor(torch.nn.Sequential(act)) as monitor:
+        act(torch.randn(2, 3))
+        act(torch.randn(5, 4))
+        act(torch.randn(1, 3))
+        layers = monitor.report().layers
+    assert {name: (layer.units, layer.samples) for name, layer in layers.items()} == {
+        "0": (3, 3),
+        "0#1": (4, 5),
+    }
 
 
 def test_package_exports_the_monitor():
@@ -743,4 +762,8 @@ def test_nothing_matched_names_the_activations_the_model_has(caplog):
     with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
         DeadNeuronMonitor(torch.nn.Linear(4, 4)).attach().remove()
     (message,) = [r.getMessage() for r in caplog.records if "no module" in r.getMessage()]
-    assert message.endswith("nothing is counted")
+    assert "nothing is counted" in message and "pass functional=True" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):  # it may count later
+        DeadNeuronMonitor(torch.nn.Linear(4, 4), functional=True).attach().remove()
+    assert not [r for r in caplog.records if "no module" in r.getMessage()]

@@ -166,3 +166,31 @@ def test_float32_weight_gradient_is_within_its_stated_bound(shape):
     exact, size = terms.sum(dims), terms.abs().sum(dims)
     ours = torch.ops.torch_ext.prelu_backward(g, x, w)[1].double()
     assert torch.all((ours - exact).abs() <= 34 * 2.0**-24 * size)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_weight_gradient_does_not_depend_on_the_layouts(dtype: torch.dtype):
+    """The weight gradient is summed in the one pass's order whatever the layouts: a
+    broadcast grad_output (y.sum().backward()), a strided or 1-D input, on any thread count."""
+    x = torch.randn(8, 16, 9, 9, dtype=dtype)
+    w = torch.rand(16, dtype=dtype)
+    grads = []
+    for grad_output in (torch.ones((), dtype=dtype).expand(x.shape), torch.ones_like(x)):
+        grads.append(torch.ops.torch_ext.prelu_backward(grad_output, x, w)[1])
+    assert len({g.numpy().tobytes() for g in grads}) == 1
+    strided = torch.randn(8, 32, 9, 9, dtype=dtype)[:, ::2]
+    ones = torch.ones_like(strided)
+    assert torch.equal(
+        torch.ops.torch_ext.prelu_backward(ones, strided, w)[1],
+        torch.ops.torch_ext.prelu_backward(ones, strided.contiguous(), w)[1],
+    )
+    flat = torch.randn(2**16 + 3, dtype=dtype)
+    threads = torch.get_num_threads()
+    values = set()
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            values.add(torch.ops.torch_ext.prelu_backward(flat, flat, w[:1])[1].numpy().tobytes())
+    finally:
+        torch.set_num_threads(threads)
+    assert len(values) == 1

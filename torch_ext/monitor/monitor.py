@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -14,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..activations import ACTIVATIONS, activation_of
+from ..activations import ACTIVATIONS
 from ..nn.modules import CountedActivation
 from .counting import (
     CallSites,
@@ -29,7 +28,12 @@ from .counting import (
 from .distributed import agreed_widths, collective_device, world_size
 from .functional import FUNCTIONS, FunctionalWatch
 from .reports import MonitorReport, layer_report, report_from_dict, without_unit_detail
-from .selection import KNOWN_ACTIVATIONS, UNSUPPORTED_ACTIVATIONS, ModuleSelector, matches
+from .selection import (
+    KNOWN_ACTIVATIONS,
+    ModuleSelector,
+    matches,
+    ruleless_activation,
+)
 from .structure import OUTSIDE, Link, LinkTracer, Use
 
 logger = logging.getLogger("torch_ext.monitor")
@@ -288,9 +292,7 @@ class DeadNeuronMonitor:
         ruleless = [
             f"{name} ({type(module).__name__})"
             for name, module in model.named_modules()
-            if self._selected(name, module)
-            and activation_of(module) is None
-            and isinstance(module, UNSUPPORTED_ACTIVATIONS)
+            if self._selected(name, module) and ruleless_activation(module)
         ]
         if ruleless:
             raise ValueError(
@@ -329,7 +331,7 @@ class DeadNeuronMonitor:
             sites.module = module
             self._count(sites, module)
         self._order_layers()
-        if not self._sites:
+        if not self._sites and not self.functional:  # functional layers come at forwards
             logger.warning(
                 "DeadNeuronMonitor: no module of the model matched; nothing is counted%s",
                 _other_activations(model),
@@ -419,7 +421,7 @@ class DeadNeuronMonitor:
         """Whether a functional activation called in `module`'s forward is counted as its own
         layer: not inside an activation module (``nn.ReLU`` calls ``F.relu``) nor inside a
         monitored module, which count themselves."""
-        if isinstance(module, KNOWN_ACTIVATIONS + UNSUPPORTED_ACTIVATIONS):
+        if isinstance(module, KNOWN_ACTIVATIONS) or ruleless_activation(module):
             return False
         return id(module) not in self._functional_watch.monitored
 
@@ -540,7 +542,30 @@ class DeadNeuronMonitor:
             and not recomputing()
         ):
             return None
-        return layer.prepare(z, self._unit_dim_of(layer, z), self.grad_eps)
+        unit_dim = self._unit_dim_of(layer, z)
+        if layer.index == 0 and not self._numbers_calls():
+            layer = self._layer_of_width(layer.sites, z, unit_dim)
+        return layer.prepare(z, unit_dim, self.grad_eps)
+
+    def _numbers_calls(self) -> bool:
+        """Whether the call running now has its call site from the watched forward's count;
+        else (compiled, outside a forward of the model) it counts under the module's name."""
+        return (
+            not torch.compiler.is_compiling() and self._tracer is not None and self._tracer.active
+        )
+
+    def _layer_of_width(self, sites: CallSites, z: Tensor, unit_dim: int) -> Layer:
+        """For a call whose call site is not numbered: the module's first layer of z's width,
+        so a module used at two widths (8 and 16 units) counts as in eager, its calls of
+        each width into the call site of that width (``act`` and ``act#1``), made in the
+        order the widths first come. Merged sites keep their one layer."""
+        if sites.merged or not -z.dim() <= unit_dim < z.dim():
+            return sites.layers[0]
+        units = z.shape[unit_dim]
+        for layer in sites.layers:
+            if layer.counts is None or layer.counts.shape[1] == units:
+                return layer
+        return self._site(sites, len(sites.layers))
 
     def _unit_dim_of(self, layer: Layer, z: Tensor) -> int:
         if isinstance(self._unit_dim, int):
@@ -711,7 +736,7 @@ class DeadNeuronMonitor:
         return {
             name: type(module).__name__
             for name, module in model.named_modules()
-            if isinstance(module, UNSUPPORTED_ACTIVATIONS) and not self._selected(name, module)
+            if ruleless_activation(module) and not self._selected(name, module)
         }
 
     def module(self, name: str) -> torch.nn.Module | None:
@@ -885,18 +910,18 @@ class DeadNeuronMonitor:
 def _other_activations(model: torch.nn.Module) -> str:
     """What the model uses instead, for the warning when nothing matched: its activation
     modules without a dead-unit rule (torch's GELU, SiLU, ..., and classes named like
-    activations, such as Hugging Face's GELUActivation)."""
+    activations, such as Hugging Face's GELUActivation), and a hint at activations called
+    as functions, which only functional=True watches."""
     kinds: dict[str, int] = {}
     for module in model.modules():
-        name = type(module).__name__
-        if isinstance(module, UNSUPPORTED_ACTIVATIONS) or re.search(
-            r"(Activation|GELU|SiLU|Swish|Mish|Tanh|Sigmoid)$", name
-        ):
+        if ruleless_activation(module):
+            name = type(module).__name__
             kinds[name] = kinds.get(name, 0) + 1
+    hint = "if the model calls its activations as functions (F.relu), pass functional=True"
     if not kinds:
-        return ""
+        return f" ({hint})"
     found = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
     return (
         f" (the model's activations: {found}; they have no dead-unit rule, which ReLU, "
-        "LeakyReLU, PReLU, ELU, SELU and CELU have)"
+        f"LeakyReLU, PReLU, ELU, SELU and CELU have; {hint})"
     )

@@ -3,12 +3,13 @@ those it recognises but skips, and the ``modules=`` selectors."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Union
 
 import torch
 
-from ..activations import ACTIVATIONS
+from ..activations import ACTIVATIONS, activation_of
 
 #: The activation modules the monitor attaches to by default (``torch_ext.nn``'s subclass
 #: these): ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU`` of ``torch.nn``.
@@ -37,6 +38,26 @@ UNSUPPORTED_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
     torch.nn.RReLU,
     torch.nn.Threshold,
 )
+
+# Class names of activation modules from other libraries: Hugging Face's GELUActivation,
+# NewGELUActivation, FastGELUActivation, QuickGELUActivation, SiLUActivation,
+# ReLUSquaredActivation, ...; timm's GELUTanh, Swish, HardMish, ...
+_ACTIVATION_CLASS_NAME = re.compile(r"(Activation|GELU|GELUTanh|SiLU|Swish|Mish|Tanh|Sigmoid)$")
+
+
+def ruleless_activation(module: torch.nn.Module) -> bool:
+    """Whether `module` is an activation the monitor recognises but has no dead-unit rule
+    for: one of :data:`UNSUPPORTED_ACTIVATIONS`, or a module without submodules whose class
+    is named like an activation (``GELUActivation``, ``SiLUActivation``, ...) and is not one
+    the monitor counts. Such a module is never counted by another activation's rule.
+    (A container named so, such as torchvision's ``Conv2dNormActivation``, is not one.)"""
+    if activation_of(module) is not None:
+        return False
+    if isinstance(module, UNSUPPORTED_ACTIVATIONS):
+        return True
+    is_leaf = next(module.children(), None) is None
+    return is_leaf and _ACTIVATION_CLASS_NAME.search(type(module).__name__) is not None
+
 
 ModuleSelector = Union[str, type, Callable[[str, torch.nn.Module], bool]]
 

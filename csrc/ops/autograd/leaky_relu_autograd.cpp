@@ -2,12 +2,9 @@
 // leaky_relu_backward. Registered at the Autograd key, so C++ callers, TorchScript and
 // Python all get these gradients.
 
-#include <ATen/ops/empty_strided.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
-
-#include <vector>
 
 #include "ops/autograd/common.h"
 #include "ops/autograd/forward_ad.h"
@@ -26,13 +23,14 @@ at::Tensor run_forward(const at::Tensor& self, double negative_slope, const Coun
 }
 
 // A stand-in for the input in the backward's graph: the input's shape and gradient edge,
-// one element of memory (all strides 0), value 0. The backward keeps only the sign mask,
-// so without it a gradient built under create_graph would not depend on the input; native's
-// does (with derivative 0: leaky_relu_backward's derivative in `self` is zeros), and a
-// second torch.autograd.grad in the input returns zeros instead of raising.
+// one zero expanded to that shape. The backward keeps only the sign mask, so without it a
+// gradient built under create_graph would not depend on the input; native's does (with
+// derivative 0: leaky_relu_backward's derivative in `self` is zeros), and a second
+// torch.autograd.grad in the input returns zeros instead of raising. Kept in saved_data,
+// not saved for backward: saved-tensor hooks (save_on_cpu, offloading) would copy it at
+// full size, and checkpointing compares what forwards save.
 at::Tensor input_anchor(const at::Tensor& self) {
-  std::vector<c10::SymInt> no_strides(self.dim(), 0);
-  at::Tensor zero = at::empty_strided_symint(self.sym_sizes(), no_strides, self.options()).zero_();
+  const at::Tensor zero = at::zeros({}, self.options()).expand_symint(self.sym_sizes());
   return torch::autograd::make_variable(zero, torch::autograd::impl::gradient_edge(self));
 }
 
@@ -57,14 +55,15 @@ class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
       torch_ext::count_active_(self, counter->counts, counter->unit_dim, counter->alive_threshold);
     }
     ctx->saved_data["strides"] = result.sym_strides();
-    ctx->save_for_backward({sign_mask, input_anchor(self)});
+    ctx->saved_data["anchor"] = input_anchor(self);
+    ctx->save_for_backward({sign_mask});
     return result;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const double slope = ctx->saved_data["negative_slope"].toDouble();
-    if (saved.size() == 1) {  // the input itself (nested)
+    if (ctx->saved_data.count("anchor") == 0) {  // the input itself (nested)
       return {torch_ext::leaky_relu_backward(grads[0], saved[0], slope, false), at::Tensor(),
               at::Tensor()};
     }
@@ -72,7 +71,8 @@ class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
         grads[0], saved[0], slope, ctx->saved_data["strides"].toSymIntVector());
     if (at::GradMode::is_enabled()) {  // create_graph: tie the gradient to the input
       const at::Tensor never = at::zeros({}, grad_input.options().dtype(at::kBool));
-      grad_input = grad_input - at::where(never, saved[1], 0.0);  // x - +0 keeps x's bits
+      const at::Tensor anchor = ctx->saved_data["anchor"].toTensor();
+      grad_input = grad_input - at::where(never, anchor, 0.0);  // x - +0 keeps x's bits
     }
     return {grad_input, at::Tensor(), at::Tensor()};
   }
