@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from .activations import ACTIVATIONS, activation_of
-from .monitor import DeadNeuronMonitor, LayerReport
+from .monitor import DeadNeuronMonitor, LayerReport, MonitorReport
 from .monitor.distributed import world_size
 from .monitor.structure import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
 
@@ -81,6 +81,7 @@ def revive(
     optimizer: torch.optim.Optimizer | None = None,
     *,
     exact: bool = True,
+    window: MonitorReport | None = None,
 ) -> ReviveReport:
     """Re-initialise the dead units that ``monitor`` reports, keeping the network's function.
 
@@ -143,6 +144,11 @@ def revive(
             further than its peers. Default: ``None``.
         exact: revive only layers whose function revive keeps unchanged. ``False`` also
             revives the layers named in the report's ``inexact``. Default: ``True``.
+        window: the window whose dead units to revive: a report of ``monitor``, e.g.
+            ``monitor.report()`` for the open window. Default: the last closed window
+            (``monitor.history[-1]``): a unit is dead only over a whole window, and the open
+            one may have seen a single batch. A window that covers no completed step or
+            holds no sample is refused: a warning names it and nothing is revived.
 
     Under ``torch.distributed`` every rank must call it (the report is collective): the
     re-drawn weights are broadcast from rank 0, so replicas stay identical, and a layer is
@@ -153,7 +159,9 @@ def revive(
         why in ``skipped``, and with ``exact=False`` the changes in ``inexact``.
     """
     _check_model(model, monitor)
-    report = monitor.report()
+    report = _window_to_revive(monitor, window)
+    if report is None:
+        return ReviveReport({}, {}, {})
     owners = _parameter_owners(model, monitor._model())
     plans, skipped = [], {}
     for name, layer in report.layers.items():
@@ -182,6 +190,36 @@ def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
         raise ValueError(
             "revive: the monitor does not watch this model (nor one of its submodules)"
         )
+
+
+def _window_to_revive(
+    monitor: DeadNeuronMonitor, window: MonitorReport | None
+) -> MonitorReport | None:
+    """The window revive acts on, or None (with a warning naming it) when it cannot say
+    which units are dead: none closed yet, or one without a completed step or a sample."""
+    if window is None:
+        history = monitor.history
+        if not history:
+            logger.warning(
+                "revive: no window of the monitor has closed yet (the open window %d has "
+                "%d steps): nothing revived; call it after monitor.step() closes one, or pass "
+                "window=monitor.report()",
+                monitor.report(collective=False).window,
+                monitor.report(collective=False).steps,
+            )
+            return None
+        window = history[-1]
+    samples = sum(layer.samples for layer in window.layers.values())
+    if window.steps < 1 or samples == 0:
+        logger.warning(
+            "revive: window %d covers %d completed steps and %d samples: too few to call a "
+            "unit dead; nothing revived",
+            window.window,
+            window.steps,
+            samples,
+        )
+        return None
+    return window
 
 
 def _skip(name: str, why: str, skipped: dict[str, str]) -> None:
@@ -467,12 +505,15 @@ def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
 
 
 def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
-    """The dead units' incoming weights, drawn by the layer's own initialisation; under
-    torch.distributed rank 0's draw, since every rank's generator differs.
+    """The dead units' incoming weights, drawn by the layer's own initialisation and each
+    scaled to the mean norm of the layer's live rows; under torch.distributed rank 0's draw,
+    since every rank's generator differs.
 
     The draw is made in a bare copy of the layer holding only as many rows as there are
     dead units (fan-in, and so the init's bound, does not depend on the rows): no copy of
-    the whole weight, nor of the hooks and what they hold."""
+    the whole weight, nor of the hooks and what they hold. The scaling is ReDo's intent (a
+    reset unit starts like its peers): a model initialised otherwise than its layers'
+    ``reset_parameters`` (Hugging Face's std 0.02) would get rows far larger than the rest."""
     fresh = object.__new__(type(producer))
     fresh.__dict__.update(producer.__dict__)
     fresh._parameters = {
@@ -485,7 +526,22 @@ def _fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
     rows = fresh.weight.detach().contiguous()
     if world_size() > 1:
         torch.distributed.broadcast(rows, src=0)
-    return rows
+    return _scaled_to_live_rows(rows, producer.weight.detach(), dead)
+
+
+def _scaled_to_live_rows(rows: Tensor, weight: Tensor, dead: Tensor) -> Tensor:
+    """`rows` (one per dead unit, as the weight's rows) each scaled to the mean norm of the
+    weight's other rows; unchanged where no row is live or the live rows are all zero."""
+    live = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    live[dead] = False
+    if not live.any():
+        return rows
+    target = weight[live].flatten(1).float().norm(dim=1).mean()
+    norms = rows.flatten(1).float().norm(dim=1)
+    if target == 0 or not bool((norms > 0).all()):
+        return rows
+    scale = (target / norms).to(rows.dtype)
+    return rows * scale.reshape(-1, *([1] * (rows.dim() - 1)))
 
 
 def _fold_into_bias(reader: torch.nn.Module, columns: Tensor, constant: float) -> None:

@@ -767,3 +767,30 @@ def test_nothing_matched_names_the_activations_the_model_has(caplog):
     with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):  # it may count later
         DeadNeuronMonitor(torch.nn.Linear(4, 4), functional=True).attach().remove()
     assert not [r for r in caplog.records if "no module" in r.getMessage()]
+
+
+def test_repr_says_what_is_watched_and_how():
+    model = mlp(torch.nn.ReLU())
+    monitor = DeadNeuronMonitor(model, window=4)
+    assert repr(monitor) == (
+        "DeadNeuronMonitor(Sequential, window=4, grad_eps=0.001, layers=0, steps=0, "
+        "closed_windows=0, detached)"
+    )
+    with monitor:
+        model(torch.randn(3, 5))
+        monitor.step()
+        assert repr(monitor).endswith("layers=1, steps=1, closed_windows=0, attached)")
+    assert repr(monitor).endswith("detached)")
+
+
+def test_summary_columns_line_up_for_long_names():
+    model = torch.nn.Sequential()
+    model.add_module("a_rather_long_block_name_for_the_first_layer", torch.nn.Linear(5, 8))
+    model.add_module("an_even_longer_activation_module_name_in_the_model", torch.nn.ReLU())
+    model.add_module("head", torch.nn.Linear(8, 2))
+    with DeadNeuronMonitor(model) as monitor:
+        model(torch.randn(4, 5))
+        lines = monitor.summary().splitlines()
+    header, rule, row = lines[1:4]
+    assert len(rule) == len(header) == len(row)
+    assert header.index("units") + len("units") == row.index(" 8 ") + len(" 8")

@@ -150,9 +150,9 @@ class DeadNeuronMonitor:
     compared with how every later eager forward of the model, training or eval, used the
     layer (seen from module calls: one Python hook call each), see :meth:`links`. A layer also
     called outside a forward of the whole model (a submodule called on its own), whose
-    readers there go unseen, gets no links, nor do the call sites of a module called
-    several times in a forward (links are traced per module); forwards while detached or
-    under ``torch.compile`` are not seen.
+    readers there go unseen, gets no links; a module called several times in a forward gets
+    links per call site, except where ``call_sites=`` merges its calls into one layer;
+    forwards while detached or under ``torch.compile`` are not seen.
 
     Under ``torch.distributed`` (initialized, world size > 1), :meth:`step` and
     :meth:`report` (and the readers built on it) are collective: every rank must call them,
@@ -313,9 +313,7 @@ class DeadNeuronMonitor:
 
     def attach(self) -> DeadNeuronMonitor:
         """Attach the counting hooks (idempotent). Returns the monitor."""
-        if self._handles or any(
-            sites.module is not None and not sites.functional for sites in self._sites.values()
-        ):
+        if self._attached():
             return self
         model = self._model()
         if model is None:
@@ -749,12 +747,30 @@ class DeadNeuronMonitor:
         module_name = name if layer is None else layer.sites.name
         return None if model is None else dict(model.named_modules()).get(module_name)
 
+    def _attached(self) -> bool:
+        return bool(self._handles) or any(
+            sites.module is not None and not sites.functional for sites in self._sites.values()
+        )
+
+    def __repr__(self) -> str:
+        model = self._model()
+        watched = "no model (gone)" if model is None else type(model).__name__
+        state = "attached" if self._attached() else "detached"
+        return (
+            f"DeadNeuronMonitor({watched}, window={self.window}, grad_eps={self.grad_eps}, "
+            f"layers={len(self._layers)}, steps={self._steps}, "
+            f"closed_windows={len(self._history)}, {state})"
+        )
+
     def summary(self, collective: bool = True) -> str:
         """A readable table of :meth:`report` (``collective`` as there)."""
         report = self.report(collective)
+        # as wide as the longest layer name and activation, so every row lines up
+        name_width = max([24, *(len(name) for name in report.layers)])
+        kind_width = max([10, *(len(layer.activation) for layer in report.layers.values())])
         header = (
-            f"{'layer':<24} {'activation':<10} {'units':>6} {'dead':>6} {'dead %':>7} "
-            f"{'dormant':>8} {'dormant %':>9} {'mean act.':>9}"
+            f"{'layer':<{name_width}} {'activation':<{kind_width}} {'units':>6} {'dead':>6} "
+            f"{'dead %':>7} {'dormant':>8} {'dormant %':>9} {'mean act.':>9}"
         )
         lines = [
             f"DeadNeuronMonitor: window {report.window}, steps {report.first_step}"
@@ -764,7 +780,8 @@ class DeadNeuronMonitor:
         ]
         for layer in report.layers.values():
             lines.append(
-                f"{layer.name:<24} {layer.activation:<10} {layer.units:>6} {layer.dead:>6} "
+                f"{layer.name:<{name_width}} {layer.activation:<{kind_width}} {layer.units:>6} "
+                f"{layer.dead:>6} "
                 f"{100 * layer.dead_fraction:>6.1f}% {layer.dormant:>8} "
                 f"{100 * layer.dormant_fraction:>8.1f}% {layer.mean_activation_rate:>9.3f}"
             )

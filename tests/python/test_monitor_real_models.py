@@ -1,0 +1,208 @@
+"""The monitor's three silent failures of issue 26, on models none of us wrote (tiny
+configs, random weights, nothing downloaded): revive acting on a partial window (OPT),
+a module used at two widths under torch.compile, and other libraries' activation classes
+(Hugging Face's GELU/SiLU classes in BERT, GPT-2, Llama) counted by ReLU's rule."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import torch_ext
+from torch_ext import DeadNeuronMonitor
+
+FFN = 32
+KILLED = [0, 4, 9, 17]  # FFN units of OPT's first decoder layer that never fire
+
+
+@pytest.fixture(scope="module")
+def transformers():
+    return pytest.importorskip("transformers")
+
+
+def tiny_opt(transformers) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.OPTConfig(
+        vocab_size=50,
+        hidden_size=16,
+        ffn_dim=FFN,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=32,
+        word_embed_proj_dim=16,
+        activation_function="relu",
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
+    model = transformers.OPTForCausalLM(config)
+    fc1 = model.model.decoder.layers[0].fc1
+    with torch.no_grad():
+        fc1.bias.fill_(0.0)  # random weights: each unit fires on some tokens, not on all
+        fc1.bias[KILLED] = -1e3
+        fc1.weight[KILLED] = 0.0
+    return model
+
+
+def step(model, ids) -> None:
+    model(input_ids=ids, labels=ids).loss.backward()
+
+
+def test_revive_acts_on_the_last_closed_window_not_on_a_partial_one(transformers, caplog):
+    """A window of 2 steps of 16 sequences closes with exactly KILLED dead; one more forward
+    of one short sequence (which leaves many live units silent) must not change what revive
+    re-initialises; asked to use that partial window, revive refuses and says which."""
+    model = tiny_opt(transformers)
+    layer = "model.decoder.layers.0.activation_fn"
+    ids = torch.randint(2, 50, (16, 8), generator=torch.Generator().manual_seed(1))
+    with DeadNeuronMonitor(model, window=2) as monitor:
+        for _ in range(2):
+            step(model, ids)
+            monitor.step()
+        assert monitor.history[-1].layers[layer].dead_units == KILLED
+        model(input_ids=ids[:1, :2])  # the open window: 1 sample of 2 tokens, 0 steps
+        assert len(monitor.report().layers[layer].dead_units) > len(KILLED)
+        with caplog.at_level(logging.WARNING):
+            refused = torch_ext.revive(model, monitor, window=monitor.report())
+        assert dict(refused) == {}
+        assert "window 1 covers 0 completed steps" in caplog.text
+        weight = model.model.decoder.layers[0].fc1.weight
+        live = [u for u in range(FFN) if u not in KILLED]
+        peers = weight[live].detach().norm(dim=1).mean()  # OPT's init: std 0.02, not Linear's
+        revived = torch_ext.revive(model, monitor)
+    assert revived == {layer: KILLED}
+    # the fresh rows start at their live peers' scale, as ReDo's reset intends
+    norms = weight[KILLED].detach().norm(dim=1)
+    torch.testing.assert_close(norms, peers.expand(len(KILLED)), rtol=1e-5, atol=0)
+
+
+class TwoWidths(torch.nn.Module):
+    """One ReLU module applied to an 8-wide and then a 16-wide tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (
+            torch.nn.Linear(4, 8),
+            torch.nn.Linear(8, 16),
+            torch.nn.Linear(16, 2),
+        )
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.c(self.relu(self.b(self.relu(self.a(x)))))
+
+
+def counts_of(compile_backend: str | None, attach_first: bool) -> dict:
+    torch.manual_seed(0)
+    model, x = TwoWidths(), torch.randn(6, 4)
+    if compile_backend is None:
+        watched = run = model
+    elif attach_first:
+        watched, run = model, torch.compile(model, backend=compile_backend)
+    else:
+        run = watched = torch.compile(model, backend=compile_backend)
+    with DeadNeuronMonitor(watched, window=2) as monitor:
+        for _ in range(2):
+            run(x).sum().backward()
+            monitor.step()
+    layers = monitor.history[-1].layers
+    return {
+        name.removeprefix("_orig_mod."): (layer.units, layer.samples, layer.active_counts)
+        for name, layer in layers.items()
+    }
+
+
+@pytest.mark.parametrize("attach_first", [True, False], ids=["attach_then_compile", "compiled"])
+@pytest.mark.parametrize("backend", ["eager", "aot_eager", "inductor"])
+def test_a_module_used_at_two_widths_counts_as_in_eager_under_compile(backend, attach_first):
+    """Under torch.compile a call has no call index (it would be a guard); the calls of each
+    width count into the call site of that width, as eager numbers them, instead of failing
+    the training step."""
+    torch._dynamo.reset()
+    eager = counts_of(None, True)
+    assert {name: value[0] for name, value in eager.items()} == {"relu": 8, "relu#1": 16}
+    assert counts_of(backend, attach_first) == eager
+
+
+HF_ACTIVATIONS = [
+    "GELUActivation",
+    "NewGELUActivation",
+    "FastGELUActivation",
+    "QuickGELUActivation",
+    "SiLUActivation",
+    "ReLUSquaredActivation",
+]
+
+
+@pytest.mark.parametrize("kind", HF_ACTIVATIONS)
+def test_selecting_another_librarys_activation_is_refused(transformers, kind: str):
+    """z = -1 on every sample: a GELU unit's derivative there is -0.083, so it is not dead,
+    yet ReLU's rule would report it dead. The monitor has no rule for these classes: it
+    refuses them rather than count them by ReLU's."""
+    cls = getattr(transformers.activations, kind, None)
+    if cls is None:
+        pytest.skip(f"this transformers has no {kind}")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), cls(), torch.nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=rf"modules= selects \['1 \({kind}\)'\].*no\s+dead-unit"):
+        DeadNeuronMonitor(model, modules=["1"]).attach()
+
+
+def tiny(transformers, name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    common = {"vocab_size": 50, "num_hidden_layers": 1, "num_attention_heads": 2}
+    configs = {
+        "bert": lambda: transformers.BertConfig(
+            hidden_size=16, intermediate_size=32, max_position_embeddings=16, **common
+        ),
+        "gpt2": lambda: transformers.GPT2Config(
+            n_embd=16, n_positions=16, n_layer=1, n_head=2, vocab_size=50
+        ),
+        "llama": lambda: transformers.LlamaConfig(
+            hidden_size=16, intermediate_size=32, num_key_value_heads=2, **common
+        ),
+    }
+    return transformers.AutoModel.from_config(configs[name]())
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("bert", {"encoder.layer.0.intermediate.intermediate_act_fn": "GELUActivation"}),
+        ("gpt2", {"h.0.mlp.act": "NewGELUActivation"}),
+        ("llama", {"layers.0.mlp.act_fn": "SiLUActivation"}),
+    ],
+)
+def test_transformer_models_list_their_activations_as_skipped(transformers, name, expected, caplog):
+    """skipped_modules names every activation module the model has (its GELU/SiLU classes,
+    whatever library defines them), and the warning names the same kinds; nothing is
+    counted by another activation's rule."""
+    model = tiny(transformers, name)
+    monitor = DeadNeuronMonitor(model)
+    skipped = monitor.skipped_modules
+    kinds = set(expected.values())
+    for module_name, kind in expected.items():
+        assert module_name in skipped
+        assert skipped[module_name] in {kind, "SiLU"}  # transformers may map silu to nn.SiLU
+        kinds.add(skipped[module_name])
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        monitor.attach()
+    assert monitor.layer_names == []
+    assert any(kind in caplog.text for kind in kinds) and "no dead-unit rule" in caplog.text
+    monitor.remove()
+
+
+def test_a_container_named_like_an_activation_is_not_one(caplog):
+    """torchvision's Conv2dNormActivation (conv, norm, activation) is a block, not an
+    activation: only its GELU is listed, and the warning names GELU alone."""
+    ops = pytest.importorskip("torchvision.ops")
+    model = torch.nn.Sequential(
+        ops.Conv2dNormActivation(3, 8, activation_layer=torch.nn.GELU, inplace=None),
+        torch.nn.Flatten(),
+    )
+    monitor = DeadNeuronMonitor(model)
+    assert monitor.skipped_modules == {"0.2": "GELU"}
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        monitor.attach()
+    assert "1 GELU;" in caplog.text and "Conv2dNormActivation" not in caplog.text
+    monitor.remove()
