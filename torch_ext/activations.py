@@ -13,9 +13,8 @@ import torch
 
 __all__ = ["ACTIVATIONS", "Activation", "SELU_ALPHA", "SELU_SCALE", "activation_of"]
 
-#: SELU's :math:`\alpha \approx 1.6733` and :math:`\lambda \approx 1.0507` (``SELU_SCALE``), as
-#: the C++ library's kernels use them (``torch.ops.torch_ext.selu_constants()``).
-SELU_ALPHA, SELU_SCALE = torch.ops.torch_ext.selu_constants()
+from . import nn
+from .functional import SELU_ALPHA, SELU_SCALE  # re-exported: the C++ library's constants
 
 
 @dataclass(frozen=True)
@@ -53,12 +52,6 @@ def _prelu_dead_output(module: torch.nn.Module) -> float | None:
     return None  # per unit: 0 only where the learned slope is 0 (revive checks the slopes)
 
 
-def _nn():  # torch_ext.nn imports this module for SELU's constants: import it when used
-    from . import nn
-
-    return nn
-
-
 #: The supported activations by name (``"ReLU"``, ``"LeakyReLU"``, ``"PReLU"``, ``"ELU"``,
 #: ``"SELU"``, ``"CELU"``): the activations the monitor counts and :func:`torch_ext.revive`
 #: revives.
@@ -74,7 +67,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "leaky_relu",
             lambda m: float(m.negative_slope),
             _leaky_dead_output,
-            lambda units: _nn().LeakyReLU(0.01),
+            lambda units: nn.LeakyReLU(0.01),
         ),
         Activation(
             "PReLU",
@@ -82,7 +75,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "prelu",
             _none,
             _prelu_dead_output,
-            lambda units: _nn().PReLU(units),
+            lambda units: nn.PReLU(units),
         ),
         Activation(
             "ELU",
@@ -90,7 +83,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "elu",
             lambda m: float(m.alpha),
             lambda m: -float(m.alpha),
-            lambda units: _nn().ELU(1.0),
+            lambda units: nn.ELU(1.0),
         ),
         Activation(
             "SELU",
@@ -98,7 +91,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "selu",
             _none,
             lambda m: -SELU_SCALE * SELU_ALPHA,
-            lambda units: _nn().SELU(),
+            lambda units: nn.SELU(),
         ),
         Activation(
             "CELU",
@@ -106,7 +99,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "celu",
             lambda m: float(m.alpha),
             lambda m: -float(m.alpha),
-            lambda units: _nn().CELU(1.0),
+            lambda units: nn.CELU(1.0),
         ),
     )
 }

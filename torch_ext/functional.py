@@ -10,7 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["celu", "elu", "leaky_relu", "prelu", "selu"]
+__all__ = ["SELU_ALPHA", "SELU_SCALE", "celu", "elu", "leaky_relu", "prelu", "selu"]
+
+#: SELU's :math:`\alpha \approx 1.6733` and :math:`\lambda \approx 1.0507` (``SELU_SCALE``), as
+#: the C++ library's kernels use them (``torch.ops.torch_ext.selu_constants()``).
+SELU_ALPHA, SELU_SCALE = torch.ops.torch_ext.selu_constants()
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:

@@ -390,7 +390,7 @@ def test_revive_refuses_a_merged_module_called_twice_and_changes_nothing(caplog)
         assert set(DEAD) <= set(monitor.history[-1].layers["act"].dead_units)
         before = model(x).detach()
         weights, state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
-        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
             revived = torch_ext.revive(model, monitor, optimizer)
         after = model(x).detach()
         assert monitor.links("act") == (None, []) and monitor.module("act") is model.act
@@ -411,7 +411,7 @@ def test_revive_refuses_every_site_of_a_loop_and_changes_nothing(caplog):
         trained(model, sequences(), monitor)  # the last window: 4 sites run, cell.act#4 not
         model.eval()  # not counted: the report stays the last window's
         before, weights = model(x).detach(), copy.deepcopy(model.state_dict())
-        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
             assert torch_ext.revive(model, monitor) == {}
         assert torch.equal(model(x).detach(), before)
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())

@@ -154,7 +154,7 @@ def test_revive_skips_layers_that_are_not_a_plain_chain(make, data, why, caplog)
         monitor.step()
         assert set(DEAD) <= set(monitor.history[-1].layers["act"].dead_units)
         before, weights = model(x).detach(), copy.deepcopy(model.state_dict())
-        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
             revived = torch_ext.revive(model, monitor)
         after = model(x).detach()
         assert monitor.links("act") == (None, [])

@@ -66,7 +66,7 @@ def assert_refused(model, monitor, optimizer, forwards, layer: str, why: str, ca
     before = outputs(model, forwards)
     weights = copy.deepcopy(model.state_dict())
     state = copy.deepcopy(optimizer.state_dict())
-    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+    with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
         revived = torch_ext.revive(model, monitor, optimizer)
     assert layer not in revived
     messages = [r.getMessage() for r in caplog.records]
@@ -356,7 +356,7 @@ def test_a_reassigned_parameter_of_another_width_is_not_revived(caplog):
     monitor, optimizer = trained(model, [lambda: model(x)])
     model[2].weight = torch.nn.Parameter(torch.randn(3, 7))
     weights = copy.deepcopy(model.state_dict())
-    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+    with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
         assert torch_ext.revive(model, monitor, optimizer) == {}
     assert "changed shape" in caplog.text
     assert_same_state(model.state_dict(), weights)

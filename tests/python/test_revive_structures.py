@@ -284,7 +284,7 @@ def test_revive_skips_what_it_cannot_keep_exact_unless_asked_and_says_so(name, c
     with DeadNeuronMonitor(model, window=2) as monitor:
         assert trained_window(model, monitor, x).layers[act].dead_units == DEAD
         weights = copy.deepcopy(model.state_dict())
-        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
             skipped = torch_ext.revive(model, monitor)
         assert (
             skipped == {} and why in skipped.skipped[act] and "exact=False" in skipped.skipped[act]

@@ -77,7 +77,7 @@ class _Session:
     def attach(self, model: torch.nn.Module) -> DeadNeuronMonitor:
         """Watch `model`: the same monitor again for the same model (a second ``fit`` goes on
         counting), a new one for another."""
-        if self.monitor is None or self.monitor._model() is not model:
+        if self.monitor is None or self.monitor.model is not model:
             # The monitor's own warnings would come from every rank: the callbacks warn on rank
             # zero instead, so it never warns (a fraction is never above 1).
             self.monitor = DeadNeuronMonitor(
@@ -109,7 +109,7 @@ class _Session:
         if len(monitor.history) == windows:
             return None
         if self.revive_policy is not None:
-            model = monitor._model()
+            model = monitor.model
             self.last_revive = self.revive_policy(model, monitor, optimizer)
         return monitor.history[-1]
 

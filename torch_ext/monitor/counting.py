@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..activations import activation_of
+from .names import site_name
 
 if TYPE_CHECKING:
     from .monitor import DeadNeuronMonitor
@@ -85,12 +86,6 @@ def inside_forward_of(model: torch.nn.Module) -> bool:
                 return True
         frame = frame.f_back
     return False
-
-
-def site_name(module_name: str, index: int) -> str:
-    """The layer name of call site `index` of a module: its first call keeps the module's
-    name, so a model calling each module once reads as if sites did not exist."""
-    return module_name if index == 0 else f"{module_name}#{index}"
 
 
 def outside_inference_mode() -> AbstractContextManager[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .counting import site_name
+from .names import site_name
 
 
 # --- torch.distributed -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from .counting import inside_forward_of, recomputing, watch_forwards
+from .names import functional_name
 
 logger = logging.getLogger("torch_ext.monitor")
 
@@ -51,11 +52,6 @@ def function_kind(func: Any) -> str | None:
     if name.endswith("_") and not name.endswith("__"):
         name = name[:-1]
     return name if name in FUNCTIONS else None
-
-
-def layer_name(module_name: str, kind: str, index: int) -> str:
-    """``block.0:relu#0``; the model's own forward is the empty module name (``:relu#0``)."""
-    return f"{module_name}:{kind}#{index}"
 
 
 class FunctionalWatch(TorchFunctionMode):
@@ -152,7 +148,7 @@ class FunctionalWatch(TorchFunctionMode):
         index = self._indices.get(key, 0)
         self._indices[key] = index + 1
         param = FUNCTIONS[kind][0](args, kwargs)
-        layer = monitor._functional_layer(layer_name(module_name, kind, index), kind, param)
+        layer = monitor._functional_layer(functional_name(module_name, kind, index), kind, param)
         z = args[0]
         with torch._C.DisableTorchFunction():  # the counting's own ops are not the model's
             try:

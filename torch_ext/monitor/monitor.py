@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import warnings
@@ -15,6 +14,7 @@ from torch import Tensor
 
 from ..activations import ACTIVATIONS
 from ..nn.modules import CountedActivation
+from . import writers
 from .counting import (
     CallSites,
     CountingHook,
@@ -27,6 +27,7 @@ from .counting import (
 )
 from .distributed import agreed_widths, collective_device, world_size
 from .functional import FUNCTIONS, FunctionalWatch
+from .names import CALL, parse
 from .reports import MonitorReport, layer_report, report_from_dict, without_unit_detail
 from .selection import (
     KNOWN_ACTIVATIONS,
@@ -303,7 +304,7 @@ class DeadNeuronMonitor:
             )
         # Layer names add "#k" for call sites (and ":" for functional calls): a module whose
         # own name holds "#" would share its name with another module's call site.
-        clashing = [name for name in monitored if "#" in name]
+        clashing = [name for name in monitored if CALL in name]
         if clashing:
             raise ValueError(
                 f"DeadNeuronMonitor: monitored modules {clashing} have '#' in their names, "
@@ -442,8 +443,8 @@ class DeadNeuronMonitor:
     def _placeholder_site(self, name: str) -> CallSites | None:
         """A functional call site another rank or a checkpoint names before this process ran
         it (``block.0:relu#0``); None for other names."""
-        kind = name.rpartition(":")[2].split("#")[0]
-        if not self.functional or ":" not in name or kind not in FUNCTIONS:
+        kind = parse(name).function
+        if not self.functional or kind not in FUNCTIONS:
             return None
         self._functional_layer(name, kind, None if kind == "prelu" else 0.0)
         return self._sites[name]
@@ -457,13 +458,20 @@ class DeadNeuronMonitor:
         forward has not run or did not reach this call site, the layer is not in such a
         chain, another forward fed or read it through other modules or it was called outside
         a forward of the model, or one of those modules was replaced in the model since)."""
-        link = self._link(name)
+        link = self.link(name)
         if link is None:
             return None, []
         return link.producer[1](), [reader.module() for reader in link.readers]
 
-    def _link(self, name: str) -> Link | None:
-        """The traced link of layer `name`, or None when :meth:`link_problem` names a reason."""
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The watched model, or None once it is gone (the monitor holds it weakly)."""
+        return self._model()
+
+    def link(self, name: str) -> Link | None:
+        """The traced link of layer `name` (its producer, norm and readers, as weak
+        references, and what revive could not keep exact), or None when
+        :meth:`link_problem` names a reason."""
         return None if self.link_problem(name) is not None else self._links[name]
 
     def link_problem(self, name: str) -> str | None:
@@ -764,28 +772,7 @@ class DeadNeuronMonitor:
 
     def summary(self, collective: bool = True) -> str:
         """A readable table of :meth:`report` (``collective`` as there)."""
-        report = self.report(collective)
-        # as wide as the longest layer name and activation, so every row lines up
-        name_width = max([24, *(len(name) for name in report.layers)])
-        kind_width = max([10, *(len(layer.activation) for layer in report.layers.values())])
-        header = (
-            f"{'layer':<{name_width}} {'activation':<{kind_width}} {'units':>6} {'dead':>6} "
-            f"{'dead %':>7} {'dormant':>8} {'dormant %':>9} {'mean act.':>9}"
-        )
-        lines = [
-            f"DeadNeuronMonitor: window {report.window}, steps {report.first_step}"
-            f"-{report.first_step + max(report.steps, 1) - 1}",
-            header,
-            "-" * len(header),
-        ]
-        for layer in report.layers.values():
-            lines.append(
-                f"{layer.name:<{name_width}} {layer.activation:<{kind_width}} {layer.units:>6} "
-                f"{layer.dead:>6} "
-                f"{100 * layer.dead_fraction:>6.1f}% {layer.dormant:>8} "
-                f"{100 * layer.dormant_fraction:>8.1f}% {layer.mean_activation_rate:>9.3f}"
-            )
-        return "\n".join(lines)
+        return writers.summary_table(self.report(collective))
 
     def to_dict(self, collective: bool = True) -> dict[str, Any]:
         """Configuration, closed windows and the current report (``collective`` as in
@@ -809,58 +796,19 @@ class DeadNeuronMonitor:
         with open(path, "w") as f:
             json.dump(self.to_dict(collective), f, indent=1)
 
-    CSV_FIELDS = (
-        "window",
-        "first_step",
-        "steps",
-        "layer",
-        "activation",
-        "units",
-        "samples",
-        "dead",
-        "dormant",
-        "dead_fraction",
-        "dormant_fraction",
-        "mean_activation_rate",
-    )
+    CSV_FIELDS = writers.CSV_FIELDS
 
     def write_csv(self, path: str) -> None:
         """Write one row per closed window and layer (the history, for plotting)."""
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.CSV_FIELDS)
-            for report in self._history:
-                for layer in report.layers.values():
-                    writer.writerow(
-                        [
-                            report.window,
-                            report.first_step,
-                            report.steps,
-                            layer.name,
-                            layer.activation,
-                            layer.units,
-                            layer.samples,
-                            layer.dead,
-                            layer.dormant,
-                            layer.dead_fraction,
-                            layer.dormant_fraction,
-                            layer.mean_activation_rate,
-                        ]
-                    )
+        writers.write_csv(self._history, path)
 
     def write_tensorboard(
         self, writer: Any, global_step: int | None = None, collective: bool = True
     ) -> None:
         """Log :meth:`report` to a ``torch.utils.tensorboard.SummaryWriter``: dead and dormant
         fractions as scalars, per-unit activation rates as a histogram, per layer."""
-        report = self.report(collective)
         step = self._steps if global_step is None else global_step
-        for layer in report.layers.values():
-            writer.add_scalar(f"dead_fraction/{layer.name}", layer.dead_fraction, step)
-            writer.add_scalar(f"dormant_fraction/{layer.name}", layer.dormant_fraction, step)
-            if layer.samples and layer.active_counts is not None:
-                rates = torch.tensor(layer.active_counts, dtype=torch.float64) / layer.samples
-                writer.add_histogram(f"activation_rate/{layer.name}", rates, step)
+        writers.write_tensorboard(self.report(collective), writer, step)
 
     # --- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

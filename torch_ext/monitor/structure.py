@@ -24,7 +24,8 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import inside_forward_of, recomputing, site_name, watch_forwards
+from .counting import inside_forward_of, recomputing, watch_forwards
+from .names import site_name
 
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)

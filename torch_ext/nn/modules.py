@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from .. import functional as F
-from ..activations import SELU_ALPHA, SELU_SCALE  # the C++ library's
 
 __all__ = ["CELU", "CountedActivation", "ELU", "LeakyReLU", "PReLU", "SELU", "UnitCounter"]
 
@@ -210,5 +209,5 @@ class SELU(CountedActivation, _SavesOutput, torch.nn.SELU):
         self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
     ) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
-            input, SELU_ALPHA, SELU_SCALE, counts, unit_dim, threshold, self.save_output
+            input, F.SELU_ALPHA, F.SELU_SCALE, counts, unit_dim, threshold, self.save_output
         )

@@ -1,0 +1,89 @@
+"""The monitor's writers, each a function of a window's report (or of the closed windows):
+a readable table, a CSV of the history for plotting, TensorBoard scalars and histograms."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from .reports import MonitorReport
+
+__all__ = ["CSV_FIELDS", "summary_table", "write_csv", "write_tensorboard"]
+
+CSV_FIELDS = (
+    "window",
+    "first_step",
+    "steps",
+    "layer",
+    "activation",
+    "units",
+    "samples",
+    "dead",
+    "dormant",
+    "dead_fraction",
+    "dormant_fraction",
+    "mean_activation_rate",
+)
+
+
+def summary_table(report: MonitorReport) -> str:
+    """The window's layers as an aligned table, its columns as wide as the longest layer
+    name and activation."""
+    name_width = max([24, *(len(name) for name in report.layers)])
+    kind_width = max([10, *(len(layer.activation) for layer in report.layers.values())])
+    header = (
+        f"{'layer':<{name_width}} {'activation':<{kind_width}} {'units':>6} {'dead':>6} "
+        f"{'dead %':>7} {'dormant':>8} {'dormant %':>9} {'mean act.':>9}"
+    )
+    lines = [
+        f"DeadNeuronMonitor: window {report.window}, steps {report.first_step}"
+        f"-{report.first_step + max(report.steps, 1) - 1}",
+        header,
+        "-" * len(header),
+    ]
+    for layer in report.layers.values():
+        lines.append(
+            f"{layer.name:<{name_width}} {layer.activation:<{kind_width}} {layer.units:>6} "
+            f"{layer.dead:>6} {100 * layer.dead_fraction:>6.1f}% {layer.dormant:>8} "
+            f"{100 * layer.dormant_fraction:>8.1f}% {layer.mean_activation_rate:>9.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_csv(history: Iterable[MonitorReport], path: str) -> None:
+    """One row per window of `history` and layer (CSV_FIELDS)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_FIELDS)
+        for report in history:
+            for layer in report.layers.values():
+                writer.writerow(
+                    [
+                        report.window,
+                        report.first_step,
+                        report.steps,
+                        layer.name,
+                        layer.activation,
+                        layer.units,
+                        layer.samples,
+                        layer.dead,
+                        layer.dormant,
+                        layer.dead_fraction,
+                        layer.dormant_fraction,
+                        layer.mean_activation_rate,
+                    ]
+                )
+
+
+def write_tensorboard(report: MonitorReport, writer: Any, step: int) -> None:
+    """The window's dead and dormant fractions as scalars and its per-unit activation rates
+    as a histogram, per layer, to a ``torch.utils.tensorboard.SummaryWriter``."""
+    for layer in report.layers.values():
+        writer.add_scalar(f"dead_fraction/{layer.name}", layer.dead_fraction, step)
+        writer.add_scalar(f"dormant_fraction/{layer.name}", layer.dormant_fraction, step)
+        if layer.samples and layer.active_counts is not None:
+            rates = torch.tensor(layer.active_counts, dtype=torch.float64) / layer.samples
+            writer.add_histogram(f"activation_rate/{layer.name}", rates, step)

@@ -1,0 +1,190 @@
+"""Revive dead units: the lecture notes' remedy (bias +0.01) applied the way ReDo
+(Sokar et al., 2023) does it, without changing what the network computes.
+
+:func:`revive` is the entry point; ``plan`` decides what a layer's revival touches and
+whether it can be done exactly, ``write`` writes it, ``optimizer_state`` resets the
+optimizer's state of the revived slices. It reads the monitor through its public
+interface only (reports, ``links``, ``link_problem``, ``module``, ``model``) and logs on
+``torch_ext.revive``."""
+
+from __future__ import annotations
+
+import torch
+
+from ..monitor import DeadNeuronMonitor, MonitorReport
+from .plan import logger, parameter_owners, plan_layer, revivable_on_every_rank, skip_layer
+from .write import fresh_rows, revive_layer, unit_index
+
+__all__ = ["revive", "ReviveReport"]
+
+
+class ReviveReport(dict):
+    """What :func:`revive` did: ``{layer name: revived units}``, as a dict, plus
+
+    Attributes:
+        skipped: ``{layer name: why}`` for every layer with dead units that was left as it
+            was (also logged as a warning).
+        inexact: ``{layer name: [why, ...]}`` for the revived layers whose function changed
+            (only with ``exact=False``): what their revived units now reach.
+    """
+
+    def __init__(
+        self, revived: dict[str, list[int]], skipped: dict[str, str], inexact: dict[str, list[str]]
+    ) -> None:
+        super().__init__(revived)
+        self.skipped = skipped
+        self.inexact = inexact
+
+    def __repr__(self) -> str:
+        return (
+            f"ReviveReport({dict.__repr__(self)}, skipped={self.skipped!r}, "
+            f"inexact={self.inexact!r})"
+        )
+
+
+@torch.no_grad()
+def revive(
+    model: torch.nn.Module,
+    monitor: DeadNeuronMonitor,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    exact: bool = True,
+    window: MonitorReport | None = None,
+) -> ReviveReport:
+    """Re-initialise the dead units that ``monitor`` reports, keeping the network's function.
+
+    For each dead unit of a monitored layer (call site): the incoming weights (its row of the
+    Linear or output channel of the convolution feeding the activation) are drawn afresh from
+    that layer's own initialisation and its bias set to +0.01 (the lecture notes' remedy); if
+    a BatchNorm, LayerNorm or GroupNorm stands between them, the producer's bias entry is set
+    to 0 and the norm's parameters for the unit to weight 1, bias +0.01, its running
+    statistics to mean 0, variance 1, so the unit starts from a small positive
+    pre-activation. Its outgoing weights (its columns in the Linear/Conv layers reading the
+    activation, through pooling, dropout, flatten and views) are zeroed, as ReDo (Sokar et
+    al., 2023) does. A dead unit's constant output (0 for ReLU; -alpha for a saturated ELU,
+    times scale for SELU) is folded into the reading layers' bias, so outputs are unchanged
+    at the moment of revival (exactly for ReLU; for ELU-family units up to their residual
+    ``alpha * e^z <= grad_eps``) while the unit can learn again.
+
+    The layers around each call site are the ones the monitor traced in the model's first
+    training forward after it attached, checked against every eager forward it watched since
+    (see :meth:`DeadNeuronMonitor.links`). Some structures cannot keep the function exactly:
+    the unit's output also flows into a residual addition, is read by a norm layer or
+    returned by the model, or a LayerNorm/GroupNorm normalizes the unit together with
+    others. Such a layer is skipped by default; with ``exact=False`` it is revived and the
+    report's :attr:`~ReviveReport.inexact` says what changed. A layer is skipped, with a
+    warning on the logger ``torch_ext.revive`` naming it and why, and nothing of it written
+    (its modules' parameters and the optimizer's state stay as they were), when revive
+    cannot do it right:
+
+    * it is not a plain Linear/Conv [-> norm] -> activation -> Linear/Conv chain in the
+      traced forward (another operation between them, a second use of a tensor, a shape
+      that does not match, a grouped reader), or the monitor has no links for it (its calls
+      merged into one layer, a call site the traced forward did not reach);
+    * another forward fed or read it through other modules (a multi-task head), or one of
+      its modules was replaced in the model since (``model[2] = nn.Linear(...)``);
+    * its activation's dead output is not a known constant (a Leaky ReLU or PReLU unit
+      still outputs ``slope * z``), or is a nonzero constant (ELU, SELU, CELU) that a
+      reader cannot take: it has no bias, it is a convolution padding with zeros, or the
+      path to it does not keep constants (dropout in training, average pooling over padding);
+    * the weight or bias of its feeding, norm or reading layers is computed rather than a
+      parameter revive can write (:mod:`torch.nn.utils.parametrize` such as
+      ``parametrizations.weight_norm``/``spectral_norm``/``orthogonal``, the older
+      ``torch.nn.utils.weight_norm``/``spectral_norm``, ``torch.nn.utils.prune``), or the
+      layer's class overrides ``forward``;
+    * a parameter of those layers is shared with another module, or one of them is
+      registered at several places in ``model`` (tied weights would change elsewhere).
+
+    Skipping rather than raising lets the other layers be revived, as a training loop that
+    calls ``revive`` periodically wants; every check runs before the first write.
+
+    Args:
+        model: the model the monitor watches (or one containing it, e.g. its DDP wrapper).
+        monitor: the monitor whose :meth:`~DeadNeuronMonitor.report` names the dead units.
+        optimizer: if given, its per-parameter state of the revived slices (every state
+            tensor shaped like its parameter: the producer's weight rows and bias entries,
+            the norm's entries and the readers' weight columns) is reset: first moments and
+            momentum buffers (Adam's ``exp_avg``, SGD's ``momentum_buffer``) to zero, as for
+            a fresh parameter; the states that scale the step by the gradient's history
+            (Adam's ``exp_avg_sq``, Adagrad's ``sum``, RMSprop's ``square_avg``, ...) to the
+            mean of the parameter's other slices, since the per-parameter step count (and so
+            Adam's bias correction) goes on: zeroed, a revived entry would step several times
+            further than its peers. Default: ``None``.
+        exact: revive only layers whose function revive keeps unchanged. ``False`` also
+            revives the layers named in the report's ``inexact``. Default: ``True``.
+        window: the window whose dead units to revive: a report of ``monitor``, e.g.
+            ``monitor.report()`` for the open window. Default: the last closed window
+            (``monitor.history[-1]``): a unit is dead only over a whole window, and the open
+            one may have seen a single batch. A window that covers no completed step or
+            holds no sample is refused: a warning names it and nothing is revived.
+
+    Under ``torch.distributed`` every rank must call it (the report is collective): the
+    re-drawn weights are broadcast from rank 0, so replicas stay identical, and a layer is
+    revived only if every rank can revive it.
+
+    Returns:
+        :class:`ReviveReport`: ``{layer name: revived units}``, with the skipped layers and
+        why in ``skipped``, and with ``exact=False`` the changes in ``inexact``.
+    """
+    _check_model(model, monitor)
+    report = _window_to_revive(monitor, window)
+    if report is None:
+        return ReviveReport({}, {}, {})
+    owners = parameter_owners(model, monitor.model)
+    plans, skipped = [], {}
+    for name, layer in report.layers.items():
+        if not layer.dead:
+            continue
+        plan = plan_layer(monitor, owners, name, layer, exact)
+        if isinstance(plan, str):
+            skip_layer(name, plan, skipped)
+        else:
+            plans.append(plan)
+    plans = revivable_on_every_rank(plans, skipped)
+    for plan in plans:  # drawn (and broadcast) before any write
+        plan.rows = fresh_rows(plan.producer, unit_index(plan))
+    for plan in plans:
+        revive_layer(plan, optimizer)
+    return ReviveReport(
+        {plan.name: plan.units for plan in plans},
+        skipped,
+        {plan.name: plan.inexact for plan in plans if plan.inexact},
+    )
+
+
+def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
+    watched = monitor.model
+    if watched is None or not any(m is watched for m in model.modules()):
+        raise ValueError(
+            "revive: the monitor does not watch this model (nor one of its submodules)"
+        )
+
+
+def _window_to_revive(
+    monitor: DeadNeuronMonitor, window: MonitorReport | None
+) -> MonitorReport | None:
+    """The window revive acts on, or None (with a warning naming it) when it cannot say
+    which units are dead: none closed yet, or one without a completed step or a sample."""
+    if window is None:
+        history = monitor.history
+        if not history:
+            logger.warning(
+                "revive: no window of the monitor has closed yet (the open window %d has "
+                "%d steps): nothing revived; call it after monitor.step() closes one, or pass "
+                "window=monitor.report()",
+                monitor.report(collective=False).window,
+                monitor.report(collective=False).steps,
+            )
+            return None
+        window = history[-1]
+    samples = sum(layer.samples for layer in window.layers.values())
+    if window.steps < 1 or samples == 0:
+        logger.warning(
+            "revive: window %d covers %d completed steps and %d samples: too few to call a "
+            "unit dead; nothing revived",
+            window.window,
+            window.steps,
+            samples,
+        )
+        return None
+    return window

@@ -1,0 +1,297 @@
+"""What reviving a layer touches (its dead units, the modules around them, their constant
+output), and every reason it cannot be done exactly, checked before anything is written."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parametrize
+
+from ..activations import ACTIVATIONS, activation_of
+from ..monitor import DeadNeuronMonitor, LayerReport
+from ..monitor.distributed import world_size
+from ..monitor.structure import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
+
+__all__ = [
+    "Owners",
+    "Plan",
+    "logger",
+    "parameter_owners",
+    "plan_layer",
+    "revivable_on_every_rank",
+    "skip_layer",
+]
+
+logger = logging.getLogger("torch_ext.revive")
+
+
+def _saturated_output(activation: torch.nn.Module) -> float:
+    """What a dead unit outputs (f(z) for z -> -inf): 0 for ReLU and for Leaky ReLU / PReLU
+    units of slope 0 (see _dead_output_problem), -alpha for ELU, ..."""
+    spec = activation_of(activation)
+    constant = None if spec is None else spec.dead_output(activation)
+    return 0.0 if constant is None else constant
+
+
+@dataclass
+class Plan:
+    """One layer to revive: its dead units, the modules around it, and its dead units'
+    constant output."""
+
+    name: str
+    units: list[int]
+    width: int  # the layer's unit count
+    producer: torch.nn.Module
+    norm: torch.nn.Module | None
+    norm_axis: int  # the axis of the norm's parameters that holds the units
+    activation: torch.nn.Module
+    readers: list[tuple[torch.nn.Module, Reader]]
+    constant: float
+    inexact: list[str]
+    rows: Tensor | None = None  # the fresh incoming weights, drawn before anything is written
+
+
+def skip_layer(name: str, why: str, skipped: dict[str, str]) -> None:
+    logger.warning("revive: skipped layer '%s': %s", name, why)
+    skipped[name] = why
+
+
+def plan_layer(
+    monitor: DeadNeuronMonitor, owners: Owners, name: str, layer: LayerReport, exact: bool
+) -> Plan | str:
+    """What reviving layer `name` touches, or why it cannot be done right."""
+    if layer.dead_units is None:
+        return "the report has no per-unit detail"
+    problem = monitor.link_problem(name)
+    if problem is not None:
+        return problem
+    link = monitor.link(name)
+    producer, activation = link.producer[1](), monitor.module(name)
+    norm = link.norm[1]() if link.norm is not None else None
+    readers = [(reader.module(), reader) for reader in link.readers]
+    constant = _saturated_output(activation)
+    # Writability first: reading a parametrized weight (for its shape) computes it, which
+    # for spectral_norm in training mode is a power iteration that updates its buffers.
+    modules = [m for m in (producer, norm, *(r for r, _ in readers)) if m is not None]
+    problem = (
+        _first(_writable_problem(m, owners) for m in modules)
+        or _shape_problem(link.units, producer, readers)
+        or _dead_output_problem(activation, layer.dead_units)
+        or _fold_problem(constant, readers, owners)
+    )
+    if problem is not None:
+        return problem
+    if link.inexact and exact:
+        return (
+            "reviving it would change the network's function: "
+            + "; ".join(link.inexact)
+            + " (revive(..., exact=False) revives it anyway)"
+        )
+    axis = _norm_axis(norm, link.unit_dim, link.input_ndim)
+    return Plan(
+        name,
+        list(layer.dead_units),
+        link.units,
+        producer,
+        norm,
+        axis,
+        activation,
+        readers,
+        constant,
+        list(link.inexact),
+    )
+
+
+def _norm_axis(norm: torch.nn.Module | None, unit_dim: int, ndim: int) -> int:
+    """The axis of `norm`'s affine parameters that holds the units (the normalized dims of a
+    LayerNorm are its parameters' axes; BatchNorm and GroupNorm have one per channel)."""
+    if isinstance(norm, torch.nn.LayerNorm):
+        return unit_dim - (ndim - len(norm.normalized_shape))
+    return 0
+
+
+def _first(problems: Iterable[str | None]) -> str | None:
+    return next((p for p in problems if p is not None), None)
+
+
+def _shape_problem(
+    units: int, producer: torch.nn.Module, readers: list[tuple[torch.nn.Module, Reader]]
+) -> str | None:
+    """The tensors revive indexes must have a slice per unit: the attributes (out_features,
+    in_channels, ...) stay behind when a parameter is reassigned."""
+    widths = [out_features(producer) - units, producer.weight.shape[0] - units]
+    if producer.bias is not None:
+        widths.append(producer.bias.shape[0] - units)
+    for reader, path in readers:
+        width = path.layout.width(units)
+        widths += [in_features(reader) - width, reader.weight.shape[1] - width]
+    if any(widths):
+        return "the layers around it changed shape since the monitor saw them"
+    return None
+
+
+def _dead_output_problem(activation: torch.nn.Module, dead: list[int]) -> str | None:
+    """Why a dead unit's output is not a constant revive can fold away, or None."""
+    spec = activation_of(activation)
+    if spec is None:
+        return (
+            f"the output of a dead {type(activation).__name__} unit is unknown (revive knows "
+            f"{', '.join(ACTIVATIONS)})"
+        )
+    if isinstance(activation, torch.nn.PReLU):
+        weight = activation.weight.detach()
+        slopes = weight if weight.numel() == 1 else weight[torch.tensor(dead, device=weight.device)]
+        if bool(torch.any(slopes != 0)):
+            return (
+                "its dead units still output slope * z, which zeroing their outgoing weights "
+                "would drop"
+            )
+    elif spec.dead_output(activation) is None:
+        return (
+            "its dead units still output negative_slope * z, which zeroing their outgoing "
+            "weights would drop"
+        )
+    return None
+
+
+def _fold_problem(
+    constant: float, readers: list[tuple[torch.nn.Module, Reader]], owners: Owners
+) -> str | None:
+    """Why a reader cannot take the dead units' constant output into its bias exactly."""
+    if constant == 0.0:
+        return None
+    for reader, path in readers:
+        name = f"'{owners.name(reader)}'"
+        if reader.bias is None:
+            return (
+                f"its dead units output {constant:.4g} and its reader {name} has no bias to "
+                "take that when their outgoing weights are zeroed"
+            )
+        if _pads_with_zeros(reader):
+            return (
+                f"its dead units output {constant:.4g} and its reader {name} pads with zeros: "
+                "at the borders no bias keeps its output"
+            )
+        if not path.keeps_constant:
+            return (
+                f"its dead units output {constant:.4g} and the way to its reader {name} does "
+                "not keep a constant (dropout in training, or an average over padding)"
+            )
+    return None
+
+
+def _pads_with_zeros(reader: torch.nn.Module) -> bool:
+    """Whether a convolution reads zeros beyond its input's borders (padding that copies the
+    input, or none, repeats a constant input exactly)."""
+    if isinstance(reader, torch.nn.Linear) or reader.padding_mode != "zeros":
+        return False
+    if reader.padding == "same":
+        return any(k > 1 for k in reader.kernel_size)
+    return reader.padding != "valid" and any(p > 0 for p in reader.padding)
+
+
+@dataclass
+class Owners:
+    """Who holds what in the model revive writes into, to refuse tied weights."""
+
+    names: dict[int, str]  # id(module) -> its name in the watched model (as in the report)
+    places: dict[int, list[str]]  # id(module) -> every name it has in the model
+    holders: dict[int, list[str]]  # id(parameter) -> every module name holding it
+
+    def name(self, module: torch.nn.Module) -> str:
+        return self.names.get(id(module), type(module).__name__)
+
+
+def parameter_owners(model: torch.nn.Module, watched: torch.nn.Module) -> Owners:
+    places: dict[int, list[str]] = {}
+    holders: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        places.setdefault(id(module), []).append(name)
+        for param in module._parameters.values():
+            if param is not None:
+                holders.setdefault(id(param), []).append(name)
+    names = {id(module): name for name, module in watched.named_modules()}
+    return Owners(names, places, holders)
+
+
+# forward (and the convolution it calls) as torch.nn defines them: a subclass that overrides
+# them may use its weight otherwise (DropConnect, fake quantization, ...).
+_PLAIN_FORWARDS = {
+    getattr(cls, attr)
+    for cls in (*WEIGHTED_LAYERS, *NORM_LAYERS, torch.nn.SyncBatchNorm)
+    for attr in ("forward", "_conv_forward")
+    if hasattr(cls, attr)
+}
+
+
+def _writable_problem(module: torch.nn.Module, owners: Owners) -> str | None:
+    """Why revive cannot write `module`'s weight and bias as the plain parameters of this one
+    module, or None."""
+    name = f"'{owners.name(module)}'"
+    computed = _computed_tensor(module)
+    if computed is not None:
+        return f"{name} computes its {computed}; revive writes only plain parameters"
+    kind = type(module)
+    if any(
+        getattr(kind, attr, None) not in (None, *_PLAIN_FORWARDS)
+        for attr in ("forward", "_conv_forward")
+    ):
+        return (
+            f"{name} overrides forward ({kind.__name__}): revive cannot tell how it uses its weight"
+        )
+    places = owners.places.get(id(module), [])
+    if len(places) > 1:
+        return (
+            f"{name} is registered {len(places)} times in the model ({places}): revive would "
+            "change it at every place"
+        )
+    for attr, param in module._parameters.items():
+        others = [n for n in owners.holders.get(id(param), []) if n not in places]
+        if param is not None and others:
+            return (
+                f"{name} shares its {attr} with '{others[0]}' (tied parameters): revive would "
+                "change that module too"
+            )
+    return None
+
+
+def _computed_tensor(module: torch.nn.Module) -> str | None:
+    """How `module`'s weight or bias is computed from other tensors, or None when both are
+    its own parameters."""
+    if parametrize.is_parametrized(module):
+        return f"{' and '.join(module.parametrizations)} through torch.nn.utils.parametrize"
+    for attr in ("weight", "bias"):
+        value = getattr(module, attr, None)
+        if value is not None and module._parameters.get(attr) is not value:
+            return f"{attr} {_computed_by(module, attr)}"
+    return None
+
+
+def _computed_by(module: torch.nn.Module, attr: str) -> str:
+    """The forward pre-hook that recomputes `attr` (weight_norm's WeightNorm, spectral_norm's
+    SpectralNorm, prune's pruning method), as far as it names itself."""
+    for hook in module._forward_pre_hooks.values():
+        if attr in (getattr(hook, "name", None), getattr(hook, "_tensor_name", None)):
+            return f"in its {type(hook).__name__} forward pre-hook"
+    return "from other tensors: it is not a parameter of the module"
+
+
+def revivable_on_every_rank(plans: list[Plan], skipped: dict[str, str]) -> list[Plan]:
+    """The plans every rank made (all of them in one process): each revived layer takes a
+    broadcast, so the ranks must agree on the list."""
+    if world_size() == 1:
+        return plans
+    gathered: list[Any] = [None] * world_size()
+    torch.distributed.all_gather_object(gathered, [plan.name for plan in plans])
+    common = set.intersection(*(set(names) for names in gathered))
+    for plan in plans:
+        if plan.name not in common:
+            skip_layer(
+                plan.name, "another rank cannot revive it (see that rank's warning)", skipped
+            )
+    return [plan for plan in plans if plan.name in common]
