@@ -272,3 +272,28 @@ def test_revived_weights_step_like_their_peers_under_adam():
         optimizer.step()
         moved = (model[0].weight.detach() - before).abs().mean(1)
         assert moved[DEAD].mean() <= 1.5 * moved[live].mean()
+
+
+@pytest.mark.parametrize("live_scale", [0.01, 100.0], ids=["small_peers", "large_peers"])
+def test_fresh_rows_start_no_larger_than_their_live_peers(live_scale: float):
+    """Fresh incoming rows are the layer's own init draw, scaled down to the mean norm of
+    the live rows where that is smaller (a model initialised at std 0.02), and left as drawn
+    where the live rows grew larger (a high learning rate)."""
+    model = network(torch.nn.ReLU(), conv=False)
+    x = torch.randn(32, 4)
+    live = [u for u in range(6) if u not in DEAD]
+    with torch.no_grad():
+        model[0].weight *= live_scale
+        model[0].bias[DEAD] = -1e6
+        model[0].bias[live] = 1e3  # alive on every sample
+    peers = model[0].weight[live].detach().norm(dim=1).mean()
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        torch.manual_seed(1)
+        assert torch_ext.revive(model, monitor) == {"1": DEAD}
+    torch.manual_seed(1)
+    drawn = torch.nn.Linear(4, len(DEAD)).weight.detach().norm(dim=1)  # the init's own draw
+    norms = model[0].weight[DEAD].detach().norm(dim=1)
+    expected = torch.minimum(drawn, peers.expand(len(DEAD)))
+    torch.testing.assert_close(norms, expected, rtol=1e-5, atol=0)

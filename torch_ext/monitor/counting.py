@@ -220,36 +220,6 @@ class Hook:
         return InertHook, ()
 
 
-class ForwardStart(Hook):
-    """Forward pre-hook on the watched model: `owner.begin(model)` starts its watch of a
-    forward (the link tracer, the functional watch)."""
-
-    def __init__(self, owner: Any) -> None:
-        self._owner = owner
-
-    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
-        self._owner.begin(module)
-
-
-class ForwardEnd(Hook):
-    """Forward hook on the watched model (always called): `owner.end(output)` ends it."""
-
-    def __init__(self, owner: Any) -> None:
-        self._owner = owner
-
-    def __call__(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        self._owner.end(output)
-
-
-def watch_forwards(owner: Any, model: torch.nn.Module) -> list[Any]:
-    """Hook `owner.begin(model)` and `owner.end(output)` around every forward of `model`
-    (the end always called, also when the forward raises); returns the handles."""
-    return [
-        model.register_forward_pre_hook(ForwardStart(owner), prepend=True),
-        model.register_forward_hook(ForwardEnd(owner), always_call=True),
-    ]
-
-
 def no_counter() -> None:
     return None
 

@@ -17,7 +17,6 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import inside_forward_of, recomputing, watch_forwards
 from .names import functional_name
 
 logger = logging.getLogger("torch_ext.monitor")
@@ -57,7 +56,8 @@ def function_kind(func: Any) -> str | None:
 class FunctionalWatch(TorchFunctionMode):
     """Counts functional activation calls in the watched model's eager forwards.
 
-    Entered by a forward pre-hook on the model and left by its forward hook. The module
+    Entered when a forward of the model begins and left when it ends (the monitor's
+    :class:`~torch_ext.monitor.tracker.ForwardTracker` tells it). The module
     whose forward made a call is found only when a supported function is called, from the
     Python frames running (the innermost method of one of the model's modules): no hook on
     every module call. Calls made inside an activation module's own forward (``nn.ReLU``
@@ -69,38 +69,23 @@ class FunctionalWatch(TorchFunctionMode):
         self._monitor = weakref.ref(monitor)
         self.monitored = monitored  # id() of the monitored modules, which count themselves
         self._names = {id(module): (module, name) for name, module in model.named_modules()}
-        self._handles = watch_forwards(self, model)
         self._active = False
-        self._depth = 0  # calls of the model inside its own forward
         self._indices: dict[tuple[str, str], int] = {}
         self._kinds: dict[Any, str | None] = {}  # function -> the activation it computes
-        self.compiled_forwards = 0  # forwards that ran under torch.compile, unwatched
         self.skipped_calls: set[str] = set()  # call sites with calls of another width
 
     def close(self) -> None:
         self._leave()
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
 
-    def begin(self, model: torch.nn.Module) -> None:
-        if self._active and inside_forward_of(model):
-            self._depth += 1
-            return
-        self._leave()  # a forward cut short (KeyboardInterrupt skips always_call hooks)
-        if torch.compiler.is_compiling():
-            self.compiled_forwards += 1  # replayed by Dynamo on every compiled call
-            return
+    # Each forward (a subscriber of the monitor's ForwardTracker).
+    def forward_began(self, model: torch.nn.Module) -> None:
         monitor = self._monitor()
-        if recomputing() or monitor is None or not (model.training or monitor.count_eval):
+        if monitor is None or not (model.training or monitor.count_eval):
             return
-        self._active, self._depth, self._indices = True, 0, {}
+        self._active, self._indices = True, {}
         self.__enter__()
 
-    def end(self, output: Any = None) -> None:
-        if self._active and self._depth:
-            self._depth -= 1
-            return
+    def forward_ended(self, output: Any, failed: bool) -> None:
         self._leave()
 
     def _leave(self) -> None:

@@ -36,6 +36,7 @@ from .selection import (
     ruleless_activation,
 )
 from .structure import OUTSIDE, Link, LinkTracer, Use
+from .tracker import ForwardTracker
 
 logger = logging.getLogger("torch_ext.monitor")
 
@@ -225,7 +226,6 @@ class DeadNeuronMonitor:
         self._check_names(model)
         self._sites: dict[str, CallSites] = {}  # by module name, in the model's order
         self._layers: dict[str, Layer] = {}  # every call site's layer, by module then site
-        self._forwards = 0  # forwards of the model begun, which number the call sites
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._steps = 0  # steps closed so far
         self._window_start = 0  # step at which the open window began
@@ -239,6 +239,7 @@ class DeadNeuronMonitor:
         self._links: dict[str, Link] = {}  # by layer (call site) name
         self._traced = False  # whether a forward was traced since attach()
         self._uses: dict[str, list[Use]] = {}
+        self._tracker: ForwardTracker | None = None  # the watched model's forwards
         self._tracer: LinkTracer | None = None
         self._functional_watch: FunctionalWatch | None = None
 
@@ -344,10 +345,13 @@ class DeadNeuronMonitor:
                 "DeadNeuronMonitor: not monitored: %s (no dead-unit rule)",
                 ", ".join(f"{count} {kind}" for kind, count in kinds.items()),
             )
+        self._tracker = ForwardTracker(model, self)
         self._tracer = LinkTracer(self, model)
-        if self.functional:  # after the tracer: its mode is entered first and left last
+        self._tracker.subscribe(self._tracer)
+        if self.functional:  # outside the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}
             self._functional_watch = FunctionalWatch(self, model, monitored)
+            self._tracker.subscribe(self._functional_watch, outermost=True)
         return self
 
     def _count(self, sites: CallSites, module: torch.nn.Module) -> None:
@@ -387,12 +391,12 @@ class DeadNeuronMonitor:
         forward of the model running now. A call outside one, compiled or recomputed counts
         under the module's name; one outside a forward is noted too, as it may feed readers
         revive never sees."""
-        tracer = self._tracer
+        tracker = self._tracker
         if torch.compiler.is_compiling():  # a mutable index would be a guard: recompiles
             return sites.layers[0]
-        if tracer is not None and tracer.active:
-            return self._site(sites, sites.next_call(self._forwards))
-        if tracer is not None and not recomputing():
+        if tracker is not None and tracker.in_forward:
+            return self._site(sites, sites.next_call(tracker.forward_index))
+        if tracker is not None and not recomputing():
             self._note_forward({sites.name: OUTSIDE}, None)
         return sites.layers[0]
 
@@ -408,6 +412,9 @@ class DeadNeuronMonitor:
             self._links, self._traced = links, True
 
     def _stop_watching(self) -> None:
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
@@ -557,7 +564,9 @@ class DeadNeuronMonitor:
         """Whether the call running now has its call site from the watched forward's count;
         else (compiled, outside a forward of the model) it counts under the module's name."""
         return (
-            not torch.compiler.is_compiling() and self._tracer is not None and self._tracer.active
+            not torch.compiler.is_compiling()
+            and self._tracker is not None
+            and self._tracker.in_forward
         )
 
     def _layer_of_width(self, sites: CallSites, z: Tensor, unit_dim: int) -> Layer:
@@ -607,15 +616,15 @@ class DeadNeuronMonitor:
     def _warn_compiled(self) -> None:
         """Say once that functional calls went uncounted in compiled forwards (see
         ``functional``): the report would otherwise look complete."""
-        watch = self._functional_watch
-        if watch is not None and watch.compiled_forwards and not self._warned_compiled:
+        compiled = self._tracker.compiled_forwards if self._tracker is not None else 0
+        if self._functional_watch is not None and compiled and not self._warned_compiled:
             self._warned_compiled = True
             logger.warning(
                 "DeadNeuronMonitor(functional=True): %d forwards of the model ran "
                 "under torch.compile, where functional activation calls are not "
                 "counted (activation modules are); run the model eagerly to count "
                 "them",
-                watch.compiled_forwards,
+                compiled,
             )
 
     def _forget_old_unit_detail(self) -> None:

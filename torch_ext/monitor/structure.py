@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -24,7 +23,6 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .counting import inside_forward_of, recomputing, watch_forwards
 from .names import site_name
 
 # Layers whose units feed and read activations (what revive() re-initialises).
@@ -441,43 +439,26 @@ class LinkTracer(TorchFunctionMode):
             for name, module in model.named_modules()
             if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in monitor._sites
         }
-        self._root_handles = watch_forwards(self, model)
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self.active = False
         self._full = False  # this forward is traced (operations too), not only watched
-        self._nested = 0  # calls of the model inside its own forward
-        self._outer_exception: BaseException | None = None
         self._values: dict[int, _Value] = {}
         self._stack: list[_Call] = []
         self._calls: dict[str, list[_Call]] = {}
         self._graph_users: dict[Any, list[Any]] | None = None  # of the traced forward
 
     def close(self) -> None:
-        """Remove every hook and drop what was recorded."""
+        """Drop what was recorded (the forward tracker it subscribes to removes the hooks)."""
         self._finish_trace()
-        for handle in self._root_handles:
-            handle.remove()
-        self._root_handles.clear()
 
-    # The forward being traced or watched.
-    def begin(self, model: torch.nn.Module) -> None:
+    # The forward being traced or watched (a subscriber of the monitor's ForwardTracker).
+    def forward_began(self, model: torch.nn.Module) -> None:
         monitor = self._monitor()
         if monitor is None:  # the monitor was dropped without remove()
-            self.close()
             return
-        if self.active and inside_forward_of(model):
-            self._nested += 1  # the model called inside its own forward: part of this one
-            return
-        self._finish_trace()  # a forward cut short (KeyboardInterrupt skips always_call hooks)
-        # Eager forwards only: a compiled one runs no module hooks of its own.
-        if torch.compiler.is_compiling() or recomputing():
-            return
+        self._finish_trace()
         self.active = True
-        monitor._forwards += 1  # call sites are numbered afresh in each forward
         self._full = model.training and not monitor._traced
-        # A forward run inside an `except` block sees that exception throughout; its own
-        # failure would be another one.
-        self._outer_exception = sys.exc_info()[1]
         self._values, self._stack, self._calls = {}, [], {}
         # Every module's calls, without a hook on each (which copies of the model would carry).
         # A watched forward needs only their ends: the outputs they record tell a counted
@@ -491,17 +472,13 @@ class LinkTracer(TorchFunctionMode):
             )
             self.__enter__()
 
-    def end(self, output: Any) -> None:
+    def forward_ended(self, output: Any, failed: bool) -> None:
         if not self.active:
             return
-        if self._nested:
-            self._nested -= 1
-            return
-        failed = sys.exc_info()[1] is not self._outer_exception  # it raised: it used nothing
         monitor = self._monitor()
         uses: dict[str, Use] = {}
         links: dict[str, Link] | None = None
-        if not failed and monitor is not None:
+        if not failed and monitor is not None:  # a forward that raised used nothing
             with self._untraced():
                 returned = list(_tensors_in(output))
                 for value in self._values_in(returned):
@@ -511,7 +488,7 @@ class LinkTracer(TorchFunctionMode):
                     self._graph_users = _graph_users(returned)
                     links = self._links_of(monitor)
         self._finish_trace()
-        if monitor is not None:
+        if monitor is not None and not failed:
             monitor._note_forward(uses, links)
 
     def _finish_trace(self) -> None:
@@ -519,7 +496,7 @@ class LinkTracer(TorchFunctionMode):
             self.active = False
             if self._full:
                 self.__exit__(None, None, None)
-        self._full, self._nested, self._outer_exception = False, 0, None
+        self._full = False
         for handle in self._module_handles:
             handle.remove()
         self._module_handles.clear()

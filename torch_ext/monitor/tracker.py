@@ -1,0 +1,120 @@
+"""What runs now in a watched model, one small service per monitor, in the spirit of
+PyTorch's ``torch/utils/module_tracker.py``: the model's outer eager forwards (their
+index, nesting, whether one is running now, whether it failed), told to subscribers (the
+link tracer, the functional watch), and read by counting to number call sites.
+
+A forward of the model called inside its own forward is part of the outer one; a forward
+under ``torch.compile`` or recomputed by activation checkpointing during backward is not
+watched (compiled ones are counted); one cut short (KeyboardInterrupt skips the
+always-called hook that would end it) is ended as failed when the next one begins."""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from typing import Any, Protocol
+
+import torch
+
+from .counting import Hook, inside_forward_of, recomputing
+
+__all__ = ["ForwardSubscriber", "ForwardTracker"]
+
+
+class ForwardSubscriber(Protocol):
+    def forward_began(self, model: torch.nn.Module) -> None: ...
+
+    def forward_ended(self, output: Any, failed: bool) -> None: ...
+
+
+class _Begin(Hook):
+    def __init__(self, tracker: ForwardTracker) -> None:
+        self._tracker = tracker
+
+    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
+        self._tracker.begin(module)
+
+
+class _End(Hook):
+    def __init__(self, tracker: ForwardTracker) -> None:
+        self._tracker = tracker
+
+    def __call__(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        self._tracker.end(output)
+
+
+class ForwardTracker:
+    """The outer eager forwards of `model`, from a forward pre-hook (run before the model's
+    other pre-hooks) and an always-called forward hook, while `owner` (the monitor) lives.
+
+    Attributes:
+        forward_index: how many outer eager forwards have begun (call sites are numbered
+            afresh in each).
+        in_forward: whether one is running now.
+        compiled_forwards: forwards that began under ``torch.compile`` (not watched).
+    """
+
+    def __init__(self, model: torch.nn.Module, owner: object) -> None:
+        # The monitor, weakly: one dropped without remove() leaves no hooks working for it.
+        self._owner = weakref.ref(owner)
+        self.forward_index = 0
+        self.in_forward = False
+        self.compiled_forwards = 0
+        self._depth = 0  # calls of the model inside its own forward
+        self._outer_exception: BaseException | None = None
+        self._subscribers: list[ForwardSubscriber] = []
+        self._handles = [
+            model.register_forward_pre_hook(_Begin(self), prepend=True),
+            model.register_forward_hook(_End(self), always_call=True),
+        ]
+
+    def subscribe(self, subscriber: ForwardSubscriber, *, outermost: bool = False) -> None:
+        """Tell `subscriber` each forward's beginning (in subscription order; `outermost`:
+        first) and end (in the reverse order), as nested contexts are entered and left."""
+        if outermost:
+            self._subscribers.insert(0, subscriber)
+        else:
+            self._subscribers.append(subscriber)
+
+    def close(self) -> None:
+        self._finish(None, failed=True)
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._subscribers.clear()
+
+    def begin(self, model: torch.nn.Module) -> None:
+        if self._owner() is None:
+            self.close()
+            return
+        if self.in_forward and inside_forward_of(model):
+            self._depth += 1  # the model called inside its own forward: part of this one
+            return
+        self._finish(None, failed=True)  # a forward cut short
+        if torch.compiler.is_compiling():
+            self.compiled_forwards += 1  # replayed by Dynamo on every compiled call
+            return
+        if recomputing():
+            return
+        self.in_forward = True
+        self.forward_index += 1
+        # A forward run inside an `except` block sees that exception throughout; its own
+        # failure would be another one.
+        self._outer_exception = sys.exc_info()[1]
+        for subscriber in list(self._subscribers):
+            subscriber.forward_began(model)
+
+    def end(self, output: Any) -> None:
+        if not self.in_forward:
+            return
+        if self._depth:
+            self._depth -= 1
+            return
+        self._finish(output, failed=sys.exc_info()[1] is not self._outer_exception)
+
+    def _finish(self, output: Any, failed: bool) -> None:
+        if not self.in_forward:
+            return
+        self.in_forward, self._depth, self._outer_exception = False, 0, None
+        for subscriber in reversed(list(self._subscribers)):
+            subscriber.forward_ended(output, failed)
