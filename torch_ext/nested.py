@@ -58,9 +58,9 @@ def _on_values(func: torch._ops.OpOverload, args: tuple, kwargs: dict[str, Any])
             )
     if any(isinstance(a, torch.Tensor) and not isinstance(a, NestedTensor) for a in args):
         raise RuntimeError(f"{name}: cannot mix a jagged nested tensor with a dense tensor")
-    values = [a._values if isinstance(a, NestedTensor) else a for a in args]
+    values = [a.values() if isinstance(a, NestedTensor) else a for a in args]
     out = func(*values, **kwargs)
-    if func._schema.is_mutable:
+    if func.name().endswith("_"):  # an in-place op (elu_, ...): it wrote the values
         return args[0]
     return NestedTensor(out, **extract_kwargs(first))
 

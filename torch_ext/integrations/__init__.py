@@ -47,7 +47,7 @@ def _revive_dead(
     return None
 
 
-class _Session:
+class Session:
     """What both callbacks do, framework aside: they translate their hooks into calls here."""
 
     def __init__(
@@ -187,10 +187,10 @@ class _Session:
         self._warned = set(state.get("warned", []))
 
 
-class _SessionView:
-    """What both callbacks show of their :class:`_Session` (set as ``self._session``)."""
+class SessionView:
+    """What both callbacks show of their :class:`Session` (set as ``self._session``)."""
 
-    _session: _Session
+    _session: Session
 
     @property
     def monitor(self) -> DeadNeuronMonitor | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from . import RevivePolicy, _Session, _SessionView
+from . import RevivePolicy, Session, SessionView
 
 try:
     import lightning.pytorch as pl
@@ -22,7 +22,7 @@ except ImportError:  # the package's name before Lightning 2.0
 __all__ = ["DeadNeuronCallback"]
 
 
-class DeadNeuronCallback(_SessionView, pl.Callback):
+class DeadNeuronCallback(SessionView, pl.Callback):
     r"""Watches the model's activation layers with a :class:`~torch_ext.monitor.DeadNeuronMonitor`
     during ``Trainer.fit`` and logs, every window, each layer's dead and dormant fractions.
 
@@ -82,7 +82,7 @@ class DeadNeuronCallback(_SessionView, pl.Callback):
         **monitor_options: Any,
     ) -> None:
         super().__init__()
-        self._session = _Session(
+        self._session = Session(
             window, grad_eps, warn_dead_fraction, revive, prefix, monitor_options
         )
         self.submodule = submodule

@@ -12,7 +12,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from . import RevivePolicy, _Session, _SessionView
+from . import RevivePolicy, Session, SessionView
 
 __all__ = ["DeadNeuronCallback", "STATE_FILE"]
 
@@ -22,7 +22,7 @@ logger = logging.getLogger("torch_ext.monitor")
 STATE_FILE = "dead_neuron_monitor.pt"
 
 
-class DeadNeuronCallback(_SessionView, TrainerCallback):
+class DeadNeuronCallback(SessionView, TrainerCallback):
     r"""Watches the model's activation layers with a :class:`~torch_ext.monitor.DeadNeuronMonitor`
     during ``Trainer.train`` and logs, every window, each layer's dead and dormant fractions.
 
@@ -87,7 +87,7 @@ class DeadNeuronCallback(_SessionView, TrainerCallback):
         prefix: str = "dead_neurons",
         **monitor_options: Any,
     ) -> None:
-        self._session = _Session(
+        self._session = Session(
             window, grad_eps, warn_dead_fraction, revive, prefix, monitor_options
         )
         self.resume_from = resume_from

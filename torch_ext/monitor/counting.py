@@ -1,23 +1,19 @@
-"""Counting: the gradient-alive threshold of each activation, the counters of each call
-site, and the hooks (or the torch_ext.nn modules' own kernels) that fill them."""
+"""What counting rests on: the gradient-alive threshold of each activation (for modules and
+for functional call sites), the functions ``functional=True`` counts, when autograd is
+recomputing a forward, and the base of the hooks a monitor puts on a model."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
-import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..activations import activation_of
-from .names import site_name
-
-if TYPE_CHECKING:
-    from .monitor import DeadNeuronMonitor
 
 
 # --- thresholds ------------------------------------------------------------------------------
@@ -96,112 +92,6 @@ def outside_inference_mode() -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-class CallSites:
-    """A monitored module and its layers, one per call site (its k-th call in a forward of
-    the watched model), or a single one counting every call when `merged`."""
-
-    def __init__(
-        self,
-        name: str,
-        module: torch.nn.Module | FunctionalRule,
-        merged: bool,
-        activation: str | None = None,
-    ) -> None:
-        self.name = name
-        self.module: torch.nn.Module | FunctionalRule | None = module  # None while detached
-        # A functional call site (``block.0:relu#0``) has a rule instead of a module.
-        self.functional = isinstance(module, FunctionalRule)
-        self.activation = activation or type(module).__name__
-        self.merged = merged
-        self.layers: list[Layer] = [Layer(self, 0)]
-        self._forward = -1  # the forward whose calls `_next` numbers
-        self._next = 0
-
-    def next_call(self, forward: int) -> int:
-        """The call site of this call, the module's next one in forward number `forward`."""
-        if self.merged:
-            return 0
-        if forward != self._forward:  # a new forward of the model: numbering restarts
-            self._forward, self._next = forward, 0
-        self._next += 1
-        return self._next - 1
-
-
-class Layer:
-    """Counters of one call site of a monitored module, on the device of its inputs."""
-
-    def __init__(self, sites: CallSites, index: int) -> None:
-        self.sites = sites
-        self.index = index
-        self.name = site_name(sites.name, index)
-        self.activation = sites.activation
-        self.counts: Tensor | None = None  # int64 [2, units]: active, alive
-        self.samples = 0  # per unit, known on the host from shapes
-        self.threshold: Tensor | None = None
-        self._threshold_key: tuple | None = None
-        # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
-        # once, at this call site's first call, so every call counts along the same dim.
-        self.fed_by_linear: bool | None = None
-
-    @property
-    def module(self) -> torch.nn.Module | None:
-        return self.sites.module
-
-    def prepare(
-        self, z: Tensor, unit_dim: int, grad_eps: float
-    ) -> tuple[Tensor, int, Tensor] | None:
-        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
-        or None when the call holds nothing to count (an empty batch or a 0-wide layer)."""
-        if not -z.dim() <= unit_dim < z.dim():
-            raise ValueError(
-                f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
-                f"out of range for its {z.dim()}-D input"
-            )
-        if z.numel() == 0:
-            return None
-        dim = unit_dim % z.dim()
-        units = z.shape[dim]
-        counts = self._counts_on(z.device, units, dim)
-        threshold = self._threshold_for(units, grad_eps, z.device)
-        self.samples += z.numel() // units
-        return counts, dim, threshold
-
-    def _counts_on(self, device: torch.device, units: int, dim: int) -> Tensor:
-        if self.counts is None:
-            with outside_inference_mode():
-                self.counts = torch.zeros(2, units, dtype=torch.int64, device=device)
-        elif self.counts.shape[1] != units:
-            raise ValueError(
-                f"DeadNeuronMonitor: layer '{self.name}' was called with {units} units along "
-                f"dim {dim}, but earlier with {self.counts.shape[1]}; pass unit_dim for it"
-            )
-        elif self.counts.device != device:
-            # model.to(device), or load_state_dict() before the first call: follow the input.
-            with outside_inference_mode():
-                self.counts = self.counts.to(device)
-        return self.counts
-
-    def _threshold_for(self, units: int, grad_eps: float, device: torch.device) -> Tensor:
-        """The alive threshold for this call, recomputed when what it depends on changed
-        (negative_slope, alpha, grad_eps, the unit count, the device) between calls."""
-        rule = alive_rule(self.module)
-        if rule is None:
-            # PReLU's slopes change every optimizer step (and behind any version counter when
-            # set through .data): computed on the device for this call only, without a sync.
-            return alive_threshold(self.module, units, grad_eps, device)
-        key = (rule, grad_eps, units, device)
-        if key != self._threshold_key:
-            with outside_inference_mode():
-                self.threshold = alive_threshold(self.module, units, grad_eps, device)
-            self._threshold_key = key
-        return self.threshold
-
-    def reset(self) -> None:
-        if self.counts is not None:
-            self.counts.zero_()
-        self.samples = 0
-
-
 # --- hooks -----------------------------------------------------------------------------------
 class InertHook:
     """What a monitor's hook becomes in a copy or a pickle of the model: nothing."""
@@ -220,55 +110,33 @@ class Hook:
         return InertHook, ()
 
 
-def no_counter() -> None:
-    return None
+# --- the functions functional=True counts ------------------------------------------------
+# Function name (in-place forms without their "_") -> (kind, its parameter from the call,
+# the activation's class name in reports).
+def _positional(index: int, name: str, default: Any) -> Callable[[tuple, dict], Any]:
+    return lambda args, kwargs: kwargs.get(name, args[index] if len(args) > index else default)
 
 
-class CountingHook(Hook):
-    """Forward pre-hook counting a monitored module's input (before an in-place activation
-    overwrites it) into the layer of its call site."""
-
-    def __init__(self, monitor: DeadNeuronMonitor, sites: CallSites) -> None:
-        self._monitor = weakref.ref(monitor)
-        self._sites = sites
-
-    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
-        monitor = self._monitor()
-        if monitor is None or module is not self._sites.module:
-            return
-        layer = monitor._call_site(self._sites)  # every call takes a site, counted or not
-        prepared = monitor._counting_args(layer, module, args[0]) if args else None
-        if prepared is not None:
-            torch.ops.torch_ext.count_active_(args[0].detach(), *prepared)
+def _none(args: tuple, kwargs: dict) -> float:
+    return 0.0
 
 
-class FusedCounter:
-    """Set on a torch_ext.nn module as ``counter``: its forward then runs the counted op,
-    the activation and the counting in one pass (see torch_ext.nn.modules.CountedActivation), into
-    the counts of its call site. A copy or pickle of the module gets ``None`` instead (see
-    :class:`Hook`)."""
-
-    def __init__(self, monitor: DeadNeuronMonitor, sites: CallSites) -> None:
-        self._monitor = weakref.ref(monitor)
-        self._sites = sites
-
-    def __reduce__(self) -> tuple[Callable[[], None], tuple]:
-        return no_counter, ()
-
-    def monitor(self) -> DeadNeuronMonitor | None:
-        return self._monitor()
-
-    def counting_args(
-        self, module: torch.nn.Module, z: Tensor
-    ) -> tuple[Tensor, int, Tensor] | None:
-        monitor = self._monitor()
-        if monitor is None or module is not self._sites.module:
-            return None
-        return monitor._counting_args(monitor._call_site(self._sites), module, z)
+FUNCTIONS: dict[str, tuple[Callable[[tuple, dict], Any], str]] = {
+    "relu": (_none, "ReLU"),
+    "leaky_relu": (_positional(1, "negative_slope", 0.01), "LeakyReLU"),
+    "elu": (_positional(1, "alpha", 1.0), "ELU"),
+    "celu": (_positional(1, "alpha", 1.0), "CELU"),
+    "selu": (_none, "SELU"),
+    "prelu": (_positional(1, "weight", None), "PReLU"),
+}
 
 
-def counter_owner(module: torch.nn.Module) -> DeadNeuronMonitor | None:
-    """The live monitor counting inside `module`'s kernel, or None when its slot is free
-    (never set, a copy's None, or left by a monitor dropped without remove())."""
-    counter = vars(module).get("counter")
-    return counter.monitor() if isinstance(counter, FusedCounter) else None
+def function_kind(func: Any) -> str | None:
+    """The supported activation `func` computes (``"relu"``, ...), or None. Torch functions,
+    Tensor methods and registered ops (``torch.ops.torch_ext.elu``, ``...elu.default``)
+    reach a torch-function mode under their own names."""
+    name = getattr(func, "__name__", "")
+    name = name.split(".")[0]  # an OpOverload: "elu.default"
+    if name.endswith("_") and not name.endswith("__"):
+        name = name[:-1]
+    return name if name in FUNCTIONS else None

@@ -10,47 +10,18 @@ from __future__ import annotations
 import logging
 import sys
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from .counting import FUNCTIONS, function_kind
 from .names import functional_name
+from .selection import KNOWN_ACTIVATIONS, ruleless_activation
+from .sites import CallSiteTable
 
 logger = logging.getLogger("torch_ext.monitor")
-
-
-# Function name (in-place forms without their "_") -> (kind, its parameter from the call,
-# the activation's class name in reports).
-def _positional(index: int, name: str, default: Any) -> Callable[[tuple, dict], Any]:
-    return lambda args, kwargs: kwargs.get(name, args[index] if len(args) > index else default)
-
-
-def _none(args: tuple, kwargs: dict) -> float:
-    return 0.0
-
-
-FUNCTIONS: dict[str, tuple[Callable[[tuple, dict], Any], str]] = {
-    "relu": (_none, "ReLU"),
-    "leaky_relu": (_positional(1, "negative_slope", 0.01), "LeakyReLU"),
-    "elu": (_positional(1, "alpha", 1.0), "ELU"),
-    "celu": (_positional(1, "alpha", 1.0), "CELU"),
-    "selu": (_none, "SELU"),
-    "prelu": (_positional(1, "weight", None), "PReLU"),
-}
-
-
-def function_kind(func: Any) -> str | None:
-    """The supported activation `func` computes (``"relu"``, ...), or None. Torch functions,
-    Tensor methods and registered ops (``torch.ops.torch_ext.elu``, ``...elu.default``)
-    reach a torch-function mode under their own names."""
-    name = getattr(func, "__name__", "")
-    name = name.split(".")[0]  # an OpOverload: "elu.default"
-    if name.endswith("_") and not name.endswith("__"):
-        name = name[:-1]
-    return name if name in FUNCTIONS else None
 
 
 class FunctionalWatch(TorchFunctionMode):
@@ -64,9 +35,9 @@ class FunctionalWatch(TorchFunctionMode):
     calls ``F.relu``) or a monitored module's are left to the module's counting.
     """
 
-    def __init__(self, monitor: Any, model: torch.nn.Module, monitored: set[int]) -> None:
+    def __init__(self, table: CallSiteTable, model: torch.nn.Module, monitored: set[int]) -> None:
         super().__init__()
-        self._monitor = weakref.ref(monitor)
+        self._table = weakref.ref(table)
         self.monitored = monitored  # id() of the monitored modules, which count themselves
         self._names = {id(module): (module, name) for name, module in model.named_modules()}
         self._active = False
@@ -79,8 +50,8 @@ class FunctionalWatch(TorchFunctionMode):
 
     # Each forward (a subscriber of the monitor's ForwardTracker).
     def forward_began(self, model: torch.nn.Module) -> None:
-        monitor = self._monitor()
-        if monitor is None or not (model.training or monitor.count_eval):
+        table = self._table()
+        if table is None or not (model.training or table.count_eval):
             return
         self._active, self._indices = True, {}
         self.__enter__()
@@ -92,6 +63,14 @@ class FunctionalWatch(TorchFunctionMode):
         if self._active:
             self._active = False
             self.__exit__(None, None, None)
+
+    def _counts_in(self, module: torch.nn.Module) -> bool:
+        """Whether a functional activation called in `module`'s forward is counted as its own
+        layer: not inside an activation module (``nn.ReLU`` calls ``F.relu``) nor inside a
+        monitored module, which count themselves."""
+        if isinstance(module, KNOWN_ACTIVATIONS) or ruleless_activation(module):
+            return False
+        return id(module) not in self.monitored
 
     def _caller(self) -> tuple[str, torch.nn.Module] | None:
         """The module of the model whose method is running innermost (its forward, or a
@@ -124,20 +103,20 @@ class FunctionalWatch(TorchFunctionMode):
         return func(*args, **kwargs)
 
     def _count(self, kind: str, args: tuple, kwargs: dict) -> None:
-        monitor = self._monitor()
+        table = self._table()
         caller = self._caller()
-        if monitor is None or caller is None or not monitor._counts_functional_in(caller[1]):
+        if table is None or caller is None or not self._counts_in(caller[1]):
             return
         module_name, module = caller
         key = (module_name, kind)
         index = self._indices.get(key, 0)
         self._indices[key] = index + 1
         param = FUNCTIONS[kind][0](args, kwargs)
-        layer = monitor._functional_layer(functional_name(module_name, kind, index), kind, param)
+        layer = table.functional_layer(functional_name(module_name, kind, index), kind, param)
         z = args[0]
         with torch._C.DisableTorchFunction():  # the counting's own ops are not the model's
             try:
-                prepared = monitor._counting_args(layer, module, z)
+                prepared = table.counting_args(layer, module, z)
             except ValueError as error:  # another width: no unit_dim= can name this site
                 self._skip_once(layer.name, error)
                 return

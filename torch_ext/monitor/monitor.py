@@ -1,4 +1,10 @@
-"""The DeadNeuronMonitor class."""
+"""DeadNeuronMonitor, the monitor's facade: its configuration, attach and remove (which
+wire the pieces below to the model), windows and reports, links for revive, checkpoints.
+
+The pieces: the call-site table (sites.py: call sites, layers, the counting arguments),
+the counting hooks (hooks.py), the forward tracker (tracker.py), the link tracer and its
+book (structure.py), the functional watch (functional.py), the writers (writers.py) and
+the cross-rank sums (distributed.py)."""
 
 from __future__ import annotations
 
@@ -10,24 +16,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from ..activations import ACTIVATIONS
 from ..nn.modules import CountedActivation
 from . import writers
-from .counting import (
-    CallSites,
-    CountingHook,
-    FunctionalRule,
-    FusedCounter,
-    Layer,
-    counter_owner,
-    outside_inference_mode,
-    recomputing,
-)
+from .counting import outside_inference_mode
 from .distributed import agreed_widths, collective_device, world_size
-from .functional import FUNCTIONS, FunctionalWatch
-from .names import CALL, parse
+from .functional import FunctionalWatch
+from .hooks import CountingHook, FusedCounter, counter_owner
+from .names import CALL
 from .reports import MonitorReport, layer_report, report_from_dict, without_unit_detail
 from .selection import (
     KNOWN_ACTIVATIONS,
@@ -35,7 +32,8 @@ from .selection import (
     matches,
     ruleless_activation,
 )
-from .structure import OUTSIDE, Link, LinkTracer, Use
+from .sites import CallSites, CallSiteTable, Layer
+from .structure import Link, LinkBook, LinkTracer, Use
 from .tracker import ForwardTracker
 
 logger = logging.getLogger("torch_ext.monitor")
@@ -215,17 +213,15 @@ class DeadNeuronMonitor:
         self._model_held: torch.nn.Module | None = model
         self._model = weakref.ref(model)
         self.window = window
-        self.grad_eps = grad_eps
+        # Call sites, layers and what counting needs (grad_eps, unit_dim=, count_eval).
+        self._table = CallSiteTable(grad_eps, unit_dim, count_eval)
         self.warn_dead_fraction = warn_dead_fraction
-        self.count_eval = count_eval
         self.keep_windows = keep_windows
         self.functional = functional
         self._selectors = list(modules) if modules is not None else None
         self._unit_dim = unit_dim
         self._call_sites = call_sites if isinstance(call_sites, str) else list(call_sites)
         self._check_names(model)
-        self._sites: dict[str, CallSites] = {}  # by module name, in the model's order
-        self._layers: dict[str, Layer] = {}  # every call site's layer, by module then site
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._steps = 0  # steps closed so far
         self._window_start = 0  # step at which the open window began
@@ -236,12 +232,36 @@ class DeadNeuronMonitor:
         # Which weighted layer feeds each monitored layer and which read it, traced in the
         # first training forward after attach(), and how each forward since used each layer
         # (for revive()).
-        self._links: dict[str, Link] = {}  # by layer (call site) name
-        self._traced = False  # whether a forward was traced since attach()
-        self._uses: dict[str, list[Use]] = {}
+        self._book = LinkBook()
         self._tracker: ForwardTracker | None = None  # the watched model's forwards
         self._tracer: LinkTracer | None = None
         self._functional_watch: FunctionalWatch | None = None
+
+    @property
+    def grad_eps(self) -> float:
+        """A unit is gradient-alive on a sample when ``|f'(z)| > grad_eps``."""
+        return self._table.grad_eps
+
+    @grad_eps.setter
+    def grad_eps(self, value: float) -> None:
+        self._table.grad_eps = value
+
+    @property
+    def count_eval(self) -> bool:
+        """Whether forwards in eval mode are counted too."""
+        return self._table.count_eval
+
+    @count_eval.setter
+    def count_eval(self, value: bool) -> None:
+        self._table.count_eval = value
+
+    @property
+    def _sites(self) -> dict[str, CallSites]:
+        return self._table.sites
+
+    @property
+    def _layers(self) -> dict[str, Layer]:
+        return self._table.layers
 
     @property
     def threshold(self) -> float:
@@ -330,7 +350,7 @@ class DeadNeuronMonitor:
                 sites = self._sites[name] = CallSites(name, module, self._merged(name, module))
             sites.module = module
             self._count(sites, module)
-        self._order_layers()
+        self._table.order_layers()
         if not self._sites and not self.functional:  # functional layers come at forwards
             logger.warning(
                 "DeadNeuronMonitor: no module of the model matched; nothing is counted%s",
@@ -346,11 +366,14 @@ class DeadNeuronMonitor:
                 ", ".join(f"{count} {kind}" for kind, count in kinds.items()),
             )
         self._tracker = ForwardTracker(model, self)
-        self._tracer = LinkTracer(self, model)
+        self._tracer = LinkTracer(self._book, self._table, model)
         self._tracker.subscribe(self._tracer)
+        table = self._table
+        table.tracker, table.feeder = self._tracker, self._tracer.feeder
+        table.on_outside_call = self._book.note_outside_call
         if self.functional:  # outside the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}
-            self._functional_watch = FunctionalWatch(self, model, monitored)
+            self._functional_watch = FunctionalWatch(table, model, monitored)
             self._tracker.subscribe(self._functional_watch, outermost=True)
         return self
 
@@ -363,55 +386,12 @@ class DeadNeuronMonitor:
             and not getattr(module, "inplace", False)
             and counter_owner(module) is None
         ):
-            module.counter = FusedCounter(self, sites)
+            module.counter = FusedCounter(self._table, sites)
         else:
-            self._handles.append(module.register_forward_pre_hook(CountingHook(self, sites)))
-
-    def _order_layers(self) -> None:
-        """Lay out :attr:`_layers` (and so every report) by module, then call site."""
-        self._layers = {
-            layer.name: layer for sites in self._sites.values() for layer in sites.layers
-        }
-
-    def _site(self, sites: CallSites, index: int) -> Layer:
-        """The layer of call site `index` of `sites`' module, made (with the sites before it)
-        at its first call, or when a checkpoint or another rank names it."""
-        if index >= len(sites.layers):
-            sites.layers += [Layer(sites, i) for i in range(len(sites.layers), index + 1)]
-            self._order_layers()
-        return sites.layers[index]
-
-    def _layer_of_call(self, module_name: str, index: int) -> Layer:
-        """The layer counting call `index` of a forward of monitored module `module_name`."""
-        sites = self._sites[module_name]
-        return self._site(sites, 0 if sites.merged else index)
-
-    def _call_site(self, sites: CallSites) -> Layer:
-        """The layer a call of `sites`' module counts into: its call site in the watched
-        forward of the model running now. A call outside one, compiled or recomputed counts
-        under the module's name; one outside a forward is noted too, as it may feed readers
-        revive never sees."""
-        tracker = self._tracker
-        if torch.compiler.is_compiling():  # a mutable index would be a guard: recompiles
-            return sites.layers[0]
-        if tracker is not None and tracker.in_forward:
-            return self._site(sites, sites.next_call(tracker.forward_index))
-        if tracker is not None and not recomputing():
-            self._note_forward({sites.name: OUTSIDE}, None)
-        return sites.layers[0]
-
-    def _note_forward(self, uses: dict[str, Use], links: dict[str, Link] | None) -> None:
-        """What a forward showed: how it used each module it called, and, if it was the traced
-        one, the links. The distinct uses are kept (a few: one that the links do not cover is
-        enough to refuse a layer)."""
-        for name, use in uses.items():
-            seen = self._uses.setdefault(name, [])
-            if use not in seen and len(seen) < 8:
-                seen.append(use)
-        if links is not None:
-            self._links, self._traced = links, True
+            self._handles.append(module.register_forward_pre_hook(CountingHook(self._table, sites)))
 
     def _stop_watching(self) -> None:
+        self._table.unwatch()
         if self._tracker is not None:
             self._tracker.close()
             self._tracker = None
@@ -423,38 +403,10 @@ class DeadNeuronMonitor:
             self._functional_watch = None
 
     # --- functional call sites -------------------------------------------------------------
-    def _counts_functional_in(self, module: torch.nn.Module) -> bool:
-        """Whether a functional activation called in `module`'s forward is counted as its own
-        layer: not inside an activation module (``nn.ReLU`` calls ``F.relu``) nor inside a
-        monitored module, which count themselves."""
-        if isinstance(module, KNOWN_ACTIVATIONS) or ruleless_activation(module):
-            return False
-        return id(module) not in self._functional_watch.monitored
-
-    def _functional_layer(self, name: str, kind: str, param: Any) -> Layer:
-        """The layer of functional call site `name`, made at its first call; its rule follows
-        the call's parameter (negative_slope, alpha, PReLU's weight)."""
-        sites = self._sites.get(name)
-        if sites is None:
-            sites = self._sites[name] = CallSites(
-                name, FunctionalRule(kind), merged=True, activation=FUNCTIONS[kind][1]
-            )
-            self._order_layers()
-        rule = sites.module
-        if kind == "prelu":
-            rule.weight = param
-        else:
-            rule.param = param
-        return sites.layers[0]
-
     def _placeholder_site(self, name: str) -> CallSites | None:
         """A functional call site another rank or a checkpoint names before this process ran
-        it (``block.0:relu#0``); None for other names."""
-        kind = parse(name).function
-        if not self.functional or kind not in FUNCTIONS:
-            return None
-        self._functional_layer(name, kind, None if kind == "prelu" else 0.0)
-        return self._sites[name]
+        it (``block.0:relu#0``); None for other names or without ``functional=True``."""
+        return self._table.placeholder_site(name) if self.functional else None
 
     def links(self, name: str) -> tuple[torch.nn.Module | None, list[torch.nn.Module]]:
         """The Linear/Conv layer feeding monitored layer `name` (a module's name, or a call
@@ -479,7 +431,7 @@ class DeadNeuronMonitor:
         """The traced link of layer `name` (its producer, norm and readers, as weak
         references, and what revive could not keep exact), or None when
         :meth:`link_problem` names a reason."""
-        return None if self.link_problem(name) is not None else self._links[name]
+        return None if self.link_problem(name) is not None else self._book.links[name]
 
     def link_problem(self, name: str) -> str | None:
         """Why :meth:`links` has no chain for layer `name`, or None when it has one."""
@@ -491,7 +443,7 @@ class DeadNeuronMonitor:
                 "it is a functional call, made inside a module's forward: revive rewires "
                 "the layers around activation modules only"
             )
-        if not self._traced:
+        if not self._book.traced:
             return (
                 "no eager training forward of the monitored model itself has run since "
                 "attach(): links are learnt from its own forward, not from a submodule "
@@ -499,7 +451,7 @@ class DeadNeuronMonitor:
                 "monitor that submodule, DeadNeuronCallback(submodule='net')), and not "
                 "inside torch.compile"
             )
-        link = self._links.get(name)
+        link = self._book.links.get(name)
         if link is None:
             return "it was not called in the model's first training forward after attach()"
         if link.problem is not None:
@@ -508,7 +460,7 @@ class DeadNeuronMonitor:
         if replaced is not None:  # a replaced module also changes how later forwards look
             return replaced
         return next(
-            filter(None, (_use_problem(link, use) for use in self._uses.get(name, []))), None
+            filter(None, (_use_problem(link, use) for use in self._book.uses.get(name, []))), None
         )
 
     def _replaced_problem(self, module_name: str, link: Link) -> str | None:
@@ -533,7 +485,7 @@ class DeadNeuronMonitor:
         for sites in self._sites.values():
             if sites.functional:
                 continue
-            if sites.module is not None and counter_owner(sites.module) is self:
+            if sites.module is not None and counter_owner(sites.module) is self._table:
                 del sites.module.counter  # the class default (None) shows again
             sites.module = None
 
@@ -542,61 +494,6 @@ class DeadNeuronMonitor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
-
-    def _counting_args(
-        self, layer: Layer, module: torch.nn.Module, z: Any
-    ) -> tuple[Tensor, int, Tensor] | None:
-        """count_active_'s (counts, unit_dim, threshold) for this call of `layer`, or None
-        when it is not counted."""
-        if not (
-            (module.training or self.count_eval)
-            and isinstance(z, Tensor)
-            and z.dim() > 0
-            and not recomputing()
-        ):
-            return None
-        unit_dim = self._unit_dim_of(layer, z)
-        if layer.index == 0 and not self._numbers_calls():
-            layer = self._layer_of_width(layer.sites, z, unit_dim)
-        return layer.prepare(z, unit_dim, self.grad_eps)
-
-    def _numbers_calls(self) -> bool:
-        """Whether the call running now has its call site from the watched forward's count;
-        else (compiled, outside a forward of the model) it counts under the module's name."""
-        return (
-            not torch.compiler.is_compiling()
-            and self._tracker is not None
-            and self._tracker.in_forward
-        )
-
-    def _layer_of_width(self, sites: CallSites, z: Tensor, unit_dim: int) -> Layer:
-        """For a call whose call site is not numbered: the module's first layer of z's width,
-        so a module used at two widths (8 and 16 units) counts as in eager, its calls of
-        each width into the call site of that width (``act`` and ``act#1``), made in the
-        order the widths first come. Merged sites keep their one layer."""
-        if sites.merged or not -z.dim() <= unit_dim < z.dim():
-            return sites.layers[0]
-        units = z.shape[unit_dim]
-        for layer in sites.layers:
-            if layer.counts is None or layer.counts.shape[1] == units:
-                return layer
-        return self._site(sites, len(sites.layers))
-
-    def _unit_dim_of(self, layer: Layer, z: Tensor) -> int:
-        if isinstance(self._unit_dim, int):
-            return self._unit_dim
-        if isinstance(self._unit_dim, dict) and layer.sites.name in self._unit_dim:
-            return self._unit_dim[layer.sites.name]
-        if layer.fed_by_linear is None:
-            layer.fed_by_linear = self._fed_by_linear(z)
-        return -1 if z.dim() <= 2 or layer.fed_by_linear else 1
-
-    def _fed_by_linear(self, z: Tensor) -> bool:
-        """Whether `z` is the output of a Linear (directly or through a norm layer), as
-        recorded in the watched forward running now (False outside one: a submodule called
-        on its own has no known feeder)."""
-        feeder = self._tracer.feeder(z) if self._tracer is not None else None
-        return isinstance(feeder, torch.nn.Linear)
 
     # --- windows ---------------------------------------------------------------------------
     def step(self) -> None:
@@ -692,7 +589,7 @@ class DeadNeuronMonitor:
         result, offset = {}, 0
         for index, ((module, call), units) in enumerate(widths.items()):
             sites = self._sites.get(module) or self._placeholder_site(module)
-            name = self._site(sites, call).name  # a site only others ran, too
+            name = self._table.site(sites, call).name  # a site only others ran, too
             counts = flat[offset : offset + 2 * units].view(2, units)
             result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
             offset += 2 * units
@@ -857,7 +754,7 @@ class DeadNeuronMonitor:
         self._detailed_from = 0
         self._forget_old_unit_detail()
         self._warned = set(state["warned"])
-        saved = [(self._site(*sites[name]), entry) for name, entry in state["layers"].items()]
+        saved = [(self._table.site(*sites[name]), entry) for name, entry in state["layers"].items()]
         loaded = {id(layer) for layer, _ in saved}
         for layer in self._layers.values():
             if id(layer) not in loaded:

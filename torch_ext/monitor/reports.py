@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .counting import Layer
+    from .sites import Layer
 
 
 # --- reports ---------------------------------------------------------------------------------

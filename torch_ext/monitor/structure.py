@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from .names import site_name
+from .sites import CallSiteTable
 
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
@@ -410,6 +411,33 @@ def _unseen_users(value: _Value | None, users: dict[Any, list[Any]] | None) -> l
     return [node for node in users.get(value.grad_fn, []) if node not in explained]
 
 
+# --- what the forwards showed --------------------------------------------------------------
+class LinkBook:
+    """What the watched forwards showed, kept by the monitor across attach and remove: the
+    links traced in the first training forward (by layer name), whether one was traced, and
+    the distinct ways each forward since used each layer (a few: one that the links do not
+    cover is enough for revive to refuse the layer)."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, Link] = {}
+        self.traced = False
+        self.uses: dict[str, list[Use]] = {}
+
+    def note_forward(self, uses: dict[str, Use], links: dict[str, Link] | None) -> None:
+        """How a forward used each module it called, and, if it was traced, its links."""
+        for name, use in uses.items():
+            seen = self.uses.setdefault(name, [])
+            if use not in seen and len(seen) < 8:
+                seen.append(use)
+        if links is not None:
+            self.links, self.traced = links, True
+
+    def note_outside_call(self, module_name: str) -> None:
+        """A call of a monitored module outside a forward of the model (a submodule called
+        on its own): its readers there go unseen."""
+        self.note_forward({module_name: OUTSIDE}, None)
+
+
 # --- the tracer ----------------------------------------------------------------------------
 class LinkTracer(TorchFunctionMode):
     """Learns which Linear/Conv (and norm) feeds each monitored call site and which layers
@@ -426,18 +454,19 @@ class LinkTracer(TorchFunctionMode):
     so a forward that feeds or reads it through other modules than the traced one did (a
     multi-task head) is seen, and revive refuses that layer.
 
-    `monitor` is the :class:`~torch_ext.monitor.DeadNeuronMonitor`; the tracer reads its
-    call sites (``_sites``), asks it for unit dims and hands it what each forward showed.
+    It reads the monitor's call sites and unit dims from its :class:`CallSiteTable` and
+    writes what each forward showed into its :class:`LinkBook`; it holds both weakly.
     """
 
-    def __init__(self, monitor: Any, model: torch.nn.Module) -> None:
+    def __init__(self, book: LinkBook, table: CallSiteTable, model: torch.nn.Module) -> None:
         super().__init__()
-        self._monitor = weakref.ref(monitor)
+        self._book = weakref.ref(book)  # the monitor's, as the table
+        self._table = weakref.ref(table)  # the monitor's: the model's hooks keep this tracer
         # By id(): a module may define __eq__ and so not be hashable.
         self._names = {
             id(module): (module, name)
             for name, module in model.named_modules()
-            if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in monitor._sites
+            if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in table.sites
         }
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self.active = False
@@ -453,12 +482,12 @@ class LinkTracer(TorchFunctionMode):
 
     # The forward being traced or watched (a subscriber of the monitor's ForwardTracker).
     def forward_began(self, model: torch.nn.Module) -> None:
-        monitor = self._monitor()
-        if monitor is None:  # the monitor was dropped without remove()
+        book = self._book()
+        if book is None:  # the monitor was dropped without remove()
             return
         self._finish_trace()
         self.active = True
-        self._full = model.training and not monitor._traced
+        self._full = model.training and not book.traced
         self._values, self._stack, self._calls = {}, [], {}
         # Every module's calls, without a hook on each (which copies of the model would carry).
         # A watched forward needs only their ends: the outputs they record tell a counted
@@ -475,21 +504,21 @@ class LinkTracer(TorchFunctionMode):
     def forward_ended(self, output: Any, failed: bool) -> None:
         if not self.active:
             return
-        monitor = self._monitor()
+        book = self._book()
         uses: dict[str, Use] = {}
         links: dict[str, Link] | None = None
-        if not failed and monitor is not None:  # a forward that raised used nothing
+        if not failed and book is not None:  # a forward that raised used nothing
             with self._untraced():
                 returned = list(_tensors_in(output))
                 for value in self._values_in(returned):
                     value.returned = True
-                uses = self._uses_of(monitor)
+                uses = self._uses_of()
                 if self._full:
                     self._graph_users = _graph_users(returned)
-                    links = self._links_of(monitor)
+                    links = self._links_of()
         self._finish_trace()
-        if monitor is not None and not failed:
-            monitor._note_forward(uses, links)
+        if book is not None and not failed:
+            book.note_forward(uses, links)
 
     def _finish_trace(self) -> None:
         if self.active:
@@ -567,9 +596,9 @@ class LinkTracer(TorchFunctionMode):
         if z.dim() == 0:
             return
         call.input_ndim = z.dim()
-        monitor = self._monitor()
-        if monitor is not None and call.name in monitor._sites:
-            dim = monitor._unit_dim_of(monitor._layer_of_call(call.name, call.index), z)
+        table = self._table()
+        if table is not None and call.name in table.sites:
+            dim = table.unit_dim_of(table.layer_of_call(call.name, call.index), z)
             if -z.dim() <= dim < z.dim():
                 call.unit_dim = dim % z.dim()
                 call.units = z.shape[call.unit_dim]
@@ -657,10 +686,11 @@ class LinkTracer(TorchFunctionMode):
         return value.producer.module
 
     # Resolution, once the forward is over.
-    def _uses_of(self, monitor: Any) -> dict[str, Use]:
+    def _uses_of(self) -> dict[str, Use]:
         """How this forward used each monitored call site it ran, from module calls alone."""
-        uses = {}
-        for name, sites in monitor._sites.items():
+        uses: dict[str, Use] = {}
+        table = self._table()
+        for name, sites in table.sites.items() if table is not None else ():
             calls = self._calls.get(name, [])
             if sites.merged and calls:
                 uses[name] = self._use_of(calls[0], len(calls))
@@ -688,10 +718,11 @@ class LinkTracer(TorchFunctionMode):
             returned=output is not None and output.returned,
         )
 
-    def _links_of(self, monitor: Any) -> dict[str, Link]:
+    def _links_of(self) -> dict[str, Link]:
         """The link of every monitored call site this forward ran, by layer name."""
-        links = {}
-        for name, sites in monitor._sites.items():
+        links: dict[str, Link] = {}
+        table = self._table()
+        for name, sites in table.sites.items() if table is not None else ():
             calls = self._calls.get(name, [])
             if sites.merged and len(calls) > 1:
                 links[name] = Link(

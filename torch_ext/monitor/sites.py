@@ -1,0 +1,285 @@
+"""Call sites: every monitored module's layers (one per call in a forward of the model, or
+one for all its calls when merged), named by the one grammar of names.py; which layer a
+call counts into; and count_active_'s arguments for it (the unit_dim rule, the layer's
+threshold). Counting hooks, the torch_ext.nn modules' fused counters and the functional
+watch hold the CallSiteTable, never the monitor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .counting import (
+    FUNCTIONS,
+    FunctionalRule,
+    alive_rule,
+    alive_threshold,
+    outside_inference_mode,
+    recomputing,
+)
+from .names import parse, site_name
+
+if TYPE_CHECKING:
+    from .tracker import ForwardTracker
+
+__all__ = ["CallSiteTable", "CallSites", "Layer"]
+
+
+class CallSites:
+    """A monitored module and its layers, one per call site (its k-th call in a forward of
+    the watched model), or a single one counting every call when `merged`."""
+
+    def __init__(
+        self,
+        name: str,
+        module: torch.nn.Module | FunctionalRule,
+        merged: bool,
+        activation: str | None = None,
+    ) -> None:
+        self.name = name
+        self.module: torch.nn.Module | FunctionalRule | None = module  # None while detached
+        # A functional call site (``block.0:relu#0``) has a rule instead of a module.
+        self.functional = isinstance(module, FunctionalRule)
+        self.activation = activation or type(module).__name__
+        self.merged = merged
+        self.layers: list[Layer] = [Layer(self, 0)]
+        self._forward = -1  # the forward whose calls `_next` numbers
+        self._next = 0
+
+    def next_call(self, forward: int) -> int:
+        """The call site of this call, the module's next one in forward number `forward`."""
+        if self.merged:
+            return 0
+        if forward != self._forward:  # a new forward of the model: numbering restarts
+            self._forward, self._next = forward, 0
+        self._next += 1
+        return self._next - 1
+
+
+class Layer:
+    """Counters of one call site of a monitored module, on the device of its inputs."""
+
+    def __init__(self, sites: CallSites, index: int) -> None:
+        self.sites = sites
+        self.index = index
+        self.name = site_name(sites.name, index)
+        self.activation = sites.activation
+        self.counts: Tensor | None = None  # int64 [2, units]: active, alive
+        self.samples = 0  # per unit, known on the host from shapes
+        self.threshold: Tensor | None = None
+        self._threshold_key: tuple | None = None
+        # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
+        # once, at this call site's first call, so every call counts along the same dim.
+        self.fed_by_linear: bool | None = None
+
+    @property
+    def module(self) -> torch.nn.Module | None:
+        return self.sites.module
+
+    def prepare(
+        self, z: Tensor, unit_dim: int, grad_eps: float
+    ) -> tuple[Tensor, int, Tensor] | None:
+        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
+        or None when the call holds nothing to count (an empty batch or a 0-wide layer)."""
+        if not -z.dim() <= unit_dim < z.dim():
+            raise ValueError(
+                f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
+                f"out of range for its {z.dim()}-D input"
+            )
+        if z.numel() == 0:
+            return None
+        dim = unit_dim % z.dim()
+        units = z.shape[dim]
+        counts = self._counts_on(z.device, units, dim)
+        threshold = self._threshold_for(units, grad_eps, z.device)
+        self.samples += z.numel() // units
+        return counts, dim, threshold
+
+    def _counts_on(self, device: torch.device, units: int, dim: int) -> Tensor:
+        if self.counts is None:
+            with outside_inference_mode():
+                self.counts = torch.zeros(2, units, dtype=torch.int64, device=device)
+        elif self.counts.shape[1] != units:
+            raise ValueError(
+                f"DeadNeuronMonitor: layer '{self.name}' was called with {units} units along "
+                f"dim {dim}, but earlier with {self.counts.shape[1]}; pass unit_dim for it"
+            )
+        elif self.counts.device != device:
+            # model.to(device), or load_state_dict() before the first call: follow the input.
+            with outside_inference_mode():
+                self.counts = self.counts.to(device)
+        return self.counts
+
+    def _threshold_for(self, units: int, grad_eps: float, device: torch.device) -> Tensor:
+        """The alive threshold for this call, recomputed when what it depends on changed
+        (negative_slope, alpha, grad_eps, the unit count, the device) between calls."""
+        rule = alive_rule(self.module)
+        if rule is None:
+            # PReLU's slopes change every optimizer step (and behind any version counter when
+            # set through .data): computed on the device for this call only, without a sync.
+            return alive_threshold(self.module, units, grad_eps, device)
+        key = (rule, grad_eps, units, device)
+        if key != self._threshold_key:
+            with outside_inference_mode():
+                self.threshold = alive_threshold(self.module, units, grad_eps, device)
+            self._threshold_key = key
+        return self.threshold
+
+    def reset(self) -> None:
+        if self.counts is not None:
+            self.counts.zero_()
+        self.samples = 0
+
+
+def _no_feeder(z: Tensor) -> torch.nn.Module | None:
+    return None
+
+
+def _ignore_outside_call(module_name: str) -> None:
+    return None
+
+
+class CallSiteTable:
+    """The monitored modules' call sites and layers, in the model's order.
+
+    Args:
+        grad_eps: a unit is gradient-alive on a sample when ``|f'(z)| > grad_eps``.
+        unit_dim: the monitor's ``unit_dim=`` (an int, ``{module name: dim}`` or None).
+        count_eval: count forwards in eval mode too.
+
+    Attributes:
+        sites: ``{module name: CallSites}`` (a functional call site's name for those).
+        layers: every call site's layer, by module then call site: the reports' order.
+        tracker: the watched model's forwards, while attached (numbers the call sites).
+        feeder: the weighted layer that produced a tensor in the forward running now (the
+            link tracer's, while attached): a Linear's output counts along its last dim.
+        on_outside_call: told the module name of a call made outside a forward of the model
+            (the links note it: its readers there go unseen).
+    """
+
+    def __init__(self, grad_eps: float, unit_dim: int | dict[str, int] | None, count_eval: bool):
+        self.grad_eps = grad_eps
+        self.unit_dim = unit_dim
+        self.count_eval = count_eval
+        self.sites: dict[str, CallSites] = {}
+        self.layers: dict[str, Layer] = {}
+        self.tracker: ForwardTracker | None = None
+        self.feeder: Callable[[Tensor], torch.nn.Module | None] = _no_feeder
+        self.on_outside_call: Callable[[str], None] = _ignore_outside_call
+
+    def unwatch(self) -> None:
+        """Detached: no forwards are followed, no feeder known, no outside call noted."""
+        self.tracker = None
+        self.feeder = _no_feeder
+        self.on_outside_call = _ignore_outside_call
+
+    def order_layers(self) -> None:
+        """Lay out :attr:`layers` (and so every report) by module, then call site."""
+        self.layers = {layer.name: layer for sites in self.sites.values() for layer in sites.layers}
+
+    def site(self, sites: CallSites, index: int) -> Layer:
+        """The layer of call site `index` of `sites`' module, made (with the sites before it)
+        at its first call, or when a checkpoint or another rank names it."""
+        if index >= len(sites.layers):
+            sites.layers += [Layer(sites, i) for i in range(len(sites.layers), index + 1)]
+            self.order_layers()
+        return sites.layers[index]
+
+    def layer_of_call(self, module_name: str, index: int) -> Layer:
+        """The layer counting call `index` of a forward of monitored module `module_name`."""
+        sites = self.sites[module_name]
+        return self.site(sites, 0 if sites.merged else index)
+
+    def call_site(self, sites: CallSites) -> Layer:
+        """The layer a call of `sites`' module counts into: its call site in the watched
+        forward of the model running now. A call outside one, compiled or recomputed counts
+        under the module's name (see :meth:`counting_args`); one outside a forward is
+        noted too, as it may feed readers revive never sees."""
+        tracker = self.tracker
+        if torch.compiler.is_compiling():  # a mutable index would be a guard: recompiles
+            return sites.layers[0]
+        if tracker is not None and tracker.in_forward:
+            return self.site(sites, sites.next_call(tracker.forward_index))
+        if tracker is not None and not recomputing():
+            self.on_outside_call(sites.name)
+        return sites.layers[0]
+
+    def counting_args(
+        self, layer: Layer, module: torch.nn.Module, z: Any
+    ) -> tuple[Tensor, int, Tensor] | None:
+        """count_active_'s (counts, unit_dim, threshold) for this call of `layer`, or None
+        when it is not counted."""
+        if not (
+            (module.training or self.count_eval)
+            and isinstance(z, Tensor)
+            and z.dim() > 0
+            and not recomputing()
+        ):
+            return None
+        unit_dim = self.unit_dim_of(layer, z)
+        if layer.index == 0 and not self._numbers_calls():
+            layer = self._layer_of_width(layer.sites, z, unit_dim)
+        return layer.prepare(z, unit_dim, self.grad_eps)
+
+    def _numbers_calls(self) -> bool:
+        """Whether the call running now has its call site from the watched forward's count;
+        else (compiled, outside a forward of the model) it counts under the module's name."""
+        return (
+            not torch.compiler.is_compiling()
+            and self.tracker is not None
+            and self.tracker.in_forward
+        )
+
+    def _layer_of_width(self, sites: CallSites, z: Tensor, unit_dim: int) -> Layer:
+        """For a call whose call site is not numbered: the module's first layer of z's width,
+        so a module used at two widths (8 and 16 units) counts as in eager, its calls of
+        each width into the call site of that width (``act`` and ``act#1``), made in the
+        order the widths first come. Merged sites keep their one layer."""
+        if sites.merged or not -z.dim() <= unit_dim < z.dim():
+            return sites.layers[0]
+        units = z.shape[unit_dim]
+        for layer in sites.layers:
+            if layer.counts is None or layer.counts.shape[1] == units:
+                return layer
+        return self.site(sites, len(sites.layers))
+
+    def unit_dim_of(self, layer: Layer, z: Tensor) -> int:
+        """The dim of `z` that indexes `layer`'s units: ``unit_dim=`` if given for it, else
+        the last dim of a 1-D/2-D input or of a Linear's output, else dim 1 (channels)."""
+        if isinstance(self.unit_dim, int):
+            return self.unit_dim
+        if isinstance(self.unit_dim, dict) and layer.sites.name in self.unit_dim:
+            return self.unit_dim[layer.sites.name]
+        if layer.fed_by_linear is None:
+            # Decided once, at the call site's first call: every call counts along one dim.
+            layer.fed_by_linear = isinstance(self.feeder(z), torch.nn.Linear)
+        return -1 if z.dim() <= 2 or layer.fed_by_linear else 1
+
+    # --- functional call sites -----------------------------------------------------------
+    def functional_layer(self, name: str, kind: str, param: Any) -> Layer:
+        """The layer of functional call site `name`, made at its first call; its rule follows
+        the call's parameter (negative_slope, alpha, PReLU's weight)."""
+        sites = self.sites.get(name)
+        if sites is None:
+            sites = self.sites[name] = CallSites(
+                name, FunctionalRule(kind), merged=True, activation=FUNCTIONS[kind][1]
+            )
+            self.order_layers()
+        rule = sites.module
+        if kind == "prelu":
+            rule.weight = param
+        else:
+            rule.param = param
+        return sites.layers[0]
+
+    def placeholder_site(self, name: str) -> CallSites | None:
+        """A functional call site another rank or a checkpoint names before this process ran
+        it (``block.0:relu#0``); None for other names."""
+        kind = parse(name).function
+        if kind not in FUNCTIONS:
+            return None
+        self.functional_layer(name, kind, None if kind == "prelu" else 0.0)
+        return self.sites[name]
