@@ -286,7 +286,7 @@ def test_warning_names_the_layer_once(caplog):
             run(model, monitor, 3, torch.randn(16, 5))
     warnings = [r.getMessage() for r in caplog.records if "dead" in r.getMessage()]
     assert len(warnings) == 1
-    assert "layer '1' (ReLU) has 3 of 8 units dead (37.5%) in window 0" in warnings[0]
+    assert "layer '1' (ReLU) has 3 of 8 units dead (37.5%, above 25.0%) in window 0" in warnings[0]
 
 
 def test_json_csv_and_summary(tmp_path):

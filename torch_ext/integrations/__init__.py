@@ -21,18 +21,14 @@ from typing import Any
 
 import torch
 
-from ..monitor import DeadNeuronMonitor, LayerReport, MonitorReport
-from ..monitor.distributed import world_size
+from ..monitor import DeadNeuronMonitor, MonitorReport
+from ..monitor.distributed import rank, world_size
+from ..monitor.reports import DeadFractionWarnings
 
 __all__ = ["RevivePolicy"]
 
 #: ``policy(model, monitor, optimizer)``, called on every rank after each closed window.
 RevivePolicy = Callable[[torch.nn.Module, DeadNeuronMonitor, torch.optim.Optimizer | None], Any]
-
-
-def _rank() -> int:
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return torch.distributed.get_rank() if distributed else 0
 
 
 def _revive_dead(
@@ -65,13 +61,12 @@ class Session:
             raise TypeError(f"revive must be a bool or a callable, got {type(revive).__name__}")
         self.window = window
         self.grad_eps = grad_eps
-        self.warn_dead_fraction = warn_dead_fraction
+        self.warnings = DeadFractionWarnings(warn_dead_fraction)  # said by the callbacks
         self.revive_policy: RevivePolicy | None = _revive_dead if revive is True else revive or None
         self.prefix = prefix
         self.monitor_options = monitor_options
         self.monitor: DeadNeuronMonitor | None = None
         self.last_revive: Any = None
-        self._warned: set[str] = set()
         self._pending: dict[str, Any] | None = None  # a state loaded before attach()
 
     def attach(self, model: torch.nn.Module) -> DeadNeuronMonitor:
@@ -128,26 +123,6 @@ class Session:
             metrics[f"{self.prefix}/dormant_fraction"] = dormant / units
         return metrics
 
-    def newly_over(self, report: MonitorReport) -> list[LayerReport]:
-        """The layers whose dead fraction passes ``warn_dead_fraction`` for the first time."""
-        if self.warn_dead_fraction is None:
-            return []
-        over = [
-            layer
-            for layer in report.layers.values()
-            if layer.dead_fraction > self.warn_dead_fraction and layer.name not in self._warned
-        ]
-        self._warned.update(layer.name for layer in over)
-        return over
-
-    def warning(self, layer: LayerReport, report: MonitorReport) -> str:
-        return (
-            f"DeadNeuronMonitor: layer '{layer.name}' ({layer.activation}) has {layer.dead} of "
-            f"{layer.units} units dead ({100 * layer.dead_fraction:.1f}%, above "
-            f"{100 * self.warn_dead_fraction:.1f}%) in window {report.window} (steps "
-            f"{report.first_step}-{report.first_step + report.steps - 1})"
-        )
-
     def state_dict(self) -> dict[str, Any]:
         """The monitor's state, with the open window's counts summed over ranks under
         torch.distributed (so collective: every rank must call it). Only rank 0's checkpoint
@@ -163,7 +138,7 @@ class Session:
                 entry = state["layers"][name]
                 entry["counts"] = torch.tensor(counts, dtype=torch.int64).reshape(2, -1)
                 entry["samples"] = layer.samples
-        return {"monitor": state, "warned": sorted(self._warned)}
+        return {"monitor": state, "warned": sorted(self.warnings.warned)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (now, or at :meth:`attach` if not attached yet). Rank 0
@@ -175,7 +150,7 @@ class Session:
             self._pending = state
             return
         monitor_state = state["monitor"]
-        if _rank() != 0:
+        if rank() != 0:
             layers = monitor_state["layers"]
             monitor_state = dict(
                 monitor_state,
@@ -184,7 +159,7 @@ class Session:
                 },
             )
         self.monitor.load_state_dict(monitor_state)
-        self._warned = set(state.get("warned", []))
+        self.warnings.warned = set(state.get("warned", []))
 
 
 class SessionView:

@@ -130,8 +130,8 @@ class DeadNeuronCallback(SessionView, pl.Callback):
         metrics = self._session.metrics(report)
         for logger in trainer.loggers:  # log_metrics itself runs on rank zero only
             logger.log_metrics(metrics, step=trainer.global_step)
-        for layer in self._session.newly_over(report):
-            rank_zero_warn(self._session.warning(layer, report))
+        for layer in self._session.warnings.newly_over(report):
+            rank_zero_warn(self._session.warnings.message(layer, report))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":

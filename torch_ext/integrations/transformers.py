@@ -135,9 +135,9 @@ class DeadNeuronCallback(SessionView, TrainerCallback):
         if report is not None:
             self._unlogged = self._session.metrics(report)
             control.should_log = True  # log the window at its own step
-            for layer in self._session.newly_over(report):
+            for layer in self._session.warnings.newly_over(report):
                 if state.is_world_process_zero:
-                    logger.warning(self._session.warning(layer, report))
+                    logger.warning(self._session.warnings.message(layer, report))
         return control
 
     def on_log(

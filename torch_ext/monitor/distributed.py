@@ -1,17 +1,34 @@
-"""The monitor under torch.distributed: ranks agree on the layers, then sum their counts."""
+"""The monitor under torch.distributed: ranks agree on the layers, then sum their counts; the
+one helper that says a warning every rank would say, once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from .names import site_name
 
+if TYPE_CHECKING:
+    from .sites import CallSites, CallSiteTable
+
 
 # --- torch.distributed -----------------------------------------------------------------------
+def rank() -> int:
+    """This process's rank under torch.distributed, 0 without it."""
+    return torch.distributed.get_rank() if world_size() > 1 else 0
+
+
+def warn_on_rank_zero(logger: logging.Logger, message: str) -> None:
+    """Log `message` (the same on every rank: it comes from a report summed over ranks)
+    once, on rank 0, rather than once per rank."""
+    if rank() == 0:
+        logger.warning(message)
+
+
 def world_size() -> int:
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     return torch.distributed.get_world_size() if distributed else 1
@@ -59,3 +76,40 @@ def agreed_widths(
         return (order[site[0]] if known else len(order), "" if known else site[0], site[1])
 
     return {site: agreed[site] for site in sorted(agreed, key=key)}
+
+
+def summed_over_ranks(
+    table: CallSiteTable, placeholder_site: Callable[[str], CallSites | None]
+) -> dict[str, tuple[list[int], list[int], int]]:
+    """Each layer's (active, alive, samples) summed over ranks: one all_gather_object agrees
+    on the layers and their widths, then one all_reduce sums every layer's counts and
+    samples, zeros where a rank has not counted it yet. A layer only other ranks ran is
+    made here too (`placeholder_site` makes a functional call site's)."""
+    local = {
+        (layer.sites.name, layer.index): layer
+        for layer in table.layers.values()
+        if layer.counts is not None
+    }
+    modules = [name for name, sites in table.sites.items() if not sites.functional]
+    widths = agreed_widths(modules, {site: layer.counts.shape[1] for site, layer in local.items()})
+    device = collective_device(layer.counts for layer in local.values())
+    pieces = []
+    for site, units in widths.items():
+        layer = local.get(site)
+        if layer is None:  # not run on this rank yet
+            pieces.append(torch.zeros(2 * units, dtype=torch.int64, device=device))
+        else:
+            pieces.append(layer.counts.reshape(-1).to(device))
+    samples = [local[site].samples if site in local else 0 for site in widths]
+    pieces.append(torch.tensor(samples, dtype=torch.int64, device=device))
+    flat = torch.cat(pieces)
+    torch.distributed.all_reduce(flat)
+    flat = flat.cpu()
+    result, offset = {}, 0
+    for index, ((module, call), units) in enumerate(widths.items()):
+        sites = table.sites.get(module) or placeholder_site(module)
+        name = table.site(sites, call).name  # a site only others ran, too
+        counts = flat[offset : offset + 2 * units].view(2, units)
+        result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
+        offset += 2 * units
+    return result

@@ -21,11 +21,17 @@ from ..activations import ACTIVATIONS
 from ..nn.modules import CountedActivation
 from . import writers
 from .counting import outside_inference_mode
-from .distributed import agreed_widths, collective_device, world_size
+from .distributed import summed_over_ranks, warn_on_rank_zero, world_size
 from .functional import FunctionalWatch
 from .hooks import CountingHook, FusedCounter, counter_owner
 from .names import CALL
-from .reports import MonitorReport, layer_report, report_from_dict, without_unit_detail
+from .reports import (
+    DeadFractionWarnings,
+    MonitorReport,
+    layer_report,
+    report_from_dict,
+    without_unit_detail,
+)
 from .selection import (
     KNOWN_ACTIVATIONS,
     ModuleSelector,
@@ -215,7 +221,6 @@ class DeadNeuronMonitor:
         self.window = window
         # Call sites, layers and what counting needs (grad_eps, unit_dim=, count_eval).
         self._table = CallSiteTable(grad_eps, unit_dim, count_eval)
-        self.warn_dead_fraction = warn_dead_fraction
         self.keep_windows = keep_windows
         self.functional = functional
         self._selectors = list(modules) if modules is not None else None
@@ -227,7 +232,7 @@ class DeadNeuronMonitor:
         self._window_start = 0  # step at which the open window began
         self._history: list[MonitorReport] = []
         self._detailed_from = 0  # index of the oldest window that still has per-unit lists
-        self._warned: set[str] = set()
+        self._dead_fraction_warnings = DeadFractionWarnings(warn_dead_fraction)
         self._warned_compiled = False
         # Which weighted layer feeds each monitored layer and which read it, traced in the
         # first training forward after attach(), and how each forward since used each layer
@@ -236,6 +241,15 @@ class DeadNeuronMonitor:
         self._tracker: ForwardTracker | None = None  # the watched model's forwards
         self._tracer: LinkTracer | None = None
         self._functional_watch: FunctionalWatch | None = None
+
+    @property
+    def warn_dead_fraction(self) -> float:
+        """The dead fraction above which a layer is warned about, once."""
+        return self._dead_fraction_warnings.threshold
+
+    @warn_dead_fraction.setter
+    def warn_dead_fraction(self, value: float) -> None:
+        self._dead_fraction_warnings.threshold = value
 
     @property
     def grad_eps(self) -> float:
@@ -533,66 +547,19 @@ class DeadNeuronMonitor:
             self._detailed_from += 1
 
     def _warn(self, report: MonitorReport) -> None:
-        for layer in report.layers.values():
-            if layer.name not in self._warned and layer.dead_fraction > self.warn_dead_fraction:
-                self._warned.add(layer.name)
-                logger.warning(
-                    "DeadNeuronMonitor: layer '%s' (%s) has %d of %d units dead (%.1f%%) in "
-                    "window %d (steps %d-%d)",
-                    layer.name,
-                    layer.activation,
-                    layer.dead,
-                    layer.units,
-                    100 * layer.dead_fraction,
-                    report.window,
-                    report.first_step,
-                    report.first_step + report.steps - 1,
-                )
+        for layer in self._dead_fraction_warnings.newly_over(report):
+            warn_on_rank_zero(logger, self._dead_fraction_warnings.message(layer, report))
 
     def _gathered_counts(self, collective: bool) -> dict[str, tuple[list[int], list[int], int]]:
         """Each counted layer's (active, alive, samples) on the host: this rank's, or with
         `collective` under torch.distributed, summed over ranks."""
         if collective and world_size() > 1:
-            return self._summed_over_ranks()
+            return summed_over_ranks(self._table, self._placeholder_site)
         result = {}
         for name, layer in self._layers.items():
             if layer.counts is not None:
                 counts = layer.counts.cpu()
                 result[name] = (counts[0].tolist(), counts[1].tolist(), layer.samples)
-        return result
-
-    def _summed_over_ranks(self) -> dict[str, tuple[list[int], list[int], int]]:
-        """One all_gather_object agrees on the layers and their widths, then one all_reduce
-        sums every layer's counts and samples, zeros where a rank has not counted it yet."""
-        local = {
-            (layer.sites.name, layer.index): layer
-            for layer in self._layers.values()
-            if layer.counts is not None
-        }
-        modules = [name for name, sites in self._sites.items() if not sites.functional]
-        widths = agreed_widths(
-            modules, {site: layer.counts.shape[1] for site, layer in local.items()}
-        )
-        device = collective_device(layer.counts for layer in local.values())
-        pieces = []
-        for site, units in widths.items():
-            layer = local.get(site)
-            if layer is None:  # not run on this rank yet
-                pieces.append(torch.zeros(2 * units, dtype=torch.int64, device=device))
-            else:
-                pieces.append(layer.counts.reshape(-1).to(device))
-        samples = [local[site].samples if site in local else 0 for site in widths]
-        pieces.append(torch.tensor(samples, dtype=torch.int64, device=device))
-        flat = torch.cat(pieces)
-        torch.distributed.all_reduce(flat)
-        flat = flat.cpu()
-        result, offset = {}, 0
-        for index, ((module, call), units) in enumerate(widths.items()):
-            sites = self._sites.get(module) or self._placeholder_site(module)
-            name = self._table.site(sites, call).name  # a site only others ran, too
-            counts = flat[offset : offset + 2 * units].view(2, units)
-            result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
-            offset += 2 * units
         return result
 
     def _current_report(self, collective: bool) -> MonitorReport:
@@ -723,7 +690,7 @@ class DeadNeuronMonitor:
             "steps": self._steps,
             "window_start": self._window_start,
             "history": [r.to_dict() for r in self._history],
-            "warned": sorted(self._warned),
+            "warned": sorted(self._dead_fraction_warnings.warned),
             "layers": {
                 name: {
                     "counts": None if layer.counts is None else layer.counts.cpu().clone(),
@@ -753,7 +720,7 @@ class DeadNeuronMonitor:
         self._history = [report_from_dict(r) for r in state["history"]]
         self._detailed_from = 0
         self._forget_old_unit_detail()
-        self._warned = set(state["warned"])
+        self._dead_fraction_warnings.warned = set(state["warned"])
         saved = [(self._table.site(*sites[name]), entry) for name, entry in state["layers"].items()]
         loaded = {id(layer) for layer, _ in saved}
         for layer in self._layers.values():

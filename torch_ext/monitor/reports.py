@@ -117,3 +117,38 @@ def report_from_dict(data: dict[str, Any]) -> MonitorReport:
     return MonitorReport(
         window=data["window"], first_step=data["first_step"], steps=data["steps"], layers=layers
     )
+
+
+class DeadFractionWarnings:
+    """The one warning about a layer whose dead fraction passes ``threshold``: said once per
+    layer (the names already warned about are kept, and checkpointed by their owners), in
+    the same words by the monitor and both training callbacks.
+
+    Args:
+        threshold: the dead fraction above which a layer is warned about; None warns never.
+    """
+
+    def __init__(self, threshold: float | None) -> None:
+        self.threshold = threshold
+        self.warned: set[str] = set()
+
+    def newly_over(self, report: MonitorReport) -> list[LayerReport]:
+        """The layers of `report` whose dead fraction passes the threshold for the first
+        time (they are then counted as warned about)."""
+        if self.threshold is None:
+            return []
+        over = [
+            layer
+            for layer in report.layers.values()
+            if layer.dead_fraction > self.threshold and layer.name not in self.warned
+        ]
+        self.warned.update(layer.name for layer in over)
+        return over
+
+    def message(self, layer: LayerReport, report: MonitorReport) -> str:
+        return (
+            f"DeadNeuronMonitor: layer '{layer.name}' ({layer.activation}) has {layer.dead} of "
+            f"{layer.units} units dead ({100 * layer.dead_fraction:.1f}%, above "
+            f"{100 * self.threshold:.1f}%) in window {report.window} (steps "
+            f"{report.first_step}-{report.first_step + report.steps - 1})"
+        )
