@@ -3,7 +3,7 @@ wire the pieces below to the model), windows and reports, links for revive, chec
 
 The pieces: the call-site table (sites.py: call sites, layers, the counting arguments),
 the counting hooks (hooks.py), the forward tracker (tracker.py), the link tracer and its
-book (structure.py), the functional watch (functional.py), the writers (writers.py) and
+book (the links package), the functional watch (functional.py), the writers (writers.py) and
 the cross-rank sums (distributed.py)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .counting import outside_inference_mode
 from .distributed import summed_over_ranks, warn_on_rank_zero, world_size
 from .functional import FunctionalWatch
 from .hooks import CountingHook, FusedCounter, counter_owner
+from .links import Link, LinkBook, LinkTracer, Use
 from .names import CALL
 from .reports import (
     DeadFractionWarnings,
@@ -39,7 +40,6 @@ from .selection import (
     ruleless_activation,
 )
 from .sites import CallSites, CallSiteTable, Layer
-from .structure import Link, LinkBook, LinkTracer, Use
 from .tracker import ForwardTracker
 
 logger = logging.getLogger("torch_ext.monitor")

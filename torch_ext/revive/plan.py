@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 from ..activations import ACTIVATIONS, activation_of
 from ..monitor import DeadNeuronMonitor, LayerReport
 from ..monitor.distributed import world_size
-from ..monitor.structure import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
+from ..monitor.links import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
 
 __all__ = [
     "Owners",

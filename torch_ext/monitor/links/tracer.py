@@ -1,441 +1,38 @@
-"""Links: which layers feed each monitored activation call site and which read its output,
-learnt from the model's own forward. They are what :func:`torch_ext.revive` rewires.
-
-A link is ``producer [-> norm] -> activation -> readers``: the producer a Linear/Conv, the
-optional norm a BatchNorm/LayerNorm/GroupNorm, the readers Linear/Conv layers reached
-through operations that keep each unit's values apart (pooling, dropout, flatten, views).
-The tracer also records what revive cannot keep exact (a residual addition reading the
-unit, a norm that mixes units), so revive can say so instead of guessing.
-"""
+"""The link tracer: a torch-function mode and module hooks that learn, from the model's own
+forward, which layers feed and read each monitored call site (see the package's doc)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.utils._pytree as pytree
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .names import site_name
-from .sites import CallSiteTable
-
-# Layers whose units feed and read activations (what revive() re-initialises).
-WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-# Normalisation layers that may stand between a producer and its activation.
-NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
-
-
-def out_features(module: torch.nn.Module) -> int:
-    return module.out_features if isinstance(module, torch.nn.Linear) else module.out_channels
-
-
-def in_features(module: torch.nn.Module) -> int:
-    return module.in_features if isinstance(module, torch.nn.Linear) else module.in_channels
-
-
-def feature_dim(module: torch.nn.Module, ndim: int) -> int:
-    """The dim of a weighted layer's `ndim`-D input or output that holds its features: the
-    last for Linear; the channels for a convolution (dim 0 for an unbatched input)."""
-    if isinstance(module, torch.nn.Linear):
-        return ndim - 1
-    return 0 if ndim == len(module.kernel_size) + 1 else 1
-
-
-# --- where a unit's values lie -------------------------------------------------------------
-@dataclass(frozen=True)
-class UnitLayout:
-    """Where unit ``c`` of a layer with ``units`` units lies in a tensor: along ``dim``, at
-    the indices ``p * units * block + c * block + j`` for ``p < outer``, ``j < block``. A
-    flatten of ``[N, C, H, W]`` from dim 1 puts channel ``c`` at block ``c`` of ``H * W``."""
-
-    dim: int
-    outer: int = 1
-    block: int = 1
-
-    def width(self, units: int) -> int:
-        return self.outer * units * self.block
-
-    def indices(self, units: int, which: Tensor) -> Tensor:
-        """The indices along :attr:`dim` of the units `which` (a 1-D int64 tensor)."""
-        outer = torch.arange(self.outer, device=which.device) * units * self.block
-        inner = torch.arange(self.block, device=which.device)
-        grid = outer[:, None, None] + which[None, :, None] * self.block + inner[None, None, :]
-        return grid.permute(1, 0, 2).reshape(-1)
-
-
-# A step through an operation that keeps units apart: the layout after it, or why not.
-Step = Callable[[UnitLayout], "UnitLayout | str"]
-
-
-def _pool_step(op: str, spatial: int, ndim: int) -> Step:
-    def step(layout: UnitLayout) -> UnitLayout | str:
-        if layout.outer != 1 or layout.block != 1 or layout.dim >= ndim - spatial:
-            return f"{op} pools over the dim its units lie along"
-        return layout
-
-    return step
-
-
-def _flatten_step(shape: tuple[int, ...], start: int, end: int) -> Step:
-    ndim = len(shape)
-    start, end = start % max(ndim, 1), end % max(ndim, 1)
-
-    def step(layout: UnitLayout) -> UnitLayout | str:
-        d = layout.dim
-        if d < start:
-            return layout
-        if d > end:
-            return UnitLayout(d - (end - start), layout.outer, layout.block)
-        return UnitLayout(
-            start,
-            layout.outer * math.prod(shape[start:d]),
-            layout.block * math.prod(shape[d + 1 : end + 1]),
-        )
-
-    return step
-
-
-def _identity_step(layout: UnitLayout) -> UnitLayout:
-    return layout
-
-
-def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
-    if name in kwargs:
-        return kwargs[name]
-    return args[index] if len(args) > index else default
-
-
-_POOLS = {
-    f"{kind}_pool{k}d": k
-    for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp")
-    for k in (1, 2, 3)
-}
-_DROPOUTS = {"dropout", "dropout1d", "dropout2d", "dropout3d"}
-_RESIDUAL_OPS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
-# Reads of a tensor's metadata: not uses of its values.
-_METADATA = {
-    "size",
-    "dim",
-    "ndimension",
-    "numel",
-    "nelement",
-    "stride",
-    "storage_offset",
-    "is_contiguous",
-    "is_floating_point",
-    "element_size",
-    "get_device",
-    "data_ptr",
-    "__len__",
-}
-
-
-@dataclass(frozen=True)
-class _PassThrough:
-    """What an operation keeping units apart does to them: the step, and whether a unit's
-    constant value comes out the same constant (true of zero for all of them)."""
-
-    op: str
-    step: Step
-    keeps_constant: bool
-
-
-def _pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> _PassThrough | None:
-    """How `func(*args, **kwargs) == result` maps the units of its first argument, or None
-    when it is not an operation that keeps them apart."""
-    name = getattr(func, "__name__", "")
-    source = args[0] if args else None
-    if not isinstance(source, Tensor) or not isinstance(result, Tensor):
-        return None
-    if name in _POOLS:
-        keeps = name.startswith(("max", "adaptive"))  # lp pooling scales a constant
-        if name.startswith("avg"):  # an average over zero padding, or by an override, changes it
-            padding = _arg(args, kwargs, 3, "padding", 0)
-            keeps = (
-                not any(padding) if isinstance(padding, (tuple, list)) else padding == 0
-            ) and _arg(args, kwargs, 6, "divisor_override", None) is None
-        return _PassThrough(name, _pool_step(name, _POOLS[name], source.dim()), keeps)
-    if name in _DROPOUTS:
-        training = _arg(args, kwargs, 2, "training", True)
-        return _PassThrough(name, _identity_step, keeps_constant=not training)
-    if name == "flatten":
-        start, end = _arg(args, kwargs, 1, "start_dim", 0), _arg(args, kwargs, 2, "end_dim", -1)
-        return _PassThrough(name, _flatten_step(tuple(source.shape), start, end), True)
-    if name in ("view", "reshape"):
-        return _view_pass_through(name, tuple(source.shape), tuple(result.shape))
-    if name in ("contiguous", "clone"):
-        return _PassThrough(name, _identity_step, True)
-    return None
-
-
-def _view_pass_through(
-    op: str, before: tuple[int, ...], after: tuple[int, ...]
-) -> _PassThrough | None:
-    """A view or reshape that is a flatten of the trailing dims (``x.view(x.size(0), -1)``)."""
-    if before == after:
-        return _PassThrough(op, _identity_step, True)
-    start = len(after) - 1
-    if before[:start] == after[:start] and math.prod(before[start:]) == after[-1]:
-        return _PassThrough(op, _flatten_step(before, start, -1), True)
-    return None
-
-
-# --- what a traced forward records ---------------------------------------------------------
-class _Value:
-    """A tensor made by a traced module call (or by an operation keeping its units apart from
-    one): who made it and who used it. Held by weak reference: CPython reuses the id() of a
-    freed tensor, so an id alone can name another."""
-
-    __slots__ = ("ref", "producer", "consumers", "returned", "via", "mutations", "grad_fn")
-
-    def __init__(self, tensor: Tensor, producer: _Call, via: _PassThrough | None = None) -> None:
-        self.ref = weakref.ref(tensor)
-        self.grad_fn = tensor.grad_fn  # its node when made: in-place uses later replace it
-        self.producer = producer
-        self.via = via  # the operation that made it from its producer's output, if any
-        self.consumers: list[_Call | _Value | _Op] = []
-        self.mutations: list[_Op] = []  # in-place operations on it outside traced modules
-        self.returned = False  # among the model's outputs
-
-
-@dataclass(frozen=True)
-class _Op:
-    """An operation outside the traced modules that used a value."""
-
-    name: str
-    residual: bool = False  # an addition: the value flows into a sum
-    keeps: _PassThrough | None = None  # for an in-place one: what it does to the units
-    grad_fn: Any = field(default=None, compare=False)  # the autograd node of its result
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class _Call:
-    """One call of a Linear/Conv, norm or monitored module in a traced or watched forward."""
-
-    __slots__ = (
-        "name",
-        "module",
-        "index",
-        "traced",
-        "input",
-        "input_ndim",
-        "output",
-        "units",
-        "unit_dim",
-    )
-
-    def __init__(self, name: str, module: torch.nn.Module, index: int, traced: bool) -> None:
-        self.name = name
-        self.module = module
-        self.index = index  # among the module's calls in this forward: its call site
-        self.traced = traced  # False inside regions the tracer cannot see (see _LinkTracer)
-        self.input: _Value | None = None  # the traced value it received as its input
-        self.input_ndim = 0
-        self.output: _Value | None = None
-        self.units = -1  # of a monitored module: its unit count and (non-negative) unit dim
-        self.unit_dim = -1
-
-
-@dataclass(frozen=True)
-class Reader:
-    """A layer reading a monitored layer's units, and where they lie in its input."""
-
-    name: str
-    module: weakref.ref
-    layout: UnitLayout
-    keeps_constant: bool  # a dead unit's constant output reaches it as that constant
-
-
-@dataclass
-class Link:
-    """The producer [-> norm] -> activation -> readers chain around one monitored call site,
-    or why there is none. Modules are held by weak reference with the name each had in the
-    model, so a module replaced since (``model[2] = nn.Linear(...)``) is told from the one
-    seen. `inexact` says what would change the network's function if the units were
-    revived (a residual addition reading them, a norm mixing them with other units)."""
-
-    producer: tuple[str, weakref.ref] | None = None
-    norm: tuple[str, weakref.ref] | None = None
-    readers: list[Reader] = field(default_factory=list)
-    activation: weakref.ref | None = None
-    units: int = 0
-    unit_dim: int = -1
-    input_ndim: int = 0
-    inexact: list[str] = field(default_factory=list)
-    returned: bool = False  # the model returns its output (or a view of it)
-    norm_readers: list[str] = field(default_factory=list)  # norm layers reading it (inexact)
-    problem: str | None = None
-
-    def modules(self) -> list[tuple[str, weakref.ref]]:
-        chain = [self.producer, self.norm]
-        return [m for m in chain if m is not None] + [(r.name, r.module) for r in self.readers]
-
-
-@dataclass(frozen=True)
-class Use:
-    """How one forward used a monitored layer, seen from module calls alone: which module fed
-    it, which read its output, how often it ran, whether its output was returned. Links are
-    traced in one forward; another forward using the layer differently (another head of a
-    multi-task model) makes them incomplete."""
-
-    calls: int
-    producer: str | None
-    readers: tuple[str, ...]
-    returned: bool
-    outside: bool = False  # called on its own, where no forward of the model is watched
-
-    def __str__(self) -> str:
-        if self.outside:
-            return "called outside a forward of the whole model, where its readers go unseen"
-        parts = [
-            f"fed by '{self.producer}'" if self.producer else "fed by no traced module",
-            f"read by {list(self.readers)}",
-        ]
-        if self.calls > 1:
-            parts.append(f"called {self.calls} times")
-        if self.returned:
-            parts.append("returned")
-        return ", ".join(parts)
-
-
-OUTSIDE = Use(calls=1, producer=None, readers=(), returned=False, outside=True)
-
-
-def _distinct(uses: list[Any]) -> list[Any]:
-    """`uses` without repeats (a reader is noted by its call and by the operation inside it),
-    in order."""
-    seen: set[int] = set()
-    return [u for u in uses if id(u) not in seen and not seen.add(id(u))]
-
-
-_IN_PLACE_OPERATORS = {
-    f"__i{op}__"
-    for op in (
-        "add",
-        "sub",
-        "mul",
-        "truediv",
-        "floordiv",
-        "mod",
-        "pow",
-        "and",
-        "or",
-        "xor",
-        "lshift",
-        "rshift",
-        "matmul",
-    )
-}
-
-
-def _in_place(name: str) -> bool:
-    return (name.endswith("_") and not name.endswith("__")) or name in _IN_PLACE_OPERATORS
-
-
-def _tensors_in(output: Any, depth: int = 3) -> Iterator[Tensor]:
-    """The tensors a forward returned: in containers pytree knows, and in the fields of
-    dataclasses and plain objects (a model output class), a few levels deep."""
-    for leaf in pytree.tree_leaves(output):
-        if isinstance(leaf, Tensor):
-            yield leaf
-        elif depth > 0 and dataclasses.is_dataclass(leaf) and not isinstance(leaf, type):
-            yield from _tensors_in(
-                [getattr(leaf, f.name) for f in dataclasses.fields(leaf)], depth - 1
-            )
-        elif (
-            depth > 0
-            and hasattr(leaf, "__dict__")
-            and not isinstance(leaf, (type, torch.nn.Module))
-        ):
-            yield from _tensors_in(list(vars(leaf).values()), depth - 1)
-
-
-def _graph_users(outputs: list[Tensor]) -> dict[Any, list[Any]] | None:
-    """For every autograd node the forward's outputs depend on, the nodes that take its
-    result as an input; None when there is no graph (a forward without grad)."""
-    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
-    if not stack:
-        return None
-    users: dict[Any, list[Any]] = {}
-    seen: set[Any] = set()
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        for below, _ in node.next_functions:
-            if below is not None:
-                users.setdefault(below, []).append(node)
-                stack.append(below)
-    return users
-
-
-def _recorded_nodes(value: _Value) -> Iterator[Any]:
-    """The autograd nodes of what the trace saw use `value`: its consumers' results, its
-    in-place changes, recursively through operations that keep units apart."""
-    for use in value.consumers:
-        if isinstance(use, _Value):
-            yield use.grad_fn
-            yield from _recorded_nodes(use)
-        elif isinstance(use, _Op):
-            yield use.grad_fn
-        elif use.output is not None:
-            yield use.output.grad_fn
-    for op in value.mutations:
-        yield op.grad_fn
-
-
-def _unseen_users(value: _Value | None, users: dict[Any, list[Any]] | None) -> list[Any]:
-    """The autograd nodes using `value` that no recorded use explains: a recorded use's
-    result depends on them without going through `value` (a reader's padding, views and
-    copies are several nodes below its output)."""
-    if value is None or users is None or value.grad_fn is None:
-        return []
-    explained: set[Any] = set()
-    stack = [node for node in _recorded_nodes(value) if node is not None]
-    while stack:
-        node = stack.pop()
-        if node is value.grad_fn or node in explained:
-            continue
-        explained.add(node)
-        stack += [below for below, _ in node.next_functions if below is not None]
-    return [node for node in users.get(value.grad_fn, []) if node not in explained]
-
-
-# --- what the forwards showed --------------------------------------------------------------
-class LinkBook:
-    """What the watched forwards showed, kept by the monitor across attach and remove: the
-    links traced in the first training forward (by layer name), whether one was traced, and
-    the distinct ways each forward since used each layer (a few: one that the links do not
-    cover is enough for revive to refuse the layer)."""
-
-    def __init__(self) -> None:
-        self.links: dict[str, Link] = {}
-        self.traced = False
-        self.uses: dict[str, list[Use]] = {}
-
-    def note_forward(self, uses: dict[str, Use], links: dict[str, Link] | None) -> None:
-        """How a forward used each module it called, and, if it was traced, its links."""
-        for name, use in uses.items():
-            seen = self.uses.setdefault(name, [])
-            if use not in seen and len(seen) < 8:
-                seen.append(use)
-        if links is not None:
-            self.links, self.traced = links, True
-
-    def note_outside_call(self, module_name: str) -> None:
-        """A call of a monitored module outside a forward of the model (a submodule called
-        on its own): its readers there go unseen."""
-        self.note_forward({module_name: OUTSIDE}, None)
+from ..names import site_name
+from ..sites import CallSiteTable
+from .layers import NORM_LAYERS, WEIGHTED_LAYERS, feature_dim, in_features, out_features
+from .layout import METADATA_OPS, RESIDUAL_OPS, UnitLayout, pass_through
+from .records import (
+    Call,
+    Link,
+    LinkBook,
+    Op,
+    Reader,
+    Use,
+    Value,
+    distinct,
+    graph_users,
+    in_place,
+    tensors_in,
+    unseen_users,
+)
+
+__all__ = ["LinkTracer"]
 
 
 # --- the tracer ----------------------------------------------------------------------------
@@ -471,9 +68,9 @@ class LinkTracer(TorchFunctionMode):
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self.active = False
         self._full = False  # this forward is traced (operations too), not only watched
-        self._values: dict[int, _Value] = {}
-        self._stack: list[_Call] = []
-        self._calls: dict[str, list[_Call]] = {}
+        self._values: dict[int, Value] = {}
+        self._stack: list[Call] = []
+        self._calls: dict[str, list[Call]] = {}
         self._graph_users: dict[Any, list[Any]] | None = None  # of the traced forward
 
     def close(self) -> None:
@@ -509,12 +106,12 @@ class LinkTracer(TorchFunctionMode):
         links: dict[str, Link] | None = None
         if not failed and book is not None:  # a forward that raised used nothing
             with self._untraced():
-                returned = list(_tensors_in(output))
+                returned = list(tensors_in(output))
                 for value in self._values_in(returned):
                     value.returned = True
                 uses = self._uses_of()
                 if self._full:
-                    self._graph_users = _graph_users(returned)
+                    self._graph_users = graph_users(returned)
                     links = self._links_of()
         self._finish_trace()
         if book is not None and not failed:
@@ -557,7 +154,7 @@ class LinkTracer(TorchFunctionMode):
         if name is None:
             return
         calls = self._calls.setdefault(name, [])
-        call = _Call(name, module, len(calls), traced=self._tracing_here())
+        call = Call(name, module, len(calls), traced=self._tracing_here())
         calls.append(call)
         self._stack.append(call)
 
@@ -578,21 +175,21 @@ class LinkTracer(TorchFunctionMode):
             with self._untraced():  # shapes, for the links; a watched forward needs none
                 self._note_units(call, args[0])
         if isinstance(output, Tensor):
-            call.output = _Value(output, call)
+            call.output = Value(output, call)
             self._values[id(output)] = call.output
 
-    def _traced_call(self, module: torch.nn.Module) -> _Call | None:
+    def _traced_call(self, module: torch.nn.Module) -> Call | None:
         call = next((c for c in reversed(self._stack) if c.module is module), None)
         if call is not None:
             self._stack.remove(call)
         return call
 
-    def _watched_call(self, name: str, module: torch.nn.Module) -> _Call:
+    def _watched_call(self, name: str, module: torch.nn.Module) -> Call:
         calls = self._calls.setdefault(name, [])
-        calls.append(_Call(name, module, len(calls), traced=False))
+        calls.append(Call(name, module, len(calls), traced=False))
         return calls[-1]
 
-    def _note_units(self, call: _Call, z: Tensor) -> None:
+    def _note_units(self, call: Call, z: Tensor) -> None:
         if z.dim() == 0:
             return
         call.input_ndim = z.dim()
@@ -621,8 +218,8 @@ class LinkTracer(TorchFunctionMode):
         args: tuple,
         kwargs: dict,
         result: Any,
-        values: list[_Value],
-        user: _Call | None,
+        values: list[Value],
+        user: Call | None,
     ) -> None:
         """Record how `func` used the traced `values`: inside a traced module call, as that
         call's; outside, as a step that keeps units apart, an in-place change, or an
@@ -636,30 +233,30 @@ class LinkTracer(TorchFunctionMode):
             name = getattr(getattr(func, "__self__", None), "__name__", name)
             if not isinstance(result, Tensor):
                 return
-        elif name in _METADATA:
+        elif name in METADATA_OPS:
             return
         first = self._value_of(args[0]) if args else None
-        through = _pass_through(func, args, kwargs, result) if first is not None else None
+        through = pass_through(func, args, kwargs, result) if first is not None else None
         node = result.grad_fn if isinstance(result, Tensor) else None
         for value in values:
             if value is first and through is not None and result is not args[0]:
-                made = _Value(result, value.producer, via=through)
+                made = Value(result, value.producer, via=through)
                 value.consumers.append(made)
                 self._values[id(result)] = made
-            elif value is first and (_in_place(name) or result is args[0]):
+            elif value is first and (in_place(name) or result is args[0]):
                 value.mutations.append(
-                    _Op(name, residual=name in _RESIDUAL_OPS, keeps=through, grad_fn=node)
+                    Op(name, residual=name in RESIDUAL_OPS, keeps=through, grad_fn=node)
                 )
             else:
-                value.consumers.append(_Op(name, residual=name in _RESIDUAL_OPS, grad_fn=node))
+                value.consumers.append(Op(name, residual=name in RESIDUAL_OPS, grad_fn=node))
 
-    def _value_of(self, obj: Any) -> _Value | None:
+    def _value_of(self, obj: Any) -> Value | None:
         if not isinstance(obj, Tensor):
             return None
         value = self._values.get(id(obj))
         return value if value is not None and value.ref() is obj else None
 
-    def _values_in(self, tree: Any) -> Iterator[_Value]:
+    def _values_in(self, tree: Any) -> Iterator[Value]:
         if isinstance(tree, Tensor):
             value = self._value_of(tree)
             if value is not None:
@@ -699,14 +296,14 @@ class LinkTracer(TorchFunctionMode):
         return uses
 
     @staticmethod
-    def _use_of(call: _Call, calls: int) -> Use:
+    def _use_of(call: Call, calls: int) -> Use:
         source, output = call.input, call.output
         readers = (
             ()
             if output is None
             else tuple(
                 sorted(
-                    {c.name for c in output.consumers if isinstance(c, _Call) and c.input is output}
+                    {c.name for c in output.consumers if isinstance(c, Call) and c.input is output}
                 )
             )
         )
@@ -733,7 +330,7 @@ class LinkTracer(TorchFunctionMode):
             links.update({site_name(name, c.index): self._link_of(c) for c in calls})
         return links
 
-    def _link_of(self, activation: _Call) -> Link:
+    def _link_of(self, activation: Call) -> Link:
         units, unit_dim = activation.units, activation.unit_dim
         if unit_dim < 0:
             return Link(problem="its unit dim is out of range for its input")
@@ -751,7 +348,7 @@ class LinkTracer(TorchFunctionMode):
         )
         return Link(problem=problem) if problem is not None else link
 
-    def _producer_chain(self, activation: _Call, link: Link) -> str | None:
+    def _producer_chain(self, activation: Call, link: Link) -> str | None:
         """Fill in the producer (and norm) of `link`, or say why they are not plain."""
         source = activation.input
         if source is None or source.via is not None:
@@ -788,7 +385,7 @@ class LinkTracer(TorchFunctionMode):
             )
         return self._producer_problem(first, source, activation, link)
 
-    def _sole_use_problem(self, call: _Call, output: _Value, user: _Call) -> str | None:
+    def _sole_use_problem(self, call: Call, output: Value, user: Call) -> str | None:
         if self._calls_of(call) > 1:
             return f"its feeder '{call.name}' is called {self._calls_of(call)} times in one forward"
         if output.returned or any(c is not user for c in output.consumers):
@@ -796,7 +393,7 @@ class LinkTracer(TorchFunctionMode):
         return None
 
     def _producer_problem(
-        self, producer: _Call, output: _Value, user: _Call, link: Link
+        self, producer: Call, output: Value, user: Call, link: Link
     ) -> str | None:
         problem = self._sole_use_problem(producer, output, user)
         if problem is not None:
@@ -817,7 +414,7 @@ class LinkTracer(TorchFunctionMode):
         return None
 
     @staticmethod
-    def _norm_problem(norm: _Call, link: Link) -> str | None:
+    def _norm_problem(norm: Call, link: Link) -> str | None:
         """Whether norm layer `norm` has a parameter slice per unit; notes in `link` when it
         normalizes a unit together with others (revived, their outputs change)."""
         module, units, dim, ndim = norm.module, link.units, link.unit_dim, link.input_ndim
@@ -850,7 +447,7 @@ class LinkTracer(TorchFunctionMode):
             )
         return None
 
-    def _readers_of(self, activation: _Call, link: Link) -> str | None:
+    def _readers_of(self, activation: Call, link: Link) -> str | None:
         output = activation.output
         if output is None:
             return "its output is not a tensor"
@@ -859,7 +456,7 @@ class LinkTracer(TorchFunctionMode):
             return "no Linear/Conv layer reads its output"
         return problem
 
-    def _walk(self, value: _Value, layout: UnitLayout, keeps: bool, link: Link) -> str | None:
+    def _walk(self, value: Value, layout: UnitLayout, keeps: bool, link: Link) -> str | None:
         """Follow the units in `value` (at `layout`) to the layers that read them."""
         if value.returned:
             link.returned = True
@@ -868,21 +465,21 @@ class LinkTracer(TorchFunctionMode):
             if op.keeps is None:
                 return f"its output is modified in place ({op}) before it is read"
             keeps = keeps and op.keeps.keeps_constant
-        for use in _distinct(value.consumers):
-            if isinstance(use, _Value):
+        for use in distinct(value.consumers):
+            if isinstance(use, Value):
                 after = use.via.step(layout)
                 problem = (
                     f"its output reaches an operation that mixes units ({after})"
                     if isinstance(after, str)
                     else self._walk(use, after, keeps and use.via.keeps_constant, link)
                 )
-            elif isinstance(use, _Op) and use.residual:
+            elif isinstance(use, Op) and use.residual:
                 link.inexact.append(
                     f"its output flows into a residual addition ({use}): "
                     "revived units change that sum"
                 )
                 problem = None
-            elif isinstance(use, _Op):
+            elif isinstance(use, Op):
                 problem = f"its output is used by {use} outside a Linear/Conv layer"
             else:
                 problem = self._reader_problem(use, value, layout, keeps, link)
@@ -891,7 +488,7 @@ class LinkTracer(TorchFunctionMode):
         return None
 
     def _reader_problem(
-        self, reader: _Call, value: _Value, layout: UnitLayout, keeps: bool, link: Link
+        self, reader: Call, value: Value, layout: UnitLayout, keeps: bool, link: Link
     ) -> str | None:
         module, units = reader.module, link.units
         if reader.input is not value:
@@ -935,7 +532,7 @@ class LinkTracer(TorchFunctionMode):
             link.readers.append(Reader(reader.name, weakref.ref(module), layout, keeps))
         return None
 
-    def _unseen_use_problem(self, activation: _Call) -> str | None:
+    def _unseen_use_problem(self, activation: Call) -> str | None:
         """Whether the autograd graph of the forward shows a use of the chain's tensors that
         the trace did not record: one inside code a torch-function mode cannot see (a
         TorchScript module or function, a C++ extension called directly)."""
@@ -947,7 +544,7 @@ class LinkTracer(TorchFunctionMode):
         ):
             chain.append(activation.input.producer.input)
         for value in chain:
-            unseen = _unseen_users(value, self._graph_users)
+            unseen = unseen_users(value, self._graph_users)
             if unseen:
                 whose = (
                     "its output"
@@ -961,10 +558,10 @@ class LinkTracer(TorchFunctionMode):
                 )
         return None
 
-    def _calls_of(self, call: _Call) -> int:
+    def _calls_of(self, call: Call) -> int:
         return len(self._calls.get(call.name, []))
 
-    def _untraced_problem(self, activation: _Call, link: Link) -> str | None:
+    def _untraced_problem(self, activation: Call, link: Link) -> str | None:
         names = {name for name, _ in link.modules()}
         calls = [activation] + [c for name in names for c in self._calls.get(name, [])]
         if all(call.traced for call in calls):
