@@ -74,7 +74,7 @@ def worker(rank: int, world_size: int, port: int, out: str) -> None:
     two processes (each loading torch) costs seconds, so the tests share one."""
     init_group(rank, world_size, port)
     try:
-        for scenario in (ddp_counts, branch_counts, revived_weights):
+        for scenario in (ddp_counts, branch_counts, revived_weights, fsdp2_links):
             scenario(rank, world_size, Path(out))
         # Both ranks leave together: gloo aborts a rank whose peer tears down mid-exchange.
         torch.distributed.barrier()
@@ -187,3 +187,39 @@ def test_revive_gives_every_rank_the_same_weights(ranks_ran):
     initial = make_model()[0].weight.detach()
     assert not torch.equal(rank0["state"]["0.weight"][[2, 5]], initial[[2, 5]])  # re-drawn
     assert torch.equal(rank0["state"]["0.weight"][[0, 1, 3, 4, 6, 7]], initial[[0, 1, 3, 4, 6, 7]])
+
+
+def fsdp2_links(rank: int, world_size: int, out: Path) -> None:
+    """fully_shard on each Linear and on the model: its hooks on the feeder's output and
+    its identity wrap of the reader's input are not other uses of the layer; revive then
+    refuses only what it cannot do (sharded weights), saying so."""
+    import logging
+
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from torch_ext import DeadNeuronMonitor, revive
+
+    model = make_model()
+    mesh = init_device_mesh("cpu", (world_size,))
+    for layer in (model[0], model[2]):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    x = data().chunk(world_size)[rank]
+    logging.getLogger("torch_ext.revive").setLevel(logging.ERROR)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        links = [type(m).__name__ for m in [monitor.links("1")[0], *monitor.links("1")[1]]]
+        revived = revive(model, monitor)
+    result = {"dead": monitor.history[-1].layers["1"].dead_units, "links": links}
+    result |= {"revived": dict(revived), "skipped": revived.skipped}
+    (out / f"fsdp2_{rank}.json").write_text(json.dumps(result))
+
+
+def test_fsdp2_sharded_layers_are_linked_and_refused_for_what_they_are(ranks_ran):
+    for rank in range(2):
+        result = json.loads(read_rank_file(ranks_ran, f"fsdp2_{rank}.json").read_text())
+        assert result["dead"] == [2, 5] and result["links"] == ["FSDPLinear", "FSDPLinear"]
+        assert result["revived"] == {}
+        assert "weight of '0' is sharded across ranks" in result["skipped"]["1"]

@@ -250,6 +250,12 @@ def _writable_problem(module: torch.nn.Module, owners: Owners) -> str | None:
             f"{name} is registered {len(places)} times in the model ({places}): revive would "
             "change it at every place"
         )
+    sharded = [attr for attr, p in module._parameters.items() if _is_sharded(p)]
+    if sharded:
+        return (
+            f"the {sharded[0]} of {name} is sharded across ranks (a DTensor: FSDP2's fully_shard, "
+            "tensor parallelism); revive writes only whole, plain parameters"
+        )
     for attr, param in module._parameters.items():
         others = [n for n in owners.holders.get(id(param), []) if n not in places]
         if param is not None and others:
@@ -258,6 +264,15 @@ def _writable_problem(module: torch.nn.Module, owners: Owners) -> str | None:
                 "change that module too"
             )
     return None
+
+
+def _is_sharded(param: torch.Tensor | None) -> bool:
+    """A DTensor parameter (each rank holds a shard, or a replica under a mesh)."""
+    if param is None or not torch.distributed.is_available():
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(param, DTensor)
 
 
 def _computed_tensor(module: torch.nn.Module) -> str | None:

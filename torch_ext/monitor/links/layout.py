@@ -100,6 +100,12 @@ METADATA_OPS = {
     "get_device",
     "data_ptr",
     "__len__",
+    # autograd bookkeeping, which reads no value: FSDP2 registers its pre-backward hook on
+    # every output of a sharded module (a feeder's output would look used elsewhere)
+    "register_hook",
+    "register_post_accumulate_grad_hook",
+    "retain_grad",
+    "requires_grad_",
 }
 
 

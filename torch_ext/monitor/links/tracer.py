@@ -69,6 +69,8 @@ class LinkTracer(TorchFunctionMode):
         self.active = False
         self._full = False  # this forward is traced (operations too), not only watched
         self._values: dict[int, Value] = {}
+        # tensors standing for a traced value under another tensor (see _same_values)
+        self._aliases: dict[int, tuple[weakref.ref, Value]] = {}
         self._stack: list[Call] = []
         self._calls: dict[str, list[Call]] = {}
         self._graph_users: dict[Any, list[Any]] | None = None  # of the traced forward
@@ -85,7 +87,7 @@ class LinkTracer(TorchFunctionMode):
         self._finish_trace()
         self.active = True
         self._full = model.training and not book.traced
-        self._values, self._stack, self._calls = {}, [], {}
+        self._values, self._aliases, self._stack, self._calls = {}, {}, [], {}
         # Every module's calls, without a hook on each (which copies of the model would carry).
         # A watched forward needs only their ends: the outputs they record tell a counted
         # call whether a Linear feeds it (see DeadNeuronMonitor._fed_by_linear).
@@ -126,7 +128,7 @@ class LinkTracer(TorchFunctionMode):
         for handle in self._module_handles:
             handle.remove()
         self._module_handles.clear()
-        self._values, self._stack, self._calls = {}, [], {}
+        self._values, self._aliases, self._stack, self._calls = {}, {}, [], {}
         self._graph_users = None
 
     @staticmethod
@@ -224,6 +226,8 @@ class LinkTracer(TorchFunctionMode):
         """Record how `func` used the traced `values`: inside a traced module call, as that
         call's; outside, as a step that keeps units apart, an in-place change, or an
         operation of its own."""
+        if self._same_values(values, result):
+            return
         if user is not None:
             for value in values:
                 value.consumers.append(user)
@@ -250,11 +254,34 @@ class LinkTracer(TorchFunctionMode):
             else:
                 value.consumers.append(Op(name, residual=name in RESIDUAL_OPS, grad_fn=node))
 
+    def _same_values(self, values: list[Value], result: Any) -> bool:
+        """Whether `result` is `values` again under other tensors, each exactly aliasing one
+        (same memory, shape, strides, dtype): an identity (FSDP2's pre-forward wraps a
+        module's inputs in an autograd Function that returns them). Those tensors then stand
+        for the same values; nothing used them."""
+        outputs = [result] if isinstance(result, Tensor) else result
+        if not values or not isinstance(outputs, (tuple, list)) or not outputs:
+            return False
+        matches = []
+        for out in outputs:
+            value = next((v for v in values if _aliases(out, v.ref())), None)
+            if value is None or out is value.ref():
+                return False
+            matches.append((out, value))
+        if {id(v) for _, v in matches} != {id(v) for v in values}:
+            return False
+        for out, value in matches:
+            self._aliases[id(out)] = (weakref.ref(out), value)
+        return True
+
     def _value_of(self, obj: Any) -> Value | None:
         if not isinstance(obj, Tensor):
             return None
         value = self._values.get(id(obj))
-        return value if value is not None and value.ref() is obj else None
+        if value is not None and value.ref() is obj:
+            return value
+        alias = self._aliases.get(id(obj))
+        return alias[1] if alias is not None and alias[0]() is obj else None
 
     def _values_in(self, tree: Any) -> Iterator[Value]:
         if isinstance(tree, Tensor):
@@ -569,4 +596,17 @@ class LinkTracer(TorchFunctionMode):
         return (
             "it runs where operations cannot be traced (inside the handler of a tensor "
             "subclass or another torch-function mode)"
+        )
+
+
+def _aliases(out: Any, tensor: Tensor | None) -> bool:
+    """Whether `out` is a tensor over exactly `tensor`'s elements."""
+    with torch._C.DisableTorchFunction():
+        return (
+            tensor is not None
+            and isinstance(out, Tensor)
+            and out.dtype == tensor.dtype
+            and out.shape == tensor.shape
+            and out.stride() == tensor.stride()
+            and out.data_ptr() == tensor.data_ptr()
         )
