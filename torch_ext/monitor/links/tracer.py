@@ -600,11 +600,14 @@ class LinkTracer(TorchFunctionMode):
 
 
 def _aliases(out: Any, tensor: Tensor | None) -> bool:
-    """Whether `out` is a tensor over exactly `tensor`'s elements."""
+    """Whether `out` is a tensor over exactly `tensor`'s elements, as differentiable as it
+    (``.data`` and ``detach()`` leave the graph: uses through them are operations of their
+    own)."""
     with torch._C.DisableTorchFunction():
         return (
             tensor is not None
             and isinstance(out, Tensor)
+            and out.requires_grad == tensor.requires_grad
             and out.dtype == tensor.dtype
             and out.shape == tensor.shape
             and out.stride() == tensor.stride()
