@@ -206,3 +206,22 @@ def test_a_container_named_like_an_activation_is_not_one(caplog):
         monitor.attach()
     assert "1 GELU;" in caplog.text and "Conv2dNormActivation" not in caplog.text
     monitor.remove()
+
+
+def test_a_model_of_functional_relus_gets_the_hint_and_is_counted_with_it(caplog):
+    """torchvision's Inception-v3 calls F.relu in its BasicConv2d blocks: no module matches,
+    and the warning says what to do; with functional=True it says nothing and counts."""
+    models = pytest.importorskip("torchvision.models")
+    model = models.inception_v3(weights=None, init_weights=False, aux_logits=False)
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        DeadNeuronMonitor(model).attach().remove()
+    assert "nothing is counted" in caplog.text and "pass functional=True" in caplog.text
+    caplog.clear()
+    model.eval()  # BatchNorm statistics stay; counted anyway with count_eval
+    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+        with DeadNeuronMonitor(model, functional=True, count_eval=True) as monitor:
+            with torch.no_grad():
+                model(torch.randn(1, 3, 75, 75))
+            layers = monitor.report().layers
+    assert "nothing is counted" not in caplog.text
+    assert "Conv2d_1a_3x3:relu#0" in layers and layers["Conv2d_1a_3x3:relu#0"].units == 32
