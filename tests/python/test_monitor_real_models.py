@@ -225,3 +225,124 @@ def test_a_model_of_functional_relus_gets_the_hint_and_is_counted_with_it(caplog
             layers = monitor.report().layers
     assert "nothing is counted" not in caplog.text
     assert "Conv2d_1a_3x3:relu#0" in layers and layers["Conv2d_1a_3x3:relu#0"].units == 32
+
+
+class FeedForward(torch.nn.Module):
+    """A transformer's feed-forward block: a Linear's 3-D output [batch, tokens, features]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = (
+            torch.nn.Linear(16, 32),
+            torch.nn.ReLU(),
+            torch.nn.Linear(32, 16),
+        )
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def test_a_3d_input_of_unknown_feeder_is_not_counted_along_a_guessed_dim(caplog):
+    """Compiled before any eager forward, the FFN's feeder is unknown: its tokens would be
+    counted as units (one call site per sequence length). It is not counted, and a warning
+    says why, once; after an eager forward shows the Linear, every call counts per feature."""
+    torch._dynamo.reset()
+    model = FeedForward()
+    compiled = torch.compile(model, backend="eager")
+    with DeadNeuronMonitor(model) as monitor:
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            for tokens in (10, 12):
+                compiled(torch.randn(2, tokens, 16))
+        assert monitor.report().layers == {}
+        assert caplog.text.count("got a 3-D input outside an eager forward") == 1
+        model(torch.randn(2, 5, 16))
+        compiled(torch.randn(2, 9, 16))
+        layers = monitor.report().layers
+    assert {name: (layer.units, layer.samples) for name, layer in layers.items()} == {
+        "act": (32, 2 * 5 + 2 * 9)
+    }
+
+
+class AutoEncoder(torch.nn.Module):
+    """One activation module shared by the encoder (4 wide) and the decoder (16 wide)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc, self.dec, self.out = (
+            torch.nn.Linear(16, 4),
+            torch.nn.Linear(4, 16),
+            torch.nn.Linear(16, 2),
+        )
+        self.act = torch.nn.ReLU()
+
+    def encode(self, x):
+        return self.act(self.enc(x))
+
+    def decode(self, z):
+        return self.out(self.act(self.dec(z)))
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+def test_a_call_outside_the_forward_does_not_take_the_forwards_call_site():
+    """The decoder called on its own first (16 wide) counts as 'act'; the forward's own
+    first call (4 wide) then takes 'act', and the earlier counts move to the 16-wide site."""
+    model = AutoEncoder()
+    with DeadNeuronMonitor(model) as monitor:
+        model.decode(torch.randn(2, 4))
+        for _ in range(2):
+            model(torch.randn(3, 16))
+        layers = monitor.report().layers
+    assert {name: (layer.units, layer.samples) for name, layer in layers.items()} == {
+        "act": (4, 6),
+        "act#1": (16, 2 + 6),
+    }
+
+
+def test_gpt2_relu_units_are_its_features(transformers):
+    """GPT-2's MLP is fed by Hugging Face's Conv1D, a Linear under another name: its
+    ReLU's units are the 4 * n_embd features, not the tokens."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_embd=16, n_positions=16, n_layer=1, n_head=2, vocab_size=50, activation_function="relu"
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    with DeadNeuronMonitor(model) as monitor:
+        for tokens in (10, 12):
+            ids = torch.randint(0, 50, (2, tokens))
+            model(input_ids=ids, labels=ids).loss.backward()
+        layer = monitor.report().layers["transformer.h.0.mlp.act"]
+    assert (layer.units, layer.samples) == (64, 2 * 10 + 2 * 12)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [torch.nn.Hardshrink, torch.nn.Softshrink, torch.nn.Tanhshrink, torch.nn.Softmax],
+    ids=lambda k: k.__name__,
+)
+def test_torch_activations_without_a_rule_are_refused(kind):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), kind(), torch.nn.Linear(8, 2))
+    assert DeadNeuronMonitor(model).skipped_modules == {"1": kind.__name__}
+    with pytest.raises(ValueError, match="no\\s+dead-unit rule"):
+        DeadNeuronMonitor(model, modules=[kind]).attach()
+
+
+def test_revive_acts_once_per_closed_window_and_checks_its_window(caplog):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with torch.no_grad():
+        model[0].bias[:3] = -100.0
+        model[0].bias[3:] = 100.0  # alive on every sample
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(torch.randn(8, 4)).sum().backward()
+        monitor.step()
+        assert torch_ext.revive(model, monitor) == {"1": [0, 1, 2]}
+        with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
+            assert dict(torch_ext.revive(model, monitor)) == {}  # the same window: not again
+        assert "window 0's dead units were revived by an earlier revive()" in caplog.text
+        with pytest.raises(TypeError, match="window= expects a MonitorReport"):
+            torch_ext.revive(model, monitor, window=0)
+        with DeadNeuronMonitor(torch.nn.Sequential(torch.nn.ReLU())) as other:
+            other.model(torch.randn(2, 3))
+            with pytest.raises(ValueError, match="another monitor's report"):
+                torch_ext.revive(model, monitor, window=other.report())

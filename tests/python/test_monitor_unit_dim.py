@@ -4,6 +4,8 @@ for convolutions (dim 1 of inputs above 2-D). Counts are compared with plain tor
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -71,13 +73,18 @@ def test_convolutions_and_unfed_layers_keep_dim_1():
             assert monitor.report().layers[name].units == 6
 
 
-def test_the_first_call_decides_and_later_calls_keep_it():
-    """A layer first called directly (no feeder known) counts along dim 1 from then on, even
-    when a later forward of the whole model feeds it from a Linear: one dim per layer."""
+def test_a_3d_call_of_unknown_feeder_waits_for_the_forward_to_decide(caplog):
+    """A layer first called directly with a 3-D input (no feeder known: dim 1 after a
+    Conv1d, the last after a Linear) is not counted there, and a warning says so; the
+    model's forward then shows the Linear, and the layer counts its features from then on,
+    one dim for every call. The direct call still keeps revive off the layer."""
     model = FFN(torch.nn.ReLU(), hidden=5)
     with DeadNeuronMonitor(model) as monitor:
-        model.act(torch.randn(3, 5, 7))  # [batch, 5, 7]: dim 1 has 5 units
-        model(torch.randn(3, 5, 4))  # fed by up: [batch, 5 tokens, 5 features], dim 1 again
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            model.act(torch.randn(3, 5, 7))  # [batch, 5, 7]: which dim holds the units?
+        assert "got a 3-D input outside an eager forward" in caplog.text
+        model(torch.randn(3, 5, 4))  # fed by up: [batch, 5 tokens, 5 features]
+        model.act(torch.randn(2, 3, 5))  # decided now: the last dim
         assert monitor.report().layers["act"].units == 5
-        assert monitor.report().layers["act"].samples == 3 * 7 + 3 * 5
-        assert "its units lie along dim 1" in monitor.link_problem("act")
+        assert monitor.report().layers["act"].samples == 3 * 5 + 2 * 3
+        assert "called outside a forward of the whole model" in monitor.link_problem("act")

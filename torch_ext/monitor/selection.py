@@ -37,6 +37,14 @@ UNSUPPORTED_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = (
     torch.nn.Softsign,
     torch.nn.RReLU,
     torch.nn.Threshold,
+    torch.nn.Hardshrink,
+    torch.nn.Softshrink,
+    torch.nn.Tanhshrink,
+    torch.nn.GLU,
+    torch.nn.Softmax,
+    torch.nn.Softmin,
+    torch.nn.LogSoftmax,
+    torch.nn.Softmax2d,
 )
 
 # Class names of activation modules from other libraries: Hugging Face's GELUActivation,

@@ -6,6 +6,7 @@ watch hold the CallSiteTable, never the monitor."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from .counting import (
     FunctionalRule,
     alive_rule,
     alive_threshold,
+    features_last,
     outside_inference_mode,
     recomputing,
 )
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from .tracker import ForwardTracker
 
 __all__ = ["CallSiteTable", "CallSites", "Layer"]
+
+logger = logging.getLogger("torch_ext.monitor")
 
 
 class CallSites:
@@ -72,8 +76,13 @@ class Layer:
         self.threshold: Tensor | None = None
         self._threshold_key: tuple | None = None
         # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
-        # once, at this call site's first call, so every call counts along the same dim.
+        # once, at this call site's first eager call, so every call counts along one dim.
         self.fed_by_linear: bool | None = None
+        self.warned_unit_dim = False
+        # Whether a call of the model's forward (with its call index) counted into it; if
+        # not, its counts are from calls without one, which may have to move (see
+        # CallSiteTable._rehome_unnumbered).
+        self.numbered = False
 
     @property
     def module(self) -> torch.nn.Module | None:
@@ -132,6 +141,17 @@ class Layer:
         if self.counts is not None:
             self.counts.zero_()
         self.samples = 0
+
+    def move_counts_to(self, other: Layer) -> None:
+        """Hand this layer's counts and samples to `other` (added to its own, which must be
+        of the same width), and start afresh."""
+        if other.counts is None:
+            other.counts, other.samples = self.counts, self.samples
+        else:
+            other.counts += self.counts.to(other.counts.device)
+            other.samples += self.samples
+        self.counts, self.samples = None, 0
+        self.threshold, self._threshold_key = None, None
 
 
 def _no_feeder(z: Tensor) -> torch.nn.Module | None:
@@ -220,9 +240,39 @@ class CallSiteTable:
         ):
             return None
         unit_dim = self.unit_dim_of(layer, z)
-        if layer.index == 0 and not self._numbers_calls():
-            layer = self._layer_of_width(layer.sites, z, unit_dim)
+        if unit_dim is None:
+            return None
+        if not self._numbers_calls():
+            if layer.index == 0:
+                layer = self._layer_of_width(layer.sites, z, unit_dim)
+        else:
+            self._rehome_unnumbered(layer, z, unit_dim)
+            layer.numbered = True
         return layer.prepare(z, unit_dim, self.grad_eps)
+
+    def _rehome_unnumbered(self, layer: Layer, z: Tensor, unit_dim: int) -> None:
+        """A call site of the model's forward whose layer holds only counts of calls without
+        an index, of another width (the decoder's half of a shared activation, called on its
+        own before the first forward): those counts move to the module's site of their
+        width, or a new one, and the site starts afresh for the forward's own calls."""
+        if layer.numbered or layer.counts is None or not -z.dim() <= unit_dim < z.dim():
+            return
+        if layer.counts.shape[1] == z.shape[unit_dim]:
+            return
+        width = layer.counts.shape[1]
+        sites = layer.sites
+        target = next(
+            (
+                other
+                for other in sites.layers
+                if other is not layer
+                and not other.numbered
+                and other.counts is not None
+                and other.counts.shape[1] == width
+            ),
+            None,
+        ) or self.site(sites, len(sites.layers))
+        layer.move_counts_to(target)
 
     def _numbers_calls(self) -> bool:
         """Whether the call running now has its call site from the watched forward's count;
@@ -246,17 +296,38 @@ class CallSiteTable:
                 return layer
         return self.site(sites, len(sites.layers))
 
-    def unit_dim_of(self, layer: Layer, z: Tensor) -> int:
+    def unit_dim_of(self, layer: Layer, z: Tensor) -> int | None:
         """The dim of `z` that indexes `layer`'s units: ``unit_dim=`` if given for it, else
-        the last dim of a 1-D/2-D input or of a Linear's output, else dim 1 (channels)."""
+        the last dim of a 1-D/2-D input or of a Linear's output, else dim 1 (channels).
+        None when it cannot be told: a 3-D input whose feeder no eager forward has shown yet
+        (under torch.compile, or a submodule called on its own): a Conv1d's channels lie
+        along dim 1, a Linear's features (a transformer's FFN) along the last; such a call
+        is not counted, and a warning says what to do, once."""
         if isinstance(self.unit_dim, int):
             return self.unit_dim
         if isinstance(self.unit_dim, dict) and layer.sites.name in self.unit_dim:
             return self.unit_dim[layer.sites.name]
-        if layer.fed_by_linear is None:
-            # Decided once, at the call site's first call: every call counts along one dim.
-            layer.fed_by_linear = isinstance(self.feeder(z), torch.nn.Linear)
-        return -1 if z.dim() <= 2 or layer.fed_by_linear else 1
+        if z.dim() <= 2:
+            return -1
+        if layer.fed_by_linear is None and self._numbers_calls():
+            # Decided once, at the call site's first eager call: every call counts along one
+            # dim. Elsewhere the feeder is unknown, and nothing is decided.
+            layer.fed_by_linear = features_last(self.feeder(z))
+        if layer.fed_by_linear is not None:
+            return -1 if layer.fed_by_linear else 1
+        if z.dim() > 3:  # [N, C, H, W]: a Linear there is rare, a convolution the rule
+            return 1
+        if not layer.warned_unit_dim:
+            layer.warned_unit_dim = True
+            logger.warning(
+                "DeadNeuronMonitor: layer '%s' got a 3-D input outside an eager forward of the "
+                "model (under torch.compile, or called on its own) before any eager forward "
+                "showed what feeds it: its units lie along dim 1 after a Conv1d but along the "
+                "last dim after a Linear, so such calls are not counted; run one eager "
+                "training forward of the model first, or pass unit_dim",
+                layer.name,
+            )
+        return None
 
     # --- functional call sites -----------------------------------------------------------
     def functional_layer(self, name: str, kind: str, param: Any) -> Layer:

@@ -9,6 +9,8 @@ interface only (reports, ``links``, ``link_problem``, ``module``, ``model``) and
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from ..monitor import DeadNeuronMonitor, MonitorReport
@@ -145,6 +147,8 @@ def revive(
         plan.rows = fresh_rows(plan.producer, unit_index(plan))
     for plan in plans:
         revive_layer(plan, optimizer)
+    if plans and monitor.history and report is monitor.history[-1]:
+        _last_revived[monitor] = report.window
     return ReviveReport(
         {plan.name: plan.units for plan in plans},
         skipped,
@@ -160,11 +164,17 @@ def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
         )
 
 
+# The last closed window whose units revive re-drew, per monitor: a second call before the
+# next window closes would re-draw the same units (and drop what they learnt since).
+_last_revived: weakref.WeakKeyDictionary[DeadNeuronMonitor, int] = weakref.WeakKeyDictionary()
+
+
 def _window_to_revive(
     monitor: DeadNeuronMonitor, window: MonitorReport | None
 ) -> MonitorReport | None:
     """The window revive acts on, or None (with a warning naming it) when it cannot say
-    which units are dead: none closed yet, or one without a completed step or a sample."""
+    which units are dead: none closed yet, one already acted on, or one without a completed
+    step or a sample."""
     if window is None:
         history = monitor.history
         if not history:
@@ -177,6 +187,25 @@ def _window_to_revive(
             )
             return None
         window = history[-1]
+        if _last_revived.get(monitor) == window.window:
+            logger.warning(
+                "revive: window %d's dead units were revived by an earlier revive(): nothing "
+                "revived until the next window closes",
+                window.window,
+            )
+            return None
+    elif not isinstance(window, MonitorReport):
+        raise TypeError(
+            f"revive: window= expects a MonitorReport of the monitor (monitor.report(), "
+            f"monitor.history[i]), got {type(window).__name__}"
+        )
+    else:
+        unknown = sorted(set(window.layers) - set(monitor.layer_names))
+        if unknown:
+            raise ValueError(
+                f"revive: window= holds layers {unknown} the monitor does not count: it is "
+                "another monitor's report"
+            )
     samples = sum(layer.samples for layer in window.layers.values())
     if window.steps < 1 or samples == 0:
         logger.warning(

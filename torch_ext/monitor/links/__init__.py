@@ -10,7 +10,14 @@ unit, a norm that mixes units), so revive can say so instead of guessing.
 
 from __future__ import annotations
 
-from .layers import NORM_LAYERS, WEIGHTED_LAYERS, feature_dim, in_features, out_features
+from .layers import (
+    NORM_LAYERS,
+    WEIGHTED_LAYERS,
+    feature_dim,
+    features_last,
+    in_features,
+    out_features,
+)
 from .layout import UnitLayout
 from .records import OUTSIDE, Link, LinkBook, Reader, Use
 from .tracer import LinkTracer
@@ -26,6 +33,7 @@ __all__ = [
     "UnitLayout",
     "Use",
     "feature_dim",
+    "features_last",
     "in_features",
     "out_features",
 ]

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NORM_LAYERS", "WEIGHTED_LAYERS", "feature_dim", "in_features", "out_features"]
+from ..counting import features_last  # re-exported: where a layer's features lie
+
+__all__ = [
+    "NORM_LAYERS",
+    "WEIGHTED_LAYERS",
+    "feature_dim",
+    "features_last",
+    "in_features",
+    "out_features",
+]
 
 # Layers whose units feed and read activations (what revive() re-initialises).
 WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)

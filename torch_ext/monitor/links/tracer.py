@@ -15,7 +15,14 @@ from torch.overrides import TorchFunctionMode
 
 from ..names import site_name
 from ..sites import CallSiteTable
-from .layers import NORM_LAYERS, WEIGHTED_LAYERS, feature_dim, in_features, out_features
+from .layers import (
+    NORM_LAYERS,
+    WEIGHTED_LAYERS,
+    feature_dim,
+    features_last,
+    in_features,
+    out_features,
+)
 from .layout import METADATA_OPS, RESIDUAL_OPS, UnitLayout, pass_through
 from .records import (
     Call,
@@ -63,7 +70,9 @@ class LinkTracer(TorchFunctionMode):
         self._names = {
             id(module): (module, name)
             for name, module in model.named_modules()
-            if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or name in table.sites
+            if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS)
+            or features_last(module)
+            or name in table.sites
         }
         self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
         self.active = False
@@ -90,7 +99,7 @@ class LinkTracer(TorchFunctionMode):
         self._values, self._aliases, self._stack, self._calls = {}, {}, [], {}
         # Every module's calls, without a hook on each (which copies of the model would carry).
         # A watched forward needs only their ends: the outputs they record tell a counted
-        # call whether a Linear feeds it (see DeadNeuronMonitor._fed_by_linear).
+        # call whether a Linear feeds it (see CallSiteTable.unit_dim_of).
         self._module_handles = [
             torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=self._full)
         ]
@@ -198,7 +207,7 @@ class LinkTracer(TorchFunctionMode):
         table = self._table()
         if table is not None and call.name in table.sites:
             dim = table.unit_dim_of(table.layer_of_call(call.name, call.index), z)
-            if -z.dim() <= dim < z.dim():
+            if dim is not None and -z.dim() <= dim < z.dim():
                 call.unit_dim = dim % z.dim()
                 call.units = z.shape[call.unit_dim]
 
