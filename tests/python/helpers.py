@@ -150,3 +150,22 @@ def require_cmake_build() -> Path:
 
         pytest.fail(f"no CMake build in {BUILD_DIR}: the test command (scripts/setup.sh) builds it")
     return BUILD_DIR
+
+
+def tiny_opt(transformers, ffn_dim: int, layers: int) -> torch.nn.Module:
+    """A randomly initialised Hugging Face OPT small enough for a test (hidden 16, ReLU
+    FFNs of `ffn_dim` units, no dropout), seeded; nothing downloaded."""
+    torch.manual_seed(0)
+    config = transformers.OPTConfig(
+        vocab_size=50,
+        hidden_size=16,
+        ffn_dim=ffn_dim,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        max_position_embeddings=32,
+        word_embed_proj_dim=16,
+        activation_function="relu",
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
+    return transformers.OPTForCausalLM(config)

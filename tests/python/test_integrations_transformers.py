@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from helpers import tiny_opt as opt_model
 
 BATCH, TOKENS, FFN = 2, 8, 32
 KILLED = {0: list(range(0, FFN, 4)), 1: [3, 7, 11]}  # decoder layer -> dead FFN units
@@ -42,20 +43,7 @@ def hf():
 def tiny_opt(transformers) -> torch.nn.Module:
     """A 2-layer OPT whose KILLED FFN units never fire (fc1 rows 0, bias -1e3: z = -1000 on
     every token); the other units are biased +1, far above what their small weights add."""
-    torch.manual_seed(0)
-    config = transformers.OPTConfig(
-        vocab_size=50,
-        hidden_size=16,
-        ffn_dim=FFN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=32,
-        word_embed_proj_dim=16,
-        activation_function="relu",
-        dropout=0.0,
-        attention_dropout=0.0,
-    )
-    model = transformers.OPTForCausalLM(config)
+    model = opt_model(transformers, ffn_dim=FFN, layers=2)
     with torch.no_grad():
         for index, killed in KILLED.items():
             fc1 = model.model.decoder.layers[index].fc1

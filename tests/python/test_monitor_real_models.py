@@ -9,6 +9,7 @@ import logging
 
 import pytest
 import torch
+from helpers import tiny_opt as opt_model
 
 import torch_ext
 from torch_ext import DeadNeuronMonitor
@@ -23,20 +24,7 @@ def transformers():
 
 
 def tiny_opt(transformers) -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.OPTConfig(
-        vocab_size=50,
-        hidden_size=16,
-        ffn_dim=FFN,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=32,
-        word_embed_proj_dim=16,
-        activation_function="relu",
-        dropout=0.0,
-        attention_dropout=0.0,
-    )
-    model = transformers.OPTForCausalLM(config)
+    model = opt_model(transformers, ffn_dim=FFN, layers=1)
     fc1 = model.model.decoder.layers[0].fc1
     with torch.no_grad():
         fc1.bias.fill_(0.0)  # random weights: each unit fires on some tokens, not on all

@@ -193,3 +193,21 @@ def is_dense(t: torch.Tensor) -> bool:
             return False
         expected *= size
     return True
+
+
+def assert_input_grad(
+    name: str,
+    ours: torch.Tensor,
+    native: torch.Tensor,
+    x: torch.Tensor,
+    g: torch.Tensor,
+    what: str,
+    compare=assert_values,
+) -> None:
+    """An input gradient against native's, within input_grad_ulps; the ELU family's at NaN
+    inputs (where native's depends on the element's position) must be NaN. `compare` is
+    assert_values or a checker with its signature."""
+    skip = nan_skip(name, x)
+    compare(ours, native, input_grad_ulps(name, x.dtype), inputs=(x, g), what=what, skip=skip)
+    if skip is not None and skip.any():
+        assert ours[skip].isnan().all(), f"{what}: at NaN inputs {ours[skip].tolist()}"
