@@ -95,3 +95,15 @@ def test_a_slot_left_by_a_dropped_monitor_is_taken_over():
         assert model[1].counter.owner() is not None and not model[1]._forward_pre_hooks
         model(x)
         assert counts(monitor) == reference(model, [x], 1e-3)
+
+
+def test_a_dropped_monitor_leaves_no_hook_working():
+    """Monitors dropped without remove(): their hooks remove themselves at the next call,
+    so a training loop that makes one per epoch does not pile up hooks."""
+    model = model_with(torch.nn.ReLU())
+    for _ in range(5):
+        DeadNeuronMonitor(model).attach()  # dropped at once
+    gc.collect()
+    assert len(model[1]._forward_pre_hooks) == 5
+    model(torch.randn(2, 5))
+    assert len(model[1]._forward_pre_hooks) == 0 and len(model._forward_pre_hooks) == 0

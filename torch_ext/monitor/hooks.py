@@ -23,14 +23,19 @@ def no_counter() -> None:
 
 class CountingHook(Hook):
     """Forward pre-hook counting a monitored module's input (before an in-place activation
-    overwrites it) into the layer of its call site."""
+    overwrites it) into the layer of its call site. Once its monitor is gone (dropped
+    without remove()), it removes itself at the module's next call."""
 
     def __init__(self, table: CallSiteTable, sites: CallSites) -> None:
         self._table = weakref.ref(table)
         self._sites = sites
+        self.handle: torch.utils.hooks.RemovableHandle | None = None  # set by the monitor
 
     def __call__(self, module: torch.nn.Module, args: tuple) -> None:
         table = self._table()
+        if table is None and self.handle is not None:
+            self.handle.remove()  # _call_impl iterates over a copy of the hooks: safe here
+            self.handle = None
         if table is None or module is not self._sites.module:
             return
         layer = table.call_site(self._sites)  # every call takes a site, counted or not

@@ -402,7 +402,9 @@ class DeadNeuronMonitor:
         ):
             module.counter = FusedCounter(self._table, sites)
         else:
-            self._handles.append(module.register_forward_pre_hook(CountingHook(self._table, sites)))
+            hook = CountingHook(self._table, sites)
+            hook.handle = module.register_forward_pre_hook(hook)
+            self._handles.append(hook.handle)
 
     def _stop_watching(self) -> None:
         self._table.unwatch()
