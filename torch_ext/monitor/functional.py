@@ -8,7 +8,6 @@ forward made it plus the function and an index: ``block.0:relu#0``."""
 from __future__ import annotations
 
 import logging
-import sys
 import weakref
 from typing import Any
 
@@ -20,6 +19,7 @@ from .counting import FUNCTIONS, function_kind
 from .names import functional_name
 from .selection import KNOWN_ACTIVATIONS, ruleless_activation
 from .sites import CallSiteTable
+from .tracker import ForwardTracker
 
 logger = logging.getLogger("torch_ext.monitor")
 
@@ -35,11 +35,11 @@ class FunctionalWatch(TorchFunctionMode):
     calls ``F.relu``) or a monitored module's are left to the module's counting.
     """
 
-    def __init__(self, table: CallSiteTable, model: torch.nn.Module, monitored: set[int]) -> None:
+    def __init__(self, table: CallSiteTable, tracker: ForwardTracker, monitored: set[int]) -> None:
         super().__init__()
         self._table = weakref.ref(table)
         self.monitored = monitored  # id() of the monitored modules, which count themselves
-        self._names = {id(module): (module, name) for name, module in model.named_modules()}
+        self._tracker = tracker
         self._active = False
         self._indices: dict[tuple[str, str], int] = {}
         self._kinds: dict[Any, str | None] = {}  # function -> the activation it computes
@@ -72,18 +72,6 @@ class FunctionalWatch(TorchFunctionMode):
             return False
         return id(module) not in self.monitored
 
-    def _caller(self) -> tuple[str, torch.nn.Module] | None:
-        """The module of the model whose method is running innermost (its forward, or a
-        method it calls), with its name; None outside the model's modules."""
-        frame = sys._getframe(2)
-        while frame is not None:
-            owner = frame.f_locals.get("self")
-            known = self._names.get(id(owner)) if isinstance(owner, torch.nn.Module) else None
-            if known is not None and known[0] is owner:
-                return known[1], owner
-            frame = frame.f_back
-        return None
-
     def _kind_of(self, func: Any) -> str | None:
         try:
             return self._kinds[func]
@@ -104,7 +92,7 @@ class FunctionalWatch(TorchFunctionMode):
 
     def _count(self, kind: str, args: tuple, kwargs: dict) -> None:
         table = self._table()
-        caller = self._caller()
+        caller = self._tracker.running_module()
         if table is None or caller is None or not self._counts_in(caller[1]):
             return
         module_name, module = caller

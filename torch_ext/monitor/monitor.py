@@ -387,7 +387,7 @@ class DeadNeuronMonitor:
         table.on_outside_call = self._book.note_outside_call
         if self.functional:  # outside the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}
-            self._functional_watch = FunctionalWatch(table, model, monitored)
+            self._functional_watch = FunctionalWatch(table, self._tracker, monitored)
             self._tracker.subscribe(self._functional_watch, outermost=True)
         return self
 

@@ -1,7 +1,8 @@
 """What runs now in a watched model, one small service per monitor, in the spirit of
 PyTorch's ``torch/utils/module_tracker.py``: the model's outer eager forwards (their
 index, nesting, whether one is running now, whether it failed), told to subscribers (the
-link tracer, the functional watch), and read by counting to number call sites.
+link tracer, the functional watch), read by counting to number call sites; and the module
+of the model whose code runs now (the functional watch names its calls by it).
 
 A forward of the model called inside its own forward is part of the outer one; a forward
 under ``torch.compile`` or recomputed by activation checkpointing during backward is not
@@ -57,6 +58,8 @@ class ForwardTracker:
     def __init__(self, model: torch.nn.Module, owner: object) -> None:
         # The monitor, weakly: one dropped without remove() leaves no hooks working for it.
         self._owner = weakref.ref(owner)
+        self._model = weakref.ref(model)
+        self._names: dict[int, tuple[torch.nn.Module, str]] | None = None  # by id(), lazily
         self.forward_index = 0
         self.in_forward = False
         self.compiled_forwards = 0
@@ -67,6 +70,29 @@ class ForwardTracker:
             model.register_forward_pre_hook(_Begin(self), prepend=True),
             model.register_forward_hook(_End(self), always_call=True),
         ]
+
+    def running_module(self) -> tuple[str, torch.nn.Module] | None:
+        """The module of the model whose method is running innermost (its forward, or a
+        method it calls), with its name; None outside the model's modules. Found from the
+        Python frames when asked (at an activation call), not by a hook on every module
+        call. Call it from the function that wants to know (its caller's frames are
+        searched)."""
+        names = self._module_names()
+        frame = sys._getframe(2)
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            known = names.get(id(owner)) if isinstance(owner, torch.nn.Module) else None
+            if known is not None and known[0] is owner:
+                return known[1], owner
+            frame = frame.f_back
+        return None
+
+    def _module_names(self) -> dict[int, tuple[torch.nn.Module, str]]:
+        if self._names is None:
+            model = self._model()
+            modules = model.named_modules() if model is not None else ()
+            self._names = {id(module): (module, name) for name, module in modules}
+        return self._names
 
     def subscribe(self, subscriber: ForwardSubscriber, *, outermost: bool = False) -> None:
         """Tell `subscriber` each forward's beginning (in subscription order; `outermost`:
