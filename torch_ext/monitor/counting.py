@@ -110,18 +110,6 @@ class Hook:
         return InertHook, ()
 
 
-def features_last(module: torch.nn.Module | None) -> bool:
-    """Whether `module`'s output holds its features in its last dim: a Linear, or a Linear
-    under another name (Hugging Face's ``Conv1D`` of GPT-2: a 2-D weight used as
-    ``x @ W``). An activation it feeds has its units there, not along dim 1."""
-    if isinstance(module, torch.nn.Linear):
-        return True
-    weight = getattr(module, "weight", None)
-    return (
-        type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.dim() == 2
-    )
-
-
 # --- the functions functional=True counts ------------------------------------------------
 # Function name (in-place forms without their "_") -> (kind, its parameter from the call,
 # the activation's class name in reports).

@@ -383,7 +383,7 @@ class DeadNeuronMonitor:
         self._tracer = LinkTracer(self._book, self._table, model)
         self._tracker.subscribe(self._tracer)
         table = self._table
-        table.tracker, table.feeder = self._tracker, self._tracer.feeder
+        table.tracker, table.feeder = self._tracker, self._tracker.feeder
         table.on_outside_call = self._book.note_outside_call
         if self.functional:  # outside the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}

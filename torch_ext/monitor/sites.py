@@ -18,10 +18,10 @@ from .counting import (
     FunctionalRule,
     alive_rule,
     alive_threshold,
-    features_last,
     outside_inference_mode,
     recomputing,
 )
+from .layer_kinds import features_last
 from .names import parse, site_name
 
 if TYPE_CHECKING:

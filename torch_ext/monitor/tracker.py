@@ -1,8 +1,10 @@
 """What runs now in a watched model, one small service per monitor, in the spirit of
 PyTorch's ``torch/utils/module_tracker.py``: the model's outer eager forwards (their
 index, nesting, whether one is running now, whether it failed), told to subscribers (the
-link tracer, the functional watch), read by counting to number call sites; and the module
-of the model whose code runs now (the functional watch names its calls by it).
+link tracer, the functional watch, and each module call's end to those that want it), read
+by counting to number call sites; the module of the model whose code runs now (the
+functional watch names its calls by it); and which layer made a tensor in the forward
+running now (counting reads an activation's units along a Linear's last dim).
 
 A forward of the model called inside its own forward is part of the outer one; a forward
 under ``torch.compile`` or recomputed by activation checkpointing during backward is not
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from .counting import Hook, inside_forward_of, recomputing
+from .layer_kinds import NORM_LAYERS, WEIGHTED_LAYERS, features_last
 
 __all__ = ["ForwardSubscriber", "ForwardTracker"]
 
@@ -26,6 +29,9 @@ class ForwardSubscriber(Protocol):
     def forward_began(self, model: torch.nn.Module) -> None: ...
 
     def forward_ended(self, output: Any, failed: bool) -> None: ...
+
+    # Each module call of the forward, at its end (also when it raised).
+    def module_exited(self, module: torch.nn.Module, args: tuple, output: Any) -> None: ...
 
 
 class _Begin(Hook):
@@ -64,6 +70,10 @@ class ForwardTracker:
         self.in_forward = False
         self.compiled_forwards = 0
         self._depth = 0  # calls of the model inside its own forward
+        # The layer that made each weighted or norm layer's output of the forward running
+        # now, with its input, by id(): (the output, weakly; the layer; its input, weakly).
+        self._outputs: dict[int, tuple[weakref.ref, torch.nn.Module, weakref.ref | None]] = {}
+        self._module_hook: torch.utils.hooks.RemovableHandle | None = None
         self._outer_exception: BaseException | None = None
         self._subscribers: list[ForwardSubscriber] = []
         self._handles = [
@@ -124,6 +134,11 @@ class ForwardTracker:
             return
         self.in_forward = True
         self.forward_index += 1
+        # Every module's calls, by one global hook while the forward runs (a hook on each
+        # module would be copied with the model).
+        self._module_hook = torch.nn.modules.module.register_module_forward_hook(
+            self._module_exit, always_call=True
+        )
         # A forward run inside an `except` block sees that exception throughout; its own
         # failure would be another one.
         self._outer_exception = sys.exc_info()[1]
@@ -142,5 +157,46 @@ class ForwardTracker:
         if not self.in_forward:
             return
         self.in_forward, self._depth, self._outer_exception = False, 0, None
+        if self._module_hook is not None:
+            self._module_hook.remove()
+            self._module_hook = None
         for subscriber in reversed(list(self._subscribers)):
             subscriber.forward_ended(output, failed)
+        self._outputs = {}
+
+    def _module_exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
+        if isinstance(output, torch.Tensor) and _makes_features(module):
+            source = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            self._outputs[id(output)] = (
+                weakref.ref(output),
+                module,
+                weakref.ref(source) if source is not None else None,
+            )
+        for subscriber in list(self._subscribers):
+            exited = getattr(subscriber, "module_exited", None)
+            if exited is not None:
+                exited(module, args, output)
+
+    def feeder(self, z: torch.Tensor) -> torch.nn.Module | None:
+        """The module whose output `z` is in the forward running now, looking through a norm
+        layer to the module that made its input (a Linear -> LayerNorm -> activation is fed
+        by the Linear); None outside a forward, or for a tensor no module returned (a
+        functional op's result)."""
+        made = self._made(z)
+        if made is not None and isinstance(made[0], NORM_LAYERS):
+            made = self._made(made[1]) if made[1] is not None else None
+        return made[0] if made is not None else None
+
+    def _made(self, tensor: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor | None] | None:
+        entry = self._outputs.get(id(tensor)) if self.in_forward else None
+        if entry is None or entry[0]() is not tensor:
+            return None
+        return entry[1], entry[2]() if entry[2] is not None else None
+
+
+def _makes_features(module: torch.nn.Module) -> bool:
+    """A layer whose output an activation may count units of (a weighted layer, a Linear
+    under another name, a norm layer): a container returning it again does not make it."""
+    return isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS) or features_last(module)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..counting import features_last  # re-exported: where a layer's features lie
+from ..layer_kinds import NORM_LAYERS, WEIGHTED_LAYERS, features_last  # re-exported
 
 __all__ = [
     "NORM_LAYERS",
@@ -15,11 +15,6 @@ __all__ = [
     "in_features",
     "out_features",
 ]
-
-# Layers whose units feed and read activations (what revive() re-initialises).
-WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-# Normalisation layers that may stand between a producer and its activation.
-NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
 def out_features(module: torch.nn.Module) -> int:

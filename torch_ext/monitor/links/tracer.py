@@ -97,16 +97,13 @@ class LinkTracer(TorchFunctionMode):
         self.active = True
         self._full = model.training and not book.traced
         self._values, self._aliases, self._stack, self._calls = {}, {}, [], {}
-        # Every module's calls, without a hook on each (which copies of the model would carry).
-        # A watched forward needs only their ends: the outputs they record tell a counted
-        # call whether a Linear feeds it (see CallSiteTable.unit_dim_of).
-        self._module_handles = [
-            torch.nn.modules.module.register_module_forward_hook(self._exit, always_call=self._full)
-        ]
+        # Every module call's end comes from the forward tracker (module_exited); a traced
+        # forward also needs their starts, by a global pre-hook (a hook on each module would
+        # be copied with the model).
         if self._full:
-            self._module_handles.append(
+            self._module_handles = [
                 torch.nn.modules.module.register_module_forward_pre_hook(self._enter)
-            )
+            ]
             self.__enter__()
 
     def forward_ended(self, output: Any, failed: bool) -> None:
@@ -169,8 +166,8 @@ class LinkTracer(TorchFunctionMode):
         calls.append(call)
         self._stack.append(call)
 
-    def _exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        if torch.compiler.is_compiling():
+    def module_exited(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if not self.active or torch.compiler.is_compiling():
             return
         name = self._name_of(module)
         if name is None:
@@ -303,20 +300,6 @@ class LinkTracer(TorchFunctionMode):
         elif isinstance(tree, dict):
             for item in tree.values():
                 yield from self._values_in(item)
-
-    def feeder(self, z: Tensor) -> torch.nn.Module | None:
-        """The weighted layer whose output `z` is in the forward running now, directly or
-        through a norm layer; None when there is none or no forward is watched."""
-        value = self._value_of(z) if self.active else None
-        if (
-            value is not None
-            and value.via is None
-            and isinstance(value.producer.module, NORM_LAYERS)
-        ):
-            value = value.producer.input
-        if value is None or value.via is not None:
-            return None
-        return value.producer.module
 
     # Resolution, once the forward is over.
     def _uses_of(self) -> dict[str, Use]:

@@ -1,0 +1,26 @@
+"""Kinds of layers the monitor reasons about: the weighted layers (Linear, Conv) that feed and
+read an activation, the norm layers that may stand between, and which layers hold their
+output features in the last dim (so an activation they feed has its units there)."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["NORM_LAYERS", "WEIGHTED_LAYERS", "features_last"]
+
+# Layers whose units feed and read activations (what revive() re-initialises).
+WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+# Normalisation layers that may stand between a producer and its activation.
+NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def features_last(module: torch.nn.Module | None) -> bool:
+    """Whether `module`'s output holds its features in its last dim: a Linear, or a Linear
+    under another name (Hugging Face's ``Conv1D`` of GPT-2: a 2-D weight used as
+    ``x @ W``). An activation it feeds has its units there, not along dim 1."""
+    if isinstance(module, torch.nn.Linear):
+        return True
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.dim() == 2
+    )
