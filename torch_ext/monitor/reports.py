@@ -1,4 +1,5 @@
-"""What a window of the monitor reports, per layer, and how it is written out."""
+"""What a window of the monitor reports, per layer, as plain data, and the one warning about a
+layer whose dead fraction passes the threshold (said by the monitor and the callbacks)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What reviving a layer writes: fresh incoming weights for the dead units (scaled to their
-live peers), a small positive bias or the norm's fresh entries, zeroed outgoing weights with
+"""What reviving a layer writes: fresh incoming weights for the dead units (scaled down to
+their live peers), a small positive bias or the norm's fresh entries, zeroed outgoing weights with
 the dead units' constant output folded into the readers' bias, and the optimizer's state
 of those slices."""
 
