@@ -7,8 +7,6 @@
 #include <ATen/DeviceGuard.h>
 #include <torch/library.h>
 
-#include <cmath>
-#include <limits>
 #include <tuple>
 
 #include "activations/elu_family.h"
@@ -171,10 +169,7 @@ at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& self_or_res
                                    /*self_first=*/false);
   check_fits_compute_type(op, {alpha, scale, input_scale}, grad_input.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
-  // The operands in grad_input's (promoted) dtype; named: the iterator borrows them.
-  const at::Tensor g = grad_output.to(grad_input.scalar_type());
-  const at::Tensor s = self_or_result.to(grad_input.scalar_type());
-  auto iter = elementwise_iterator(grad_input, g, s);
+  auto iter = promoted_iterator(grad_input, grad_output, self_or_result);
   loops_for(op, grad_output).elu_backward(iter, {alpha, scale, input_scale}, is_result);
   return grad_input;
 }

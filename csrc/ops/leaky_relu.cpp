@@ -143,10 +143,7 @@ at::Tensor leaky_relu_backward_kernel(const at::Tensor& grad_output,
   check_slope(op, negative_slope, grad_input);
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   // With slope >= 0 the result has the input's sign, so one loop serves both paths.
-  // The operands in grad_input's (promoted) dtype; named: the iterator borrows them.
-  const at::Tensor g = grad_output.to(grad_input.scalar_type());
-  const at::Tensor s = self_or_result.to(grad_input.scalar_type());
-  auto iter = elementwise_iterator(grad_input, g, s);
+  auto iter = promoted_iterator(grad_input, grad_output, self_or_result);
   loops_for(op, grad_output).leaky_relu_backward(iter, negative_slope);
   return grad_input;
 }

@@ -178,12 +178,13 @@ def _window_to_revive(
     if window is None:
         history = monitor.history
         if not history:
+            open_window = monitor.report(collective=False)  # one host read of the counts
             logger.warning(
                 "revive: no window of the monitor has closed yet (the open window %d has "
                 "%d steps): nothing revived; call it after monitor.step() closes one, or pass "
                 "window=monitor.report()",
-                monitor.report(collective=False).window,
-                monitor.report(collective=False).steps,
+                open_window.window,
+                open_window.steps,
             )
             return None
         window = history[-1]

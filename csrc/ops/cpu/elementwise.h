@@ -126,6 +126,8 @@ void vector_loop(const Body& body, char* const* data, const int64_t* strides, in
 
 // The 2-D loop TensorIterator::for_each runs: `rows` inner loops of `n` elements, each
 // operand's pointer advanced by its outer stride (strides[ntensors + k]) between rows.
+// Written out rather than a 1-D loop through TensorIterator's loop_2d_from_1d, whose
+// SmallVector GCC flags with -Wmaybe-uninitialized in the AVX2 build.
 template <typename scalar_t, typename Body, size_t... I>
 void vector_loop_2d(const Body& body, char** base, const int64_t* strides, int64_t n, int64_t rows,
                     std::index_sequence<I...> inputs) {
