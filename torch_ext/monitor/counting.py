@@ -14,51 +14,91 @@ import torch
 from torch import Tensor
 
 from ..activations import activation_of
+from .rules import FUNCTION_RULES, ActivationRule, rule_for_module
 
 
 # --- thresholds ------------------------------------------------------------------------------
 class FunctionalRule:
     """Stands for the activation module of a functional call site: what the monitor's alive
-    rule reads (the function's kind and parameter; PReLU's slopes)."""
+    rule reads (the function's kind and parameter; PReLU's slopes; the rule of a function
+    outside the ReLU family, such as ``F.gelu``)."""
 
-    def __init__(self, kind: str, param: float = 0.0, weight: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        param: float = 0.0,
+        weight: Tensor | None = None,
+        rule: ActivationRule | None = None,
+    ) -> None:
         self.kind = kind
         self.param = param
         self.weight = weight
+        self.rule = rule
 
 
-def alive_rule(module: torch.nn.Module | None) -> tuple[str, float] | None:
-    """The activation formula and parameter that decide when a unit of `module` passes
-    gradient, or None for PReLU, whose learned slopes are tensors read on the device."""
-    if isinstance(module, FunctionalRule):  # a functional call site
+def activation_rule(module: object) -> ActivationRule | None:
+    """The derived rule (see :mod:`torch_ext.monitor.rules`) of an activation outside the
+    ReLU family: a module (GELU, SiLU, Tanh, Hugging Face's GELUActivation, ...) or a
+    functional call site; None for the ReLU family and for modules without a rule."""
+    if isinstance(module, FunctionalRule):
+        return module.rule
+    if module is None or activation_of(module) is not None:
+        return None
+    return rule_for_module(module)
+
+
+def condition_of(module: object) -> str:
+    """What a unit of `module` that passes no gradient is called: ``"dead"``, or
+    ``"saturated"`` for activations flat on both sides (Tanh, Sigmoid, Hardtanh, ...)."""
+    rule = activation_rule(module)
+    return "dead" if rule is None else rule.condition
+
+
+def alive_rule(module: object) -> tuple | None:
+    """What decides when a unit of `module` passes gradient, as a hashable key (the
+    activation formula and its parameters), or None for PReLU, whose learned slopes are
+    tensors read on the device."""
+    rule = activation_rule(module)
+    if rule is not None:
+        return rule.key
+    if isinstance(module, FunctionalRule):  # a functional call site of the ReLU family
         return None if module.kind == "prelu" else (module.kind, float(module.param))
     spec = activation_of(module)
     if spec is None:
-        return "relu", 0.0  # modules the monitor does not know: gradient flows only for z > 0
+        return "relu", 0.0  # modules of the user's own, selected by modules=: ReLU's rule
     return None if spec.rule == "prelu" else (spec.rule, spec.param(module))
 
 
 def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:
-    """Per-unit z above which ``|f'(z)| > grad_eps`` for the activation ``module``, from the
-    activation definitions (``torch.ops.torch_ext.alive_threshold``), as the float32 tensor
-    ``count_active_`` takes. Modules the monitor does not know get ReLU's rule (gradient
-    flows only for ``z > 0``).
+    """count_active_'s ``alive_threshold`` for the activation ``module``: where
+    ``|f'(z)| > grad_eps``. For the ReLU family a half-line ``z > t`` (float32 ``(units,)``,
+    from the C++ activation definitions, ``torch.ops.torch_ext.alive_threshold``; PReLU's
+    per unit from its learned slopes); for other activations the interval of
+    :mod:`torch_ext.monitor.rules` (float32 ``(4, units)``: lo, hi, band_lo, band_hi).
+    Modules of the user's own (selected by ``modules=``) get ReLU's rule: gradient flows
+    only for ``z > 0``.
 
     Args:
-        module: the activation module (PReLU's thresholds come from its learned slopes).
+        module: the activation module (or a functional call site's rule).
         units: the layer's number of units.
         grad_eps: a unit is gradient-alive on a sample when ``|f'(z)| > grad_eps``.
         device: where the result goes (the counts' device).
 
     Returns:
-        A float32 tensor of shape ``(units,)``.
+        A float32 tensor of shape ``(units,)`` or ``(4, units)``.
+
+    Raises:
+        NoRule: the activation's alive set cannot be counted for this ``grad_eps``.
     """
-    rule = alive_rule(module)
-    if rule is None:
+    rule = activation_rule(module)
+    if rule is not None:
+        return rule.bounds(grad_eps, units, device)
+    key = alive_rule(module)
+    if key is None:
         slopes = torch.ops.torch_ext.slopes_alive_threshold(module.weight, units, grad_eps)
         # The op's result takes the default dtype (float64 under set_default_dtype).
         return slopes.to(device=device, dtype=torch.float32)
-    value = torch.ops.torch_ext.alive_threshold(rule[0], rule[1], grad_eps)
+    value = torch.ops.torch_ext.alive_threshold(key[0], key[1], grad_eps)
     return torch.full((units,), value, dtype=torch.float32, device=device)
 
 
@@ -132,11 +172,19 @@ FUNCTIONS: dict[str, tuple[Callable[[tuple, dict], Any], str]] = {
 
 
 def function_kind(func: Any) -> str | None:
-    """The supported activation `func` computes (``"relu"``, ...), or None. Torch functions,
-    Tensor methods and registered ops (``torch.ops.torch_ext.elu``, ``...elu.default``)
-    reach a torch-function mode under their own names."""
+    """The activation `func` computes (``"relu"``, ``"gelu"``, ``"tanh"``, ...: a key of
+    :data:`FUNCTIONS` or of :data:`~torch_ext.monitor.rules.FUNCTION_RULES`), or None.
+    Torch functions, Tensor methods and registered ops (``torch.ops.torch_ext.elu``,
+    ``...elu.default``) reach a torch-function mode under their own names."""
     name = getattr(func, "__name__", "")
     name = name.split(".")[0]  # an OpOverload: "elu.default"
+    if name == "_threshold":  # F.threshold
+        name = "threshold"
     if name.endswith("_") and not name.endswith("__"):
         name = name[:-1]
-    return name if name in FUNCTIONS else None
+    return name if name in FUNCTIONS or name in FUNCTION_RULES else None
+
+
+def function_activation_name(kind: str) -> str:
+    """The class name reports give a functional call site of `kind`."""
+    return FUNCTIONS[kind][1] if kind in FUNCTIONS else FUNCTION_RULES[kind][1]

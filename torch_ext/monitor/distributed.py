@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -78,13 +78,23 @@ def agreed_widths(
     return {site: agreed[site] for site in sorted(agreed, key=key)}
 
 
+class LayerCounts(NamedTuple):
+    """One layer's counts on the host: per unit, active and alive samples; samples per unit;
+    with ``tau=``, per unit, the sum of |h| (else None)."""
+
+    active: list[int]
+    alive: list[int]
+    samples: int
+    abs_sums: list[float] | None = None
+
+
 def summed_over_ranks(
     table: CallSiteTable, placeholder_site: Callable[[str], CallSites | None]
-) -> dict[str, tuple[list[int], list[int], int]]:
-    """Each layer's (active, alive, samples) summed over ranks: one all_gather_object agrees
-    on the layers and their widths, then one all_reduce sums every layer's counts and
-    samples, zeros where a rank has not counted it yet. A layer only other ranks ran is
-    made here too (`placeholder_site` makes a functional call site's)."""
+) -> dict[str, LayerCounts]:
+    """Each layer's counts summed over ranks: one all_gather_object agrees on the layers and
+    their widths, then one all_reduce sums every layer's counts and samples (and one more
+    its |h| sums, with tau=), zeros where a rank has not counted it yet. A layer only other
+    ranks ran is made here too (`placeholder_site` makes a functional call site's)."""
     local = {
         (layer.sites.name, layer.index): layer
         for layer in table.layers.values()
@@ -105,11 +115,34 @@ def summed_over_ranks(
     flat = torch.cat(pieces)
     torch.distributed.all_reduce(flat)
     flat = flat.cpu()
-    result, offset = {}, 0
+    sums = _summed_abs_sums(table, local, widths, device)
+    result, offset, sum_offset = {}, 0, 0
     for index, ((module, call), units) in enumerate(widths.items()):
         sites = table.sites.get(module) or placeholder_site(module)
         name = table.site(sites, call).name  # a site only others ran, too
         counts = flat[offset : offset + 2 * units].view(2, units)
-        result[name] = (counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]))
+        layer_sums = None if sums is None else sums[sum_offset : sum_offset + units].tolist()
+        result[name] = LayerCounts(
+            counts[0].tolist(), counts[1].tolist(), int(flat[-len(widths) + index]), layer_sums
+        )
         offset += 2 * units
+        sum_offset += units
     return result
+
+
+def _summed_abs_sums(
+    table: CallSiteTable, local: dict, widths: dict, device: torch.device
+) -> Tensor | None:
+    """With tau=, every layer's |h| sums summed over ranks (float64), in `widths`' order."""
+    if table.tau is None:
+        return None
+    pieces = []
+    for site, units in widths.items():
+        layer = local.get(site)
+        if layer is None or layer.abs_sums is None:
+            pieces.append(torch.zeros(units, dtype=torch.float64, device=device))
+        else:
+            pieces.append(layer.abs_sums.to(device))
+    flat = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(flat)
+    return flat.cpu()

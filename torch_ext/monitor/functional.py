@@ -16,9 +16,11 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from .counting import FUNCTIONS, function_kind
+from .hooks import add_abs_sums, count
 from .names import functional_name
-from .selection import KNOWN_ACTIVATIONS, ruleless_activation
-from .sites import CallSiteTable
+from .rules import NoRule, rule_for_function
+from .selection import counted_by_default, ruleless_activation
+from .sites import CallSiteTable, Counting
 from .tracker import ForwardTracker
 
 logger = logging.getLogger("torch_ext.monitor")
@@ -68,7 +70,7 @@ class FunctionalWatch(TorchFunctionMode):
         """Whether a functional activation called in `module`'s forward is counted as its own
         layer: not inside an activation module (``nn.ReLU`` calls ``F.relu``) nor inside a
         monitored module, which count themselves."""
-        if isinstance(module, KNOWN_ACTIVATIONS) or ruleless_activation(module):
+        if counted_by_default(module) or ruleless_activation(module):
             return False
         return id(module) not in self.monitored
 
@@ -86,35 +88,62 @@ class FunctionalWatch(TorchFunctionMode):
         if torch.compiler.is_compiling():  # a compiled submodule, Dynamo tracing: not counted
             return func(*args, **kwargs)
         kind = self._kind_of(func)
+        counted = None
         if kind is not None and args and isinstance(args[0], Tensor):
-            self._count(kind, args, kwargs)
-        return func(*args, **kwargs)
+            counted = self._count(kind, args, kwargs)
+        output = func(*args, **kwargs)
+        if counted is not None:  # tau=: the output's |h| per unit (after an in-place one)
+            name, counting, z_shape = counted
+            with torch._C.DisableTorchFunction():
+                if not add_abs_sums(output, z_shape, counting):
+                    self._table().unsummed(name)
+        return output
 
-    def _count(self, kind: str, args: tuple, kwargs: dict) -> None:
+    def _count(
+        self, kind: str, args: tuple, kwargs: dict
+    ) -> tuple[str, Counting, torch.Size] | None:
+        """Counts a call's input; returns what its output's |h| is summed into (tau=)."""
         table = self._table()
         caller = self._tracker.running_module()
         if table is None or caller is None or not self._counts_in(caller[1]):
-            return
+            return None
         module_name, module = caller
         key = (module_name, kind)
         index = self._indices.get(key, 0)
         self._indices[key] = index + 1
-        param = FUNCTIONS[kind][0](args, kwargs)
-        layer = table.functional_layer(functional_name(module_name, kind, index), kind, param)
+        name = functional_name(module_name, kind, index)
+        try:
+            param = (
+                FUNCTIONS[kind][0](args, kwargs)
+                if kind in FUNCTIONS
+                else _checked(rule_for_function(kind, args, kwargs), table.grad_eps)
+            )
+        except NoRule as error:
+            self._skip_once(name, error)
+            return None
+        layer = table.functional_layer(name, kind, param)
         z = args[0]
         with torch._C.DisableTorchFunction():  # the counting's own ops are not the model's
             try:
                 prepared = table.counting_args(layer, module, z)
             except ValueError as error:  # another width: no unit_dim= can name this site
                 self._skip_once(layer.name, error)
-                return
-            if prepared is not None:
-                torch.ops.torch_ext.count_active_(z.detach(), *prepared)
+                return None
+            if prepared is None:
+                return None
+            count(z, prepared)
+        return None if prepared.abs_sums is None else (name, prepared, z.shape)
 
-    def _skip_once(self, name: str, error: ValueError) -> None:
+    def _skip_once(self, name: str, error: Exception) -> None:
         """A functional call site whose width changed (a forward taking another path shifts
         the indices): its calls that do not fit are left uncounted, said once, rather than
         failing the model's forward."""
         if name not in self.skipped_calls:
             self.skipped_calls.add(name)
             logger.warning("%s; calls that do not fit are not counted", error)
+
+
+def _checked(rule, grad_eps: float):
+    """`rule` once its alive set is known to be countable for `grad_eps` (else NoRule)."""
+    rule.interval(grad_eps)
+    return rule

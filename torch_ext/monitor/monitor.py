@@ -21,9 +21,10 @@ from ..activations import ACTIVATIONS
 from ..nn.modules import CountedActivation
 from . import writers
 from .counting import outside_inference_mode
-from .distributed import summed_over_ranks, warn_on_rank_zero, world_size
+from .distributed import LayerCounts, summed_over_ranks, warn_on_rank_zero, world_size
 from .functional import FunctionalWatch
-from .hooks import CountingHook, FusedCounter, counter_owner
+from .counting import activation_rule
+from .hooks import AbsSumHook, CountingHook, FusedCounter, counter_owner
 from .links import Link, LinkBook, LinkTracer, Use
 from .names import CALL
 from .reports import (
@@ -33,9 +34,10 @@ from .reports import (
     report_from_dict,
     without_unit_detail,
 )
+from .rules import NoRule
 from .selection import (
-    KNOWN_ACTIVATIONS,
     ModuleSelector,
+    counted_by_default,
     matches,
     ruleless_activation,
 )
@@ -82,11 +84,17 @@ class DeadNeuronMonitor:
             keyword with a ``DeprecationWarning``.)
         modules: which modules to watch: names, types, or ``(name, module) -> bool``
             predicates. A name that matches no module is a ``ValueError``. Default: every
-            ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and ``CELU``
-            (``torch_ext.nn``'s modules included); the model's activations of other kinds
-            (GELU, SiLU, Hardswish, Tanh, ...) are then listed by :attr:`skipped_modules`;
-            selecting one of those is a ``ValueError`` (no dead-unit rule fits them). Other
-            modules (your own) are counted by ReLU's rule: gradient-alive where ``z > 0``.
+            elementwise activation module of ``torch.nn`` (``ReLU``, ``LeakyReLU``, ``PReLU``,
+            ``ELU``, ``SELU``, ``CELU``, ``torch_ext.nn``'s modules included; ``GELU``,
+            ``SiLU``, ``Mish``, ``Hardswish``, ``Hardsigmoid``, ``Hardtanh``, ``ReLU6``,
+            ``Tanh``, ``Sigmoid``, ``Softplus``, ``Softsign``, ``LogSigmoid``, ``Threshold``,
+            the shrinks, ``RReLU``) and of Hugging Face (``GELUActivation``,
+            ``NewGELUActivation``, ``QuickGELUActivation``, ...), each counted by its own
+            derivative (see :mod:`torch_ext.monitor.rules`). Activations without a rule
+            (softmaxes, ``GLU``, a subclass overriding ``forward``, ``XIELUActivation``) are
+            listed by :attr:`skipped_modules`; selecting one is a ``ValueError``. Other
+            modules (your own), when selected, are counted by ReLU's rule: gradient-alive
+            where ``z > 0``.
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
             ``{module name: dim}`` dict (for every call site of the module), whose names
             must be monitored modules (else ``ValueError``). Default: the last dim (Linear
@@ -107,11 +115,19 @@ class DeadNeuronMonitor:
             (``dead_units``, ``active_counts``, ``alive_counts``) in :attr:`history` and
             :meth:`state_dict`; older windows keep only their scalars and histogram, so
             memory and checkpoints stay bounded over long runs. Default: ``10``.
-        functional: also count the supported activations a module's forward calls as
-            functions: ``F.relu``, ``torch.relu``, ``x.relu()``, ``F.leaky_relu``,
-            ``F.elu``, ``F.selu``, ``F.celu``, ``F.prelu``, ``torch.ops.torch_ext.*`` and
-            ``torch_ext.functional.*``, in place or not (see *Functional call sites*).
-            Default: ``False``.
+        functional: also count the activations a module's forward calls as functions:
+            ``F.relu``, ``torch.relu``, ``x.relu()``, ``F.leaky_relu``, ``F.elu``,
+            ``F.selu``, ``F.celu``, ``F.prelu``, ``torch.ops.torch_ext.*``,
+            ``torch_ext.functional.*``, ``F.gelu``, ``F.silu``, ``F.mish``, ``F.hardswish``,
+            ``F.hardsigmoid``, ``F.hardtanh``, ``F.relu6``, ``torch.tanh``,
+            ``torch.sigmoid``, ``F.softplus``, ``F.softsign``, ``F.logsigmoid``,
+            ``F.threshold``, the shrinks and ``F.rrelu``, in place or not (see *Functional
+            call sites*). Default: ``False``.
+        tau: ReDo's dormancy threshold (Sokar et al., 2023): also sum ``|h|`` per unit and
+            report each unit's score ``s_u = mean|h_u| / mean_k mean|h_k|`` over the window
+            (``LayerReport.scores``) and the units with ``s_u <= tau``
+            (``tau_dormant_units``), for every activation. ``None`` sums nothing (no cost).
+            Default: ``None``.
 
     Call sites: the first call of a module in a forward of the whole model keeps the module's
     name (``layer1.0.relu``); its later calls in that forward are ``name#1``, ``name#2``, ...
@@ -190,6 +206,7 @@ class DeadNeuronMonitor:
         keep_windows: int = 10,
         functional: bool = False,
         threshold: float | None = None,
+        tau: float | None = None,
     ) -> None:
         if threshold is not None:
             warnings.warn(
@@ -208,6 +225,8 @@ class DeadNeuronMonitor:
             raise ValueError(
                 f"DeadNeuronMonitor: warn_dead_fraction must be in [0, 1], got {warn_dead_fraction}"
             )
+        if tau is not None and not tau >= 0:
+            raise ValueError(f"DeadNeuronMonitor: tau must be >= 0 or None, got {tau}")
         if keep_windows < 1:
             raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
         if isinstance(call_sites, str) and call_sites not in ("separate", "merged"):
@@ -220,7 +239,7 @@ class DeadNeuronMonitor:
         self._model = weakref.ref(model)
         self.window = window
         # Call sites, layers and what counting needs (grad_eps, unit_dim=, count_eval).
-        self._table = CallSiteTable(grad_eps, unit_dim, count_eval)
+        self._table = CallSiteTable(grad_eps, unit_dim, count_eval, tau)
         self.keep_windows = keep_windows
         self.functional = functional
         self._selectors = list(modules) if modules is not None else None
@@ -261,6 +280,11 @@ class DeadNeuronMonitor:
         self._table.grad_eps = value
 
     @property
+    def tau(self) -> float | None:
+        """ReDo's dormancy threshold, or None when |h| is not summed."""
+        return self._table.tau
+
+    @property
     def count_eval(self) -> bool:
         """Whether forwards in eval mode are counted too."""
         return self._table.count_eval
@@ -290,8 +314,19 @@ class DeadNeuronMonitor:
     # --- hooks -----------------------------------------------------------------------------
     def _selected(self, name: str, module: torch.nn.Module) -> bool:
         if self._selectors is None:
-            return isinstance(module, KNOWN_ACTIVATIONS)
+            return counted_by_default(module) and self._rule_problem(module) is None
         return matches(self._selectors, name, module)
+
+    def _rule_problem(self, module: torch.nn.Module) -> str | None:
+        """Why `module`'s rule cannot count it for this grad_eps (RReLU's random slopes on
+        both sides of it), or None."""
+        rule = activation_rule(module)
+        try:
+            if rule is not None:
+                rule.interval(self.grad_eps)
+        except NoRule as error:
+            return str(error)
+        return None
 
     def _merged(self, name: str, module: torch.nn.Module) -> bool:
         """Whether the calls of monitored module `name` count into one layer (call_sites=)."""
@@ -323,8 +358,9 @@ class DeadNeuronMonitor:
                     f"DeadNeuronMonitor: {option}= names {unknown} are not monitored "
                     f"layers; the monitored layers are {monitored}"
                 )
-        # A recognised activation without a rule (Tanh, GELU, ...) would be counted by ReLU's
-        # rule, the one for modules the monitor does not know: a wrong count, so refuse it.
+        # A recognised activation without a rule (a softmax, a subclass overriding forward)
+        # would be counted by ReLU's rule, the one for modules of the user's own: a wrong
+        # count, so refuse it.
         ruleless = [
             f"{name} ({type(module).__name__})"
             for name, module in model.named_modules()
@@ -333,10 +369,19 @@ class DeadNeuronMonitor:
         if ruleless:
             raise ValueError(
                 f"DeadNeuronMonitor: modules= selects {ruleless}, activations it has no "
-                "dead-unit rule for: their gradient-alive set {z : |f'(z)| > grad_eps} is "
-                "not z > threshold, and ReLU's rule would count them wrongly. Supported "
-                f"kinds: {', '.join(ACTIVATIONS)}"
+                "rule for (not elementwise, or a subclass whose forward may compute "
+                "something else), and ReLU's rule would count them wrongly. Supported: "
+                f"{', '.join(ACTIVATIONS)} and the activations of torch_ext.monitor.rules"
             )
+        unfit = [
+            f"{name}: {problem}"
+            for name, module in model.named_modules()
+            if self._selectors is not None
+            and self._selected(name, module)
+            and (problem := self._rule_problem(module)) is not None
+        ]
+        if unfit:
+            raise ValueError(f"DeadNeuronMonitor: modules= selects layers it cannot count: {unfit}")
         # Layer names add "#k" for call sites (and ":" for functional calls): a module whose
         # own name holds "#" would share its name with another module's call site.
         clashing = [name for name in monitored if CALL in name]
@@ -401,10 +446,14 @@ class DeadNeuronMonitor:
             and counter_owner(module) is None
         ):
             module.counter = FusedCounter(self._table, sites)
-        else:
-            hook = CountingHook(self._table, sites)
-            hook.handle = module.register_forward_pre_hook(hook)
-            self._handles.append(hook.handle)
+            return
+        hook = CountingHook(self._table, sites)
+        hook.handle = module.register_forward_pre_hook(hook)
+        self._handles.append(hook.handle)
+        if self.tau is not None:  # |h| per unit, from the output
+            sums = AbsSumHook(hook, self._table)
+            sums.handle = module.register_forward_hook(sums)
+            self._handles.append(sums.handle)
 
     def _stop_watching(self) -> None:
         self._table.unwatch()
@@ -552,24 +601,29 @@ class DeadNeuronMonitor:
         for layer in self._dead_fraction_warnings.newly_over(report):
             warn_on_rank_zero(logger, self._dead_fraction_warnings.message(layer, report))
 
-    def _gathered_counts(self, collective: bool) -> dict[str, tuple[list[int], list[int], int]]:
-        """Each counted layer's (active, alive, samples) on the host: this rank's, or with
-        `collective` under torch.distributed, summed over ranks."""
+    def _gathered_counts(self, collective: bool) -> dict[str, LayerCounts]:
+        """Each counted layer's counts on the host: this rank's, or with `collective` under
+        torch.distributed, summed over ranks."""
         if collective and world_size() > 1:
             return summed_over_ranks(self._table, self._placeholder_site)
         result = {}
         for name, layer in self._layers.items():
             if layer.counts is not None:
                 counts = layer.counts.cpu()
-                result[name] = (counts[0].tolist(), counts[1].tolist(), layer.samples)
+                result[name] = LayerCounts(
+                    counts[0].tolist(), counts[1].tolist(), layer.samples, _host_sums(layer)
+                )
         return result
 
     def _current_report(self, collective: bool) -> MonitorReport:
         self._warn_compiled()
-        layers = {
-            name: layer_report(self._layers[name], active, alive, samples)
-            for name, (active, alive, samples) in self._gathered_counts(collective).items()
-        }
+        layers = {}
+        for name, counted in self._gathered_counts(collective).items():
+            layer = self._layers[name]
+            sums = None if layer.sites.name in self._table.unsummed_sites else counted.abs_sums
+            layers[name] = layer_report(
+                layer, counted.active, counted.alive, counted.samples, sums, self.tau
+            )
         return MonitorReport(
             window=len(self._history),
             first_step=self._window_start,
@@ -606,18 +660,22 @@ class DeadNeuronMonitor:
 
     @property
     def skipped_modules(self) -> dict[str, str]:
-        """The model's activation modules the monitor recognises but does not count
-        (``UNSUPPORTED_ACTIVATIONS``: GELU, SiLU, Hardswish, Hardsigmoid, Tanh, Sigmoid, ...,
-        which have no dead-unit rule), as ``{module name: type name}`` in the model's order.
-        Empty when ``modules=`` was given (the selection is then explicit) or the model is
-        gone. Read from the model as it is now."""
+        """The model's activation modules the monitor recognises but does not count, as
+        ``{module name: type name}`` in the model's order: those without a rule
+        (``UNSUPPORTED_ACTIVATIONS``: softmaxes and GLU, which are not elementwise; a
+        subclass overriding ``forward``; activation-like classes of other libraries such
+        as ``XIELUActivation``) and those whose rule cannot count them for this
+        ``grad_eps`` (RReLU's random slopes on both sides of it). Empty when ``modules=``
+        was given (the selection is then explicit) or the model is gone. Read from the
+        model as it is now."""
         model = self._model()
         if self._selectors is not None or model is None:
             return {}
         return {
             name: type(module).__name__
             for name, module in model.named_modules()
-            if ruleless_activation(module) and not self._selected(name, module)
+            if not self._selected(name, module)
+            and (ruleless_activation(module) or counted_by_default(module))
         }
 
     def module(self, name: str) -> torch.nn.Module | None:
@@ -696,6 +754,7 @@ class DeadNeuronMonitor:
             "layers": {
                 name: {
                     "counts": None if layer.counts is None else layer.counts.cpu().clone(),
+                    "abs_sums": None if layer.abs_sums is None else layer.abs_sums.cpu().clone(),
                     "samples": layer.samples,
                     "module": layer.sites.name,
                     "call_site": layer.index,
@@ -727,12 +786,13 @@ class DeadNeuronMonitor:
         loaded = {id(layer) for layer, _ in saved}
         for layer in self._layers.values():
             if id(layer) not in loaded:
-                layer.counts, layer.samples = None, 0
+                layer.counts, layer.samples, layer.abs_sums = None, 0, None
         for layer, entry in saved:
             device = layer.counts.device if layer.counts is not None else "cpu"
-            counts = entry["counts"]
+            counts, sums = entry["counts"], entry.get("abs_sums")
             with outside_inference_mode():
                 layer.counts = None if counts is None else counts.to(device).clone()
+                layer.abs_sums = None if sums is None else sums.to(device).clone()
             layer.samples = entry["samples"]
 
     def _saved_site(self, name: str, entry: dict[str, Any]) -> tuple[CallSites, int] | None:
@@ -747,6 +807,10 @@ class DeadNeuronMonitor:
         return sites, call
 
 
+def _host_sums(layer: Layer) -> list[float] | None:
+    return None if layer.abs_sums is None else layer.abs_sums.cpu().tolist()
+
+
 def _other_activations(model: torch.nn.Module) -> str:
     """What the model uses instead, for the warning when nothing matched: its activation
     modules without a dead-unit rule (torch's GELU, SiLU, ..., and classes named like
@@ -757,11 +821,8 @@ def _other_activations(model: torch.nn.Module) -> str:
         if ruleless_activation(module):
             name = type(module).__name__
             kinds[name] = kinds.get(name, 0) + 1
-    hint = "if the model calls its activations as functions (F.relu), pass functional=True"
+    hint = "if the model calls its activations as functions (F.gelu), pass functional=True"
     if not kinds:
         return f" ({hint})"
     found = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
-    return (
-        f" (the model's activations: {found}; they have no dead-unit rule, which ReLU, "
-        f"LeakyReLU, PReLU, ELU, SELU and CELU have; {hint})"
-    )
+    return f" (the model's activations: {found}; the monitor has no rule for them; {hint})"

@@ -37,6 +37,17 @@ class LayerReport:
         active_counts: per unit, the samples with ``z > 0``.
         alive_counts: per unit, the gradient-alive samples.
         has_unit_detail: whether the per-unit lists are kept.
+        condition: what ``dead`` means for this activation: ``"dead"``, or
+            ``"saturated"`` for activations flat on both sides (Tanh, Sigmoid, Hardtanh,
+            Hardsigmoid, Softsign): no sample left the unit inside the interval where
+            ``|f'(z)| > grad_eps``.
+        tau: the monitor's ``tau=`` (ReDo's dormancy threshold), or None.
+        tau_dormant: units whose score is at most ``tau`` (None without ``tau=``, or when
+            the layer's outputs could not be summed).
+        tau_dormant_fraction: ``tau_dormant / units``.
+        tau_dormant_units: the indices of the tau-dormant units.
+        scores: per unit, ReDo's score ``mean|h_u| / mean_k mean|h_k|`` over the window
+            (all 0 when every output of the layer was 0).
     """
 
     name: str
@@ -53,6 +64,12 @@ class LayerReport:
     active_counts: list[int] | None = field(repr=False)
     alive_counts: list[int] | None = field(repr=False)
     has_unit_detail: bool = True
+    condition: str = "dead"
+    tau: float | None = None
+    tau_dormant: int | None = None
+    tau_dormant_fraction: float | None = None
+    tau_dormant_units: list[int] | None = None
+    scores: list[float] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -77,7 +94,22 @@ class MonitorReport:
         return asdict(self)
 
 
-def layer_report(layer: Layer, active: list[int], alive: list[int], samples: int) -> LayerReport:
+def redo_scores(abs_sums: list[float]) -> list[float]:
+    """ReDo's score per unit: its mean |h| over the layer's mean (the sample counts cancel:
+    every unit of a layer sees the same samples); all 0 when the layer output only zeros."""
+    mean = sum(abs_sums) / len(abs_sums) if abs_sums else 0.0
+    return [value / mean if mean > 0 else 0.0 for value in abs_sums]
+
+
+def layer_report(
+    layer: Layer,
+    active: list[int],
+    alive: list[int],
+    samples: int,
+    abs_sums: list[float] | None = None,
+    tau: float | None = None,
+) -> LayerReport:
+    """The report of one layer from its counts (and, with `tau`, its |h| sums)."""
     units = len(active)
     dead = [u for u in range(units) if samples > 0 and alive[u] == 0]
     dormant = sum(1 for u in range(units) if samples > 0 and active[u] == 0)
@@ -99,14 +131,36 @@ def layer_report(layer: Layer, active: list[int], alive: list[int], samples: int
         activation_rate_histogram=histogram,
         active_counts=list(active),
         alive_counts=list(alive),
+        condition=layer.condition,
+        tau=tau,
+        **_tau_fields(abs_sums if samples > 0 else None, tau),
     )
+
+
+def _tau_fields(abs_sums: list[float] | None, tau: float | None) -> dict[str, Any]:
+    if tau is None or abs_sums is None:
+        return {}
+    scores = redo_scores(abs_sums)
+    dormant = [u for u, score in enumerate(scores) if score <= tau]
+    return {
+        "tau_dormant": len(dormant),
+        "tau_dormant_fraction": len(dormant) / len(scores) if scores else 0.0,
+        "tau_dormant_units": dormant,
+        "scores": scores,
+    }
 
 
 def without_unit_detail(report: MonitorReport) -> MonitorReport:
     """`report` with its per-unit lists dropped (scalars and histograms kept)."""
     layers = {
         name: dataclasses.replace(
-            layer, dead_units=None, active_counts=None, alive_counts=None, has_unit_detail=False
+            layer,
+            dead_units=None,
+            active_counts=None,
+            alive_counts=None,
+            tau_dormant_units=None,
+            scores=None,
+            has_unit_detail=False,
         )
         for name, layer in report.layers.items()
     }
@@ -149,7 +203,7 @@ class DeadFractionWarnings:
     def message(self, layer: LayerReport, report: MonitorReport) -> str:
         return (
             f"DeadNeuronMonitor: layer '{layer.name}' ({layer.activation}) has {layer.dead} of "
-            f"{layer.units} units dead ({100 * layer.dead_fraction:.1f}%, above "
+            f"{layer.units} units {layer.condition} ({100 * layer.dead_fraction:.1f}%, above "
             f"{100 * self.threshold:.1f}%) in window {report.window} (steps "
             f"{report.first_step}-{report.first_step + report.steps - 1})"
         )

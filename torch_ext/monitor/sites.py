@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -18,16 +18,30 @@ from .counting import (
     FunctionalRule,
     alive_rule,
     alive_threshold,
+    condition_of,
+    function_activation_name,
     outside_inference_mode,
     recomputing,
 )
+from .rules import FUNCTION_RULES, ActivationRule, NoRule
 from .layer_kinds import features_last
 from .names import parse, site_name
 
 if TYPE_CHECKING:
     from .tracker import ForwardTracker
 
-__all__ = ["CallSiteTable", "CallSites", "Layer"]
+__all__ = ["CallSiteTable", "CallSites", "Counting", "Layer"]
+
+
+class Counting(NamedTuple):
+    """What one call of a layer counts into: count_active_'s ``(counts, unit_dim,
+    alive_threshold)``, and with ``tau=`` the per-unit sums of ``|h|`` (float64) that
+    ``abs_sum_`` (or a torch_ext.nn module's counted op) adds the activation's output to."""
+
+    counts: Tensor
+    unit_dim: int
+    threshold: Tensor
+    abs_sums: Tensor | None
 
 logger = logging.getLogger("torch_ext.monitor")
 
@@ -73,6 +87,8 @@ class Layer:
         self.activation = sites.activation
         self.counts: Tensor | None = None  # int64 [2, units]: active, alive
         self.samples = 0  # per unit, known on the host from shapes
+        # With tau=: per unit, the sum of |h| over the window (float64), for ReDo's score.
+        self.abs_sums: Tensor | None = None
         self.threshold: Tensor | None = None
         self._threshold_key: tuple | None = None
         # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
@@ -88,11 +104,17 @@ class Layer:
     def module(self) -> torch.nn.Module | None:
         return self.sites.module
 
+    @property
+    def condition(self) -> str:
+        """``"dead"``, or ``"saturated"`` for activations flat on both sides (Tanh, ...)."""
+        return condition_of(self.sites.module)
+
     def prepare(
-        self, z: Tensor, unit_dim: int, grad_eps: float
-    ) -> tuple[Tensor, int, Tensor] | None:
-        """Counts this call's samples; returns count_active_'s (counts, unit_dim, threshold),
-        or None when the call holds nothing to count (an empty batch or a 0-wide layer)."""
+        self, z: Tensor, unit_dim: int, grad_eps: float, sums: bool = False
+    ) -> Counting | None:
+        """Counts this call's samples; returns what it counts into (the abs sums with
+        `sums`), or None when the call holds nothing to count (an empty batch or a 0-wide
+        layer)."""
         if not -z.dim() <= unit_dim < z.dim():
             raise ValueError(
                 f"DeadNeuronMonitor: unit_dim {unit_dim} of layer '{self.name}' is "
@@ -104,8 +126,18 @@ class Layer:
         units = z.shape[dim]
         counts = self._counts_on(z.device, units, dim)
         threshold = self._threshold_for(units, grad_eps, z.device)
+        abs_sums = self._abs_sums_on(z.device, units) if sums else None
         self.samples += z.numel() // units
-        return counts, dim, threshold
+        return Counting(counts, dim, threshold, abs_sums)
+
+    def _abs_sums_on(self, device: torch.device, units: int) -> Tensor:
+        if self.abs_sums is None or self.abs_sums.shape[0] != units:
+            with outside_inference_mode():
+                self.abs_sums = torch.zeros(units, dtype=torch.float64, device=device)
+        elif self.abs_sums.device != device:
+            with outside_inference_mode():
+                self.abs_sums = self.abs_sums.to(device)
+        return self.abs_sums
 
     def _counts_on(self, device: torch.device, units: int, dim: int) -> Tensor:
         if self.counts is None:
@@ -140,6 +172,8 @@ class Layer:
     def reset(self) -> None:
         if self.counts is not None:
             self.counts.zero_()
+        if self.abs_sums is not None:
+            self.abs_sums.zero_()
         self.samples = 0
 
     def move_counts_to(self, other: Layer) -> None:
@@ -147,10 +181,15 @@ class Layer:
         of the same width), and start afresh."""
         if other.counts is None:
             other.counts, other.samples = self.counts, self.samples
+            other.abs_sums = self.abs_sums
         else:
             other.counts += self.counts.to(other.counts.device)
             other.samples += self.samples
-        self.counts, self.samples = None, 0
+            if self.abs_sums is not None and other.abs_sums is not None:
+                other.abs_sums += self.abs_sums.to(other.abs_sums.device)
+            elif self.abs_sums is not None:
+                other.abs_sums = self.abs_sums
+        self.counts, self.samples, self.abs_sums = None, 0, None
         self.threshold, self._threshold_key = None, None
 
 
@@ -169,6 +208,7 @@ class CallSiteTable:
         grad_eps: a unit is gradient-alive on a sample when ``|f'(z)| > grad_eps``.
         unit_dim: the monitor's ``unit_dim=`` (an int, ``{module name: dim}`` or None).
         count_eval: count forwards in eval mode too.
+        tau: ReDo's dormancy threshold; when set, each call also sums ``|h|`` per unit.
 
     Attributes:
         sites: ``{module name: CallSites}`` (a functional call site's name for those).
@@ -180,8 +220,15 @@ class CallSiteTable:
             (the links note it: its readers there go unseen).
     """
 
-    def __init__(self, grad_eps: float, unit_dim: int | dict[str, int] | None, count_eval: bool):
+    def __init__(
+        self,
+        grad_eps: float,
+        unit_dim: int | dict[str, int] | None,
+        count_eval: bool,
+        tau: float | None = None,
+    ):
         self.grad_eps = grad_eps
+        self.tau = tau
         self.unit_dim = unit_dim
         self.count_eval = count_eval
         self.sites: dict[str, CallSites] = {}
@@ -189,6 +236,21 @@ class CallSiteTable:
         self.tracker: ForwardTracker | None = None
         self.feeder: Callable[[Tensor], torch.nn.Module | None] = _no_feeder
         self.on_outside_call: Callable[[str], None] = _ignore_outside_call
+        # Modules (call sites' module names) whose output was not shaped as their input on
+        # some call: their |h| sums miss calls, so they get no tau-dormant score.
+        self.unsummed_sites: set[str] = set()
+        self.refused: set[str] = set()  # layers not counted for want of a rule, said once
+
+    def unsummed(self, name: str) -> None:
+        """Module or functional site `name` returned an output not shaped as its input:
+        said once; its layers report no tau-dormant score."""
+        if name not in self.unsummed_sites:
+            self.unsummed_sites.add(name)
+            logger.warning(
+                "DeadNeuronMonitor: '%s' returned an output not shaped as its input, so its "
+                "units' |h| cannot be summed: it gets no tau-dormant score",
+                name,
+            )
 
     def unwatch(self) -> None:
         """Detached: no forwards are followed, no feeder known, no outside call noted."""
@@ -227,11 +289,8 @@ class CallSiteTable:
             self.on_outside_call(sites.name)
         return sites.layers[0]
 
-    def counting_args(
-        self, layer: Layer, module: torch.nn.Module, z: Any
-    ) -> tuple[Tensor, int, Tensor] | None:
-        """count_active_'s (counts, unit_dim, threshold) for this call of `layer`, or None
-        when it is not counted."""
+    def counting_args(self, layer: Layer, module: torch.nn.Module, z: Any) -> Counting | None:
+        """What this call of `layer` counts into, or None when it is not counted."""
         if not (
             (module.training or self.count_eval)
             and isinstance(z, Tensor)
@@ -248,7 +307,16 @@ class CallSiteTable:
         else:
             self._rehome_unnumbered(layer, z, unit_dim)
             layer.numbered = True
-        return layer.prepare(z, unit_dim, self.grad_eps)
+        try:
+            return layer.prepare(z, unit_dim, self.grad_eps, sums=self.tau is not None)
+        except NoRule as error:  # grad_eps changed since attach (RReLU's random slopes)
+            self._refuse_once(layer.name, error)
+            return None
+
+    def _refuse_once(self, name: str, error: NoRule) -> None:
+        if name not in self.refused:
+            self.refused.add(name)
+            logger.warning("DeadNeuronMonitor: layer '%s' is not counted: %s", name, error)
 
     def _rehome_unnumbered(self, layer: Layer, z: Tensor, unit_dim: int) -> None:
         """A call site of the model's forward whose layer holds only counts of calls without
@@ -332,16 +400,19 @@ class CallSiteTable:
     # --- functional call sites -----------------------------------------------------------
     def functional_layer(self, name: str, kind: str, param: Any) -> Layer:
         """The layer of functional call site `name`, made at its first call; its rule follows
-        the call's parameter (negative_slope, alpha, PReLU's weight)."""
+        the call's parameter (negative_slope, alpha, PReLU's weight; the derived rule of a
+        function outside the ReLU family, an ActivationRule)."""
         sites = self.sites.get(name)
         if sites is None:
             sites = self.sites[name] = CallSites(
-                name, FunctionalRule(kind), merged=True, activation=FUNCTIONS[kind][1]
+                name, FunctionalRule(kind), merged=True, activation=function_activation_name(kind)
             )
             self.order_layers()
         rule = sites.module
         if kind == "prelu":
             rule.weight = param
+        elif isinstance(param, ActivationRule):
+            rule.rule = param
         else:
             rule.param = param
         return sites.layers[0]
@@ -350,7 +421,7 @@ class CallSiteTable:
         """A functional call site another rank or a checkpoint names before this process ran
         it (``block.0:relu#0``); None for other names."""
         kind = parse(name).function
-        if kind not in FUNCTIONS:
+        if kind not in FUNCTIONS and kind not in FUNCTION_RULES:
             return None
         self.functional_layer(name, kind, None if kind == "prelu" else 0.0)
         return self.sites[name]

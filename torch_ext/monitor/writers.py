@@ -26,6 +26,9 @@ CSV_FIELDS = (
     "dead_fraction",
     "dormant_fraction",
     "mean_activation_rate",
+    "condition",
+    "tau_dormant",
+    "tau_dormant_fraction",
 )
 
 
@@ -34,9 +37,11 @@ def summary_table(report: MonitorReport) -> str:
     name and activation."""
     name_width = max([24, *(len(name) for name in report.layers)])
     kind_width = max([10, *(len(layer.activation) for layer in report.layers.values())])
+    scored = any(layer.tau is not None for layer in report.layers.values())
     header = (
         f"{'layer':<{name_width}} {'activation':<{kind_width}} {'units':>6} {'dead':>6} "
         f"{'dead %':>7} {'dormant':>8} {'dormant %':>9} {'mean act.':>9}"
+        + (f" {'tau-dorm. %':>11}" if scored else "")
     )
     lines = [
         f"DeadNeuronMonitor: window {report.window}, steps {report.first_step}"
@@ -45,10 +50,17 @@ def summary_table(report: MonitorReport) -> str:
         "-" * len(header),
     ]
     for layer in report.layers.values():
+        tau = layer.tau_dormant_fraction
         lines.append(
             f"{layer.name:<{name_width}} {layer.activation:<{kind_width}} {layer.units:>6} "
             f"{layer.dead:>6} {100 * layer.dead_fraction:>6.1f}% {layer.dormant:>8} "
             f"{100 * layer.dormant_fraction:>8.1f}% {layer.mean_activation_rate:>9.3f}"
+            + ("" if not scored else f" {'-':>11}" if tau is None else f" {100 * tau:>10.1f}%")
+        )
+    if any(layer.condition == "saturated" for layer in report.layers.values()):
+        lines.append(
+            "(for Tanh, Sigmoid, Hardtanh, Hardsigmoid and Softsign, 'dead' counts saturated "
+            "units: no sample inside the interval where |f'(z)| > grad_eps)"
         )
     return "\n".join(lines)
 
@@ -74,6 +86,9 @@ def write_csv(history: Iterable[MonitorReport], path: str) -> None:
                         layer.dead_fraction,
                         layer.dormant_fraction,
                         layer.mean_activation_rate,
+                        layer.condition,
+                        layer.tau_dormant,
+                        layer.tau_dormant_fraction,
                     ]
                 )
 
@@ -84,6 +99,10 @@ def write_tensorboard(report: MonitorReport, writer: Any, step: int) -> None:
     for layer in report.layers.values():
         writer.add_scalar(f"dead_fraction/{layer.name}", layer.dead_fraction, step)
         writer.add_scalar(f"dormant_fraction/{layer.name}", layer.dormant_fraction, step)
+        if layer.tau_dormant_fraction is not None:
+            writer.add_scalar(
+                f"tau_dormant_fraction/{layer.name}", layer.tau_dormant_fraction, step
+            )
         if layer.samples and layer.active_counts is not None:
             rates = torch.tensor(layer.active_counts, dtype=torch.float64) / layer.samples
             writer.add_histogram(f"activation_rate/{layer.name}", rates, step)
