@@ -1,10 +1,14 @@
 """Cost of the dead-neuron monitor on CPU training steps, monitored vs unmonitored, in one
 run, for an MLP, a small CNN and torchvision's ResNet-18, with native activations (counted by forward pre-hooks)
-and torch_ext.nn activations (counted inside their own forward kernel), against the
-ad-hoc hook people write: `(z <= 0).float().mean(dims)` read back per layer per step.
+and torch_ext.nn activations (counted inside their own forward kernel), and for the models
+people train now with their own GELUs (torchvision's ViT in a small config and
+ConvNeXt-Tiny, batch 32), against the ad-hoc hook people write: `(z <= 0).float().mean(dims)`
+read back per layer per step.
 
     python benchmarks/bench_monitor.py [--steps 20] [--rounds 5] [--threads 2]
-        [--models mlp cnn resnet18] [--activations nn.ReLU torch_ext.ELU ...]
+        [--models mlp cnn resnet18 vit convnext] [--activations nn.ReLU torch_ext.ELU ...]
+
+"tau" is the monitor with tau=0.1 (ReDo's score: a second pass, over each layer's output).
 
 A step is forward, backward, SGD update and monitor.step(). Each cell is the median over
 rounds of the mean step time; configurations alternate within a round. ratio = step time
@@ -74,11 +78,37 @@ def resnet18(act: Callable[[int], torch.nn.Module]) -> torch.nn.Module:
     return model
 
 
+def vit(act: Callable[[int], torch.nn.Module] | None) -> torch.nn.Module:
+    """torchvision's VisionTransformer, a small config (ViT-Ti widths: 6 layers of 192, 3
+    heads, MLP 768; 64x64 images in 8x8 patches: 64 tokens), its own GELUs."""
+    from torchvision.models import VisionTransformer
+
+    return VisionTransformer(
+        image_size=64,
+        patch_size=8,
+        num_layers=6,
+        num_heads=3,
+        hidden_dim=192,
+        mlp_dim=768,
+        num_classes=10,
+    )
+
+
+def convnext(act: Callable[[int], torch.nn.Module] | None) -> torch.nn.Module:
+    """torchvision's ConvNeXt-Tiny (10 classes), its own GELUs."""
+    from torchvision.models import convnext_tiny
+
+    return convnext_tiny(num_classes=10)
+
+
 MODELS = {
-    "MLP 784-4x1024-10, batch 256": (mlp, lambda: torch.randn(256, 784)),
-    "CNN 32x32x3, batch 64": (cnn, lambda: torch.randn(64, 3, 32, 32)),
-    "ResNet-18 64x64x3, batch 32": (resnet18, lambda: torch.randn(32, 3, 64, 64)),
+    "mlp": ("MLP 784-4x1024-10, batch 256", mlp, lambda: torch.randn(256, 784)),
+    "cnn": ("CNN 32x32x3, batch 64", cnn, lambda: torch.randn(64, 3, 32, 32)),
+    "resnet18": ("ResNet-18 64x64x3, batch 32", resnet18, lambda: torch.randn(32, 3, 64, 64)),
+    "vit": ("ViT small 64x64x3, batch 32", vit, lambda: torch.randn(32, 3, 64, 64)),
+    "convnext": ("ConvNeXt-Tiny 64x64x3, batch 32", convnext, lambda: torch.randn(32, 3, 64, 64)),
 }
+OWN_ACTIVATIONS = {"vit", "convnext"}  # the model's own GELUs: --activations does not apply
 
 
 class AdHocHooks:
@@ -89,7 +119,7 @@ class AdHocHooks:
         self.handles = []
         self.dead_fraction: dict[str, list[float]] = {}
         for name, module in model.named_modules():
-            if isinstance(module, torch_ext.monitor.KNOWN_ACTIVATIONS):
+            if isinstance(module, (*torch_ext.monitor.KNOWN_ACTIVATIONS, torch.nn.GELU)):
                 self.handles.append(module.register_forward_pre_hook(self._hook(name)))
 
     def _hook(self, name: str):
@@ -131,12 +161,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--models",
-        nargs="+",
-        choices=["mlp", "cnn", "resnet18"],
-        default=["mlp", "cnn", "resnet18"],
-    )
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument(
         "--activations", nargs="+", choices=list(ACTIVATIONS), default=list(ACTIVATIONS)
     )
@@ -147,47 +172,53 @@ def main() -> None:
         f"{torch_ext.build_info()['cpu_isa']}\n"
     )
     header = (
-        f"{'model':<30} {'activation':<20} {'plain ms':>9} {'monitor':>8} "
+        f"{'model':<32} {'activation':<20} {'plain ms':>9} {'monitor':>8} {'tau':>8} "
         f"{'functional':>10} {'ad-hoc':>8}"
     )
     print(header + "\n" + "-" * len(header))
-    for key, (model_name, (build, make_x)) in zip(("mlp", "cnn", "resnet18"), MODELS.items()):
-        if key not in args.models:
+    for key in args.models:
+        model_name, build, make_x = MODELS[key]
+        if (
+            key in ("resnet18", *OWN_ACTIVATIONS)
+            and importlib.util.find_spec("torchvision") is None
+        ):
+            print(f"{model_name:<32} skipped: torchvision is not installed")
             continue
-        if key == "resnet18" and importlib.util.find_spec("torchvision") is None:
-            print(f"{model_name:<30} skipped: torchvision is not installed")
-            continue
-        for act_name in args.activations:
-            act = ACTIVATIONS[act_name]
+        acts = ["own GELU"] if key in OWN_ACTIVATIONS else args.activations
+        for act_name in acts:
             torch.manual_seed(0)
-            model, x = build(act), make_x()
-            y = torch.randint(0, 10, (x.shape[0],))
-            optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-            configs = {
-                "plain": lambda model=model: None,
-                "monitor": lambda model=model: torch_ext.DeadNeuronMonitor(
-                    model, window=50
-                ).attach(),
-                "functional": lambda model=model: torch_ext.DeadNeuronMonitor(
-                    model, window=50, functional=True
-                ).attach(),
-                "ad-hoc": lambda model=model: AdHocHooks(model),
-            }
-            times: dict[str, list[float]] = {name: [] for name in configs}
-            step_time(model, x, y, optimizer, None, 3)  # warm up
-            for _ in range(args.rounds):
-                for name, make_watcher in configs.items():
-                    watcher = make_watcher()
-                    times[name].append(step_time(model, x, y, optimizer, watcher, args.steps))
-                    if watcher is not None:
-                        watcher.remove()
-            plain = statistics.median(times["plain"])
-            ratio = {name: statistics.median(times[name]) / plain for name in configs}
+            model, x = build(ACTIVATIONS.get(act_name)), make_x()
+            ratio, plain = measure(model, x, args)
             print(
-                f"{model_name:<30} {act_name:<20} {plain * 1e3:>9.2f} {ratio['monitor']:>7.3f}x "
-                f"{ratio['functional']:>9.3f}x {ratio['ad-hoc']:>7.3f}x",
+                f"{model_name:<32} {act_name:<20} {plain * 1e3:>9.2f} {ratio['monitor']:>7.3f}x "
+                f"{ratio['tau']:>7.3f}x {ratio['functional']:>9.3f}x {ratio['ad-hoc']:>7.3f}x",
                 flush=True,
             )
+
+
+def measure(model: torch.nn.Module, x: torch.Tensor, args) -> tuple[dict[str, float], float]:
+    """Each configuration's median step time over the rounds, over the plain step's."""
+    y = torch.randint(0, 10, (x.shape[0],))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    configs = {
+        "plain": lambda: None,
+        "monitor": lambda: torch_ext.DeadNeuronMonitor(model, window=50).attach(),
+        "tau": lambda: torch_ext.DeadNeuronMonitor(model, window=50, tau=0.1).attach(),
+        "functional": lambda: torch_ext.DeadNeuronMonitor(
+            model, window=50, functional=True
+        ).attach(),
+        "ad-hoc": lambda: AdHocHooks(model),
+    }
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    step_time(model, x, y, optimizer, None, 3)  # warm up
+    for _ in range(args.rounds):
+        for name, make_watcher in configs.items():
+            watcher = make_watcher()
+            times[name].append(step_time(model, x, y, optimizer, watcher, args.steps))
+            if watcher is not None:
+                watcher.remove()
+    plain = statistics.median(times["plain"])
+    return {name: statistics.median(times[name]) / plain for name in configs}, plain
 
 
 if __name__ == "__main__":

@@ -218,17 +218,18 @@ def test_eval_mode_is_not_counted_unless_asked():
 @pytest.mark.parametrize(
     "selector,named",
     [
-        ("1", "1 (Tanh)"),
-        (torch.nn.Tanh, "1 (Tanh)"),
-        (lambda name, m: isinstance(m, torch.nn.Sigmoid), "2 (Sigmoid)"),
+        ("1", "1 (Softmax)"),
+        (torch.nn.Softmax, "1 (Softmax)"),
+        (lambda name, m: isinstance(m, torch.nn.GLU), "2 (GLU)"),
     ],
     ids=["name", "type", "predicate"],
 )
 def test_selecting_an_activation_without_a_rule_is_refused(selector, named: str):
-    """Tanh or Sigmoid counted by ReLU's rule would report live units dead (f' is about 1 near
-    0): modules= selecting one is a ValueError naming it and the supported kinds."""
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Sigmoid())
-    with pytest.raises(ValueError, match=re.escape(named) + r".*no dead-unit rule.*ReLU, Leaky"):
+    """Softmax or GLU (not elementwise: a unit's output depends on the others) counted by
+    ReLU's rule would be counted wrongly: modules= selecting one is a ValueError naming it
+    and the supported kinds."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Softmax(dim=-1), torch.nn.GLU())
+    with pytest.raises(ValueError, match=re.escape(named) + r".*no rule.*ReLU, Leaky"):
         DeadNeuronMonitor(model, modules=[selector]).attach()
 
 
@@ -244,7 +245,7 @@ def test_module_selection_by_name_and_type():
     )
     x = torch.randn(5, 3)
     for selectors, expected in (
-        (None, ["1", "5"]),
+        (None, ["1", "3", "5"]),  # Tanh too, by its own rule
         (["1", "5"], ["1", "5"]),
         ([torch.nn.ELU], ["5"]),
         ([lambda name, m: isinstance(m, torch.nn.Linear)], ["0", "2", "4"]),
@@ -744,20 +745,21 @@ def test_windows_past_keep_windows_say_they_lost_unit_detail(tmp_path):
 
 
 def test_nothing_matched_names_the_activations_the_model_has(caplog):
-    """A model whose activations have no dead-unit rule (torch's GELU, a Hugging Face style
-    GELUActivation) is not silently watched with nothing: the warning names them."""
+    """A model whose activations have no rule (torch's Softmax, a GELUActivation of the
+    user's own, not Hugging Face's) is not silently watched with nothing: the warning names
+    them."""
 
-    class GELUActivation(torch.nn.Module):  # as transformers.activations names its classes
+    class GELUActivation(torch.nn.Module):  # named as transformers.activations names its own
         def forward(self, x):
             return torch.nn.functional.gelu(x)
 
     model = torch.nn.Sequential(
-        torch.nn.Linear(4, 4), torch.nn.GELU(), torch.nn.Linear(4, 4), GELUActivation()
+        torch.nn.Linear(4, 4), torch.nn.Softmax(-1), torch.nn.Linear(4, 4), GELUActivation()
     )
     with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
         DeadNeuronMonitor(model).attach().remove()
     (message,) = [r.getMessage() for r in caplog.records if "no module" in r.getMessage()]
-    assert "1 GELU, 1 GELUActivation" in message and "no dead-unit rule" in message
+    assert "1 Softmax, 1 GELUActivation" in message and "no rule" in message
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
         DeadNeuronMonitor(torch.nn.Linear(4, 4)).attach().remove()

@@ -124,15 +124,38 @@ HF_ACTIVATIONS = [
 
 
 @pytest.mark.parametrize("kind", HF_ACTIVATIONS)
-def test_selecting_another_librarys_activation_is_refused(transformers, kind: str):
+def test_another_librarys_activation_is_counted_by_its_own_rule(transformers, kind: str):
     """z = -1 on every sample: a GELU unit's derivative there is -0.083, so it is not dead,
-    yet ReLU's rule would report it dead. The monitor has no rule for these classes: it
-    refuses them rather than count them by ReLU's."""
+    yet ReLU's rule would report it dead; ReLU² has derivative 0 there: dead. Each class
+    is counted by its own derivative, as autograd gives it."""
     cls = getattr(transformers.activations, kind, None)
     if cls is None:
         pytest.skip(f"this transformers has no {kind}")
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), cls(), torch.nn.Linear(8, 2))
-    with pytest.raises(ValueError, match=rf"modules= selects \['1 \({kind}\)'\].*no\s+dead-unit"):
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.fill_(-1.0)
+    z = torch.full((1,), -1.0, requires_grad=True)
+    cls()(z).sum().backward()
+    alive = abs(z.grad.item()) > 1e-3
+    with DeadNeuronMonitor(model) as monitor:
+        model(torch.randn(5, 4)).sum().backward()
+        layer = monitor.report().layers["1"]
+    assert layer.alive_counts == [5 if alive else 0] * 8
+    assert layer.dead == (0 if alive else 8)
+
+
+def test_an_activation_without_a_rule_is_refused(transformers):
+    """Hugging Face's xIELU learns its parameters: no rule, so it is listed as skipped and
+    selecting it is refused, rather than counted by ReLU's rule."""
+    cls = getattr(transformers.activations, "XIELUActivation", None)
+    if cls is None:
+        pytest.skip("this transformers has no XIELUActivation")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), cls(), torch.nn.Linear(8, 2))
+    assert DeadNeuronMonitor(model).skipped_modules == {"1": "XIELUActivation"}
+    with pytest.raises(
+        ValueError, match=r"modules= selects \['1 \(XIELUActivation\)'\].*no\s+rule"
+    ):
         DeadNeuronMonitor(model, modules=["1"]).attach()
 
 
@@ -161,38 +184,35 @@ def tiny(transformers, name: str) -> torch.nn.Module:
         ("llama", {"layers.0.mlp.act_fn": "SiLUActivation"}),
     ],
 )
-def test_transformer_models_list_their_activations_as_skipped(transformers, name, expected, caplog):
-    """skipped_modules names every activation module the model has (its GELU/SiLU classes,
-    whatever library defines them), and the warning names the same kinds; nothing is
-    counted by another activation's rule."""
+def test_transformer_models_have_their_activations_counted(transformers, name, expected):
+    """Every activation module of the model is counted, whatever library defines it; none
+    is skipped."""
     model = tiny(transformers, name)
     monitor = DeadNeuronMonitor(model)
-    skipped = monitor.skipped_modules
-    kinds = set(expected.values())
+    assert monitor.skipped_modules == {}
+    with monitor:
+        ids = torch.randint(0, 50, (2, 6))
+        model(input_ids=ids).last_hidden_state.sum().backward()
+        layers = monitor.report().layers
     for module_name, kind in expected.items():
-        assert module_name in skipped
-        assert skipped[module_name] in {kind, "SiLU"}  # transformers may map silu to nn.SiLU
-        kinds.add(skipped[module_name])
-    with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
-        monitor.attach()
-    assert monitor.layer_names == []
-    assert any(kind in caplog.text for kind in kinds) and "no dead-unit rule" in caplog.text
-    monitor.remove()
+        assert layers[module_name].activation in {kind, "SiLU"}  # silu may map to nn.SiLU
+        assert layers[module_name].samples == 12
 
 
 def test_a_container_named_like_an_activation_is_not_one(caplog):
     """torchvision's Conv2dNormActivation (conv, norm, activation) is a block, not an
-    activation: only its GELU is listed, and the warning names GELU alone."""
+    activation: only its GLU (not elementwise: no rule) is listed, and the warning names
+    GLU alone."""
     ops = pytest.importorskip("torchvision.ops")
     model = torch.nn.Sequential(
-        ops.Conv2dNormActivation(3, 8, activation_layer=torch.nn.GELU, inplace=None),
+        ops.Conv2dNormActivation(3, 8, activation_layer=torch.nn.GLU, inplace=None),
         torch.nn.Flatten(),
     )
     monitor = DeadNeuronMonitor(model)
-    assert monitor.skipped_modules == {"0.2": "GELU"}
+    assert monitor.skipped_modules == {"0.2": "GLU"}
     with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
         monitor.attach()
-    assert "1 GELU;" in caplog.text and "Conv2dNormActivation" not in caplog.text
+    assert "1 GLU;" in caplog.text and "Conv2dNormActivation" not in caplog.text
     monitor.remove()
 
 
@@ -304,15 +324,22 @@ def test_gpt2_relu_units_are_its_features(transformers):
     assert (layer.units, layer.samples) == (64, 2 * 10 + 2 * 12)
 
 
+class ShiftedGELU(torch.nn.GELU):
+    """A GELU subclass whose forward computes something else: GELU's rule would be wrong."""
+
+    def forward(self, x):
+        return super().forward(x - 3.0)
+
+
 @pytest.mark.parametrize(
     "kind",
-    [torch.nn.Hardshrink, torch.nn.Softshrink, torch.nn.Tanhshrink, torch.nn.Softmax],
+    [torch.nn.Softmax, torch.nn.LogSoftmax, torch.nn.Softmin, torch.nn.GLU, ShiftedGELU],
     ids=lambda k: k.__name__,
 )
 def test_torch_activations_without_a_rule_are_refused(kind):
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), kind(), torch.nn.Linear(8, 2))
     assert DeadNeuronMonitor(model).skipped_modules == {"1": kind.__name__}
-    with pytest.raises(ValueError, match="no\\s+dead-unit rule"):
+    with pytest.raises(ValueError, match="no\\s+rule"):
         DeadNeuronMonitor(model, modules=[kind]).attach()
 
 

@@ -73,9 +73,7 @@ def _check_rule_against_autograd(f, rule, grad_eps: float) -> None:
     interval = rule.interval(grad_eps)
     grid = torch.linspace(-40, 40, 160_001, dtype=torch.float64)
     bounds = [b for b in (interval.lo, interval.hi, interval.band_lo, interval.band_hi)]
-    near = [
-        b + d * max(1.0, abs(b)) for b in bounds if math.isfinite(b) for d in (-1e-6, 1e-6)
-    ]
+    near = [b + d * max(1.0, abs(b)) for b in bounds if math.isfinite(b) for d in (-1e-6, 1e-6)]
     z = torch.cat([grid, torch.tensor(near, dtype=torch.float64)])
     # Points within 1e-9 (relative) of a bound are left out: there float64 rounding of the
     # formulas may put |f'| on either side of grad_eps.
@@ -136,7 +134,9 @@ CALLS = [
 ]
 
 
-@pytest.mark.parametrize("kind,func,args,kwargs", CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CALLS)])
+@pytest.mark.parametrize(
+    "kind,func,args,kwargs", CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CALLS)]
+)
 def test_function_rule_matches_autograd(kind, func, args, kwargs):
     assert kind in FUNCTION_RULES
     z = torch.zeros(1)
@@ -171,7 +171,10 @@ def test_bounds_documented_for_gelu_and_silu():
     """The numbers rules.py's docstring states, for grad_eps=1e-3."""
     gelu = rules._gelu_rule().interval(1e-3)
     assert gelu.lo == pytest.approx(-3.81, abs=5e-3)
-    assert (gelu.band_lo, gelu.band_hi) == (pytest.approx(-0.7541, abs=1e-4), pytest.approx(-0.7495, abs=1e-4))
+    assert (gelu.band_lo, gelu.band_hi) == (
+        pytest.approx(-0.7541, abs=1e-4),
+        pytest.approx(-0.7495, abs=1e-4),
+    )
     assert rules._silu_rule().interval(1e-3).lo == pytest.approx(-8.99, abs=5e-3)
     assert rules._gelu_rule("tanh").interval(1e-3).lo == pytest.approx(-3.74, abs=5e-3)
     assert rules._silu_rule(1.702).interval(1e-3).lo == pytest.approx(-5.28, abs=5e-3)
@@ -214,9 +217,12 @@ def test_alive_threshold_shapes():
     assert torch.equal(bounds[:, 0], bounds[:, 4])
 
 
-PIECEWISE = [m for name, m in MODULES if name.split("-")[0] in {
-    "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink"
-}]
+PIECEWISE = [
+    m
+    for name, m in MODULES
+    if name.split("-")[0]
+    in {"Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink"}
+]
 
 
 @pytest.mark.parametrize("module", PIECEWISE, ids=lambda m: type(m).__name__)

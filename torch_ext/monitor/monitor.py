@@ -20,10 +20,9 @@ import torch
 from ..activations import ACTIVATIONS
 from ..nn.modules import CountedActivation
 from . import writers
-from .counting import outside_inference_mode
+from .counting import activation_rule, outside_inference_mode
 from .distributed import LayerCounts, summed_over_ranks, warn_on_rank_zero, world_size
 from .functional import FunctionalWatch
-from .counting import activation_rule
 from .hooks import AbsSumHook, CountingHook, FusedCounter, counter_owner
 from .links import Link, LinkBook, LinkTracer, Use
 from .names import CALL

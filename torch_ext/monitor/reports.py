@@ -48,6 +48,7 @@ class LayerReport:
         tau_dormant_units: the indices of the tau-dormant units.
         scores: per unit, ReDo's score ``mean|h_u| / mean_k mean|h_k|`` over the window
             (all 0 when every output of the layer was 0).
+        mean_abs: per unit, ``mean|h_u|``: the mean absolute output over the window.
     """
 
     name: str
@@ -70,6 +71,7 @@ class LayerReport:
     tau_dormant_fraction: float | None = None
     tau_dormant_units: list[int] | None = None
     scores: list[float] | None = field(default=None, repr=False)
+    mean_abs: list[float] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -133,11 +135,11 @@ def layer_report(
         alive_counts=list(alive),
         condition=layer.condition,
         tau=tau,
-        **_tau_fields(abs_sums if samples > 0 else None, tau),
+        **_tau_fields(abs_sums if samples > 0 else None, tau, samples),
     )
 
 
-def _tau_fields(abs_sums: list[float] | None, tau: float | None) -> dict[str, Any]:
+def _tau_fields(abs_sums: list[float] | None, tau: float | None, samples: int) -> dict[str, Any]:
     if tau is None or abs_sums is None:
         return {}
     scores = redo_scores(abs_sums)
@@ -147,6 +149,7 @@ def _tau_fields(abs_sums: list[float] | None, tau: float | None) -> dict[str, An
         "tau_dormant_fraction": len(dormant) / len(scores) if scores else 0.0,
         "tau_dormant_units": dormant,
         "scores": scores,
+        "mean_abs": [value / samples for value in abs_sums],
     }
 
 
@@ -160,6 +163,7 @@ def without_unit_detail(report: MonitorReport) -> MonitorReport:
             alive_counts=None,
             tau_dormant_units=None,
             scores=None,
+            mean_abs=None,
             has_unit_detail=False,
         )
         for name, layer in report.layers.items()

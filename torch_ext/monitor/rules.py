@@ -40,8 +40,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..activations import activation_of
-
 __all__ = [
     "FUNCTION_RULES",
     "RULED_NN_ACTIVATIONS",
@@ -286,8 +284,9 @@ class ActivationRule:
 def _gelu_rule(approximate: str = "none") -> ActivationRule:
     if approximate == "tanh":
         value, grad = _tanh_gelu(_SQRT_2_OVER_PI)
-        return ActivationRule("GELU(approximate='tanh')", ("gelu", "tanh"), value, grad,
-                              extrema=(-1.4, 1.4))
+        return ActivationRule(
+            "GELU(approximate='tanh')", ("gelu", "tanh"), value, grad, extrema=(-1.4, 1.4)
+        )
     if approximate != "none":
         raise NoRule(f"GELU with approximate='{approximate}' is not a GELU PyTorch computes")
     return ActivationRule("GELU", ("gelu", "none"), _gelu, _gelu_grad, extrema=(-_SQRT2, _SQRT2))
@@ -458,7 +457,9 @@ def _sqrt_softplus_rule() -> ActivationRule:
         sp = _softplus(z)
         return _sigmoid(z) / (2 * math.sqrt(sp)) if sp > 0 else 0.0
 
-    return ActivationRule("SqrtSoftplus", ("sqrt_softplus",), lambda z: math.sqrt(_softplus(z)), grad)
+    return ActivationRule(
+        "SqrtSoftplus", ("sqrt_softplus",), lambda z: math.sqrt(_softplus(z)), grad
+    )
 
 
 def _identity_rule() -> ActivationRule:

@@ -23,9 +23,9 @@ from .counting import (
     outside_inference_mode,
     recomputing,
 )
-from .rules import FUNCTION_RULES, ActivationRule, NoRule
 from .layer_kinds import features_last
 from .names import parse, site_name
+from .rules import FUNCTION_RULES, ActivationRule, NoRule
 
 if TYPE_CHECKING:
     from .tracker import ForwardTracker
@@ -42,6 +42,7 @@ class Counting(NamedTuple):
     unit_dim: int
     threshold: Tensor
     abs_sums: Tensor | None
+
 
 logger = logging.getLogger("torch_ext.monitor")
 

@@ -14,7 +14,15 @@ import weakref
 import torch
 
 from ..monitor import DeadNeuronMonitor, MonitorReport
-from .plan import logger, parameter_owners, plan_layer, revivable_on_every_rank, skip_layer
+from .plan import (
+    SELECTIONS,
+    logger,
+    parameter_owners,
+    plan_layer,
+    revivable_on_every_rank,
+    skip_layer,
+    units_to_revive,
+)
 from .write import fresh_rows, revive_layer, unit_index
 
 __all__ = ["revive", "ReviveReport"]
@@ -28,14 +36,22 @@ class ReviveReport(dict):
             was (also logged as a warning).
         inexact: ``{layer name: [why, ...]}`` for the revived layers whose function changed
             (only with ``exact=False``): what their revived units now reach.
+        change_bounds: ``{layer name: bound}`` for the revived layers whose units did not
+            output a constant (GELU, Tanh, tau-dormant units, ...): the most one output of a
+            reading layer changes (see ``inexact`` for whether on any sample or on average).
     """
 
     def __init__(
-        self, revived: dict[str, list[int]], skipped: dict[str, str], inexact: dict[str, list[str]]
+        self,
+        revived: dict[str, list[int]],
+        skipped: dict[str, str],
+        inexact: dict[str, list[str]],
+        change_bounds: dict[str, float] | None = None,
     ) -> None:
         super().__init__(revived)
         self.skipped = skipped
         self.inexact = inexact
+        self.change_bounds = change_bounds or {}
 
     def __repr__(self) -> str:
         return (
@@ -52,6 +68,7 @@ def revive(
     *,
     exact: bool = True,
     window: MonitorReport | None = None,
+    select: str = "dead",
 ) -> ReviveReport:
     """Re-initialise the dead units that ``monitor`` reports, keeping the network's function.
 
@@ -129,15 +146,31 @@ def revive(
         why in ``skipped``, and with ``exact=False`` the changes in ``inexact``.
     """
     _check_model(model, monitor)
+    if select not in SELECTIONS:
+        raise ValueError(f"revive: select= must be one of {SELECTIONS}, got {select!r}")
+    if select != "dead" and monitor.tau is None:
+        raise ValueError(
+            f"revive: select={select!r} needs the monitor's tau= (DeadNeuronMonitor(..., "
+            "tau=0.1)): without it no unit has a tau-dormant score"
+        )
     report = _window_to_revive(monitor, window)
     if report is None:
         return ReviveReport({}, {}, {})
     owners = parameter_owners(model, monitor.model)
     plans, skipped = [], {}
     for name, layer in report.layers.items():
-        if not layer.dead:
+        if layer.dead_units is None:
+            if layer.dead:
+                skip_layer(name, "the report has no per-unit detail", skipped)
             continue
-        plan = plan_layer(monitor, owners, name, layer, exact)
+        units = units_to_revive(layer, select)
+        if isinstance(units, str):
+            if layer.dead:
+                skip_layer(name, units, skipped)
+            continue
+        if not units:
+            continue
+        plan = plan_layer(monitor, owners, name, layer, exact, units)
         if isinstance(plan, str):
             skip_layer(name, plan, skipped)
         else:
@@ -153,6 +186,7 @@ def revive(
         {plan.name: plan.units for plan in plans},
         skipped,
         {plan.name: plan.inexact for plan in plans if plan.inexact},
+        {plan.name: plan.change_bound for plan in plans if plan.change_bound is not None},
     )
 
 

@@ -14,6 +14,7 @@ from torch.nn.utils import parametrize
 
 from ..activations import ACTIVATIONS, activation_of
 from ..monitor import DeadNeuronMonitor, LayerReport
+from ..monitor.counting import activation_rule
 from ..monitor.distributed import world_size
 from ..monitor.links import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
 
@@ -25,7 +26,11 @@ __all__ = [
     "plan_layer",
     "revivable_on_every_rank",
     "skip_layer",
+    "units_to_revive",
 ]
+
+#: What revive(select=...) re-initialises in a layer.
+SELECTIONS = ("dead", "tau_dormant", "dead_or_tau_dormant")
 
 logger = logging.getLogger("torch_ext.revive")
 
@@ -54,6 +59,74 @@ class Plan:
     constant: float
     inexact: list[str]
     rows: Tensor | None = None  # the fresh incoming weights, drawn before anything is written
+    # With exact=False, for units whose output is not a constant revive can fold away: the
+    # most a reader's output can change (max over samples, or mean, see _Drift).
+    change_bound: float | None = None
+
+
+def units_to_revive(layer: LayerReport, select: str) -> list[int] | str:
+    """The units `select` names in `layer` (sorted), or why there are none to take."""
+    if select == "dead":
+        return list(layer.dead_units)
+    if layer.tau_dormant_units is None:
+        return (
+            "the report has no tau-dormant units (the monitor needs tau=, and the layer an "
+            "output shaped as its input)"
+        )
+    if select == "tau_dormant":
+        return list(layer.tau_dormant_units)
+    return sorted({*layer.dead_units, *layer.tau_dormant_units})
+
+
+@dataclass
+class _Drift:
+    """Units whose output is not a known constant: how large it may be per unit (`bound`,
+    the sup of |f| over the dead set, or the window's mean |h|: `kind` "max" or "mean")."""
+
+    bound: float
+    kind: str
+    why: str
+
+
+def _drift(
+    monitor: DeadNeuronMonitor, activation: torch.nn.Module, layer: LayerReport, units: list[int]
+) -> _Drift | None:
+    """None where the units output a constant revive can fold (dead units of the ReLU
+    family, as before); else how far from 0 their output may be."""
+    dead = set(layer.dead_units)
+    name = type(activation).__name__
+    if all(u in dead for u in units):
+        rule = activation_rule(activation)
+        if rule is None:
+            return None  # the ReLU family: _dead_output_problem decides
+        sup = rule.dead_output_bound(monitor.grad_eps)
+        if layer.mean_abs is not None:
+            mean = max(layer.mean_abs[u] for u in units)
+            return _Drift(
+                mean,
+                "mean",
+                f"its {layer.condition} {name} units still output a mean |h| up to {mean:.3g} "
+                f"(|f| <= {sup:.3g} where {name} passes no gradient)",
+            )
+        return _Drift(
+            sup, "max", f"its {layer.condition} {name} units still output up to {sup:.3g}"
+        )
+    mean = max(layer.mean_abs[u] for u in units)
+    return _Drift(
+        mean, "mean", f"its tau-dormant {name} units still output a mean |h| up to {mean:.3g}"
+    )
+
+
+def _change_bound(drift: _Drift, readers: list, width: int, units: list[int]) -> float:
+    """The most a reader's output changes when the units' outgoing weights are zeroed:
+    drift.bound times the largest sum of |w| over those weights into one reader output."""
+    bound = 0.0
+    for reader, path in readers:
+        columns = path.layout.indices(width, torch.tensor(units, device=reader.weight.device))
+        weights = reader.weight.detach()[:, columns].abs()
+        per_output = weights.sum(dim=[d for d in range(weights.dim()) if d != 0])
+        bound = max(bound, float(per_output.max()) if per_output.numel() else 0.0)
+    return drift.bound * bound
 
 
 def skip_layer(name: str, why: str, skipped: dict[str, str]) -> None:
@@ -62,11 +135,18 @@ def skip_layer(name: str, why: str, skipped: dict[str, str]) -> None:
 
 
 def plan_layer(
-    monitor: DeadNeuronMonitor, owners: Owners, name: str, layer: LayerReport, exact: bool
+    monitor: DeadNeuronMonitor,
+    owners: Owners,
+    name: str,
+    layer: LayerReport,
+    exact: bool,
+    units: list[int] | None = None,
 ) -> Plan | str:
-    """What reviving layer `name` touches, or why it cannot be done right."""
+    """What reviving `units` (default: the dead ones) of layer `name` touches, or why it
+    cannot be done right."""
     if layer.dead_units is None:
         return "the report has no per-unit detail"
+    units = list(layer.dead_units) if units is None else units
     problem = monitor.link_problem(name)
     if problem is not None:
         return problem
@@ -74,28 +154,38 @@ def plan_layer(
     producer, activation = link.producer[1](), monitor.module(name)
     norm = link.norm[1]() if link.norm is not None else None
     readers = [(reader.module(), reader) for reader in link.readers]
-    constant = _saturated_output(activation)
+    drift = _drift(monitor, activation, layer, units)
+    constant = 0.0 if drift is not None else _saturated_output(activation)
     # Writability first: reading a parametrized weight (for its shape) computes it, which
     # for spectral_norm in training mode is a power iteration that updates its buffers.
     modules = [m for m in (producer, norm, *(r for r, _ in readers)) if m is not None]
     problem = (
         _first(_writable_problem(m, owners) for m in modules)
         or _shape_problem(link.units, producer, readers)
-        or _dead_output_problem(activation, layer.dead_units)
+        or (None if drift is not None else _dead_output_problem(activation, units))
         or _fold_problem(constant, readers, owners)
     )
     if problem is not None:
         return problem
-    if link.inexact and exact:
+    inexact = list(link.inexact)
+    change = None
+    if drift is not None:
+        change = _change_bound(drift, readers, link.units, units)
+        over = "on any sample" if drift.kind == "max" else "on average over the window's samples"
+        inexact.append(
+            f"{drift.why}, which zeroing their outgoing weights drops: the readers' outputs "
+            f"change by at most {change:.3g} {over}"
+        )
+    if inexact and exact:
         return (
             "reviving it would change the network's function: "
-            + "; ".join(link.inexact)
-            + " (revive(..., exact=False) revives it anyway)"
+            + "; ".join(inexact)
+            + " (revive(..., exact=False) revives anyway)"
         )
     axis = _norm_axis(norm, link.unit_dim, link.input_ndim)
     return Plan(
         name,
-        list(layer.dead_units),
+        units,
         link.units,
         producer,
         norm,
@@ -103,7 +193,8 @@ def plan_layer(
         activation,
         readers,
         constant,
-        list(link.inexact),
+        inexact,
+        change_bound=change,
     )
 
 
