@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import os
 import re
@@ -22,6 +21,7 @@ import torch
 from helpers import pool_job
 from matplotlib.transforms import Bbox
 
+from torch_ext.revive.plan import logger as revive_logger
 from torch_ext.study import born_dead, report
 from torch_ext.study.__main__ import PARTS, main, parse_args, settings_for
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
@@ -180,7 +180,9 @@ def test_cnn_negative_bias_goes_to_the_batchnorm_biases():
 
 
 def test_collected_warnings_keeps_revive_warnings_and_lets_go():
-    logger = logging.getLogger("torch_ext.monitor")
+    """On the logger revive itself logs on (the study listed none while revive logged on
+    another one)."""
+    logger = revive_logger
     handlers = list(logger.handlers)
     with collected_warnings() as messages:
         logger.warning("revive: skipped layer '%s': %s", "3", "why")

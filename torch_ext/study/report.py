@@ -548,7 +548,7 @@ def revive_section(results: dict) -> str:
     skipped = (
         "revive skipped no layer."
         if not warnings
-        else "revive skipped layers, warning (on the logger `torch_ext.monitor`; counted over "
+        else "revive skipped layers, warning (on the logger `torch_ext.revive`; counted over "
         "all calls and seeds):\n\n" + "\n".join(f"- {line}" for line in warnings)
     )
     every = span("every", results["config"]["revive_every"], "epoch")

@@ -217,8 +217,9 @@ class _Collect(logging.Handler):
 
 
 @contextlib.contextmanager
-def collected_warnings(name: str = "torch_ext.monitor") -> Iterator[list[str]]:
-    """The warnings logged on `name` inside the block, as messages.
+def collected_warnings(name: str = "torch_ext.revive") -> Iterator[list[str]]:
+    """The warnings logged on `name` (default: revive's logger) inside the block, as
+    messages.
 
     revive logs one warning per skipped layer and call: a run reviving every few epochs
     would repeat each many times. The study lists them, counted, in its printed summary and
