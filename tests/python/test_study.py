@@ -1,5 +1,6 @@
 """The dying-ReLU study on tiny settings: every file of the report, every cell (both
-networks) in the JSON, numbers within their ranges; the report's opening summary and its
+networks, the ReLU family and GELU and SiLU) in the JSON, numbers within their ranges; the
+dead and tau-dormant units of GELU and SiLU nets against a hook's own count; the report's opening summary and its
 born-dead table against the run's results, its plots' legends clear of the data; revive
 bringing dead units back in the study's loop; the CNN's view of the digits as images; the
 born-dead estimator against its analytic value; --data with valid and invalid files, CSV
@@ -22,7 +23,7 @@ from helpers import pool_job
 from matplotlib.transforms import Bbox
 
 from torch_ext.revive.plan import logger as revive_logger
-from torch_ext.study import born_dead, report
+from torch_ext.study import born_dead, report, training
 from torch_ext.study.__main__ import PARTS, main, parse_args, settings_for
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
 from torch_ext.study.parallel import Workers, usable_cores
@@ -80,11 +81,21 @@ def test_json_has_every_cell_within_range(study):
     cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
     assert set(cells) == expected
     assert {a for _, _, a in expected} == set(ACTIVATIONS)
+    assert {"ReLU", "GELU", "SiLU"} <= set(ACTIVATIONS)
+    for arch in ARCHITECTURES:  # the smooth activations train wherever the ReLU family does
+        for scenario in ("baseline", "high_lr", "negative_bias"):
+            assert {(arch, scenario, a) for a in ("GELU", "SiLU", "SELU")} <= set(cells)
+    assert results["config"]["tau"] == Settings().tau == 0.1
     assert results["architectures_left_out"] == {}
     units = {"mlp": Settings().width * Settings().depth, "cnn": sum(Settings().cnn_channels)}
     for (arch, _, _), cell in cells.items():
         assert 0 <= cell["test_accuracy_mean"] <= 1
         assert 0 <= cell["dead_fraction_mean"] <= 1 and 0 <= cell["dormant_fraction_mean"] <= 1
+        assert 0 <= cell["tau_dormant_fraction_mean"] <= 1
+        assert len(cell["tau_dormant_fraction_per_epoch"]) == 2
+        assert cell["tau_dormant_fraction_mean"] == cell["tau_dormant_fraction_per_epoch"][-1]
+        assert all(0 <= f <= 1 for f in cell["layer_tau_dormant_fraction"])
+        assert len(cell["layer_tau_dormant_fraction"]) == len(cell["layer_dead_fraction"])
         assert 0 <= cell["active_rate_mean"] <= 1
         assert len(cell["dead_fraction_per_epoch"]) == 2
         assert all(0 <= f <= 1 for f in cell["layer_dead_fraction"])
@@ -94,6 +105,11 @@ def test_json_has_every_cell_within_range(study):
     for cell in cells.values():  # Leaky ReLU and PReLU units are never dead
         if cell["activation"] in ("LeakyReLU", "PReLU"):
             assert cell["dead_fraction_mean"] == 0
+        # a dead ReLU unit outputs 0 on every sample: its score is 0, so it is tau-dormant
+        if cell["activation"] == "ReLU":
+            for run in cell["runs"]:
+                for dead, dormant in zip(run["dead_fraction"], run["tau_dormant_fraction"]):
+                    assert dormant >= dead
     assert (
         cells[("mlp", "negative_bias", "ReLU")]["dead_fraction_mean"] > 0.5
     )  # the bias kills ReLU
@@ -141,6 +157,125 @@ def test_revive_in_the_study_loop_brings_units_back():
     assert with_.dead_units[1] < with_.dead_units[0]
     assert with_.dead_units[1] < without.dead_units[1]
     assert with_.revive_warnings == []
+
+
+def counted_by_a_hook(monkeypatch, activation: str) -> list[list[tuple]]:
+    """Every training forward's (input, output) of each `activation` module of the model
+    train_one builds next, recorded by a forward hook of the test's own: one list per layer,
+    in call order (the monitor counts training forwards only; summarise's eval forward is
+    left out)."""
+    layers: list[list[tuple]] = []
+    kind = type(ACTIVATIONS[activation](1))
+    build = training.build_model
+
+    def record(calls):
+        def hook(module, inputs, output):
+            if module.training:
+                calls.append((inputs[0].detach().clone(), output.detach().clone()))
+
+        return hook
+
+    def build_and_hook(*args, **kwargs):
+        model = build(*args, **kwargs)
+        for module in model.modules():
+            if isinstance(module, kind):
+                layers.append([])
+                module.register_forward_hook(record(layers[-1]))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build_and_hook)
+    return layers
+
+
+def per_unit(values: torch.Tensor) -> torch.Tensor:
+    """[units, samples]: a Linear's features (dim 1 of [N, units]) or a convolution's
+    channels (dim 1 of [N, C, H, W], every position a sample), as the monitor counts them."""
+    return values.movedim(1, 0).reshape(values.shape[1], -1)
+
+
+def dead_and_tau_dormant(calls: list[tuple], activation: str, tau: float) -> tuple[int, int]:
+    """One layer's dead units (no sample with |f'(z)| > 1e-3, f' by float64 autograd of
+    torch's own function) and ReDo's tau-dormant units (mean |h_u| at most tau times the
+    layer's mean over units) over `calls` (one epoch)."""
+    function = {"GELU": torch.nn.functional.gelu, "SiLU": torch.nn.functional.silu}[activation]
+    z = per_unit(torch.cat([c[0] for c in calls])).double().requires_grad_()
+    (slope,) = torch.autograd.grad(function(z).sum(), z)
+    dead = int((~(slope.abs() > 1e-3).any(1)).sum())
+    mean_abs = per_unit(torch.cat([c[1] for c in calls])).double().abs().mean(1)
+    tau_dormant = int((mean_abs / mean_abs.mean() <= tau).sum())
+    return dead, tau_dormant
+
+
+@pytest.mark.parametrize(
+    "architecture,activation,bias,lr,tau",
+    [
+        ("mlp", "GELU", -4.0, 1e-3, 0.5),  # the second layer's z sit near -4: mostly dead
+        ("mlp", "SiLU", -9.0, 1e-3, 0.5),
+        ("cnn", "GELU", -4.0, 1e-3, 0.7),
+        ("mlp", "GELU", None, 0.03, 0.7),  # a high rate: some units go quiet, none dies
+    ],
+    ids=[
+        "mlp-gelu-negative-bias",
+        "mlp-silu-negative-bias",
+        "cnn-gelu-negative-bias",
+        "mlp-gelu-high-lr",
+    ],
+)
+def test_smooth_dead_and_tau_dormant_units_match_a_hook(
+    monkeypatch, architecture, activation, bias, lr, tau
+):
+    """The Run's dead and tau-dormant fractions of a GELU or SiLU net (per epoch, and per
+    layer in the last) are the test's own count from the activations' inputs and outputs
+    in each epoch. GELU and SiLU units are dead only far below 0 (GELU -3.81, SiLU -8.99),
+    so ReLU's rule (z <= 0) would count far more: the hook's dormant units show it."""
+    settings = Settings(
+        width=16, depth=2, epochs=2, cnn_epochs=2, cnn_channels=(4, 6), tau=tau, batch=64
+    )
+    data = dataset(None)
+    layers = counted_by_a_hook(monkeypatch, activation)
+    run = train_one(
+        data, Scenario("s", "", lr, bias, (activation,)), activation, settings, 0, architecture
+    )
+    assert len(layers) == len(run.layer_dead_fraction) == 2
+    steps = math.ceil(len(data.x_train) / settings.batch)
+    units = [per_unit(calls[0][0]).shape[0] for calls in layers]
+    assert run.units == sum(units)
+    dormant_by_relu_rule = 0
+    for epoch in range(2):
+        counts = [
+            dead_and_tau_dormant(calls[epoch * steps : (epoch + 1) * steps], activation, tau)
+            for calls in layers
+        ]
+        assert run.dead_fraction[epoch] == sum(d for d, _ in counts) / run.units
+        assert run.tau_dormant_fraction[epoch] == sum(t for _, t in counts) / run.units
+        if epoch == 1:
+            assert run.layer_dead_fraction == [d / n for (d, _), n in zip(counts, units)]
+            assert run.layer_tau_dormant_fraction == [t / n for (_, t), n in zip(counts, units)]
+            for calls in layers:
+                z = per_unit(torch.cat([c[0] for c in calls[steps:]]))
+                dormant_by_relu_rule += int((z <= 0).all(1).sum())
+    if architecture == "mlp" and bias is not None:  # never above 0 is not dead for GELU, SiLU
+        assert dormant_by_relu_rule > run.dead_units[-1]
+
+
+def test_tau_option_reaches_the_monitor_and_the_report():
+    """--tau sets the monitor's threshold (the default ReDo's 0.1); argparse refuses what is
+    no number >= 0; the report says the threshold it used."""
+    assert parse_args([]).tau == Settings().tau == 0.1
+    args = parse_args(["train", "--tau", "0.25"])
+    settings, _, _ = settings_for(args, dataset(None))
+    assert settings.tau == 0.25
+    assert "tau = 0.25 times" in report.header_section(
+        hand_made_results(1) | {"config": dataclasses.asdict(settings)}
+    )
+
+
+@pytest.mark.parametrize("value", ["-0.1", "nan", "inf", "x", ""])
+def test_tau_must_be_a_number_of_at_least_zero(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--tau", value])
+    assert exit_.value.code == 2
+    assert "error: argument --tau: must be a number >= 0, got " in capsys.readouterr().err
 
 
 def test_revive_runs_every_few_epochs_but_not_after_the_last():
@@ -205,8 +340,10 @@ def test_born_dead_matches_the_analytic_value():
 def test_variants_are_never_born_dead():
     x = torch.randn(16, 8)
     generator = torch.Generator().manual_seed(0)
-    for activation in ("LeakyReLU", "PReLU", "ELU", "SELU"):
+    for activation in ("LeakyReLU", "PReLU", "ELU", "SELU", "GELU", "SiLU"):
         assert born_dead.born_dead_fraction(x, 2, 30, 200, activation, generator) == 0
+    # ... and ReLU's, under the same draw, are: the estimate can tell them apart
+    assert born_dead.born_dead_fraction(x, 2, 30, 200, "ReLU", generator) > 0.5
 
 
 def test_results_do_not_depend_on_the_number_of_workers():
@@ -220,6 +357,7 @@ def test_results_do_not_depend_on_the_number_of_workers():
         (data, by_name["remedy_revive"], "ReLU", settings, 0, "mlp"),
         (data, by_name["negative_bias"], "PReLU", settings, 1, "mlp"),
         (data, by_name["high_lr"], "ELU", settings, 2, "cnn"),
+        (data, by_name["negative_bias"], "GELU", settings, 3, "mlp"),
     ]
     cells = born_dead.cells(data.x_train[:16], "data", [2, 3], [2, 5], 64, ["ReLU", "ELU"])
     with Workers(2) as two:  # one pool for both, as the command line does
@@ -541,16 +679,54 @@ def cell_mean(results: dict, activation: str, scenarios: set[str], key: str) -> 
     return sum(values) / len(values)
 
 
+def check_smooth_line(line: str, results: dict) -> None:
+    """The summary's GELU and SiLU line against the cells: per killing scenario and network,
+    ReLU's, GELU's and SiLU's dead / tau-dormant / accuracy, and how often each smooth
+    activation ended with fewer, as many or more dead units than ReLU."""
+    cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
+    assert line.startswith("- GELU and SiLU against ReLU under `high_lr` and `negative_bias`: ")
+    numbers = line.split(" (dead / tau-dormant at the end / test accuracy: ", 1)[1]
+    triple = r"(\d+\.\d)% / (\d+\.\d)% / (\d\.\d{3})"
+    shown = {}
+    for scenario, networks in re.findall(r"`(\w+)`: (.*?)(?=; `|\)\.$)", numbers):
+        for name, values in re.findall(r"(MLP|CNN) (.*?)(?=; |$)", networks):
+            for activation, *value in re.findall(rf"(ReLU|GELU|SiLU) {triple}", values):
+                shown[(name.lower(), scenario, activation)] = [float(v) for v in value]
+    expected = {
+        (arch, scenario, activation)
+        for arch in ARCHITECTURES
+        for scenario in ("high_lr", "negative_bias")
+        for activation in ("ReLU", "GELU", "SiLU")
+    }
+    assert set(shown) == expected, line
+    for key, (dead, tau_dormant, accuracy) in shown.items():
+        cell = cells[key]
+        assert dead == pytest.approx(100 * cell["dead_fraction_mean"], abs=0.051)
+        assert tau_dormant == pytest.approx(100 * cell["tau_dormant_fraction_mean"], abs=0.051)
+        assert accuracy == pytest.approx(cell["test_accuracy_mean"], abs=5.1e-4)
+    for smooth in ("GELU", "SiLU"):
+        verdict = {"fewer": 0, "as many": 0, "more": 0}
+        for arch, scenario, activation in expected:
+            if activation == smooth:
+                mine = cells[(arch, scenario, smooth)]["dead_fraction_mean"]
+                relu = cells[(arch, scenario, "ReLU")]["dead_fraction_mean"]
+                verdict["fewer" if mine < relu else "as many" if mine == relu else "more"] += 1
+        words = [f"fewer dead units than ReLU in {verdict['fewer']} of 4"]
+        words += [f"{word} in {n}" for word, n in verdict.items() if word != "fewer" and n]
+        assert f"{smooth}: {', '.join(words)}" in line
+
+
 def test_report_opens_with_a_five_line_summary_of_the_run(study):
     out, results = study
     lines = summary_of((out / "report.md").read_text())
     assert len(lines) == 5 and all(line.startswith("- ") for line in lines)
-    most_lost, dead, accuracy, born, revived = lines
+    dead, accuracy, smooth, born, revived = lines
 
     worst = max(results["cells"], key=lambda c: c["dead_fraction_mean"])
     assert worst["dead_fraction_mean"] > 0  # negative_bias kills ReLU units
-    assert f"Most units lost: {worst['activation']}, with " in most_lost
-    assert f"{100 * worst['dead_fraction_mean']:.1f}%" in most_lost
+    most_lost = dead.split("; the most: ")[1]
+    assert most_lost.startswith(f"{worst['activation']}, ")
+    assert f"{100 * worst['dead_fraction_mean']:.1f}% of the " in most_lost
     assert f"`{worst['scenario']}`" in most_lost
 
     # the scenarios every activation trains in: the comparison's cells
@@ -565,6 +741,14 @@ def test_report_opens_with_a_five_line_summary_of_the_run(study):
         for activation, value in shown.items():
             expected = scale * cell_mean(results, activation, shared, key)
             assert value == pytest.approx(expected, abs=0.51 * 10 ** -(3 if scale == 1 else 1))
+    names = "|".join(sorted(ACTIVATIONS, key=len, reverse=True))
+    tau_dormant = dict(re.findall(rf"\b({names}) \d+\.\d% \((\d+\.\d)%\)", dead))
+    assert set(tau_dormant) == set(ACTIVATIONS), dead
+    for activation, value in tau_dormant.items():
+        expected = 100 * cell_mean(results, activation, shared, "tau_dormant_fraction_mean")
+        assert float(value) == pytest.approx(expected, abs=0.051)
+
+    check_smooth_line(smooth, results)
 
     config = results["config"]["born_dead"]
     width, depth = min(config["widths"]), max(config["depths"])
@@ -580,7 +764,7 @@ def test_report_opens_with_a_five_line_summary_of_the_run(study):
         e = estimates["one point" if inputs == "at one input point" else "data"]
         assert float(value) == pytest.approx(100 * e["probability"], abs=0.051)
         assert int(trials.replace(",", "")) == config["trials"]
-    variants = 4 * len(config["depths"]) * 2  # 4 variants, the narrowest width, 2 input sets
+    variants = 6 * len(config["depths"]) * 2  # 6 variants, the narrowest width, 2 input sets
     assert f"the variants: 0 of {variants * (config['trials'] // 4):,} networks" in born
 
     cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
@@ -630,9 +814,13 @@ def hand_made_cell(seeds: int, units: int = 8, epochs: int = 2) -> dict:
         "dead_fraction_mean": 0.25,
         "dead_fraction_std": 0.0 if seeds == 1 else 0.125,
         "dormant_fraction_mean": 0.5,
+        "tau_dormant_fraction_mean": 0.75,
+        "tau_dormant_fraction_std": 0.0 if seeds == 1 else 0.0625,
         "active_rate_mean": 0.375,
         "dead_fraction_per_epoch": [0.25] * epochs,
+        "tau_dormant_fraction_per_epoch": [0.75] * epochs,
         "layer_dead_fraction": [0.25],
+        "layer_tau_dormant_fraction": [0.75],
         "revived_per_epoch": [0.0] * epochs,
         "revive_warnings": {},
     }
@@ -661,22 +849,38 @@ def hand_made_results(seeds: int, count: int = 2, revive_every: int = 3, **data)
 
 
 @pytest.mark.parametrize(
-    "seeds,accuracy,dead,networks",
+    "seeds,accuracy,dead,tau_dormant,networks",
     [
-        (1, "0.875", "25.0%", "one seed per cell: each value is one run's, with no spread"),
-        (3, "0.875 ± 0.031", "25.0% ± 12.5%", "mean ± standard deviation over seeds"),
+        (
+            1,
+            "0.875",
+            "25.0%",
+            "75.0%",
+            "one seed per cell: each value is one run's, with no spread",
+        ),
+        (
+            3,
+            "0.875 ± 0.031",
+            "25.0% ± 12.5%",
+            "75.0% ± 6.2%",
+            "mean ± standard deviation over seeds",
+        ),
     ],
     ids=["one-seed", "three-seeds"],
 )
-def test_one_seed_shows_its_value_without_a_spread(tmp_path, seeds, accuracy, dead, networks):
+def test_one_seed_shows_its_value_without_a_spread(
+    tmp_path, seeds, accuracy, dead, tau_dormant, networks
+):
     """One seed has no spread: the tables (Markdown and printed) and report.md give the
     value alone, not "± 0.000"; several seeds, the mean ± the standard deviation."""
     results = hand_made_results(seeds)
-    summary = ("MLP", "high_lr", "ReLU", accuracy, dead, "50.0%", "37.5%")
+    summary = ("MLP", "high_lr", "ReLU", accuracy, dead, tau_dormant, "50.0%", "37.5%")
     assert report.summary_rows(results)[0] == summary
     assert report.revive_rows(results)[0] == ("MLP", "no", accuracy, dead, "25.0%", "")
     markdown = report.summary_table(results).splitlines()[2]
-    assert markdown == f"| MLP | high_lr | ReLU | {accuracy} | {dead} | 50.0% | 37.5% |"
+    assert markdown == (
+        f"| MLP | high_lr | ReLU | {accuracy} | {dead} | {tau_dormant} | 50.0% | 37.5% |"
+    )
     printed = report.text_table(results).splitlines()[2]  # below the header and its rule
     assert printed.split() == " ".join(summary).split()
     assert f"Networks (Adam, batch 64; {networks}):" in report.header_section(results)
@@ -779,10 +983,10 @@ def test_born_dead_table_has_a_row_per_relu_setting_and_one_for_the_variants(stu
 
     assert len(variants) == 1
     names, width, depths, one_point, analytic, data, trials = variants[0]
-    assert names == "LeakyReLU, PReLU, ELU, SELU"
+    assert names == "LeakyReLU, PReLU, ELU, SELU, GELU, SiLU"
     assert width == str(min(config["widths"]))
     assert depths == ", ".join(map(str, config["depths"]))
-    drawn = 4 * len(config["depths"]) * (config["trials"] // 4)
+    drawn = 6 * len(config["depths"]) * (config["trials"] // 4)
     assert one_point == data == f"never: 0 of {drawn:,} networks" and analytic == ""
     assert trials == f"{config['trials'] // 4:,}"
 

@@ -1,6 +1,6 @@
 """Command line of the dying-ReLU study (an MLP and a BatchNorm CNN per activation).
 
-python -m torch_ext.study                 # everything, about 2 minutes on 2 cores
+python -m torch_ext.study                 # everything, about 2.5 minutes on 2 cores
 python -m torch_ext.study --quick         # a smaller run, under a minute
 python -m torch_ext.study --full          # more seeds and epochs
 python -m torch_ext.study born-dead       # only the born-dead estimate
@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from . import born_dead, report, selu_check
+from .activations import ACTIVATIONS
 from .data import MIN_IMAGE_SIDE, DataError, Dataset, dataset
 from .parallel import Workers, one_thread, usable_cores
 from .training import Settings, run_study, scenarios
@@ -47,6 +48,18 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def tau_value(text: str) -> float:
+    """argparse's type of --tau: a number >= 0 (0 counts only units that output exactly
+    0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # NaN fails the first test
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -90,6 +103,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="networks trained at once, one process and core each (default: the usable "
         "cores, %(default)s here)",
     )
+    parser.add_argument(
+        "--tau",
+        type=tau_value,
+        default=Settings.tau,
+        help="ReDo's dormancy threshold (Sokar et al. 2023): a unit whose mean |output| over "
+        "an epoch is at most TAU times its layer's mean is reported tau-dormant "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.workers > cores:  # as torch's DataLoader says of num_workers
@@ -105,7 +126,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def settings_for(args: argparse.Namespace, data: Dataset) -> tuple[Settings, dict, dict[str, str]]:
     """The training settings, the born-dead estimate's sizes, and the architectures left out
     (``{name: why}``)."""
-    settings = Settings()
+    settings = Settings(tau=args.tau)
     born = {
         "widths": [2, 3, 4, 6],
         "depths": [2, 5, 10, 20, 50],
@@ -146,7 +167,7 @@ def run_born_dead(data: Dataset, born: dict, progress, workers: Workers | int = 
             born["widths"][:1],
             born["depths"],
             born["trials"] // 4,
-            ["LeakyReLU", "PReLU", "ELU", "SELU"],
+            [a for a in ACTIVATIONS if a != "ReLU"],
         )
     estimates = born_dead.estimate(jobs, workers, progress)
     rows = []

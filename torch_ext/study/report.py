@@ -13,6 +13,7 @@ import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 
+from .activations import SMOOTH
 from .wording import count, span
 
 matplotlib.use("Agg")  # files only: no display needed, none opened
@@ -69,6 +70,7 @@ SUMMARY_COLUMNS = (
     "activation",
     "test accuracy",
     "dead units (final epoch)",
+    "tau-dormant units",
     "dormant units",
     "active rate",
 )
@@ -83,6 +85,7 @@ def summary_rows(results: dict) -> list[tuple[str, ...]]:
             c["activation"],
             spread(c, "test_accuracy", decimal),
             spread(c, "dead_fraction", pct),
+            spread(c, "tau_dormant_fraction", pct),
             pct(c["dormant_fraction_mean"]),
             pct(c["active_rate_mean"]),
         )
@@ -373,22 +376,26 @@ def scenarios_text(cells: list[dict]) -> str:
     return f"{networks} under {scenarios}"
 
 
-def most_units_lost_line(results: dict) -> str:
+def most_units_lost(results: dict) -> str:
+    """ "the most: ReLU, 88.0% of the MLP's hidden units under `negative_bias`", or that no
+    network lost a unit."""
     worst = max(results["cells"], key=lambda c: c["dead_fraction_mean"])
     if worst["dead_fraction_mean"] == 0:
-        return "No network lost a unit: no hidden unit was dead at the end of any run."
+        return "no network lost a unit: no hidden unit was dead at the end of any run"
     return (
-        f"Most units lost: {worst['activation']}, with {pct(worst['dead_fraction_mean'])} "
-        f"of the {network(worst)}'s hidden units dead at the end under `{worst['scenario']}`."
+        f"the most: {worst['activation']}, {pct(worst['dead_fraction_mean'])} of the "
+        f"{network(worst)}'s hidden units under `{worst['scenario']}`"
     )
 
 
 def dead_at_the_end_line(results: dict) -> str:
     cells = shared_cells(results)
     dead = mean_per_activation(cells, "dead_fraction_mean")
+    tau_dormant = mean_per_activation(cells, "tau_dormant_fraction_mean")
+    values = {a: f"{pct(v)} ({pct(tau_dormant[a])})" for a, v in dead.items()}
     return (
-        f"Dead units at the end, mean over the {scenarios_text(cells)}: "
-        f"{relu_versus_variants({a: pct(v) for a, v in dead.items()})}."
+        f"Dead units at the end (tau-dormant in brackets), mean over the "
+        f"{scenarios_text(cells)}: {relu_versus_variants(values)}; {most_units_lost(results)}."
     )
 
 
@@ -397,6 +404,64 @@ def accuracy_line(results: dict) -> str:
     return (
         "Test accuracy, mean over the same networks and scenarios: "
         f"{relu_versus_variants({a: f'{v:.3f}' for a, v in accuracy.items()})}."
+    )
+
+
+# The scenarios that kill ReLU units, where the summary sets the smooth activations
+# against ReLU.
+KILLING_SCENARIOS = ("high_lr", "negative_bias")
+
+
+def smooth_pairs(results: dict) -> list[tuple[dict, list[dict]]]:
+    """Per killing scenario and network, its ReLU cell and its GELU and SiLU cells."""
+    cells = {(c["architecture"], c["scenario"], c["activation"]): c for c in results["cells"]}
+    pairs = []
+    for scenario in KILLING_SCENARIOS:
+        for arch in dict.fromkeys(c["architecture"] for c in results["cells"]):
+            relu = cells.get((arch, scenario, "ReLU"))
+            smooth = [cells[(arch, scenario, a)] for a in SMOOTH if (arch, scenario, a) in cells]
+            if relu is not None and smooth:
+                pairs.append((relu, smooth))
+    return pairs
+
+
+def than_relu(smooth: str, pairs: list[tuple[dict, list[dict]]]) -> str:
+    """ "GELU: fewer dead units than ReLU in 2 of 4, as many in 2": how the smooth
+    activation's dead fraction at the end compares with ReLU's, network by scenario."""
+    fewer = same = more = 0
+    for relu, cells in pairs:
+        for cell in cells:
+            if cell["activation"] == smooth:
+                dead, relu_dead = cell["dead_fraction_mean"], relu["dead_fraction_mean"]
+                fewer += dead < relu_dead
+                same += dead == relu_dead
+                more += dead > relu_dead
+    parts = [f"fewer dead units than ReLU in {fewer} of {fewer + same + more}"]
+    parts += [f"{word} in {n}" for word, n in (("as many", same), ("more", more)) if n]
+    return f"{smooth}: " + ", ".join(parts)
+
+
+def smooth_line(results: dict) -> str:
+    """Whether GELU and SiLU escape dying where ReLU dies: per killing scenario and network,
+    dead units / tau-dormant units at the end / test accuracy of ReLU, GELU and SiLU."""
+    pairs = smooth_pairs(results)
+    smooth = list(dict.fromkeys(c["activation"] for _, cells in pairs for c in cells))
+    per_scenario: dict[str, list[str]] = {}
+    for relu, cells in pairs:
+        values = ", ".join(
+            f"{c['activation']} {pct(c['dead_fraction_mean'])} / "
+            f"{pct(c['tau_dormant_fraction_mean'])} / {c['test_accuracy_mean']:.3f}"
+            for c in (relu, *cells)
+        )
+        per_scenario.setdefault(relu["scenario"], []).append(f"{network(relu)} {values}")
+    numbers = "; ".join(
+        f"`{scenario}`: {'; '.join(networks)}" for scenario, networks in per_scenario.items()
+    )
+    scenarios = " and ".join(f"`{s}`" for s in per_scenario)
+    verdicts = "; ".join(than_relu(a, pairs) for a in smooth)
+    return (
+        f"{' and '.join(smooth)} against ReLU under {scenarios}: {verdicts} (dead / "
+        f"tau-dormant at the end / test accuracy: {numbers})."
     )
 
 
@@ -436,8 +501,9 @@ def summary_lines(results: dict) -> list[str]:
     (``selu-check`` adds none); fewer when some did not."""
     lines = []
     if results["cells"]:
-        lines += [most_units_lost_line(results), dead_at_the_end_line(results)]
-        lines.append(accuracy_line(results))
+        lines += [dead_at_the_end_line(results), accuracy_line(results)]
+    if smooth_pairs(results):
+        lines.append(smooth_line(results))
     if relu_estimates(results):
         lines.append(born_dead_line(results))
     if revive_pairs(results):
@@ -519,11 +585,15 @@ Networks (Adam, batch {config["batch"]}; {seeds_text(results)}):
 
 {networks_text(results)}
 
-A unit is *dead* when, over a whole epoch, no sample gave it a local derivative above 1e-3
-(it cannot learn); *dormant* when no sample made it active (z > 0); a CNN channel counts
-every position of every image. *Active rate*: the share of inputs (positions) on which a
-hidden unit is active, averaged over units, in the final epoch: a unit active on a few
-inputs only is not dead, yet contributes little.
+A unit is *dead* when, over a whole epoch, no sample gave it a local derivative |f'(z)|
+above 1e-3 (it cannot learn; for GELU every z below about -3.81, for SiLU below -8.99, or
+in the narrow band where f' crosses 0); *dormant* when no sample made it active (z > 0); a
+CNN channel counts every position of every image. *Tau-dormant* (ReDo, Sokar et al. 2023):
+its mean |output| over the epoch is at most tau = {config["tau"]:g} times the mean of its
+layer's units, whatever its activation: it may still learn, but its layer hardly hears it.
+*Active rate*: the share of inputs (positions) on which a hidden unit is active, averaged
+over units, in the final epoch: a unit active on a few inputs only is not dead, yet
+contributes little.
 
 Scenarios:
 {chr(10).join(f"- `{s['name']}`: {s['description']}" for s in results["scenarios"])}
@@ -535,7 +605,7 @@ def training_section(results: dict) -> str:
 
 {summary_table(results)}
 
-![dead fraction per epoch](dead_fraction_vs_epoch.png)
+![dead and tau-dormant units per epoch](dead_fraction_vs_epoch.png)
 ![final dead fraction per layer](final_dead_per_layer.png)
 ![test accuracy](accuracy.png)
 """
@@ -652,39 +722,58 @@ def plot_training(results: dict, out: Path) -> None:
     plot_revive(results, out)
 
 
+# The per-epoch measures plot_dead_vs_epoch draws: a row of panels each, per network.
+EPOCH_MEASURES = {
+    "dead_fraction_per_epoch": "dead units (%)",
+    "tau_dormant_fraction_per_epoch": "tau-dormant units (%)",
+}
+
+
+def activation_style(activation: str) -> str:
+    """Solid lines for the ReLU family, dashed for the smooth activations (GELU, SiLU)."""
+    return "--" if activation in SMOOTH else "-"
+
+
 def plot_dead_vs_epoch(results: dict, out: Path) -> None:
-    """One row of panels per architecture, one panel per scenario."""
+    """Per network two rows of panels, dead units and tau-dormant units; one panel per
+    scenario."""
     scenarios = [s["name"] for s in results["scenarios"]]
     archs = list(dict.fromkeys(c["architecture"] for c in results["cells"]))
+    rows = [(arch, key) for arch in archs for key in EPOCH_MEASURES]
     fig, axes = plt.subplots(
-        len(archs),
+        len(rows),
         len(scenarios),
-        figsize=(3.6 * len(scenarios), 3.2 * len(archs)),
+        figsize=(3.6 * len(scenarios), 2.9 * len(rows)),
         sharey=True,
         squeeze=False,
     )
     colours = activation_colours(results)
-    for row, arch in zip(axes, archs):
+    for row, (arch, key) in zip(axes, rows):
         for ax, scenario in zip(row, scenarios):
             for cell in (
                 c
                 for c in results["cells"]
                 if c["scenario"] == scenario and c["architecture"] == arch
             ):
-                curve = cell["dead_fraction_per_epoch"]
+                curve = cell[key]
                 ax.plot(
                     range(1, len(curve) + 1),
                     [100 * v for v in curve],
+                    activation_style(cell["activation"]),
                     marker=".",
                     color=colours[cell["activation"]],
                     label=cell["activation"],
                 )
             ax.set_title(f"{NETWORKS.get(arch, arch)}: {scenario}", fontsize=9)
-            ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
-        row[0].set_ylabel("dead hidden units (%)")
+        row[0].set_ylabel(f"{NETWORKS.get(arch, arch)}: {EPOCH_MEASURES[key]}", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
     legend_outside(axes[0][-1], axes.flat, fontsize=8, title="activation")
-    fig.suptitle(f"Dead units during training ({over_seeds(results)})")
+    fig.suptitle(
+        f"Dead and tau-dormant (tau = {results['config']['tau']:g}) hidden units during "
+        f"training ({over_seeds(results)})"
+    )
     save(fig, out / "dead_fraction_vs_epoch.png")
 
 

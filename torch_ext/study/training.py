@@ -1,5 +1,6 @@
 """The training part of the study: one network per architecture, activation and scenario,
-watched by the DeadNeuronMonitor, scored on the held-out split.
+watched by the DeadNeuronMonitor (dead units, and ReDo's tau-dormant units), scored on the
+held-out split.
 
 Two architectures: an MLP on the flat features, and a small convolutional network with
 BatchNorm on the same features read as one-channel square images (the digits' 8x8).
@@ -17,18 +18,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..activations import ACTIVATIONS as SUPPORTED
-from ..monitor import DeadNeuronMonitor
+from ..monitor import DeadNeuronMonitor, LayerReport
 from ..revive import revive
+from .activations import ACTIVATIONS
 from .data import Dataset, as_images
 from .parallel import Workers, workers_of
 from .wording import count, span
-
-# The activations compared, as torch_ext.nn modules (units -> module; units are a Linear's
-# features or a convolution's channels).
-ACTIVATIONS: dict[str, Callable[[int], torch.nn.Module]] = {
-    name: SUPPORTED[name].make for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "SELU")
-}
 
 ARCHITECTURES = ("mlp", "cnn")
 # An epoch's run time relative to the MLP's (measured on 2 cores), to start long jobs first.
@@ -58,6 +53,9 @@ class Settings:
     cnn_epochs: int = 9
     cnn_seeds: int = 2
     architectures: tuple[str, ...] = ARCHITECTURES
+    # ReDo's dormancy threshold (Sokar et al. 2023), the monitor's tau=: a unit whose mean
+    # |output| over an epoch is at most tau times its layer's mean is tau-dormant.
+    tau: float = 0.1
 
     def epochs_for(self, architecture: str) -> int:
         return self.cnn_epochs if architecture == "cnn" else self.epochs
@@ -200,6 +198,8 @@ class Run:
     dead_fraction: list[float]  # per epoch
     layer_dead_fraction: list[float]  # per hidden layer, last epoch
     layer_dormant_fraction: list[float]
+    tau_dormant_fraction: list[float]  # per epoch (NaN where the monitor summed no |h|)
+    layer_tau_dormant_fraction: list[float]  # per hidden layer, last epoch
     active_rate: (
         float  # last epoch: mean over hidden units of the share of inputs they are active on
     )
@@ -262,7 +262,9 @@ def train_one(
     loss = torch.tensor(float("nan"))
     revived: list[int] = []
     warnings: list[str] = []
-    with DeadNeuronMonitor(model, window=steps_per_epoch, warn_dead_fraction=1.0) as monitor:
+    with DeadNeuronMonitor(
+        model, window=steps_per_epoch, warn_dead_fraction=1.0, tau=settings.tau
+    ) as monitor:
         for epoch in range(epochs):
             model.train()
             for batch in torch.randperm(len(x_train), generator=generator).split(settings.batch):
@@ -298,6 +300,9 @@ def summarise(
     last = list(history[-1].layers.values())
     units = sum(layer.units for layer in last)
     dead = [sum(layer.dead for layer in report.layers.values()) for report in history]
+    tau_dormant = [
+        sum(_tau_dormant(layer) for layer in report.layers.values()) for report in history
+    ]
     return Run(
         accuracy=accuracy,
         final_loss=final_loss,
@@ -306,10 +311,18 @@ def summarise(
         dead_fraction=[d / units for d in dead],
         layer_dead_fraction=[layer.dead_fraction for layer in last],
         layer_dormant_fraction=[layer.dormant_fraction for layer in last],
+        tau_dormant_fraction=[d / units for d in tau_dormant],
+        layer_tau_dormant_fraction=[_tau_dormant(layer) / layer.units for layer in last],
         active_rate=sum(layer.mean_activation_rate * layer.units for layer in last) / units,
         revived=revived,
         revive_warnings=warnings,
     )
+
+
+def _tau_dormant(layer: LayerReport) -> float:
+    """The layer's tau-dormant units; NaN where the monitor has none to give (it could not
+    sum the layer's outputs)."""
+    return math.nan if layer.tau_dormant is None else float(layer.tau_dormant)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -336,6 +349,7 @@ class Cell:
         acc, acc_std = _mean_std([r.accuracy for r in self.runs])
         dead, dead_std = _mean_std([r.dead_fraction[-1] for r in self.runs])
         dormant, _ = _mean_std([statistics.fmean(r.layer_dormant_fraction) for r in self.runs])
+        tau_dormant, tau_dormant_std = _mean_std([r.tau_dormant_fraction[-1] for r in self.runs])
         active, _ = _mean_std([r.active_rate for r in self.runs])
         return {
             "architecture": self.architecture,
@@ -348,9 +362,17 @@ class Cell:
             "dead_fraction_mean": dead,
             "dead_fraction_std": dead_std,
             "dormant_fraction_mean": dormant,
+            "tau_dormant_fraction_mean": tau_dormant,
+            "tau_dormant_fraction_std": tau_dormant_std,
             "active_rate_mean": active,
             "dead_fraction_per_epoch": _per_index_mean([r.dead_fraction for r in self.runs]),
             "layer_dead_fraction": _per_index_mean([r.layer_dead_fraction for r in self.runs]),
+            "tau_dormant_fraction_per_epoch": _per_index_mean(
+                [r.tau_dormant_fraction for r in self.runs]
+            ),
+            "layer_tau_dormant_fraction": _per_index_mean(
+                [r.layer_tau_dormant_fraction for r in self.runs]
+            ),
             "revived_per_epoch": _per_index_mean(
                 [[float(n) for n in r.revived] for r in self.runs]
             ),
