@@ -307,7 +307,7 @@ def test_revive_brings_killed_units_back_in_the_next_window(name, caplog):
         revived = torch_ext.revive(model, monitor, exact=False)
         assert set(killed) <= set(revived[layer_name])
         assert revived.change_bounds[layer_name] > 0
-        assert any("change by at most" in why for why in revived.inexact[layer_name])
+        assert any("output by at most" in why for why in revived.inexact[layer_name])
         _run_window(model, case, monitor, {})
         again = monitor.history[-1].layers[layer_name]
     assert not set(killed) & set(again.dead_units)
@@ -331,7 +331,7 @@ def test_revive_bound_holds_on_a_saturated_tanh_layer():
         after = model(x).detach()
     assert revived["1"] == [2, 7]
     change = (after - before).abs().max().item()
-    assert 0.5 < change <= revived.change_bounds["1"] * (1 + 1e-6)
+    assert 0.1 < change <= revived.change_bounds["1"] * (1 + 1e-6)
 
 
 def test_tau_dormant_units_can_be_revived_by_select():

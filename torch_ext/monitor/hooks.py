@@ -31,7 +31,10 @@ def add_abs_sums(h: Any, z_shape: torch.Size, counting: Counting) -> bool:
     output is not shaped as the input (not an elementwise activation: nothing is summed)."""
     if not isinstance(h, Tensor) or h.shape != z_shape:
         return False
-    torch.ops.torch_ext.abs_sum_(h.detach(), counting.abs_sums, counting.unit_dim)
+    # After the module's call has ended (a forward hook): unseen by torch-function modes,
+    # such as the link tracer's, to which h.detach() would be a use of the layer's output.
+    with torch._C.DisableTorchFunction():
+        torch.ops.torch_ext.abs_sum_(h.detach(), counting.abs_sums, counting.unit_dim)
     return True
 
 

@@ -60,7 +60,7 @@ class Plan:
     inexact: list[str]
     rows: Tensor | None = None  # the fresh incoming weights, drawn before anything is written
     # With exact=False, for units whose output is not a constant revive can fold away: the
-    # most a reader's output can change (max over samples, or mean, see _Drift).
+    # most a reader's output can change (on any sample, or on average; see _drift_note).
     change_bound: float | None = None
 
 
@@ -80,12 +80,13 @@ def units_to_revive(layer: LayerReport, select: str) -> list[int] | str:
 
 @dataclass
 class _Drift:
-    """Units whose output is not a known constant: how large it may be per unit (`bound`,
-    the sup of |f| over the dead set, or the window's mean |h|: `kind` "max" or "mean")."""
+    """Units whose output is not a known constant: how large it may be per unit, on any
+    sample (`peak`: the sup of |f| over the activation's dead set, for dead units) and on
+    average over the window (`mean`: the largest mean |h|, with tau=)."""
 
-    bound: float
-    kind: str
-    why: str
+    peak: float | None
+    mean: float | None
+    what: str  # "dead GELU units", ...
 
 
 def _drift(
@@ -93,40 +94,47 @@ def _drift(
 ) -> _Drift | None:
     """None where the units output a constant revive can fold (dead units of the ReLU
     family, as before); else how far from 0 their output may be."""
-    dead = set(layer.dead_units)
-    name = type(activation).__name__
-    if all(u in dead for u in units):
-        rule = activation_rule(activation)
-        if rule is None:
-            return None  # the ReLU family: _dead_output_problem decides
-        sup = rule.dead_output_bound(monitor.grad_eps)
-        if layer.mean_abs is not None:
-            mean = max(layer.mean_abs[u] for u in units)
-            return _Drift(
-                mean,
-                "mean",
-                f"its {layer.condition} {name} units still output a mean |h| up to {mean:.3g} "
-                f"(|f| <= {sup:.3g} where {name} passes no gradient)",
-            )
-        return _Drift(
-            sup, "max", f"its {layer.condition} {name} units still output up to {sup:.3g}"
-        )
-    mean = max(layer.mean_abs[u] for u in units)
-    return _Drift(
-        mean, "mean", f"its tau-dormant {name} units still output a mean |h| up to {mean:.3g}"
-    )
+    rule = activation_rule(activation)
+    all_dead = set(units) <= set(layer.dead_units)
+    if all_dead and rule is None:
+        return None  # the ReLU family: _dead_output_problem decides
+    mean = None if layer.mean_abs is None else max(layer.mean_abs[u] for u in units)
+    peak = rule.dead_output_bound(monitor.grad_eps) if all_dead and rule is not None else None
+    kind = layer.condition if all_dead else "tau-dormant"
+    return _Drift(peak, mean, f"{kind} {type(activation).__name__} units")
 
 
-def _change_bound(drift: _Drift, readers: list, width: int, units: list[int]) -> float:
-    """The most a reader's output changes when the units' outgoing weights are zeroed:
-    drift.bound times the largest sum of |w| over those weights into one reader output."""
-    bound = 0.0
+def _reader_weight(readers: list, width: int, units: list[int]) -> float:
+    """The largest sum of |w| over the units' outgoing weights into one reader output."""
+    largest = 0.0
     for reader, path in readers:
         columns = path.layout.indices(width, torch.tensor(units, device=reader.weight.device))
         weights = reader.weight.detach()[:, columns].abs()
         per_output = weights.sum(dim=[d for d in range(weights.dim()) if d != 0])
-        bound = max(bound, float(per_output.max()) if per_output.numel() else 0.0)
-    return drift.bound * bound
+        largest = max(largest, float(per_output.max()) if per_output.numel() else 0.0)
+    return largest
+
+
+def _drift_note(drift: _Drift, weight: float) -> tuple[str, float]:
+    """What reviving drops, in words, and the bound on a reader output's change: on any
+    sample where the units' peak output is known, else on average over the window."""
+    parts = []
+    if drift.peak is not None:
+        parts.append(
+            f"by at most {drift.peak * weight:.3g} on any sample (they output up to "
+            f"{drift.peak:.3g} where they pass no gradient)"
+        )
+    if drift.mean is not None:
+        parts.append(
+            f"by at most {drift.mean * weight:.3g} on average over the window (mean |h| up to "
+            f"{drift.mean:.3g})"
+        )
+    bound = (drift.peak if drift.peak is not None else drift.mean) * weight
+    note = (
+        f"zeroing the outgoing weights of its {drift.what} changes a reader's output "
+        + " and ".join(parts)
+    )
+    return note, bound
 
 
 def skip_layer(name: str, why: str, skipped: dict[str, str]) -> None:
@@ -170,12 +178,8 @@ def plan_layer(
     inexact = list(link.inexact)
     change = None
     if drift is not None:
-        change = _change_bound(drift, readers, link.units, units)
-        over = "on any sample" if drift.kind == "max" else "on average over the window's samples"
-        inexact.append(
-            f"{drift.why}, which zeroing their outgoing weights drops: the readers' outputs "
-            f"change by at most {change:.3g} {over}"
-        )
+        note, change = _drift_note(drift, _reader_weight(readers, link.units, units))
+        inexact.append(note)
     if inexact and exact:
         return (
             "reviving it would change the network's function: "
