@@ -23,8 +23,10 @@ void count_active_(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
 }
 
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
-  // counts[0, u] += #{z > 0}, counts[1, u] += #{z > alive_threshold[u]}, over every
-  // element of unit u (the index along unit_dim).
+  // counts[0, u] += #{z > 0}, counts[1, u] += #{z alive}, over every element of unit u (the
+  // index along unit_dim). alive_threshold (float32): {units}, alive iff z > threshold[u];
+  // or {4, units} (lo, hi, band_lo, band_hi), alive iff lo < z < hi and not
+  // band_lo <= z <= band_hi. See count_active_ in torch_ext/ops.h.
   m.def("count_active_(Tensor z, Tensor(a!) counts, int unit_dim, Tensor alive_threshold) -> ()");
 }
 
@@ -43,9 +45,10 @@ void count_active_kernel(const at::Tensor& z, at::Tensor& counts, int64_t unit_d
   if (z.numel() == 0) return;
   const c10::OptionalDeviceGuard guard(at::device_of(z));
   at::Tensor storage;
-  loops_for("torch_ext::count_active_", z)
-      .count_active(unit_view_or_copy(z, dim, storage), alive_threshold.const_data_ptr<float>(),
-                    counts[0].mutable_data_ptr<int64_t>(), counts[1].mutable_data_ptr<int64_t>());
+  const UnitStats stats{alive_threshold.const_data_ptr<float>(), alive_threshold.dim() == 2,
+                        counts[0].mutable_data_ptr<int64_t>(),
+                        counts[1].mutable_data_ptr<int64_t>(), nullptr};
+  loops_for("torch_ext::count_active_", z).count_active(unit_view_or_copy(z, dim, storage), stats);
 }
 
 }  // namespace

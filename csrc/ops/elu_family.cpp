@@ -61,11 +61,12 @@ at::Tensor elu_backward(const at::Tensor& grad_output, const at::Tensor& self_or
 
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
                        int64_t unit_dim, const at::Tensor& alive_threshold, bool save_output,
-                       double input_scale) {
-  static const auto op =
-      detail::op_handle<at::Tensor(const at::Tensor&, double, double, at::Tensor&, int64_t,
-                                   const at::Tensor&, bool, double)>("torch_ext::elu_counted");
-  return op.call(self, alpha, scale, counts, unit_dim, alive_threshold, save_output, input_scale);
+                       double input_scale, const std::optional<at::Tensor>& abs_sum) {
+  static const auto op = detail::op_handle<at::Tensor(
+      const at::Tensor&, double, double, at::Tensor&, int64_t, const at::Tensor&, bool, double,
+      const std::optional<at::Tensor>&)>("torch_ext::elu_counted");
+  return op.call(self, alpha, scale, counts, unit_dim, alive_threshold, save_output, input_scale,
+                 abs_sum);
 }
 
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
@@ -82,9 +83,11 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def(
       "elu_backward(Tensor grad_output, Tensor self_or_result, float alpha, float scale, "
       "bool is_result, float input_scale=1.0) -> Tensor");
+  // count_active_(input, ...) and, with abs_sum, abs_sum_(result, abs_sum, unit_dim).
   m.def(
       "elu_counted(Tensor input, float alpha, float scale, Tensor(a!) counts, int unit_dim, "
-      "Tensor alive_threshold, bool save_output=False, float input_scale=1.0) -> Tensor");
+      "Tensor alive_threshold, bool save_output=False, float input_scale=1.0, "
+      "Tensor(b!)? abs_sum=None) -> Tensor");
   // (alpha, scale), the one definition Python reads too (torch_ext.activations).
   m.def("selu_constants() -> (float, float)",
         [] { return std::make_tuple(act::kSeluAlpha, act::kSeluScale); });
@@ -127,9 +130,10 @@ void register_meta_kernels(torch::Library& m) {
                                         "alpha", alpha, is_result, /*self_first=*/false);
   });
   m.impl("elu_counted", [](const at::Tensor& self, double, double, at::Tensor& counts,
-                           int64_t unit_dim, const at::Tensor& alive_threshold, bool, double) {
+                           int64_t unit_dim, const at::Tensor& alive_threshold, bool, double,
+                           const std::optional<at::Tensor>& abs_sum) {
     return outputs::counted_activation("torch_ext::elu_counted", self, counts, unit_dim,
-                                       alive_threshold);
+                                       alive_threshold, abs_sum);
   });
 }
 
@@ -176,16 +180,17 @@ at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& self_or_res
 
 at::Tensor counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
                    int64_t unit_dim, const at::Tensor& alive_threshold, bool /*save_output*/,
-                   double input_scale) {
+                   double input_scale, const std::optional<at::Tensor>& abs_sum) {
   constexpr const char* op = "torch_ext::elu_counted";
   const act::EluParams p{alpha, scale, input_scale};
   check_fits_compute_type(op, p, self.scalar_type());
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for(op, self);
   return counted_forward(
-      op, self, counts, unit_dim, alive_threshold,
-      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
-          int64_t* alive) { loops.elu_counted(view, out, p, threshold, active, alive); },
+      op, self, counts, unit_dim, alive_threshold, abs_sum,
+      [&](const UnitView& view, void* out, const UnitStats& stats) {
+        loops.elu_counted(view, out, p, stats);
+      },
       [&](at::Tensor& out) {
         auto iter = elementwise_iterator(out, self);
         loops.elu(iter, p);

@@ -51,11 +51,13 @@ at::Tensor leaky_relu_backward_masked(const at::Tensor& grad_output, const at::T
 }
 
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
-                              int64_t unit_dim, const at::Tensor& alive_threshold) {
+                              int64_t unit_dim, const at::Tensor& alive_threshold,
+                              const std::optional<at::Tensor>& abs_sum) {
   static const auto op =
       detail::op_handle<at::Tensor(const at::Tensor&, double, at::Tensor&, int64_t,
-                                   const at::Tensor&)>("torch_ext::leaky_relu_counted");
-  return op.call(self, negative_slope, counts, unit_dim, alive_threshold);
+                                   const at::Tensor&, const std::optional<at::Tensor>&)>(
+          "torch_ext::leaky_relu_counted");
+  return op.call(self, negative_slope, counts, unit_dim, alive_threshold, abs_sum);
 }
 
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
@@ -71,9 +73,11 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def(
       "leaky_relu_backward_masked(Tensor grad_output, Tensor sign_mask, float negative_slope, "
       "SymInt[] result_strides) -> Tensor");
+  // count_active_(input, counts, unit_dim, alive_threshold) and, with abs_sum,
+  // abs_sum_(result, abs_sum, unit_dim), in the activation's pass.
   m.def(
       "leaky_relu_counted(Tensor input, float negative_slope, Tensor(a!) counts, int unit_dim, "
-      "Tensor alive_threshold) -> Tensor");
+      "Tensor alive_threshold, Tensor(b!)? abs_sum=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
@@ -99,11 +103,12 @@ TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
            return outputs::masked_backward("torch_ext::leaky_relu_backward_masked", grad_output,
                                            sign_mask, result_strides);
          });
-  m.impl("leaky_relu_counted", [](const at::Tensor& self, double, at::Tensor& counts,
-                                  int64_t unit_dim, const at::Tensor& alive_threshold) {
-    return outputs::counted_activation("torch_ext::leaky_relu_counted", self, counts, unit_dim,
-                                       alive_threshold);
-  });
+  m.impl("leaky_relu_counted",
+         [](const at::Tensor& self, double, at::Tensor& counts, int64_t unit_dim,
+            const at::Tensor& alive_threshold, const std::optional<at::Tensor>& abs_sum) {
+           return outputs::counted_activation("torch_ext::leaky_relu_counted", self, counts,
+                                              unit_dim, alive_threshold, abs_sum);
+         });
 }
 
 namespace {
@@ -180,16 +185,16 @@ at::Tensor leaky_relu_backward_masked_kernel(const at::Tensor& grad_output,
 
 at::Tensor leaky_relu_counted_kernel(const at::Tensor& self, double negative_slope,
                                      at::Tensor& counts, int64_t unit_dim,
-                                     const at::Tensor& alive_threshold) {
+                                     const at::Tensor& alive_threshold,
+                                     const std::optional<at::Tensor>& abs_sum) {
   constexpr const char* op = "torch_ext::leaky_relu_counted";
   check_slope(op, negative_slope, self);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for(op, self);
   return counted_forward(
-      op, self, counts, unit_dim, alive_threshold,
-      [&](const UnitView& view, void* out, const float* threshold, int64_t* active,
-          int64_t* alive) {
-        loops.leaky_relu_counted(view, out, negative_slope, threshold, active, alive);
+      op, self, counts, unit_dim, alive_threshold, abs_sum,
+      [&](const UnitView& view, void* out, const UnitStats& stats) {
+        loops.leaky_relu_counted(view, out, negative_slope, stats);
       },
       [&](at::Tensor& out) {
         auto iter = elementwise_iterator(out, self);

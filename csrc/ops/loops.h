@@ -28,6 +28,17 @@ R missing_loop(Args...) {
   fail_missing_loop();
 }
 
+// What the counting loops add to, per unit u. alive_threshold as they read it (float32,
+// contiguous): {units}, the half-line rule, or {4, units}, the interval rule (`interval`;
+// see ops/alive_rule.h). abs_sum: null, or float64 {units} sums of |out| (counted forwards).
+struct UnitStats {
+  const float* bounds;
+  bool interval;
+  int64_t* active;
+  int64_t* alive;
+  double* abs_sum;
+};
+
 struct Loops {
   // --- Elementwise, over a TensorIterator (ops/iterator.h) -------------------------------
   // out = leaky_relu(x); inputs: x.
@@ -47,18 +58,19 @@ struct Loops {
                        bool is_result) = missing_loop;
 
   // --- Per unit, over a UnitView (ops/unit_view.h) ----------------------------------------
-  // active[u] += #{z > 0}, alive[u] += #{z > threshold[u]} over the elements of unit u.
-  void (*count_active)(const UnitView& z, const float* threshold, int64_t* active,
-                       int64_t* alive) = missing_loop;
-  // The counted forwards: out (laid out as z) = f(z), and z counted as count_active does.
+  // active[u] += #{z > 0}, alive[u] += #{z alive} over the elements of unit u (UnitStats).
+  void (*count_active)(const UnitView& z, const UnitStats& stats) = missing_loop;
+  // sums[u] += sum of |h| over the elements of unit u, in double.
+  void (*abs_sum)(const UnitView& h, double* sums) = missing_loop;
+  // The counted forwards: out (laid out as z) = f(z), and z counted as count_active does;
+  // with stats.abs_sum, also abs_sum[u] += sum of |out| (as abs_sum on out gives).
   void (*leaky_relu_counted)(const UnitView& z, void* out, double negative_slope,
-                             const float* threshold, int64_t* active,
-                             int64_t* alive) = missing_loop;
+                             const UnitStats& stats) = missing_loop;
   // slopes: one per unit, of z's dtype.
-  void (*prelu_counted)(const UnitView& z, void* out, const void* slopes, const float* threshold,
-                        int64_t* active, int64_t* alive) = missing_loop;
-  void (*elu_counted)(const UnitView& z, void* out, const act::EluParams& p, const float* threshold,
-                      int64_t* active, int64_t* alive) = missing_loop;
+  void (*prelu_counted)(const UnitView& z, void* out, const void* slopes,
+                        const UnitStats& stats) = missing_loop;
+  void (*elu_counted)(const UnitView& z, void* out, const act::EluParams& p,
+                      const UnitStats& stats) = missing_loop;
   // PReLU's backward in one pass: writes grad_input (laid out as x, as grad_output is) and
   // returns the weight gradient summed per unit ({units}, in a wider type); slopes: one per
   // unit, of x's dtype. Returns an undefined tensor where the backend has no such loop for

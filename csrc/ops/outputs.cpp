@@ -74,6 +74,16 @@ void check_prelu_weight(const char* op, const at::Tensor& self, const at::Tensor
               " = the channels of a ", self.dim(), "-D 'self'), but got ", weight.sym_numel());
 }
 
+// The per-unit ops' input (a floating tensor of at least 1 dim) and unit_dim, wrapped.
+int64_t unit_dim_of(const char* op, const char* arg, const at::Tensor& z, int64_t unit_dim) {
+  check_floating(op, arg, z);
+  TORCH_CHECK(z.dim() >= 1, op, ": expected argument '", arg,
+              "' to have at least 1 dim, but got a 0-D tensor");
+  TORCH_CHECK(unit_dim >= -z.dim() && unit_dim < z.dim(), op, ": argument 'unit_dim' ", unit_dim,
+              " is out of range for a ", z.dim(), "-D '", arg, "'");
+  return unit_dim < 0 ? unit_dim + z.dim() : unit_dim;
+}
+
 }  // namespace
 
 void check_fits_compute_type(const char* op, const char* what, double value, at::ScalarType dtype) {
@@ -174,8 +184,10 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
 }
 
 at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::Tensor& counts,
-                              int64_t unit_dim, const at::Tensor& alive_threshold) {
-  count_active(self, counts, unit_dim, alive_threshold, op, "input");
+                              int64_t unit_dim, const at::Tensor& alive_threshold,
+                              const std::optional<at::Tensor>& abs_sum) {
+  const int64_t dim = count_active(self, counts, unit_dim, alive_threshold, op, "input");
+  if (abs_sum) outputs::abs_sum(self, *abs_sum, dim, op, "input", "abs_sum");
   return at::empty_like(self);
 }
 
@@ -186,12 +198,7 @@ at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like) {
 
 int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
                      const at::Tensor& alive_threshold, const char* op, const char* arg) {
-  check_floating(op, arg, z);
-  TORCH_CHECK(z.dim() >= 1, op, ": expected argument '", arg,
-              "' to have at least 1 dim, but got a 0-D tensor");
-  TORCH_CHECK(unit_dim >= -z.dim() && unit_dim < z.dim(), op, ": argument 'unit_dim' ", unit_dim,
-              " is out of range for a ", z.dim(), "-D '", arg, "'");
-  const int64_t dim = unit_dim < 0 ? unit_dim + z.dim() : unit_dim;
+  const int64_t dim = unit_dim_of(op, arg, z, unit_dim);
   const c10::SymInt units = z.sym_size(dim);
   TORCH_CHECK_TYPE(counts.scalar_type() == at::kLong, op,
                    ": expected argument 'counts' to be int64, but got ", counts.scalar_type());
@@ -203,13 +210,33 @@ int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit
   TORCH_CHECK_TYPE(alive_threshold.scalar_type() == at::kFloat, op,
                    ": expected argument 'alive_threshold' to be float32, but got ",
                    alive_threshold.scalar_type());
-  TORCH_CHECK(alive_threshold.dim() == 1 && alive_threshold.sym_size(0) == units &&
-                  alive_threshold.is_contiguous(),
-              op, ": expected argument 'alive_threshold' to be a contiguous [", units,
-              "] tensor, but got shape ", alive_threshold.sym_sizes());
+  // {units}: a threshold per unit (z > threshold); {4, units}: rows lo, hi, band_lo, band_hi.
+  const bool half_line = alive_threshold.dim() == 1 && alive_threshold.sym_size(0) == units;
+  const bool interval = alive_threshold.dim() == 2 && alive_threshold.sym_size(0) == 4 &&
+                        alive_threshold.sym_size(1) == units;
+  TORCH_CHECK(
+      (half_line || interval) && alive_threshold.is_contiguous(), op,
+      ": expected argument 'alive_threshold' to be a contiguous [", units, "] or [4, ", units,
+      "] tensor (per unit: a threshold, or rows lo, hi, band_lo, band_hi), but got shape ",
+      alive_threshold.sym_sizes(), alive_threshold.is_contiguous() ? "" : " (not contiguous)");
   TORCH_CHECK(counts.device() == z.device() && alive_threshold.device() == z.device(), op,
               ": expected 'counts' and 'alive_threshold' on the device of '", arg, "' (",
               z.device(), "), but got ", counts.device(), " and ", alive_threshold.device());
+  return dim;
+}
+
+int64_t abs_sum(const at::Tensor& h, const at::Tensor& sums, int64_t unit_dim, const char* op,
+                const char* arg, const char* sums_arg) {
+  const int64_t dim = unit_dim_of(op, arg, h, unit_dim);
+  const c10::SymInt units = h.sym_size(dim);
+  TORCH_CHECK_TYPE(sums.scalar_type() == at::kDouble, op, ": expected argument '", sums_arg,
+                   "' to be float64, but got ", sums.scalar_type());
+  TORCH_CHECK(sums.dim() == 1 && sums.sym_size(0) == units && sums.is_contiguous(), op,
+              ": expected argument '", sums_arg, "' to be a contiguous [", units,
+              "] tensor (one sum per unit along unit_dim ", dim, "), but got shape ",
+              sums.sym_sizes(), sums.is_contiguous() ? "" : " (not contiguous)");
+  TORCH_CHECK(sums.device() == h.device(), op, ": expected argument '", sums_arg,
+              "' to be on the device of '", arg, "' (", h.device(), "), but got ", sums.device());
   return dim;
 }
 

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <tuple>
 
 namespace torch_ext::outputs {
@@ -49,14 +50,24 @@ at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
 std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& self, const at::Tensor& weight);
 
-// Output of a counted forward (an activation plus count_active_ of its `input`).
+// Output of a counted forward (an activation plus count_active_ of its `input`, and with
+// `abs_sum`, abs_sum_ of the output).
 at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::Tensor& counts,
-                              int64_t unit_dim, const at::Tensor& alive_threshold);
+                              int64_t unit_dim, const at::Tensor& alive_threshold,
+                              const std::optional<at::Tensor>& abs_sum);
 
-// Checks count_active_'s arguments; returns unit_dim wrapped to [0, z.dim()).
-// `op` and `arg` name the op and its input in errors.
+// Checks count_active_'s arguments; returns unit_dim wrapped to [0, z.dim()). alive_threshold:
+// float32, contiguous, {units} or {4, units}. `op` and `arg` name the op and its input in
+// errors.
 int64_t count_active(const at::Tensor& z, const at::Tensor& counts, int64_t unit_dim,
                      const at::Tensor& alive_threshold, const char* op = "torch_ext::count_active_",
                      const char* arg = "z");
+
+// Checks abs_sum_'s arguments (sums: float64, contiguous, {units}, on h's device); returns
+// unit_dim wrapped to [0, h.dim()). `op`, `arg` and `sums_arg` name the op, its input and
+// the sums in errors (a counted forward's "input" and "abs_sum").
+int64_t abs_sum(const at::Tensor& h, const at::Tensor& sums, int64_t unit_dim,
+                const char* op = "torch_ext::abs_sum_", const char* arg = "h",
+                const char* sums_arg = "sums");
 
 }  // namespace torch_ext::outputs

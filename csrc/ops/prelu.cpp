@@ -31,11 +31,13 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
 }
 
 at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
-                         int64_t unit_dim, const at::Tensor& alive_threshold) {
+                         int64_t unit_dim, const at::Tensor& alive_threshold,
+                         const std::optional<at::Tensor>& abs_sum) {
   static const auto op =
       detail::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, at::Tensor&, int64_t,
-                                   const at::Tensor&)>("torch_ext::prelu_counted");
-  return op.call(self, weight, counts, unit_dim, alive_threshold);
+                                   const at::Tensor&, const std::optional<at::Tensor>&)>(
+          "torch_ext::prelu_counted");
+  return op.call(self, weight, counts, unit_dim, alive_threshold, abs_sum);
 }
 
 TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
@@ -43,20 +45,21 @@ TORCH_LIBRARY_FRAGMENT(torch_ext, m) {
   m.def(
       "prelu_backward(Tensor grad_output, Tensor self, Tensor weight) "
       "-> (Tensor grad_input, Tensor grad_weight)");
+  // count_active_(input, ...) and, with abs_sum, abs_sum_(result, abs_sum, unit_dim).
   m.def(
       "prelu_counted(Tensor input, Tensor weight, Tensor(a!) counts, int unit_dim, "
-      "Tensor alive_threshold) -> Tensor");
+      "Tensor alive_threshold, Tensor(b!)? abs_sum=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torch_ext, Meta, m) {
   m.impl("prelu", outputs::prelu);
   m.impl("prelu_backward", outputs::prelu_backward);
   m.impl("prelu_counted", [](const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
-                             int64_t unit_dim, const at::Tensor& alive_threshold) {
-    at::Tensor out = outputs::prelu(self, weight);
-    outputs::count_active(self, counts, unit_dim, alive_threshold, "torch_ext::prelu_counted",
-                          "input");
-    return out;
+                             int64_t unit_dim, const at::Tensor& alive_threshold,
+                             const std::optional<at::Tensor>& abs_sum) {
+    outputs::prelu(self, weight);  // PReLU's own checks first, as the device kernels make them
+    return outputs::counted_activation("torch_ext::prelu_counted", self, counts, unit_dim,
+                                       alive_threshold, abs_sum);
   });
 }
 
@@ -139,14 +142,15 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_
 
 at::Tensor prelu_counted_kernel(const at::Tensor& self, const at::Tensor& weight,
                                 at::Tensor& counts, int64_t unit_dim,
-                                const at::Tensor& alive_threshold) {
+                                const at::Tensor& alive_threshold,
+                                const std::optional<at::Tensor>& abs_sum) {
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for("torch_ext::prelu_counted", self);
   return prelu_counted_forward(
-      self, weight, counts, unit_dim, alive_threshold,
-      [&](const UnitView& view, void* out, const void* slopes, const float* threshold,
-          int64_t* active,
-          int64_t* alive) { loops.prelu_counted(view, out, slopes, threshold, active, alive); },
+      self, weight, counts, unit_dim, alive_threshold, abs_sum,
+      [&](const UnitView& view, void* out, const void* slopes, const UnitStats& stats) {
+        loops.prelu_counted(view, out, slopes, stats);
+      },
       [&](at::Tensor& out) {
         auto iter = elementwise_iterator(out, self, prelu_weight::broadcast(weight, self));
         loops.prelu(iter);

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymIntArrayRef.h>
 
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -52,11 +53,25 @@ at::Tensor celu(const at::Tensor& self, double alpha = 1.0, bool save_output = f
 at::Tensor& celu_(at::Tensor& self, double alpha = 1.0);
 
 // Dead-neuron statistics. For each unit u (index along unit_dim) adds to counts[0, u] the
-// number of its elements with z > 0 (active) and to counts[1, u] the number with
-// z > alive_threshold[u] (the activation's derivative still exceeds the monitor's
-// grad_eps). counts: int64 {2, units}; alive_threshold: float32 {units}.
+// number of its elements with z > 0 (active) and to counts[1, u] the number that are alive
+// under alive_threshold (float32, contiguous, on z's device), which takes one of two shapes:
+//   {units}: a half-line, alive iff z > alive_threshold[u] (the activation's derivative
+//            still exceeds the monitor's grad_eps above it: the ReLU family, ELU);
+//   {4, units}: rows (lo, hi, band_lo, band_hi), alive iff lo < z < hi and not
+//            band_lo <= z <= band_hi (a closed dead band inside the open interval; band_lo >
+//            band_hi, e.g. +inf and -inf, means no band): any activation (GELU, SiLU, Tanh,
+//            ReLU6, ...) and ReDo's tau-dormant score.
+// Compared in the compute type (float; double for float64 z), the bounds widened from
+// float32. NaN is neither active nor alive. counts: int64 {2, units}.
 void count_active_(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
                    const at::Tensor& alive_threshold);
+
+// sums[u] += the sum of |h| over the elements of unit u (index along unit_dim): ReDo's
+// activation scale. h: any floating dtype and layout; sums: float64 {units}, contiguous, on
+// h's device. On CPU summed in double in an order fixed by the shape alone: the same bits on
+// every thread count and CPU ISA, within (n - 1) * 2^-53 relative of the exact sum of a
+// unit's n terms; on CUDA added atomically per block, so the last bits may vary run to run.
+void abs_sum_(const at::Tensor& h, at::Tensor& sums, int64_t unit_dim);
 
 // The pre-activation z above which |f'(z)| > grad_eps for `activation` ("relu",
 // "leaky_relu" and "prelu" with param the slope, "elu" and "celu" with param alpha,
@@ -66,15 +81,20 @@ double alive_threshold(const std::string& activation, double param, double grad_
 at::Tensor slopes_alive_threshold(const at::Tensor& slopes, int64_t units, double grad_eps);
 
 // Counted forwards: the activation of `self` and count_active_(self, counts, unit_dim,
-// alive_threshold) in one pass over self; gradients as the plain ops'. What the
-// torch_ext::nn modules run while a dead-neuron monitor or stats recorder watches them.
+// alive_threshold) in one pass over self; with abs_sum (float64 {units}), also
+// abs_sum[u] += the sum of |output| over unit u (as abs_sum_ of the output gives), in the
+// same pass. Gradients as the plain ops'. What the torch_ext::nn modules run while a
+// dead-neuron monitor or stats recorder watches them.
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
-                              int64_t unit_dim, const at::Tensor& alive_threshold);
+                              int64_t unit_dim, const at::Tensor& alive_threshold,
+                              const std::optional<at::Tensor>& abs_sum = std::nullopt);
 at::Tensor prelu_counted(const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
-                         int64_t unit_dim, const at::Tensor& alive_threshold);
+                         int64_t unit_dim, const at::Tensor& alive_threshold,
+                         const std::optional<at::Tensor>& abs_sum = std::nullopt);
 // A member of the ELU family (parameters as elu_backward's): ELU, SELU and CELU.
 at::Tensor elu_counted(const at::Tensor& self, double alpha, double scale, at::Tensor& counts,
                        int64_t unit_dim, const at::Tensor& alive_threshold,
-                       bool save_output = false, double input_scale = 1.0);
+                       bool save_output = false, double input_scale = 1.0,
+                       const std::optional<at::Tensor>& abs_sum = std::nullopt);
 
 }  // namespace torch_ext

@@ -36,10 +36,11 @@ at::Tensor prelu_autocast(const at::Tensor& self, const at::Tensor& weight) {
 template <c10::DeviceType device>
 at::Tensor prelu_counted_autocast(const at::Tensor& self, const at::Tensor& weight,
                                   at::Tensor& counts, int64_t unit_dim,
-                                  const at::Tensor& alive_threshold) {
+                                  const at::Tensor& alive_threshold,
+                                  const std::optional<at::Tensor>& abs_sum) {
   const auto guard = below_autocast<device>();
   return torch_ext::prelu_counted(lower_precision<device>(self), lower_precision<device>(weight),
-                                  counts, unit_dim, alive_threshold);
+                                  counts, unit_dim, alive_threshold, abs_sum);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <optional>
+
 namespace torch_ext::autograd {
 
 // Marks `self`, just written in place, as modified; saves it (now the result) for backward.
@@ -36,13 +38,21 @@ inline void check_in_place(const at::Tensor& self) {
   torch::autograd::check_inplace(self, records_grad(self));
 }
 
-// The count_active_ arguments of a counted forward (leaky_relu_counted, ...); the plain
+// The statistics arguments of a counted forward (leaky_relu_counted, ...); the plain
 // forward has none. Not differentiable: passed beside the inputs, never saved.
 struct Counter {
   at::Tensor& counts;
   int64_t unit_dim;
   const at::Tensor& alive_threshold;
+  const std::optional<at::Tensor>& abs_sum;  // sums of |output| per unit, when asked
 };
+
+// Marks what a counted forward wrote (counts, abs_sum) as modified, as the ADInplaceOrView
+// kernel custom ops lack would.
+inline void bump_statistics(const Counter& counter) {
+  torch::autograd::impl::bump_version(counter.counts);
+  if (counter.abs_sum) torch::autograd::impl::bump_version(*counter.abs_sum);
+}
 
 // Runs `kernel` below the Autograd and ADInplaceOrView keys.
 template <typename Kernel>

@@ -1,5 +1,7 @@
-// torch_ext::count_active_ is not differentiable: it only reads z and writes statistics.
-// At the Autograd key it records nothing and runs the kernel below.
+// The statistics ops torch_ext::count_active_ and abs_sum_ are not differentiable: they only
+// read their input and write statistics. At the Autograd key they record nothing and run
+// the kernel below, then bump the version of what they wrote (custom ops get no
+// ADInplaceOrView kernel).
 
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/variable.h>
@@ -17,6 +19,13 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
       torch_ext::count_active_(z, counts, unit_dim, alive_threshold);
     }
     torch::autograd::impl::bump_version(counts);
+  });
+  m.impl("abs_sum_", [](const at::Tensor& h, at::Tensor& sums, int64_t unit_dim) {
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      torch_ext::abs_sum_(h, sums, unit_dim);
+    }
+    torch::autograd::impl::bump_version(sums);
   });
 }
 

@@ -57,7 +57,7 @@ at::Tensor run_forward(const at::Tensor& self, const EluSpec& spec) {
   if (spec.counter != nullptr) {
     return torch_ext::elu_counted(self, p.alpha, p.scale, spec.counter->counts,
                                   spec.counter->unit_dim, spec.counter->alive_threshold,
-                                  spec.save_output, p.input_scale);
+                                  spec.save_output, p.input_scale, spec.counter->abs_sum);
   }
   return spec.ops->forward(self, p.alpha);
 }
@@ -220,11 +220,11 @@ at::Tensor elu_backward_autograd(const at::Tensor& grad_output, const at::Tensor
 at::Tensor elu_counted_autograd(const at::Tensor& self, double alpha, double scale,
                                 at::Tensor& counts, int64_t unit_dim,
                                 const at::Tensor& alive_threshold, bool save_output,
-                                double input_scale) {
-  const Counter counter{counts, unit_dim, alive_threshold};
+                                double input_scale, const std::optional<at::Tensor>& abs_sum) {
+  const Counter counter{counts, unit_dim, alive_threshold, abs_sum};
   at::Tensor out =
       elu_family(self, EluSpec{{alpha, scale, input_scale}, nullptr, &counter, save_output});
-  torch::autograd::impl::bump_version(counts);
+  bump_statistics(counter);
   return out;
 }
 

@@ -19,7 +19,7 @@ using torch::autograd::variable_list;
 at::Tensor run_forward(const at::Tensor& self, double negative_slope, const Counter* counter) {
   if (counter == nullptr) return torch_ext::leaky_relu(self, negative_slope);
   return torch_ext::leaky_relu_counted(self, negative_slope, counter->counts, counter->unit_dim,
-                                       counter->alive_threshold);
+                                       counter->alive_threshold, counter->abs_sum);
 }
 
 // A stand-in for the input in the backward's graph: the input's shape and gradient edge,
@@ -53,6 +53,10 @@ class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
     auto [result, sign_mask] = torch_ext::leaky_relu_masked(self, negative_slope);
     if (counter != nullptr) {
       torch_ext::count_active_(self, counter->counts, counter->unit_dim, counter->alive_threshold);
+      if (counter->abs_sum) {
+        at::Tensor sums = *counter->abs_sum;
+        torch_ext::abs_sum_(result, sums, counter->unit_dim);
+      }
     }
     ctx->saved_data["strides"] = result.sym_strides();
     ctx->saved_data["anchor"] = input_anchor(self);
@@ -198,13 +202,14 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
            });
            return out;
          });
-  m.impl("leaky_relu_counted", [](const at::Tensor& self, double negative_slope, at::Tensor& counts,
-                                  int64_t unit_dim, const at::Tensor& alive_threshold) {
-    const Counter counter{counts, unit_dim, alive_threshold};
-    at::Tensor out = leaky_relu(self, negative_slope, &counter);
-    torch::autograd::impl::bump_version(counts);
-    return out;
-  });
+  m.impl("leaky_relu_counted",
+         [](const at::Tensor& self, double negative_slope, at::Tensor& counts, int64_t unit_dim,
+            const at::Tensor& alive_threshold, const std::optional<at::Tensor>& abs_sum) {
+           const Counter counter{counts, unit_dim, alive_threshold, abs_sum};
+           at::Tensor out = leaky_relu(self, negative_slope, &counter);
+           bump_statistics(counter);
+           return out;
+         });
   m.impl("leaky_relu_", leaky_relu_);
   m.impl("leaky_relu_backward", [](const at::Tensor& grad_output, const at::Tensor& self_or_result,
                                    double negative_slope, bool is_result) {

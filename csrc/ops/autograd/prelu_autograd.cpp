@@ -19,7 +19,7 @@ using torch::autograd::variable_list;
 at::Tensor run_forward(const at::Tensor& self, const at::Tensor& weight, const Counter* counter) {
   if (counter == nullptr) return torch_ext::prelu(self, weight);
   return torch_ext::prelu_counted(self, weight, counter->counts, counter->unit_dim,
-                                  counter->alive_threshold);
+                                  counter->alive_threshold, counter->abs_sum);
 }
 
 // Saves input and weight: the weight gradient needs the input. apply() gets the primals,
@@ -147,13 +147,14 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("prelu", [](const at::Tensor& self, const at::Tensor& weight) {
     return prelu(self, weight, nullptr);
   });
-  m.impl("prelu_counted", [](const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts,
-                             int64_t unit_dim, const at::Tensor& alive_threshold) {
-    const Counter counter{counts, unit_dim, alive_threshold};
-    at::Tensor out = prelu(self, weight, &counter);
-    torch::autograd::impl::bump_version(counts);
-    return out;
-  });
+  m.impl("prelu_counted",
+         [](const at::Tensor& self, const at::Tensor& weight, at::Tensor& counts, int64_t unit_dim,
+            const at::Tensor& alive_threshold, const std::optional<at::Tensor>& abs_sum) {
+           const Counter counter{counts, unit_dim, alive_threshold, abs_sum};
+           at::Tensor out = prelu(self, weight, &counter);
+           bump_statistics(counter);
+           return out;
+         });
   m.impl("prelu_backward", prelu_backward);
 }
 

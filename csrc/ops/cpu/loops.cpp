@@ -1,6 +1,7 @@
 // The CPU loops table (ops/loops.h): the activation formulas instantiated on the CPU
-// skeletons. This file is compiled once per CPU ISA, with CPU_CAPABILITY set to DEFAULT,
-// AVX2 or AVX512 (see CMakeLists.txt); ops/cpu/isa.cpp picks the copy at run time.
+// skeletons (the per-unit statistics loops in counting_loops.cpp). This file is compiled
+// once per CPU ISA, with CPU_CAPABILITY set to DEFAULT, AVX2 or AVX512 (see CMakeLists.txt);
+// ops/cpu/isa.cpp picks the copy at run time.
 
 #include <ATen/ops/zeros.h>
 
@@ -9,7 +10,7 @@
 
 #include "activations/elu_family.h"
 #include "activations/leaky_relu.h"
-#include "ops/cpu/counting.h"
+#include "ops/cpu/counting_loops.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/prelu_backward.h"
 #include "ops/cpu/sign_mask.h"
@@ -90,47 +91,6 @@ void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is
   }
 }
 
-// --- count_active and the counted forwards ------------------------------------------------
-
-void count_active(const UnitView& v, const float* threshold, int64_t* active, int64_t* alive) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "count_active_", [&] {
-    count_units<scalar_t>(v, CountOnly{}, threshold, active, alive);
-  });
-}
-
-// y = f(z) and the counts of z, chunk by chunk while the chunk is in cache.
-// f(x, p): the activation of a compute vector x, p the unit's parameter (PReLU's slope).
-template <typename F>
-void apply_counted(const UnitView& v, void* out, const void* unit_param, const F& f,
-                   const float* threshold, int64_t* active, int64_t* alive) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "counted_forward", [&] {
-    const Activation<scalar_t, F> map{static_cast<scalar_t*>(out),
-                                      static_cast<const scalar_t*>(unit_param), f};
-    count_units<scalar_t>(v, map, threshold, active, alive);
-  });
-}
-
-void leaky_relu_counted(const UnitView& v, void* out, double negative_slope, const float* threshold,
-                        int64_t* active, int64_t* alive) {
-  const auto f = [negative_slope](auto x, auto) {
-    using T = decltype(x);
-    return act::LeakyRelu<T>{T(scalar_of_t<T>(negative_slope))}.forward(x);
-  };
-  apply_counted(v, out, nullptr, f, threshold, active, alive);
-}
-
-void elu_counted(const UnitView& v, void* out, const act::EluParams& p, const float* threshold,
-                 int64_t* active, int64_t* alive) {
-  const auto f = [p](auto x, auto) { return act::make_elu<decltype(x)>(p).forward(x); };
-  apply_counted(v, out, nullptr, f, threshold, active, alive);
-}
-
-void prelu_counted(const UnitView& v, void* out, const void* weight, const float* threshold,
-                   int64_t* active, int64_t* alive) {
-  const auto f = [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); };
-  apply_counted(v, out, weight, f, threshold, active, alive);
-}
-
 // float32/float64 only: the lanes accumulate in the input's type between flushes.
 at::Tensor prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,
                                 const at::Tensor& slopes) {
@@ -193,6 +153,7 @@ Loops make_loops() {
   t.elu = elu;
   t.elu_backward = elu_backward;
   t.count_active = count_active;
+  t.abs_sum = abs_sum;
   t.leaky_relu_counted = leaky_relu_counted;
   t.prelu_counted = prelu_counted;
   t.elu_counted = elu_counted;

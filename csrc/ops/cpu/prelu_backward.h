@@ -74,7 +74,7 @@ void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& s
     }
     flush();
   };
-  parallel_units<UnitSums>(v.outer, at::internal::GRAIN_SIZE / v.units, v.units, body,
+  parallel_units<UnitSums>(v.outer, at::internal::GRAIN_SIZE / v.units, UnitSums(v.units), body,
                            [&](const UnitSums& sums) { sums.add_to(grad_weight); });
 }
 
@@ -99,8 +99,8 @@ void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>&
       sums.value[u] += lane_sum(acc);
     }
   };
-  parallel_units<UnitSums>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, v.units, body,
-                           [&](const UnitSums& sums) { sums.add_to(grad_weight); });
+  parallel_units<UnitSums>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, UnitSums(v.units),
+                           body, [&](const UnitSums& sums) { sums.add_to(grad_weight); });
 }
 
 }  // namespace CPU_CAPABILITY

@@ -68,26 +68,27 @@ void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is
   }
 }
 
-void count_active(const UnitView& v, const float* threshold, int64_t* active, int64_t* alive) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "count_active_cuda", [&] {
-    count_units<scalar_t>(v, CountOnly{}, threshold, active, alive);
-  });
+void count_active(const UnitView& v, const UnitStats& stats) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "count_active_cuda",
+                                  [&] { count_units<scalar_t>(v, WritesNothing{}, stats); });
 }
 
-void leaky_relu_counted(const UnitView& v, void* out, double negative_slope, const float* threshold,
-                        int64_t* active, int64_t* alive) {
-  fused_counting(functor_of<ForwardOfUnit>(leaky_of(negative_slope)))(v, out, threshold, active,
-                                                                      alive);
+void abs_sum(const UnitView& v, double* sums) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "abs_sum_cuda",
+                                  [&] { sum_abs_units<scalar_t>(v, sums); });
 }
 
-void prelu_counted(const UnitView& v, void* out, const void* slopes, const float* threshold,
-                   int64_t* active, int64_t* alive) {
-  fused_counting(prelu_functor(), slopes)(v, out, threshold, active, alive);
+void leaky_relu_counted(const UnitView& v, void* out, double negative_slope,
+                        const UnitStats& stats) {
+  fused_counting(functor_of<ForwardOfUnit>(leaky_of(negative_slope)))(v, out, stats);
 }
 
-void elu_counted(const UnitView& v, void* out, const act::EluParams& p, const float* threshold,
-                 int64_t* active, int64_t* alive) {
-  fused_counting(functor_of<ForwardOfUnit>(elu_of(p)))(v, out, threshold, active, alive);
+void prelu_counted(const UnitView& v, void* out, const void* slopes, const UnitStats& stats) {
+  fused_counting(prelu_functor(), slopes)(v, out, stats);
+}
+
+void elu_counted(const UnitView& v, void* out, const act::EluParams& p, const UnitStats& stats) {
+  fused_counting(functor_of<ForwardOfUnit>(elu_of(p)))(v, out, stats);
 }
 
 at::Tensor prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,
@@ -135,6 +136,7 @@ Loops make_loops() {
   t.elu = elu;
   t.elu_backward = elu_backward;
   t.count_active = count_active;
+  t.abs_sum = abs_sum;
   t.leaky_relu_counted = leaky_relu_counted;
   t.prelu_counted = prelu_counted;
   t.elu_counted = elu_counted;
