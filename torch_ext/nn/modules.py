@@ -23,9 +23,11 @@ class UnitCounter(Protocol):
 
     def counting_args(
         self, module: torch.nn.Module, input: Tensor
-    ) -> Optional[tuple[Tensor, int, Tensor]]:
-        """``(counts, unit_dim, alive_threshold)`` for the module's counted op on this call
-        (see ``torch.ops.torch_ext.count_active_``), or None when the call is not counted."""
+    ) -> Optional[tuple[Tensor, int, Tensor, Optional[Tensor]]]:
+        """``(counts, unit_dim, alive_threshold, abs_sum)`` for the module's counted op on
+        this call (see ``torch.ops.torch_ext.count_active_``; ``abs_sum``: float64 per-unit
+        sums of ``|output|`` to add to, as ``torch.ops.torch_ext.abs_sum_`` does, or None),
+        or None when the call is not counted. A 3-tuple (no ``abs_sum``) is accepted too."""
         ...
 
 
@@ -53,7 +55,11 @@ class CountedActivation:
     def _counted_forward(self, input: Tensor) -> Optional[Tensor]:
         counter = self.counter
         args = None if counter is None else counter.counting_args(self, input)
-        return None if args is None else self._run_counted(input, *args)
+        if args is None:
+            return None
+        counts, unit_dim, threshold = args[:3]
+        abs_sum = args[3] if len(args) > 3 else None  # a 3-tuple sums nothing
+        return self._run_counted(input, counts, unit_dim, threshold, abs_sum)
 
 
 class LeakyReLU(CountedActivation, torch.nn.LeakyReLU):
@@ -70,10 +76,15 @@ class LeakyReLU(CountedActivation, torch.nn.LeakyReLU):
 
     @torch.jit.unused
     def _run_counted(
-        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+        self,
+        input: Tensor,
+        counts: Tensor,
+        unit_dim: int,
+        threshold: Tensor,
+        abs_sum: Optional[Tensor],
     ) -> Tensor:
         return torch.ops.torch_ext.leaky_relu_counted(
-            input, self.negative_slope, counts, unit_dim, threshold
+            input, self.negative_slope, counts, unit_dim, threshold, abs_sum
         )
 
 
@@ -94,9 +105,16 @@ class PReLU(CountedActivation, torch.nn.PReLU):
 
     @torch.jit.unused
     def _run_counted(
-        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+        self,
+        input: Tensor,
+        counts: Tensor,
+        unit_dim: int,
+        threshold: Tensor,
+        abs_sum: Optional[Tensor],
     ) -> Tensor:
-        return torch.ops.torch_ext.prelu_counted(input, self.weight, counts, unit_dim, threshold)
+        return torch.ops.torch_ext.prelu_counted(
+            input, self.weight, counts, unit_dim, threshold, abs_sum
+        )
 
 
 class _SavesOutput:
@@ -137,10 +155,15 @@ class ELU(CountedActivation, _SavesOutput, torch.nn.ELU):
 
     @torch.jit.unused
     def _run_counted(
-        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+        self,
+        input: Tensor,
+        counts: Tensor,
+        unit_dim: int,
+        threshold: Tensor,
+        abs_sum: Optional[Tensor],
     ) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
-            input, self.alpha, 1.0, counts, unit_dim, threshold, self.save_output
+            input, self.alpha, 1.0, counts, unit_dim, threshold, self.save_output, abs_sum=abs_sum
         )
 
 
@@ -168,7 +191,12 @@ class CELU(CountedActivation, _SavesOutput, torch.nn.CELU):
 
     @torch.jit.unused
     def _run_counted(
-        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+        self,
+        input: Tensor,
+        counts: Tensor,
+        unit_dim: int,
+        threshold: Tensor,
+        abs_sum: Optional[Tensor],
     ) -> Tensor:
         if self.alpha == 0:  # the op's error ("alpha cannot be 0"), not Python's
             return self._activation(input)
@@ -182,6 +210,7 @@ class CELU(CountedActivation, _SavesOutput, torch.nn.CELU):
             threshold,
             self.save_output,
             input_scale=1.0 / self.alpha,
+            abs_sum=abs_sum,
         )
 
 
@@ -206,8 +235,20 @@ class SELU(CountedActivation, _SavesOutput, torch.nn.SELU):
 
     @torch.jit.unused
     def _run_counted(
-        self, input: Tensor, counts: Tensor, unit_dim: int, threshold: Tensor
+        self,
+        input: Tensor,
+        counts: Tensor,
+        unit_dim: int,
+        threshold: Tensor,
+        abs_sum: Optional[Tensor],
     ) -> Tensor:
         return torch.ops.torch_ext.elu_counted(
-            input, F.SELU_ALPHA, F.SELU_SCALE, counts, unit_dim, threshold, self.save_output
+            input,
+            F.SELU_ALPHA,
+            F.SELU_SCALE,
+            counts,
+            unit_dim,
+            threshold,
+            self.save_output,
+            abs_sum=abs_sum,
         )
