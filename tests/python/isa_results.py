@@ -52,6 +52,46 @@ def counts(x: torch.Tensor) -> torch.Tensor:
     return c
 
 
+def interval() -> torch.Tensor:
+    """[4, 40] bounds (lo, hi, band_lo, band_hi) per unit; units 30-39 have no band."""
+    rows = [
+        [-3 + i / 13 for i in range(40)],
+        [0.5 + i / 10 for i in range(40)],
+        [-0.5 + i / 64 if i < 30 else float("inf") for i in range(40)],
+        [-0.5 + i / 32 if i < 30 else -float("inf") for i in range(40)],
+    ]
+    return torch.tensor(rows)
+
+
+def statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The interval rule's counts and the sums of |.| (abs_sum_, and a counted forward's) in
+    rows (40 units: vectors and a partial one) and planes (95 elements: the same), on the
+    finite values, and abs_sum_ of the special values too (NaN, inf sums). The sums have
+    the same bits on every ISA (counting.h: each lane adds in element order, in double)."""
+    finite = x[40:]  # 15,960 values: inputs() puts the special values first
+    rows, planes = finite.reshape(-1, 40), finite.reshape(12, 14, 95)
+    c = torch.zeros(2, 40, dtype=torch.int64)
+    ops.count_active_(rows, c, 1, interval())
+    out = {"count_active_interval": c}
+    for name, (h, unit_dim) in {
+        "rows": (rows, 1),
+        "planes": (planes, 1),
+        "dim0": (rows, 0),
+    }.items():
+        sums = torch.zeros(h.shape[unit_dim], dtype=torch.float64)
+        ops.abs_sum_(h, sums, unit_dim)
+        out[f"abs_sum_{name}"] = sums
+    special = torch.zeros(32, dtype=torch.float64)
+    ops.abs_sum_(x.reshape(-1, 32), special, 1)
+    out["abs_sum_special"] = special
+    for name, (z, units) in {"rows": (rows, 40), "planes": (planes, 14)}.items():
+        sums = torch.zeros(units, dtype=torch.float64)
+        counted = torch.zeros(2, units, dtype=torch.int64)
+        ops.leaky_relu_counted(z, 0.1, counted, 1, interval()[:, :units].contiguous(), sums)
+        out[f"leaky_relu_counted_abs_{name}"] = torch.cat([counted.double().reshape(-1), sums])
+    return out
+
+
 def inputs(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """4,000 values at each of four scales (1e-2 to 30), zeros, and the special values.
     Drawn by Python's random, not torch.randn, whose vectorized sampler is itself ISA-specific."""
@@ -70,6 +110,8 @@ def results() -> dict[str, torch.Tensor]:
         for name, fn in {**ELU_FAMILY, **EXACT}.items():
             out[f"{name}/{dtype}"] = fn(x, g).reshape(-1)
         out[f"count_active_/{dtype}"] = counts(x)
+        for name, value in statistics(x).items():
+            out[f"{name}/{dtype}"] = value
     return out
 
 
