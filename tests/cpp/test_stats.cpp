@@ -26,6 +26,43 @@ TEST(CountActive, MatchesReferenceForRowsAndPlanes) {
   }
 }
 
+TEST(CountActive, IntervalRuleMatchesReference) {
+  torch::manual_seed(0);
+  auto z = torch::randn({3, 11, 6, 5});
+  // Rows lo, hi, band_lo, band_hi per unit; unit 0 has no band (band_lo > band_hi).
+  auto bounds = torch::stack({torch::linspace(-2, -0.5, 11), torch::linspace(0.5, 2, 11),
+                              torch::linspace(-0.3, 0, 11), torch::linspace(0, 0.3, 11)});
+  bounds.index_put_({2, 0}, 1.0);
+  bounds.index_put_({3, 0}, -1.0);
+  auto counts = torch::zeros({2, 11}, torch::kLong);
+  torch_ext::count_active_(z, counts, 1, bounds);
+  auto rows = z.to(torch::kDouble).movedim(1, -1).reshape({-1, 11});
+  auto b = bounds.to(torch::kDouble);
+  auto alive = (rows > b[0]) & (rows < b[1]) & ~((rows >= b[2]) & (rows <= b[3]));
+  EXPECT_TRUE(torch::equal(counts[0], (rows > 0).sum(0)));
+  EXPECT_TRUE(torch::equal(counts[1], alive.sum(0)));
+}
+
+TEST(AbsSum, MatchesReferenceAndTheCountedForwardsSumTheirOutput) {
+  torch::manual_seed(0);
+  auto z = torch::randn({37, 11});
+  auto sums = torch::zeros({11}, torch::kDouble);
+  torch_ext::abs_sum_(z, sums, -1);
+  EXPECT_TRUE(torch::allclose(sums, z.to(torch::kDouble).abs().sum(0), 1e-12, 0));
+
+  auto counts = torch::zeros({2, 11}, torch::kLong);
+  auto threshold = torch::zeros({11});
+  std::optional<at::Tensor> out_sums = torch::zeros({11}, torch::kDouble);
+  auto y = torch_ext::leaky_relu_counted(z, 0.1, counts, 1, threshold, out_sums);
+  auto expected = torch::zeros({11}, torch::kDouble);
+  torch_ext::abs_sum_(y, expected, 1);
+  EXPECT_TRUE(torch::equal(*out_sums, expected));
+  // Without abs_sum (the default): counted as before, nothing summed.
+  auto again = torch::zeros({2, 11}, torch::kLong);
+  torch_ext::elu_counted(z, 1.0, 1.0, again, 1, threshold);
+  EXPECT_TRUE(torch::equal(again, counts));
+}
+
 TEST(Recorder, ReportsKilledUnitsDeadAndCountsLikeTheReference) {
   torch::manual_seed(0);
   torch::nn::Linear linear(5, 8);
