@@ -53,8 +53,9 @@ def _prelu_dead_output(module: torch.nn.Module) -> float | None:
 
 
 #: The supported activations by name (``"ReLU"``, ``"LeakyReLU"``, ``"PReLU"``, ``"ELU"``,
-#: ``"SELU"``, ``"CELU"``): the activations the monitor counts and :func:`torch_ext.revive`
-#: revives.
+#: ``"SELU"``, ``"CELU"``): the ReLU family torch_ext computes, whose monitor rule comes from
+#: the C++ definitions and whose dead units :func:`torch_ext.revive` revives exactly. (The
+#: monitor counts every other elementwise activation too: see torch_ext.monitor.rules.)
 ACTIVATIONS: dict[str, Activation] = {
     spec.name: spec
     for spec in (
