@@ -40,6 +40,7 @@ _UNSUPPORTED = {
     "leaky_relu_counted": "the dead-neuron monitor counts units of dense tensors only",
     "elu_counted": "the dead-neuron monitor counts units of dense tensors only",
     "count_active_": "the dead-neuron monitor counts units of dense tensors only",
+    "abs_sum_": "the dead-neuron monitor sums units of dense tensors only",
 }
 
 
