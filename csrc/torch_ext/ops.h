@@ -59,8 +59,8 @@ at::Tensor& celu_(at::Tensor& self, double alpha = 1.0);
 //            still exceeds the monitor's grad_eps above it: the ReLU family, ELU);
 //   {4, units}: rows (lo, hi, band_lo, band_hi), alive iff lo < z < hi and not
 //            band_lo <= z <= band_hi (a closed dead band inside the open interval; band_lo >
-//            band_hi, e.g. +inf and -inf, means no band): any activation (GELU, SiLU, Tanh,
-//            ReLU6, ...) and ReDo's tau-dormant score.
+//            band_hi, e.g. +inf and -inf, means no band): any activation's gradient-alive
+//            set (GELU, SiLU, Tanh, ReLU6, ...).
 // Compared in the compute type (float; double for float64 z), the bounds widened from
 // float32. NaN is neither active nor alive. counts: int64 {2, units}.
 void count_active_(const at::Tensor& z, at::Tensor& counts, int64_t unit_dim,
@@ -82,9 +82,10 @@ at::Tensor slopes_alive_threshold(const at::Tensor& slopes, int64_t units, doubl
 
 // Counted forwards: the activation of `self` and count_active_(self, counts, unit_dim,
 // alive_threshold) in one pass over self; with abs_sum (float64 {units}), also
-// abs_sum[u] += the sum of |output| over unit u (as abs_sum_ of the output gives), in the
-// same pass. Gradients as the plain ops'. What the torch_ext::nn modules run while a
-// dead-neuron monitor or stats recorder watches them.
+// abs_sum[u] += the sum of |output| over unit u (as abs_sum_ of the output gives), in that
+// pass (a layout without a unit view, or a Leaky ReLU recording its gradient, counts and
+// sums in passes of their own). Gradients as the plain ops'. What the torch_ext::nn
+// modules run while a dead-neuron monitor or stats recorder watches them.
 at::Tensor leaky_relu_counted(const at::Tensor& self, double negative_slope, at::Tensor& counts,
                               int64_t unit_dim, const at::Tensor& alive_threshold,
                               const std::optional<at::Tensor>& abs_sum = std::nullopt);
