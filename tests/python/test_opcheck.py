@@ -94,6 +94,32 @@ def cases():
                 torch.full((3,), 0.25, requires_grad=rg),
             ),
         )
+        # The statistics ops (mutating their statistics, never the input).
+        yield (
+            f"count_active_-{tag}",
+            ops.count_active_.default,
+            (
+                sample(4, 5, requires_grad=rg),
+                torch.zeros(2, 5, dtype=torch.int64),
+                1,
+                torch.full((5,), -0.5),
+            ),
+        )
+        yield (
+            f"count_active_-interval-{tag}",
+            ops.count_active_.default,
+            (
+                sample(2, 5, 3, requires_grad=rg),
+                torch.zeros(2, 5, dtype=torch.int64),
+                1,
+                torch.tensor([[-1.0], [1.0], [-0.1], [0.1]]).expand(4, 5).contiguous(),
+            ),
+        )
+        yield (
+            f"abs_sum_-{tag}",
+            ops.abs_sum_.default,
+            (sample(2, 5, 3, requires_grad=rg), torch.zeros(5, dtype=torch.float64), -2),
+        )
     # In-place forms: no autograd-requiring leaf may be mutated, so plain tensors.
     yield "leaky_relu_", ops.leaky_relu_.default, (sample(4, 5), 0.2)
     yield "elu_", ops.elu_.default, (sample(4, 5), 0.5)
