@@ -425,7 +425,7 @@ C10_NOINLINE void count_rows(const UnitView& v, const Map& map, const UnitStats&
       for (int64_t g = 0; g < groups; ++g) {
         if constexpr (kCounts) {
           Group ag = a[g], lg = l[g];
-          const Rule& rule = rules[g];
+          const Rule& rule = rules[g];  // a copy stayed on the stack, reloaded per row
           const int64_t u = g * G::kWidth, m = width(g);
           for (int64_t r = 0; r < rows; ++r) {
             const auto x = G::load(tile + r * stride + u, m);
