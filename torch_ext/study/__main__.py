@@ -1,6 +1,6 @@
 """Command line of the dying-ReLU study (an MLP and a BatchNorm CNN per activation).
 
-python -m torch_ext.study                 # everything, about 2.5 minutes on 2 cores
+python -m torch_ext.study                 # everything, about 2 minutes on 2 cores
 python -m torch_ext.study --quick         # a smaller run, under a minute
 python -m torch_ext.study --full          # more seeds and epochs
 python -m torch_ext.study born-dead       # only the born-dead estimate
@@ -28,8 +28,8 @@ from .wording import count
 
 PARTS = ("train", "born-dead", "selu-check")
 # The born-dead estimate's variants: the ReLU family's. GELU and SiLU output an exact 0 only
-# where their float64 value underflows (GELU below about -8.4), which says nothing of the
-# gradient rule the monitor counts them by.
+# where their float64 value rounds to 0 (GELU's below about -8.4), which says nothing of
+# the gradient rule the monitor counts them by.
 BORN_DEAD_VARIANTS = [a for a in RELU_FAMILY if a != "ReLU"]
 
 
