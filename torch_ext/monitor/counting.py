@@ -70,7 +70,7 @@ def alive_rule(module: object) -> tuple | None:
 
 
 def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device) -> Tensor:
-    """count_active_'s ``alive_threshold`` for the activation ``module``: where
+    """``count_active_``'s ``alive_threshold`` for the activation ``module``: where
     ``|f'(z)| > grad_eps``. For the ReLU family a half-line ``z > t`` (float32 ``(units,)``,
     from the C++ activation definitions, ``torch.ops.torch_ext.alive_threshold``; PReLU's
     per unit from its learned slopes); for other activations the interval of

@@ -280,7 +280,7 @@ class DeadNeuronMonitor:
 
     @property
     def tau(self) -> float | None:
-        """ReDo's dormancy threshold, or None when |h| is not summed."""
+        """ReDo's dormancy threshold, or None when ``|h|`` is not summed."""
         return self._table.tau
 
     @property

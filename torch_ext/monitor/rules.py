@@ -149,7 +149,7 @@ class Interval:
         return self.lo < z < self.hi and not self.band_lo <= z <= self.band_hi
 
     def float32_rows(self) -> list[float]:
-        """The bounds as count_active_ takes them (float32), rounded away from the alive set:
+        """The bounds as ``count_active_`` takes them (float32), rounded away from the alive set:
         for a float32 z, ``z > lo32`` exactly when ``z > lo``, and so on."""
         band_lo, band_hi = _round_up(self.band_lo), _round_down(self.band_hi)
         if band_lo > band_hi:  # no float32 falls in the band
@@ -267,13 +267,13 @@ class ActivationRule:
         return Interval(lo, hi, gap_lo, gap_hi)  # the band: the dead points between the runs
 
     def bounds(self, grad_eps: float, units: int, device: torch.device | str) -> Tensor:
-        """count_active_'s ``alive_threshold``: float32 ``[4, units]``."""
+        """``count_active_``'s ``alive_threshold``: float32 ``[4, units]``."""
         rows = self.interval(grad_eps).float32_rows()
         column = torch.tensor(rows, dtype=torch.float32, device=device)
         return column[:, None].expand(4, units).contiguous()
 
     def dead_output_bound(self, grad_eps: float) -> float:
-        """sup |f(z)| over the dead set: how far a dead unit's output can be from 0."""
+        """The sup of ``|f(z)|`` over the dead set: how far a dead unit's output can be from 0."""
         interval = self.interval(grad_eps)
         return max(
             (abs(self.value(z)) for z in _grid(self.extrema) if not interval.alive(z)),
