@@ -14,6 +14,8 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -1021,3 +1023,21 @@ def test_plot_legends_cover_no_axes(study, tmp_path: Path, monkeypatch):
     finally:
         for figure in figures:
             close(figure)
+
+
+@pytest.mark.parametrize("module,name", [("matplotlib", "matplotlib"), ("sklearn", "scikit-learn")])
+def test_without_the_study_extra_one_line_says_what_to_install(module, name):
+    """A plain wheel has no matplotlib or scikit-learn: the study says in one line what to
+    install instead of a traceback (the module is hidden from the child's imports)."""
+    code = (
+        "import sys, importlib.util\n"
+        f"real = importlib.util.find_spec\n"
+        f"importlib.util.find_spec = lambda n, *a: None if n == {module!r} else real(n, *a)\n"
+        "from torch_ext.study.__main__ import main\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"torch-ext-study needs {name}, which the plain package leaves out: "
+        "pip install 'torch_ext[study]'"
+    ]

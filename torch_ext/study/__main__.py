@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import sys
 import time
 import warnings
@@ -19,12 +20,25 @@ from pathlib import Path
 
 import torch
 
-from . import born_dead, report, selu_check
-from .activations import RELU_FAMILY
-from .data import MIN_IMAGE_SIDE, DataError, Dataset, dataset
-from .parallel import Workers, one_thread, usable_cores
-from .training import Settings, run_study, scenarios
-from .wording import count
+# The study's extra (pip install "torch_ext[study]"): a plain wheel lacks it, and the
+# console script would otherwise die in a traceback (matplotlib, on its first import) or
+# halfway (scikit-learn, when it loads the digits).
+STUDY_EXTRA = {"matplotlib": "matplotlib", "sklearn": "scikit-learn", "tqdm": "tqdm"}
+_MISSING = [
+    name for module, name in STUDY_EXTRA.items() if importlib.util.find_spec(module) is None
+]
+if _MISSING:
+    sys.exit(
+        f"torch-ext-study needs {', '.join(_MISSING)}, which the plain package leaves out: "
+        "pip install 'torch_ext[study]'"
+    )
+
+from . import born_dead, report, selu_check  # noqa: E402 (after the check above)
+from .activations import RELU_FAMILY  # noqa: E402
+from .data import MIN_IMAGE_SIDE, DataError, Dataset, dataset  # noqa: E402
+from .parallel import Workers, one_thread, usable_cores  # noqa: E402
+from .training import Settings, run_study, scenarios  # noqa: E402
+from .wording import count  # noqa: E402
 
 PARTS = ("train", "born-dead", "selu-check")
 # The born-dead estimate's variants: the ReLU family's. GELU and SiLU output an exact 0 only
