@@ -30,6 +30,7 @@ def test_wheel_carries_library_headers_and_cmake_package(wheel):
         "torch_ext/share/cmake/TorchExt/TorchExtConfig.cmake",
         "torch_ext/share/cmake/TorchExt/TorchExtTargets.cmake",
         "torch_ext/cmake.py",
+        "torch_ext/py.typed",  # PEP 561: type checkers read the package's hints
     ):
         assert path in names, path
     assert any(name.startswith("torch_ext/_C.") for name in names)
