@@ -417,3 +417,151 @@ def test_functional_calls_of_every_activation_count_as_autograd_says():
         )
     assert layers[":gelu#0"].dead_units == [3]
     assert layers[":tanh#0"].dead_units == [1] and layers[":tanh#0"].condition == "saturated"
+
+
+# --- what a review found ------------------------------------------------------------------
+def test_compiling_a_watched_model_never_traces_the_rules_derivation(monkeypatch):
+    """The intervals are derived at attach, eagerly: a model compiled before any eager
+    forward finds them (Dynamo would otherwise unroll the scan, for minutes), and counts
+    as in eager."""
+    from torch_ext.monitor import rules
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 8), torch.nn.SiLU())
+    x = torch.randn(16, 4)
+    counts = {}
+    for mode in ("eager", "compiled"):
+        with DeadNeuronMonitor(model, grad_eps=0.0123) as monitor:  # a grad_eps no test used
+
+            def refuse(self, grad_eps):
+                raise AssertionError("derived after attach")
+
+            monkeypatch.setattr(rules.ActivationRule, "derive", refuse)
+            run = torch.compile(model, backend="eager") if mode == "compiled" else model
+            run(x).sum().backward()
+            counts[mode] = {n: l.alive_counts for n, l in monitor.report().layers.items()}
+            monkeypatch.undo()
+    assert counts["compiled"] == counts["eager"] and set(counts["eager"]) == {"1", "3"}
+
+
+def test_an_infinite_output_gives_no_tau_verdict_and_revive_says_so(caplog):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x = torch.randn(6, 4)
+    x[0, 0] = float("inf")
+    with DeadNeuronMonitor(model, window=1, tau=TAU) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        layer = monitor.history[-1].layers["1"]
+        assert layer.tau_dormant is None and layer.scores is None and layer.mean_abs is None
+        revived = torch_ext.revive(model, monitor, select="tau_dormant", exact=False)
+    assert dict(revived) == {} and "no tau-dormant verdict" in revived.skipped["1"]
+
+
+@pytest.mark.parametrize("grad_eps", (1e-4, 1e-6))
+@pytest.mark.parametrize(
+    "module", [torch.nn.GELU(), torch.nn.GELU(approximate="tanh"), torch.nn.SiLU(), torch.nn.Mish()],
+    ids=lambda m: repr(m),
+)
+def test_the_band_where_the_derivative_crosses_zero_is_found_at_any_grad_eps(module, grad_eps):
+    """The band is narrower than the scan's grid for small grad_eps: float32 inputs packed
+    around the crossing are counted as autograd says."""
+    from torch_ext.monitor.counting import activation_rule, alive_threshold
+
+    interval = activation_rule(module).interval(grad_eps)
+    assert interval.band_lo < interval.band_hi
+    center, width = (interval.band_lo + interval.band_hi) / 2, interval.band_hi - interval.band_lo
+    z = torch.linspace(center - 5 * width, center + 5 * width, 20_001).float()
+    z64 = z.double().requires_grad_(True)
+    (grad,) = torch.autograd.grad(module(z64).sum(), z64)
+    expected = int((grad.abs() > grad_eps).sum())
+    counts = torch.zeros(2, 1, dtype=torch.int64)
+    torch.ops.torch_ext.count_active_(z[:, None], counts, 1, alive_threshold(module, 1, grad_eps, "cpu"))
+    assert int(counts[1, 0]) == expected < z.numel()
+
+
+def test_dead_units_that_output_exactly_zero_are_revived_exactly():
+    """ReLU6 units below 0 on every sample (never active) output 0: revive is exact, as for
+    ReLU, while ReLU6 units saturated above 6 still need exact=False."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU6(), torch.nn.Linear(12, 3))
+    _kill_linear(model[0], [1, 4], -1e3)
+    x = torch.randn(32, 6)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor)
+        torch.testing.assert_close(model(x).detach(), before)
+    assert revived["1"] == [1, 4] and "1" not in revived.inexact
+    _kill_linear(model[0], [2], 1e3)  # saturated at 6
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        refused = torch_ext.revive(model, monitor)
+    assert "exact=False" in refused.skipped["1"] and "up to 6" in refused.skipped["1"]
+
+
+def test_no_mean_bound_through_a_max_pool():
+    """A max pool passes on more than its input's mean: tau-dormant units read through one
+    get no bound, so revive refuses them even inexactly."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 1), torch.nn.GELU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(4 * 4 * 4, 3),
+    )
+    with torch.no_grad():
+        model[0].weight[1] *= 1e-4
+        model[0].bias[1] = 0.0
+    with DeadNeuronMonitor(model, window=1, tau=TAU) as monitor:
+        model(torch.randn(8, 2, 8, 8)).sum().backward()
+        monitor.step()
+        assert 1 in monitor.history[-1].layers["1"].tau_dormant_units
+        refused = torch_ext.revive(model, monitor, select="tau_dormant", exact=False)
+    assert "max pool" in refused.skipped["1"]
+
+
+def test_a_checkpoint_without_tau_resumed_with_tau_gives_no_score_until_the_window_closes():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x = torch.randn(16, 4)
+    with DeadNeuronMonitor(model, window=2) as plain:
+        model(x).sum().backward()
+        plain.step()  # the window's first step, without |h| sums
+        state = plain.state_dict()
+    with DeadNeuronMonitor(model, window=2, tau=TAU) as monitor:
+        monitor.load_state_dict(state)
+        model(x).sum().backward()
+        monitor.step()
+        assert monitor.history[-1].layers["1"].tau_dormant is None  # half its samples unsummed
+        for _ in range(2):
+            model(x).sum().backward()
+            monitor.step()
+        assert monitor.history[-1].layers["1"].tau_dormant is not None
+
+
+@pytest.mark.parametrize("tau", [-0.1, float("nan"), float("inf"), True, "0.1", torch.tensor(0.1)])
+def test_bad_tau_is_refused(tau):
+    with pytest.raises(ValueError, match="tau must be a finite number >= 0"):
+        DeadNeuronMonitor(torch.nn.ReLU(), tau=tau)
+
+
+def test_clipped_gelu_passes_no_gradient_on_its_clip_values():
+    activations = pytest.importorskip("transformers.activations")
+    from torch_ext.monitor.counting import activation_rule
+
+    module = activations.ClippedGELUActivation(0.0, 1.0)
+    z = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    module(z).sum().backward()
+    assert z.grad.item() == 0.0
+    assert not activation_rule(module).interval(1e-3).alive(0.0)
+
+
+def test_a_subclass_of_a_hugging_face_activation_is_listed_not_counted():
+    activations = pytest.importorskip("transformers.activations")
+
+    class Scaled(activations.GELUActivation):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), Scaled())
+    assert DeadNeuronMonitor(model).skipped_modules == {"1": "Scaled"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -224,8 +225,15 @@ class DeadNeuronMonitor:
             raise ValueError(
                 f"DeadNeuronMonitor: warn_dead_fraction must be in [0, 1], got {warn_dead_fraction}"
             )
-        if tau is not None and not tau >= 0:
-            raise ValueError(f"DeadNeuronMonitor: tau must be >= 0 or None, got {tau}")
+        if tau is not None and not (
+            isinstance(tau, (int, float))
+            and not isinstance(tau, bool)
+            and math.isfinite(tau)
+            and tau >= 0
+        ):
+            raise ValueError(
+                f"DeadNeuronMonitor: tau must be a finite number >= 0 or None, got {tau!r}"
+            )
         if keep_windows < 1:
             raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
         if isinstance(call_sites, str) and call_sites not in ("separate", "merged"):
@@ -619,7 +627,8 @@ class DeadNeuronMonitor:
         layers = {}
         for name, counted in self._gathered_counts(collective).items():
             layer = self._layers[name]
-            sums = None if layer.sites.name in self._table.unsummed_sites else counted.abs_sums
+            unsummed = layer.sites.name in self._table.unsummed_sites or layer.sums_incomplete
+            sums = None if unsummed else counted.abs_sums
             layers[name] = layer_report(
                 layer, counted.active, counted.alive, counted.samples, sums, self.tau
             )
@@ -793,6 +802,8 @@ class DeadNeuronMonitor:
                 layer.counts = None if counts is None else counts.to(device).clone()
                 layer.abs_sums = None if sums is None else sums.to(device).clone()
             layer.samples = entry["samples"]
+            # Saved without tau=: this window's |h| sums would miss its earlier samples.
+            layer.sums_incomplete = self.tau is not None and sums is None and layer.samples > 0
 
     def _saved_site(self, name: str, entry: dict[str, Any]) -> tuple[CallSites, int] | None:
         """The module and call site a :meth:`state_dict` entry restores, or None when that

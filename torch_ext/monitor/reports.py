@@ -4,6 +4,7 @@ layer whose dead fraction passes the threshold (said by the monitor and the call
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,9 @@ class LayerReport:
             Hardsigmoid, Softsign): no sample left the unit inside the interval where
             ``|f'(z)| > grad_eps``.
         tau: the monitor's ``tau=`` (ReDo's dormancy threshold), or None.
-        tau_dormant: units whose score is at most ``tau`` (None without ``tau=``, or when
-            the layer's outputs could not be summed).
+        tau_dormant: units whose score is at most ``tau`` (None without ``tau=``, when the
+            layer's outputs could not be summed, or when an output in the window was inf or
+            NaN).
         tau_dormant_fraction: ``tau_dormant / units``.
         tau_dormant_units: the indices of the tau-dormant units.
         scores: per unit, ReDo's score ``mean|h_u| / mean_k mean|h_k|`` over the window
@@ -140,7 +142,9 @@ def layer_report(
 
 
 def _tau_fields(abs_sums: list[float] | None, tau: float | None, samples: int) -> dict[str, Any]:
-    if tau is None or abs_sums is None:
+    """The tau fields, or none: without tau=, without sums, or when a sum is not finite (an
+    inf or NaN output in the window): no unit's score can be told then."""
+    if tau is None or abs_sums is None or not all(math.isfinite(v) for v in abs_sums):
         return {}
     scores = redo_scores(abs_sums)
     dormant = [u for u, score in enumerate(scores) if score <= tau]

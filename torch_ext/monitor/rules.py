@@ -15,7 +15,7 @@ band ``band_lo <= z <= band_hi`` inside it, which is what ``count_active_`` coun
   0 as ``z -> -inf``. Dead region: ``z <= lo`` with ``lo`` where ``|f'|`` falls to
   ``grad_eps`` on the far side of that minimum (for ``grad_eps=1e-3``: GELU -3.81, its
   tanh form -3.74, SiLU -8.99, Mish -8.99, QuickGELU -5.28). Where ``f'`` crosses zero, ``|f'| <= grad_eps`` on a narrow band (GELU:
-  ``[-0.7541, -0.7496]`` for ``grad_eps=1e-3``): it is the dead band, counted exactly like
+  ``[-0.7541, -0.7495]`` for ``grad_eps=1e-3``): it is the dead band, counted exactly like
   the rest (a unit whose every sample sits in it passes no gradient, so it is dead).
 * Tanh, Sigmoid, Softsign, Hardtanh, Hardsigmoid: alive on a bounded interval; a unit
   outside it on every sample is *saturated* (the report's ``condition``).
@@ -24,14 +24,15 @@ band ``band_lo <= z <= band_hi`` inside it, which is what ``count_active_`` coun
 
 Bounds are stored as float32 rounded outwards from the dead side, so the counts are exact
 for float32, bfloat16 and float16 inputs; a float64 input within one float32 ulp of a bound
-may fall on either side. An activation whose alive set would need two bands, or whose
+may fall on either side. An input of +-inf at an unbounded end of the interval (Softplus at
++inf, LogSigmoid at -inf) is outside the strict ``lo < z < hi`` and counts as dead: it is
+no pre-activation a network trains on. An activation whose alive set would need two bands, or whose
 derivative is random across a bound (RReLU with ``lower <= grad_eps < upper``), has no
 rule: the monitor then says so and does not count it.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,10 +200,18 @@ def _boundary(alive: Callable[[float], bool], a: float, b: float) -> tuple[float
     return a, b
 
 
-@functools.lru_cache(maxsize=256)
+# (rule key, grad_eps) -> its interval: filled at attach (eager), read in every counted call.
+_INTERVALS: dict[tuple, Interval] = {}
+
+
+@torch.compiler.disable
 def _derive(key: tuple, grad_eps: float) -> Interval:
-    rule = _RULE_MAKERS[key[0]](*key[1:])
-    return rule.derive(grad_eps)
+    """Derived once per rule and grad_eps, never traced: Dynamo would unroll the scan (tens
+    of thousands of points) into a graph, for minutes, on a compiled model's first call."""
+    found = _INTERVALS.get((key, grad_eps))
+    if found is None:
+        found = _INTERVALS[(key, grad_eps)] = _RULE_MAKERS[key[0]](*key[1:]).derive(grad_eps)
+    return found
 
 
 @dataclass(frozen=True)
@@ -236,13 +245,14 @@ class ActivationRule:
                     f"element, on both sides of grad_eps={grad_eps:g}: whether a sample "
                     "passes gradient is random"
                 )
-        return _derive(self.key, grad_eps)
+        found = _INTERVALS.get((self.key, grad_eps))
+        return found if found is not None else _derive(self.key, grad_eps)
 
     def derive(self, grad_eps: float) -> Interval:
         def alive(z: float) -> bool:
             return abs(self.grad(z)) > grad_eps
 
-        points = _grid(self.extrema)
+        points = self._points()
         states = [alive(z) for z in points]
         runs: list[list[float]] = []  # [first dead below, first dead above] per alive run
         for i, state in enumerate(states):
@@ -266,19 +276,43 @@ class ActivationRule:
         # The band's dead points: the doubles strictly between the two runs' ends.
         return Interval(lo, hi, gap_lo, gap_hi)  # the band: the dead points between the runs
 
+    def _points(self) -> list[float]:
+        """The scan's points: the grid, plus each zero of f' (where GELU's and SiLU's
+        derivative crosses 0) and the doubles beside it: a dead band narrower than the grid's
+        step (grad_eps of 1e-4 and below) is found there."""
+        grid = _grid(self.extrema)
+        signs = [self.grad(z) for z in grid]
+        zeros = []
+        for a, b, fa, fb in zip(grid, grid[1:], signs, signs[1:]):
+            if fa * fb < 0:
+                root = _boundary(lambda z: self.grad(z) > 0, a, b)
+                zeros += [
+                    math.nextafter(root[0], -math.inf),
+                    *root,
+                    math.nextafter(root[1], math.inf),
+                ]
+        return sorted({*grid, *zeros})
+
     def bounds(self, grad_eps: float, units: int, device: torch.device | str) -> Tensor:
         """``count_active_``'s ``alive_threshold``: float32 ``[4, units]``."""
         rows = self.interval(grad_eps).float32_rows()
         column = torch.tensor(rows, dtype=torch.float32, device=device)
         return column[:, None].expand(4, units).contiguous()
 
-    def dead_output_bound(self, grad_eps: float) -> float:
-        """The sup of ``|f(z)|`` over the dead set: how far a dead unit's output can be from 0."""
+    def dead_output_bound(self, grad_eps: float, nonpositive: bool = False) -> float:
+        """The sup of ``|f(z)|`` over the dead set (with `nonpositive`, its part ``z <= 0``):
+        how far a dead unit's output can be from 0; ``inf`` where it is unbounded (RReLU's
+        ``slope * z``). Taken over the scan's points, the set's ends and f''s zeros, where a
+        piecewise smooth |f| peaks."""
         interval = self.interval(grad_eps)
-        return max(
-            (abs(self.value(z)) for z in _grid(self.extrema) if not interval.alive(z)),
-            default=0.0,
-        )
+        ends = [interval.lo, interval.hi, interval.band_lo, interval.band_hi]
+        points = [z for z in [*self._points(), *ends] if math.isfinite(z)]
+        dead = [z for z in points if not interval.alive(z) and not (nonpositive and z > 0)]
+        peak = max((abs(self.value(z)) for z in dead), default=0.0)
+        far = [z for z in dead if abs(z) >= 1e12]
+        if far and max(abs(self.value(z)) for z in far) > 1e6:
+            return math.inf  # still growing at the scan's end: unbounded
+        return peak
 
 
 def _gelu_rule(approximate: str = "none") -> ActivationRule:
@@ -432,8 +466,8 @@ def _clipped_gelu_rule(min_val: float, max_val: float) -> ActivationRule:
         f"ClippedGELU({min_val:g}, {max_val:g})",
         ("clipped_gelu", min_val, max_val),
         lambda z: min(max(_gelu(z), min_val), max_val),
-        # torch.clip's backward passes gradient where min <= gelu(z) <= max.
-        lambda z: _gelu_grad(z) if min_val <= _gelu(z) <= max_val else 0.0,
+        # torch.clip with two scalar bounds passes gradient strictly inside them.
+        lambda z: _gelu_grad(z) if min_val < _gelu(z) < max_val else 0.0,
         extrema=(-_SQRT2, _SQRT2),
     )
 

@@ -59,6 +59,8 @@ def ruleless_activation(module: torch.nn.Module) -> bool:
         return True
     if isinstance(module, RULED_NN_ACTIVATIONS):  # a subclass overriding forward
         return True
+    if any(cls.__module__ == "transformers.activations" for cls in type(module).__mro__[1:]):
+        return True  # a subclass of a Hugging Face activation: it may compute otherwise
     is_leaf = next(module.children(), None) is None
     return is_leaf and _ACTIVATION_CLASS_NAME.search(type(module).__name__) is not None
 

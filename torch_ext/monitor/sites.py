@@ -88,8 +88,10 @@ class Layer:
         self.activation = sites.activation
         self.counts: Tensor | None = None  # int64 [2, units]: active, alive
         self.samples = 0  # per unit, known on the host from shapes
-        # With tau=: per unit, the sum of |h| over the window (float64), for ReDo's score.
+        # With tau=: per unit, the sum of |h| over the window (float64), for ReDo's score;
+        # incomplete when a checkpoint without them was resumed mid-window.
         self.abs_sums: Tensor | None = None
+        self.sums_incomplete = False
         self.threshold: Tensor | None = None
         self._threshold_key: tuple | None = None
         # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
@@ -176,6 +178,7 @@ class Layer:
         if self.abs_sums is not None:
             self.abs_sums.zero_()
         self.samples = 0
+        self.sums_incomplete = False
 
     def move_counts_to(self, other: Layer) -> None:
         """Hand this layer's counts and samples to `other` (added to its own, which must be

@@ -165,7 +165,7 @@ def revive(
             continue
         units = units_to_revive(layer, select)
         if isinstance(units, str):
-            if layer.dead:
+            if layer.dead or select != "dead":
                 skip_layer(name, units, skipped)
             continue
         if not units:

@@ -4,6 +4,7 @@ output), and every reason it cannot be done exactly, checked before anything is 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +71,8 @@ def units_to_revive(layer: LayerReport, select: str) -> list[int] | str:
         return list(layer.dead_units)
     if layer.tau_dormant_units is None:
         return (
-            "the report has no tau-dormant units (the monitor needs tau=, and the layer an "
-            "output shaped as its input)"
+            "the report has no tau-dormant verdict for it (the monitor needs tau=, the layer "
+            "an output shaped as its input, and the window finite outputs)"
         )
     if select == "tau_dormant":
         return list(layer.tau_dormant_units)
@@ -90,18 +91,44 @@ class _Drift:
 
 
 def _drift(
-    monitor: DeadNeuronMonitor, activation: torch.nn.Module, layer: LayerReport, units: list[int]
+    monitor: DeadNeuronMonitor,
+    activation: torch.nn.Module,
+    layer: LayerReport,
+    units: list[int],
+    readers: list[tuple[torch.nn.Module, Reader]],
 ) -> _Drift | None:
-    """None where the units output a constant revive can fold (dead units of the ReLU
-    family, as before); else how far from 0 their output may be."""
+    """None where the units output a constant revive can fold: dead units of the ReLU family
+    (as before), and dead units of another activation whose dead set outputs exactly 0
+    (ReLU6 or ReLU² below 0, a shrink's band); else how far from 0 their output may be."""
     rule = activation_rule(activation)
     all_dead = set(units) <= set(layer.dead_units)
     if all_dead and rule is None:
         return None  # the ReLU family: _dead_output_problem decides
+    peak = None
+    if all_dead:
+        # Never active (z <= 0 on every sample): only the dead set's part below 0 was hit.
+        active = layer.active_counts
+        never_active = active is not None and all(active[u] == 0 for u in units)
+        peak = rule.dead_output_bound(monitor.grad_eps, nonpositive=never_active)
+        if peak == 0.0:
+            return None
     mean = None if layer.mean_abs is None else max(layer.mean_abs[u] for u in units)
-    peak = rule.dead_output_bound(monitor.grad_eps) if all_dead and rule is not None else None
+    if any(path.max_pooled for _, path in readers):
+        mean = None  # a max pool passes on more than the units' mean
     kind = layer.condition if all_dead else "tau-dormant"
     return _Drift(peak, mean, f"{kind} {type(activation).__name__} units")
+
+
+def _drift_problem(drift: _Drift) -> str | None:
+    """Why no bound on the change can be stated (then revive refuses, even inexactly)."""
+    if drift.peak is not None and math.isinf(drift.peak) and drift.mean is None:
+        return f"its {drift.what} still output slope * z, unbounded, which zeroing drops"
+    if drift.peak is None and drift.mean is None:
+        return (
+            f"no bound on what zeroing the outgoing weights of its {drift.what} changes: "
+            "their mean |h| is unknown or does not carry through a max pool to the reader"
+        )
+    return None
 
 
 def _reader_weight(readers: list, width: int, units: list[int]) -> float:
@@ -119,7 +146,7 @@ def _drift_note(drift: _Drift, weight: float) -> tuple[str, float]:
     """What reviving drops, in words, and the bound on a reader output's change: on any
     sample where the units' peak output is known, else on average over the window."""
     parts = []
-    if drift.peak is not None:
+    if drift.peak is not None and math.isfinite(drift.peak):
         parts.append(
             f"by at most {drift.peak * weight:.3g} on any sample (they output up to "
             f"{drift.peak:.3g} where they pass no gradient)"
@@ -129,7 +156,8 @@ def _drift_note(drift: _Drift, weight: float) -> tuple[str, float]:
             f"by at most {drift.mean * weight:.3g} on average over the window (mean |h| up to "
             f"{drift.mean:.3g})"
         )
-    bound = (drift.peak if drift.peak is not None else drift.mean) * weight
+    finite = drift.peak if drift.peak is not None and math.isfinite(drift.peak) else None
+    bound = (finite if finite is not None else drift.mean) * weight
     note = (
         f"zeroing the outgoing weights of its {drift.what} changes a reader's output "
         + " and ".join(parts)
@@ -162,15 +190,20 @@ def plan_layer(
     producer, activation = link.producer[1](), monitor.module(name)
     norm = link.norm[1]() if link.norm is not None else None
     readers = [(reader.module(), reader) for reader in link.readers]
-    drift = _drift(monitor, activation, layer, units)
-    constant = 0.0 if drift is not None else _saturated_output(activation)
+    drift = _drift(monitor, activation, layer, units, readers)
+    constant = _saturated_output(activation) if drift is None else 0.0
     # Writability first: reading a parametrized weight (for its shape) computes it, which
     # for spectral_norm in training mode is a power iteration that updates its buffers.
     modules = [m for m in (producer, norm, *(r for r, _ in readers)) if m is not None]
     problem = (
         _first(_writable_problem(m, owners) for m in modules)
         or _shape_problem(link.units, producer, readers)
-        or (None if drift is not None else _dead_output_problem(activation, units))
+        or (_drift_problem(drift) if drift is not None else None)
+        or (
+            _dead_output_problem(activation, units)
+            if drift is None and activation_rule(activation) is None
+            else None
+        )
         or _fold_problem(constant, readers, owners)
     )
     if problem is not None:

@@ -84,6 +84,9 @@ class Reader:
     module: weakref.ref
     layout: UnitLayout
     keeps_constant: bool  # a dead unit's constant output reaches it as that constant
+    # A max pool on the way: what reaches it is no longer the units' mean (a mean bound on
+    # their output does not carry over).
+    max_pooled: bool = False
 
 
 @dataclass

@@ -470,12 +470,14 @@ class LinkTracer(TorchFunctionMode):
         output = activation.output
         if output is None:
             return "its output is not a tensor"
-        problem = self._walk(output, UnitLayout(link.unit_dim), True, link)
+        problem = self._walk(output, UnitLayout(link.unit_dim), True, link, False)
         if problem is None and not link.readers and not link.inexact:
             return "no Linear/Conv layer reads its output"
         return problem
 
-    def _walk(self, value: Value, layout: UnitLayout, keeps: bool, link: Link) -> str | None:
+    def _walk(
+        self, value: Value, layout: UnitLayout, keeps: bool, link: Link, max_pooled: bool
+    ) -> str | None:
         """Follow the units in `value` (at `layout`) to the layers that read them."""
         if value.returned:
             link.returned = True
@@ -490,7 +492,13 @@ class LinkTracer(TorchFunctionMode):
                 problem = (
                     f"its output reaches an operation that mixes units ({after})"
                     if isinstance(after, str)
-                    else self._walk(use, after, keeps and use.via.keeps_constant, link)
+                    else self._walk(
+                        use,
+                        after,
+                        keeps and use.via.keeps_constant,
+                        link,
+                        max_pooled or use.via.op.startswith(("max", "adaptive_max", "lp")),
+                    )
                 )
             elif isinstance(use, Op) and use.residual:
                 link.inexact.append(
@@ -501,13 +509,19 @@ class LinkTracer(TorchFunctionMode):
             elif isinstance(use, Op):
                 problem = f"its output is used by {use} outside a Linear/Conv layer"
             else:
-                problem = self._reader_problem(use, value, layout, keeps, link)
+                problem = self._reader_problem(use, value, layout, keeps, link, max_pooled)
             if problem is not None:
                 return problem
         return None
 
     def _reader_problem(
-        self, reader: Call, value: Value, layout: UnitLayout, keeps: bool, link: Link
+        self,
+        reader: Call,
+        value: Value,
+        layout: UnitLayout,
+        keeps: bool,
+        link: Link,
+        max_pooled: bool = False,
     ) -> str | None:
         module, units = reader.module, link.units
         if reader.input is not value:
@@ -548,7 +562,7 @@ class LinkTracer(TorchFunctionMode):
         if getattr(module, "groups", 1) != 1:
             return f"its reader '{reader.name}' is a grouped convolution"
         if all(r.module() is not module for r in link.readers):
-            link.readers.append(Reader(reader.name, weakref.ref(module), layout, keeps))
+            link.readers.append(Reader(reader.name, weakref.ref(module), layout, keeps, max_pooled))
         return None
 
     def _unseen_use_problem(self, activation: Call) -> str | None:
