@@ -428,7 +428,9 @@ def test_compiling_a_watched_model_never_traces_the_rules_derivation(monkeypatch
 
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 8), torch.nn.SiLU())
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 8), torch.nn.SiLU()
+    )
     x = torch.randn(16, 4)
     counts = {}
     for mode in ("eager", "compiled"):
@@ -440,7 +442,8 @@ def test_compiling_a_watched_model_never_traces_the_rules_derivation(monkeypatch
             monkeypatch.setattr(rules.ActivationRule, "derive", refuse)
             run = torch.compile(model, backend="eager") if mode == "compiled" else model
             run(x).sum().backward()
-            counts[mode] = {n: l.alive_counts for n, l in monitor.report().layers.items()}
+            layers = monitor.report().layers
+            counts[mode] = {name: layer.alive_counts for name, layer in layers.items()}
             monkeypatch.undo()
     assert counts["compiled"] == counts["eager"] and set(counts["eager"]) == {"1", "3"}
 
@@ -460,7 +463,8 @@ def test_an_infinite_output_gives_no_tau_verdict_and_revive_says_so(caplog):
 
 @pytest.mark.parametrize("grad_eps", (1e-4, 1e-6))
 @pytest.mark.parametrize(
-    "module", [torch.nn.GELU(), torch.nn.GELU(approximate="tanh"), torch.nn.SiLU(), torch.nn.Mish()],
+    "module",
+    [torch.nn.GELU(), torch.nn.GELU(approximate="tanh"), torch.nn.SiLU(), torch.nn.Mish()],
     ids=lambda m: repr(m),
 )
 def test_the_band_where_the_derivative_crosses_zero_is_found_at_any_grad_eps(module, grad_eps):
@@ -476,7 +480,9 @@ def test_the_band_where_the_derivative_crosses_zero_is_found_at_any_grad_eps(mod
     (grad,) = torch.autograd.grad(module(z64).sum(), z64)
     expected = int((grad.abs() > grad_eps).sum())
     counts = torch.zeros(2, 1, dtype=torch.int64)
-    torch.ops.torch_ext.count_active_(z[:, None], counts, 1, alive_threshold(module, 1, grad_eps, "cpu"))
+    torch.ops.torch_ext.count_active_(
+        z[:, None], counts, 1, alive_threshold(module, 1, grad_eps, "cpu")
+    )
     assert int(counts[1, 0]) == expected < z.numel()
 
 
@@ -507,7 +513,10 @@ def test_no_mean_bound_through_a_max_pool():
     get no bound, so revive refuses them even inexactly."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 4, 1), torch.nn.GELU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Conv2d(2, 4, 1),
+        torch.nn.GELU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
         torch.nn.Linear(4 * 4 * 4, 3),
     )
     with torch.no_grad():
