@@ -302,8 +302,8 @@ class ActivationRule:
     def dead_output_bound(self, grad_eps: float, nonpositive: bool = False) -> float:
         """The sup of ``|f(z)|`` over the dead set (with `nonpositive`, its part ``z <= 0``):
         how far a dead unit's output can be from 0; ``inf`` where it is unbounded (RReLU's
-        ``slope * z``). Taken over the scan's points, the set's ends and f''s zeros, where a
-        piecewise smooth |f| peaks."""
+        ``slope * z``). Taken over the scan's points, the set's ends and the zeros of
+        ``f'``, where a piecewise smooth ``|f|`` peaks."""
         interval = self.interval(grad_eps)
         ends = [interval.lo, interval.hi, interval.band_lo, interval.band_hi]
         points = [z for z in [*self._points(), *ends] if math.isfinite(z)]
