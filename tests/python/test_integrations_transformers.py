@@ -164,3 +164,23 @@ def test_readme_block_runs_in_a_fresh_interpreter(hf, tmp_path):
     ]
     out = run([sys.executable, "-c", block.code], tmp_path, environment(tmp_path))
     assert "model.decoder.layers.1.activation_fn" in out and "dead_neurons/dead_fraction" in out
+
+
+def test_tensorboard_gets_the_metrics_whatever_the_callback_order(hf, tmp_path):
+    """callbacks=[cb] with report_to=["tensorboard"]: the Trainer puts its reporting
+    callbacks first, which would write each log before the callback adds its metrics; the
+    callback moves itself to the front, so the event files hold the dead-neuron scalars."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from torch_ext.integrations.transformers import DeadNeuronCallback
+
+    callback = DeadNeuronCallback(window=2)
+    trainer = train(hf, tmp_path, callback, max_steps=2, report_to=["tensorboard"])
+    assert trainer.callback_handler.callbacks[0] is callback
+    tags = set()
+    for events in tmp_path.rglob("events.out.tfevents.*"):  # wherever this version writes
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert any(tag.endswith("dead_neurons/dead_fraction") for tag in tags), sorted(tags)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 import torch
@@ -104,6 +105,7 @@ class DeadNeuronCallback(SessionView, TrainerCallback):
     ) -> None:
         if model is None:
             raise RuntimeError("DeadNeuronCallback: the Trainer passed no model to on_train_begin")
+        _go_first(self, sys._getframe(1))
         self._session.attach(model)
         if state.global_step > 0:  # resumed: the TrainerState was read from the checkpoint
             self._restore(args, state)
@@ -169,3 +171,17 @@ class DeadNeuronCallback(SessionView, TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._session.detach()
+
+
+def _go_first(callback: TrainerCallback, caller: Any) -> None:
+    """Move `callback` to the front of the Trainer's callbacks (its CallbackHandler, the
+    caller of on_train_begin): the reporting callbacks (TensorBoard, W&B, ...), which the
+    Trainer puts before the user's, then see the metrics it adds to each log, whatever
+    order ``callbacks=`` and ``report_to=`` gave. Moving it while the handler iterates over
+    the list at its position neither skips nor repeats a callback. Left in place where the
+    caller is not a handler holding it (a Trainer of another shape)."""
+    handler = caller.f_locals.get("self")
+    callbacks = getattr(handler, "callbacks", None)
+    if isinstance(callbacks, list) and any(c is callback for c in callbacks):
+        callbacks.remove(callback)
+        callbacks.insert(0, callback)
