@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 from .counting import FUNCTIONS, function_kind
 from .hooks import add_abs_sums, count
 from .names import functional_name
-from .rules import NoRule, rule_for_function
+from .rules import ActivationRule, NoRule, rule_for_function
 from .selection import counted_by_default, ruleless_activation
 from .sites import CallSiteTable, Counting
 from .tracker import ForwardTracker
@@ -143,7 +143,7 @@ class FunctionalWatch(TorchFunctionMode):
             logger.warning("%s; calls that do not fit are not counted", error)
 
 
-def _checked(rule, grad_eps: float):
+def _checked(rule: ActivationRule, grad_eps: float) -> ActivationRule:
     """`rule` once its alive set is known to be countable for `grad_eps` (else NoRule)."""
     rule.interval(grad_eps)
     return rule

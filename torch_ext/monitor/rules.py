@@ -47,7 +47,6 @@ __all__ = [
     "ActivationRule",
     "Interval",
     "NoRule",
-    "interval_of",
     "rule_for_function",
     "rule_for_module",
 ]
@@ -527,9 +526,9 @@ _RULE_MAKERS: dict[str, Callable[..., ActivationRule]] = {
 
 
 # --- which rule a module or a function call has ---------------------------------------------
-def _nn_rules() -> list[tuple[type[torch.nn.Module], Callable[[Any], ActivationRule]]]:
+def _nn_rules() -> tuple[tuple[type[torch.nn.Module], Callable[[Any], ActivationRule]], ...]:
     nn = torch.nn
-    return [  # subclasses before their bases (ReLU6 is a Hardtanh)
+    return (  # subclasses before their bases (ReLU6 is a Hardtanh)
         (nn.GELU, lambda m: _gelu_rule(m.approximate)),
         (nn.SiLU, lambda m: _silu_rule()),
         (nn.Mish, lambda m: _mish_rule()),
@@ -546,11 +545,13 @@ def _nn_rules() -> list[tuple[type[torch.nn.Module], Callable[[Any], ActivationR
         (nn.Softshrink, lambda m: _shrink_rule("softshrink", float(m.lambd))),
         (nn.Tanhshrink, lambda m: _tanhshrink_rule()),
         (nn.RReLU, lambda m: _rrelu_rule(float(m.lower), float(m.upper))),
-    ]
+    )
 
 
 #: The torch.nn activation classes outside the ReLU family that have a rule.
-RULED_NN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = tuple(cls for cls, _ in _nn_rules())
+# Built once: rule_for_module runs at each counted call of a layer (its threshold's key).
+_NN_RULES = _nn_rules()
+RULED_NN_ACTIVATIONS: tuple[type[torch.nn.Module], ...] = tuple(cls for cls, _ in _NN_RULES)
 
 
 # Hugging Face's activation classes (transformers.activations), by class name: each computes
@@ -583,7 +584,7 @@ def rule_for_module(module: torch.nn.Module) -> ActivationRule | None:
     if kind.__module__ == "transformers.activations":
         make = _HF_RULES.get(kind.__name__)
         return None if make is None else make(module)
-    for cls, make in _nn_rules():
+    for cls, make in _NN_RULES:
         if isinstance(module, cls):
             return make(module) if kind.forward is cls.forward else None
     return None
@@ -645,8 +646,3 @@ FUNCTION_RULES: dict[str, tuple[Callable[[tuple, dict], ActivationRule], str]] =
 def rule_for_function(kind: str, args: tuple, kwargs: dict) -> ActivationRule:
     """The rule of a call of function `kind` (a key of :data:`FUNCTION_RULES`)."""
     return FUNCTION_RULES[kind][0](args, kwargs)
-
-
-def interval_of(rule: ActivationRule, grad_eps: float) -> Interval:
-    """``rule.interval(grad_eps)``, for readers that hold only the rule."""
-    return rule.interval(grad_eps)

@@ -5,6 +5,7 @@ swap :mod:`torch.nn`'s Leaky ReLU, PReLU, ELU, SELU and CELU modules for
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -12,35 +13,35 @@ from . import modules as ours
 
 __all__ = ["replace_activations", "restore_activations"]
 
-# torch.nn class -> the torch_ext.nn module computing the same function, built from the
-# original (its parameters and flags kept; PReLU's learned slopes copied).
-_OURS: dict[type[torch.nn.Module], Callable[[torch.nn.Module], torch.nn.Module]] = {
-    torch.nn.LeakyReLU: lambda m: ours.LeakyReLU(m.negative_slope, m.inplace),
-    torch.nn.ELU: lambda m: ours.ELU(m.alpha, m.inplace),
-    torch.nn.SELU: lambda m: ours.SELU(m.inplace),
-    torch.nn.CELU: lambda m: ours.CELU(m.alpha, m.inplace),
-    torch.nn.PReLU: lambda m: _with_weight(ours.PReLU(m.num_parameters), m),
-}
-
-# torch_ext.nn class -> the torch.nn module computing the same function.
-_NATIVE: dict[type[torch.nn.Module], Callable[[torch.nn.Module], torch.nn.Module]] = {
-    ours.LeakyReLU: lambda m: torch.nn.LeakyReLU(m.negative_slope, m.inplace),
-    ours.ELU: lambda m: torch.nn.ELU(m.alpha, m.inplace),
-    ours.SELU: lambda m: torch.nn.SELU(m.inplace),
-    ours.CELU: lambda m: torch.nn.CELU(m.alpha, m.inplace),
-    ours.PReLU: lambda m: _with_weight(torch.nn.PReLU(m.num_parameters), m),
-}
+# Each torch.nn class, the torch_ext.nn class computing the same function, and the
+# constructor arguments both take from a module of either (PReLU's learned slopes are
+# copied besides, see _rebuilt).
+_PAIRS: tuple[tuple[type[torch.nn.Module], type[torch.nn.Module], Callable[[Any], tuple]], ...] = (
+    (torch.nn.LeakyReLU, ours.LeakyReLU, lambda m: (m.negative_slope, m.inplace)),
+    (torch.nn.ELU, ours.ELU, lambda m: (m.alpha, m.inplace)),
+    (torch.nn.SELU, ours.SELU, lambda m: (m.inplace,)),
+    (torch.nn.CELU, ours.CELU, lambda m: (m.alpha, m.inplace)),
+    (torch.nn.PReLU, ours.PReLU, lambda m: (m.num_parameters,)),
+)
+_OURS = {native: (mine, args) for native, mine, args in _PAIRS}
+_NATIVE = {mine: (native, args) for native, mine, args in _PAIRS}
 
 _RELU_REMEDIES = ("leaky_relu", "prelu")
 
 
-def _with_weight(new: torch.nn.PReLU, old: torch.nn.PReLU) -> torch.nn.PReLU:
-    """`new` holding `old`'s slopes (a copy, on its device and dtype, as trainable)."""
-    with torch.no_grad():
+def _rebuilt(
+    module: torch.nn.Module, pair: tuple[type[torch.nn.Module], Callable[[Any], tuple]] | None
+) -> torch.nn.Module | None:
+    """`module` as the other class of its pair, with the same arguments (a PReLU holding a
+    copy of its slopes, on their device and dtype, as trainable); None without a pair."""
+    if pair is None:
+        return None
+    cls, args = pair
+    new = cls(*args(module))
+    if isinstance(module, torch.nn.PReLU):
         new.weight = torch.nn.Parameter(
-            old.weight.detach().clone(), requires_grad=old.weight.requires_grad
+            module.weight.detach().clone(), requires_grad=module.weight.requires_grad
         )
-    new.train(old.training)
     return new
 
 
@@ -100,9 +101,9 @@ def replace_activations(
     first = next(model.parameters(), None)  # where a new PReLU's slope goes
 
     def make(module: torch.nn.Module) -> torch.nn.Module | None:
-        build = _OURS.get(type(module))  # exact classes: a subclass may compute otherwise
-        if build is not None:
-            return build(module)
+        new = _rebuilt(module, _OURS.get(type(module)))  # exact: a subclass may differ
+        if new is not None:
+            return new
         if type(module) is torch.nn.ReLU and relu == "leaky_relu":
             return ours.LeakyReLU(negative_slope, module.inplace)
         if type(module) is torch.nn.ReLU and relu == "prelu":
@@ -123,8 +124,4 @@ def restore_activations(model: torch.nn.Module) -> dict[str, tuple[str, str]]:
         ``{module path: (old class name, new class name)}`` for every place replaced.
     """
 
-    def make(module: torch.nn.Module) -> torch.nn.Module | None:
-        build = _NATIVE.get(type(module))
-        return None if build is None else build(module)
-
-    return _swap(model, make)
+    return _swap(model, lambda module: _rebuilt(module, _NATIVE.get(type(module))))
