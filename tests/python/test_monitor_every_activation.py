@@ -574,3 +574,30 @@ def test_a_subclass_of_a_hugging_face_activation_is_listed_not_counted():
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), Scaled())
     assert DeadNeuronMonitor(model).skipped_modules == {"1": "Scaled"}
+
+
+def test_torch_func_transforms_over_a_watched_model_run_and_are_not_counted(caplog):
+    """grad and vmap(grad) (per-sample gradients) of a watched model ran into the link
+    tracer (wrappers without storage) and the counting op (no batching rule): they run, are
+    not counted, and say so once; eager forwards after them count and trace as before."""
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 2))
+    params = dict(model.named_parameters())
+    x = torch.randn(6, 4)
+
+    def loss(p, xs):
+        return functional_call(model, p, (xs,)).square().sum()
+
+    with DeadNeuronMonitor(model, window=1, tau=TAU) as monitor:
+        with caplog.at_level("WARNING", logger="torch_ext.monitor"):
+            full = grad(loss)(params, x)
+            per_sample = vmap(grad(loss), in_dims=(None, 0))(params, x[:, None])
+        assert monitor.report().layers == {}
+        assert caplog.text.count("inside torch.func transforms") == 1
+        torch.testing.assert_close(per_sample["2.weight"].sum(0), full["2.weight"])
+        model(x).sum().backward()
+        monitor.step()
+        assert monitor.history[-1].layers["1"].samples == 6
+        assert monitor.link_problem("1") is None

@@ -109,6 +109,14 @@ def recomputing() -> bool:
     return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
 
 
+def unfollowed() -> bool:
+    """Whether the forward running now is one the monitor does not follow (its hooks still
+    count it, under the module's name): one Dynamo is tracing (torch.compile), or one inside
+    a torch.func transform (grad, vmap, ...), whose tensors are wrappers without storage
+    that no link tracing can read."""
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+
+
 def inside_forward_of(model: torch.nn.Module) -> bool:
     """Whether a forward of `model` is running below the one starting now: the model called
     inside its own forward. (A forward cut short by KeyboardInterrupt, which skips the

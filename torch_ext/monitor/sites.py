@@ -22,6 +22,7 @@ from .counting import (
     function_activation_name,
     outside_inference_mode,
     recomputing,
+    unfollowed,
 )
 from .layer_kinds import features_last
 from .names import parse, site_name
@@ -244,6 +245,7 @@ class CallSiteTable:
         # some call: their |h| sums miss calls, so they get no tau-dormant score.
         self.unsummed_sites: set[str] = set()
         self.refused: set[str] = set()  # layers not counted for want of a rule, said once
+        self.warned_transformed = False
 
     def unsummed(self, name: str) -> None:
         """Module or functional site `name` returned an output not shaped as its input:
@@ -285,7 +287,7 @@ class CallSiteTable:
         under the module's name (see :meth:`counting_args`); one outside a forward is
         noted too, as it may feed readers revive never sees."""
         tracker = self.tracker
-        if torch.compiler.is_compiling():  # a mutable index would be a guard: recompiles
+        if unfollowed():  # compiled (a mutable index would be a guard) or under torch.func
             return sites.layers[0]
         if tracker is not None and tracker.in_forward:
             return self.site(sites, sites.next_call(tracker.forward_index))
@@ -302,6 +304,9 @@ class CallSiteTable:
             and not recomputing()
         ):
             return None
+        if torch._C._are_functorch_transforms_active():
+            self._say_transformed_once()
+            return None
         unit_dim = self.unit_dim_of(layer, z)
         if unit_dim is None:
             return None
@@ -316,6 +321,17 @@ class CallSiteTable:
         except NoRule as error:  # grad_eps changed since attach (RReLU's random slopes)
             self._refuse_once(layer.name, error)
             return None
+
+    def _say_transformed_once(self) -> None:
+        """Calls inside a torch.func transform are not counted: under vmap a layer's input
+        is a batch of per-sample wrappers the counting ops cannot write through, and under
+        grad a second, transformed run of a forward eager mode has counted already."""
+        if not self.warned_transformed:
+            self.warned_transformed = True
+            logger.warning(
+                "DeadNeuronMonitor: forwards inside torch.func transforms (grad, vmap, "
+                "functional_call under them) are not counted; the model's eager forwards are"
+            )
 
     def _refuse_once(self, name: str, error: NoRule) -> None:
         if name not in self.refused:

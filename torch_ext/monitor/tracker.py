@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .counting import Hook, inside_forward_of, recomputing
+from .counting import Hook, inside_forward_of, recomputing, unfollowed
 from .layer_kinds import NORM_LAYERS, WEIGHTED_LAYERS, features_last
 
 __all__ = ["ForwardSubscriber", "ForwardTracker"]
@@ -130,7 +130,7 @@ class ForwardTracker:
         if torch.compiler.is_compiling():
             self.compiled_forwards += 1  # replayed by Dynamo on every compiled call
             return
-        if recomputing():
+        if unfollowed() or recomputing():
             return
         self.in_forward = True
         self.forward_index += 1
