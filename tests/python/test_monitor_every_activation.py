@@ -290,7 +290,7 @@ def test_llama_silu_units_with_no_input_are_reported_as_their_derivative_says():
     assert layer.scores[6] == 0.0 and layer.scores[20] == 0.0
 
 
-REVIVABLE = ["vit", "convnext", "bert"]
+REVIVABLE = ["vit", "convnext", "bert", "gpt2"]
 
 
 @pytest.mark.parametrize("name", [n for n in REVIVABLE if n in CASES])
@@ -311,6 +311,26 @@ def test_revive_brings_killed_units_back_in_the_next_window(name, caplog):
         _run_window(model, case, monitor, {})
         again = monitor.history[-1].layers[layer_name]
     assert not set(killed) & set(again.dead_units)
+
+
+def test_revive_brings_back_llama_units_whose_gate_outputs_zero():
+    """Llama's MLP gates its SiLU units by another branch (act(gate(x)) * up(x)): their mean
+    |h| bounds nothing past the product unless it is 0, as for units whose gate rows are
+    zero in the window just measured; revived, they come back."""
+    if _transformers is None:
+        pytest.skip("no transformers")
+    case = CASES["llama"]
+    model = case.make()
+    case.kill(model)
+    name = "layers.0.mlp.act_fn"
+    with DeadNeuronMonitor(model, window=1, tau=TAU) as monitor:
+        _run_window(model, case, monitor, {}, steps=1)
+        assert monitor.links(name)[1] == [model.layers[0].mlp.down_proj]
+        revived = torch_ext.revive(model, monitor, select="tau_dormant", exact=False)
+        assert revived[name] == [6, 20] and revived.change_bounds[name] == 0.0
+        _run_window(model, case, monitor, {})  # two steps: the gate rows have moved
+        again = monitor.history[-1].layers[name]
+    assert not {6, 20} & set(again.tau_dormant_units)
 
 
 def test_revive_bound_holds_on_a_saturated_tanh_layer():

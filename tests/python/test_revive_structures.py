@@ -567,3 +567,101 @@ def test_revive_draws_rows_without_copying_the_layer_or_its_hooks():
     bound = 1 / 4**0.5  # Linear's init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     rows = model[0].weight[DEAD]
     assert rows.abs().max() <= bound and rows.std() > 0.1 * bound
+
+
+def test_revive_through_hugging_face_conv1d_writes_its_transposed_weights_exactly():
+    """GPT-2's Conv1D stores its weight [in, out]: a unit's incoming weights are a column of
+    the producer, its outgoing ones a row of the reader; the Adam state follows. Exact for
+    ReLU (the model's output unchanged), and the units come back."""
+    pytorch_utils = pytest.importorskip("transformers.pytorch_utils")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        pytorch_utils.Conv1D(C, 4), torch.nn.ReLU(), pytorch_utils.Conv1D(3, C)
+    )
+    producer, reader = model[0], model[2]
+    with torch.no_grad():
+        producer.weight[:, DEAD] = 0.0
+        producer.bias[DEAD] = -1.0
+    x = torch.randn(2, 8, 4)  # (batch, tokens, features), as in GPT-2
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        optimizer.zero_grad()
+        model(x).pow(2).sum().backward()
+        optimizer.step()
+        monitor.step()
+        assert monitor.history[-1].layers["1"].dead_units == DEAD
+        for param in (producer.weight, reader.weight):  # so a reset slice shows
+            optimizer.state[param]["exp_avg"].fill_(1.0)
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor, optimizer)
+        assert revived == {"1": DEAD} and revived.inexact == {}
+        torch.testing.assert_close(model(x).detach(), before)
+        assert torch.all(reader.weight[DEAD] == 0) and torch.all(reader.weight[1] != 0)
+        assert torch.all(producer.weight[:, DEAD].abs().sum(0) > 0)
+        assert torch.all(producer.bias[DEAD] == 0.01)
+        moments = optimizer.state[reader.weight]["exp_avg"]
+        assert torch.all(moments[DEAD] == 0) and torch.all(moments[1] == 1)
+        moments = optimizer.state[producer.weight]["exp_avg"]
+        assert torch.all(moments[:, DEAD] == 0) and torch.all(moments[:, 1] == 1)
+        assert trained_window(model, monitor, x, steps=1).layers["1"].dead_units == []
+
+
+class Gated(torch.nn.Module):
+    """A gated MLP, as Llama's (act(gate(x)) * up(x)) with the product's operands either way."""
+
+    def __init__(self, act: torch.nn.Module, act_first: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.gate, self.up, self.down = (
+            torch.nn.Linear(4, C),
+            torch.nn.Linear(4, C),
+            torch.nn.Linear(C, 3),
+        )
+        self.act, self.act_first = act, act_first
+
+    def forward(self, x):
+        h, g = self.act(self.gate(x)), self.up(x)
+        return self.down(h * g if self.act_first else g * h)
+
+
+def gated_step(model: Gated, x: torch.Tensor, monitor: DeadNeuronMonitor, bias=-100.0) -> None:
+    with torch.no_grad():
+        model.gate.weight[DEAD] = 0.0
+        model.gate.bias[DEAD] = bias
+    model(x).pow(2).sum().backward()
+    monitor.step()
+
+
+@pytest.mark.parametrize("act_first", [True, False])
+def test_revive_through_a_gate_is_exact_for_units_that_output_zero(act_first):
+    """Dead ReLU units output exactly 0, and 0 times the other branch is 0: revived exactly,
+    whichever side of the product they are on."""
+    model, x = Gated(torch.nn.ReLU(), act_first), torch.randn(16, 4)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        gated_step(model, x, monitor)
+        assert monitor.links("act") == (model.gate, [model.down])
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor)
+    assert revived == {"act": DEAD} and revived.inexact == {}
+    torch.testing.assert_close(model(x).detach(), before)
+    assert torch.all(model.down.weight[:, DEAD] == 0)
+
+
+@pytest.mark.parametrize(
+    ("act", "bias", "why"),
+    [
+        # GELU(-5) is -1.4e-6 (in float32 it is 0 below about -5.3, and exactly revivable):
+        # times the other branch, unbounded
+        (torch.nn.GELU(), -5.0, "does not carry through a max pool or a gate"),
+        (torch.nn.ELU(), -100.0, "does not keep a constant"),  # -1 times the other branch
+    ],
+)
+def test_revive_through_a_gate_refuses_units_with_an_output(act, bias, why):
+    model, x = Gated(act), torch.randn(16, 4)
+    with DeadNeuronMonitor(model, window=1, tau=0.1) as monitor:
+        gated_step(model, x, monitor, bias)
+        assert monitor.history[-1].layers["act"].dead_units == DEAD
+        weights = [p.detach().clone() for p in model.parameters()]
+        revived = torch_ext.revive(model, monitor, exact=False)
+    assert revived == {} and why in revived.skipped["act"]
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))

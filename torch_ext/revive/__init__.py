@@ -73,7 +73,8 @@ def revive(
     """Re-initialise the dead units that ``monitor`` reports, keeping the network's function.
 
     For each dead unit of a monitored layer (call site): the incoming weights (its row of the
-    Linear or output channel of the convolution feeding the activation) are drawn afresh from
+    Linear, column of Hugging Face's Conv1D or output channel of the convolution feeding the
+    activation) are drawn afresh from
     that layer's own initialisation and its bias set to +0.01 (the lecture notes' remedy); if
     a BatchNorm, LayerNorm or GroupNorm stands between them, the producer's bias entry is set
     to 0 and the norm's parameters for the unit to weight 1, bias +0.01, its running
@@ -105,7 +106,12 @@ def revive(
     * its activation's dead output is not a known constant (a Leaky ReLU or PReLU unit
       still outputs ``slope * z``), or is a nonzero constant (ELU, SELU, CELU) that a
       reader cannot take: it has no bias, it is a convolution padding with zeros, or the
-      path to it does not keep constants (dropout in training, average pooling over padding);
+      path to it does not keep constants (dropout in training, average pooling over padding,
+      a gate);
+    * the units still output something (a dead GELU unit, a tau-dormant unit) and no bound on
+      what zeroing their outgoing weights changes is known: their output passes a gate (a
+      product with another branch, as in Llama's MLP) and is not exactly 0, or their mean
+      passes a max pool;
     * the weight or bias of its feeding, norm or reading layers is computed rather than a
       parameter revive can write (:mod:`torch.nn.utils.parametrize` such as
       ``parametrizations.weight_norm``/``spectral_norm``/``orthogonal``, the older

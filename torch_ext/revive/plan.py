@@ -17,7 +17,15 @@ from ..activations import ACTIVATIONS, activation_of
 from ..monitor import DeadNeuronMonitor, LayerReport
 from ..monitor.counting import activation_rule
 from ..monitor.distributed import world_size
-from ..monitor.links import NORM_LAYERS, WEIGHTED_LAYERS, Reader, in_features, out_features
+from ..monitor.layer_kinds import hf_conv1d_class
+from ..monitor.links import (
+    NORM_LAYERS,
+    WEIGHTED_LAYERS,
+    Reader,
+    in_features,
+    out_features,
+    weight_out_in,
+)
 
 __all__ = [
     "Owners",
@@ -115,6 +123,8 @@ def _drift(
     mean = None if layer.mean_abs is None else max(layer.mean_abs[u] for u in units)
     if any(path.max_pooled for _, path in readers):
         mean = None  # a max pool passes on more than the units' mean
+    if any(path.gated for _, path in readers):  # times another branch: only 0 stays bounded
+        peak, mean = None, (mean if mean == 0.0 else None)
     kind = layer.condition if all_dead else "tau-dormant"
     return _Drift(peak, mean, f"{kind} {type(activation).__name__} units")
 
@@ -126,7 +136,8 @@ def _drift_problem(drift: _Drift) -> str | None:
     if drift.peak is None and drift.mean is None:
         return (
             f"no bound on what zeroing the outgoing weights of its {drift.what} changes: "
-            "their mean |h| is unknown or does not carry through a max pool to the reader"
+            "their mean |h| is unknown or does not carry through a max pool or a gate (a "
+            "product with another branch) to the reader"
         )
     return None
 
@@ -136,7 +147,7 @@ def _reader_weight(readers: list, width: int, units: list[int]) -> float:
     largest = 0.0
     for reader, path in readers:
         columns = path.layout.indices(width, torch.tensor(units, device=reader.weight.device))
-        weights = reader.weight.detach()[:, columns].abs()
+        weights = weight_out_in(reader).detach()[:, columns].abs()
         per_output = weights.sum(dim=[d for d in range(weights.dim()) if d != 0])
         largest = max(largest, float(per_output.max()) if per_output.numel() else 0.0)
     return largest
@@ -252,12 +263,12 @@ def _shape_problem(
 ) -> str | None:
     """The tensors revive indexes must have a slice per unit: the attributes (out_features,
     in_channels, ...) stay behind when a parameter is reassigned."""
-    widths = [out_features(producer) - units, producer.weight.shape[0] - units]
+    widths = [out_features(producer) - units, weight_out_in(producer).shape[0] - units]
     if producer.bias is not None:
         widths.append(producer.bias.shape[0] - units)
     for reader, path in readers:
         width = path.layout.width(units)
-        widths += [in_features(reader) - width, reader.weight.shape[1] - width]
+        widths += [in_features(reader) - width, weight_out_in(reader).shape[1] - width]
     if any(widths):
         return "the layers around it changed shape since the monitor saw them"
     return None
@@ -308,7 +319,7 @@ def _fold_problem(
         if not path.keeps_constant:
             return (
                 f"its dead units output {constant:.4g} and the way to its reader {name} does "
-                "not keep a constant (dropout in training, or an average over padding)"
+                "not keep a constant (dropout in training, an average over padding, a gate)"
             )
     return None
 
@@ -365,9 +376,10 @@ def _writable_problem(module: torch.nn.Module, owners: Owners) -> str | None:
     if computed is not None:
         return f"{name} computes its {computed}; revive writes only plain parameters"
     kind = type(module)
+    conv1d = hf_conv1d_class()  # Hugging Face's own forward is plain too
+    plain = (*_PLAIN_FORWARDS, *((conv1d.forward,) if conv1d is not None else ()))
     if any(
-        getattr(kind, attr, None) not in (None, *_PLAIN_FORWARDS)
-        for attr in ("forward", "_conv_forward")
+        getattr(kind, attr, None) not in (None, *plain) for attr in ("forward", "_conv_forward")
     ):
         return (
             f"{name} overrides forward ({kind.__name__}): revive cannot tell how it uses its weight"

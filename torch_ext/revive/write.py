@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 
 from ..monitor.distributed import world_size
+from ..monitor.layer_kinds import hf_conv1d_class
+from ..monitor.links import weight_out_dim, weight_out_in
 from .optimizer_state import reset_optimizer_state
 from .plan import Plan
 
@@ -24,7 +26,7 @@ def unit_index(plan: Plan) -> Tensor:
 def revive_layer(plan: Plan, optimizer: torch.optim.Optimizer | None) -> None:
     producer, norm = plan.producer, plan.norm
     dead = unit_index(plan)
-    producer.weight[dead] = plan.rows
+    weight_out_in(producer)[dead] = plan.rows
     if producer.bias is not None:  # behind a norm, the norm's bias carries the remedy
         producer.bias[dead] = 0.0 if norm is not None else REVIVED_BIAS
     if norm is not None:
@@ -33,18 +35,18 @@ def revive_layer(plan: Plan, optimizer: torch.optim.Optimizer | None) -> None:
     for reader, path in plan.readers:
         columns = path.layout.indices(plan.width, dead)
         _fold_into_bias(reader, columns, plan.constant)
-        reader.weight[:, columns] = 0.0
+        weight_out_in(reader)[:, columns] = 0.0
         outgoing.append((reader, columns))
     if optimizer is None:
         return
-    reset_optimizer_state(optimizer, producer.weight, dead, dim=0)
+    reset_optimizer_state(optimizer, producer.weight, dead, dim=weight_out_dim(producer))
     if producer.bias is not None:
         reset_optimizer_state(optimizer, producer.bias, dead, dim=0)
     for param in (getattr(norm, "weight", None), getattr(norm, "bias", None)):
         if isinstance(param, Tensor):
             reset_optimizer_state(optimizer, param, dead, dim=plan.norm_axis)
     for reader, columns in outgoing:
-        reset_optimizer_state(optimizer, reader.weight, columns, dim=1)
+        reset_optimizer_state(optimizer, reader.weight, columns, dim=1 - weight_out_dim(reader))
 
 
 def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
@@ -71,19 +73,31 @@ def fresh_rows(producer: torch.nn.Module, dead: Tensor) -> Tensor:
     reset unit starts no larger than its peers): a model initialised otherwise than its
     layers' ``reset_parameters`` (Hugging Face's std 0.02) would get rows far larger than the
     rest."""
+    rows = _drawn_rows(producer, len(dead)).contiguous()
+    if world_size() > 1:
+        torch.distributed.broadcast(rows, src=0)
+    return _scaled_to_live_rows(rows, weight_out_in(producer).detach(), dead)
+
+
+def _drawn_rows(producer: torch.nn.Module, count: int) -> Tensor:
+    """`count` rows of incoming weights, as ``[count, in, *kernel]``, drawn by the layer's own
+    initialisation: ``reset_parameters`` of a bare copy holding `count` rows, or for Hugging
+    Face's Conv1D (which has none) its constructor's draw."""
+    weight = producer.weight
+    conv1d = hf_conv1d_class()
+    if conv1d is not None and isinstance(producer, conv1d):
+        drawn = conv1d(count, producer.nx).weight.detach()
+        return drawn.t().to(device=weight.device, dtype=weight.dtype)
     fresh = object.__new__(type(producer))
     fresh.__dict__.update(producer.__dict__)
     fresh._parameters = {
         name: None
         if param is None
-        else torch.nn.Parameter(param.new_empty((len(dead), *param.shape[1:])), param.requires_grad)
+        else torch.nn.Parameter(param.new_empty((count, *param.shape[1:])), param.requires_grad)
         for name, param in producer._parameters.items()
     }
     fresh.reset_parameters()
-    rows = fresh.weight.detach().contiguous()
-    if world_size() > 1:
-        torch.distributed.broadcast(rows, src=0)
-    return _scaled_to_live_rows(rows, producer.weight.detach(), dead)
+    return fresh.weight.detach()
 
 
 def _scaled_to_live_rows(rows: Tensor, weight: Tensor, dead: Tensor) -> Tensor:
@@ -109,5 +123,5 @@ def _fold_into_bias(reader: torch.nn.Module, columns: Tensor, constant: float) -
     reader's bias: what those weights contributed before they are zeroed."""
     if constant == 0.0:
         return
-    outgoing = reader.weight[:, columns]
+    outgoing = weight_out_in(reader)[:, columns]
     reader.bias += constant * outgoing.sum(dim=[d for d in range(outgoing.dim()) if d != 0])

@@ -1,7 +1,7 @@
 """Links: which layers feed each monitored activation call site and which read its output,
 learnt from the model's own forward. They are what :func:`torch_ext.revive` rewires.
 
-A link is ``producer [-> norm] -> activation -> readers``: the producer a Linear/Conv, the
+A link is ``producer [-> norm] -> activation -> readers``: the producer a Linear/Conv (or Hugging Face's Conv1D), the
 optional norm a BatchNorm/LayerNorm/GroupNorm, the readers Linear/Conv layers reached
 through operations that keep each unit's values apart (pooling, dropout, flatten, views).
 The tracer also records what revive cannot keep exact (a residual addition reading the
@@ -16,7 +16,10 @@ from .layers import (
     feature_dim,
     features_last,
     in_features,
+    is_weighted,
     out_features,
+    weight_out_dim,
+    weight_out_in,
 )
 from .layout import UnitLayout
 from .records import OUTSIDE, Link, LinkBook, Reader, Use
@@ -35,5 +38,8 @@ __all__ = [
     "feature_dim",
     "features_last",
     "in_features",
+    "is_weighted",
     "out_features",
+    "weight_out_dim",
+    "weight_out_in",
 ]

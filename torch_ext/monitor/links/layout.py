@@ -85,6 +85,7 @@ _POOLS = {
 }
 _DROPOUTS = {"dropout", "dropout1d", "dropout2d", "dropout3d"}
 RESIDUAL_OPS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
+GATE_OPS = {"mul", "__mul__", "__rmul__"}  # act(gate(x)) * up(x): see gate_pass_through
 # Reads of a tensor's metadata: not uses of its values.
 METADATA_OPS = {
     "size",
@@ -157,3 +158,14 @@ def _view_pass_through(
     if before[:start] == after[:start] and math.prod(before[start:]) == after[-1]:
         return PassThrough(op, _flatten_step(before, start, -1), True)
     return None
+
+
+def gate_pass_through(name: str, args: tuple, result: Any) -> PassThrough | None:
+    """A gate, ``h * g`` of two tensors shaped as the product (Llama's ``act(gate(x)) * up(x)``,
+    T5's gated GELU): each unit stays where it was, scaled by the other branch's value at its
+    place, so a constant 0 stays 0 and nothing else stays constant."""
+    if name not in GATE_OPS or len(args) < 2 or not isinstance(result, Tensor):
+        return None
+    if not all(isinstance(a, Tensor) and a.shape == result.shape for a in args[:2]):
+        return None
+    return PassThrough(name, _identity_step, keeps_constant=False)

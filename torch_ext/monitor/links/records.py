@@ -87,6 +87,9 @@ class Reader:
     # A max pool on the way: what reaches it is no longer the units' mean (a mean bound on
     # their output does not carry over).
     max_pooled: bool = False
+    # A gate on the way (``act(gate(x)) * up(x)``, Llama's MLP): what reaches it is the units'
+    # output times another branch's, bounded by neither their peak nor their mean.
+    gated: bool = False
 
 
 @dataclass

@@ -7,7 +7,7 @@ import math
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -17,13 +17,20 @@ from ..names import site_name
 from ..sites import CallSiteTable
 from .layers import (
     NORM_LAYERS,
-    WEIGHTED_LAYERS,
     feature_dim,
     features_last,
     in_features,
+    is_weighted,
     out_features,
 )
-from .layout import METADATA_OPS, RESIDUAL_OPS, UnitLayout, pass_through
+from .layout import (
+    GATE_OPS,
+    METADATA_OPS,
+    RESIDUAL_OPS,
+    UnitLayout,
+    gate_pass_through,
+    pass_through,
+)
 from .records import (
     Call,
     Link,
@@ -70,7 +77,8 @@ class LinkTracer(TorchFunctionMode):
         self._names = {
             id(module): (module, name)
             for name, module in model.named_modules()
-            if isinstance(module, WEIGHTED_LAYERS + NORM_LAYERS)
+            if is_weighted(module)
+            or isinstance(module, NORM_LAYERS)
             or features_last(module)
             or name in table.sites
         }
@@ -247,6 +255,9 @@ class LinkTracer(TorchFunctionMode):
             return
         first = self._value_of(args[0]) if args else None
         through = pass_through(func, args, kwargs, result) if first is not None else None
+        gated = self._gated_site(name, args, result)
+        if gated is not None:  # followed from the monitored side; the other side is used
+            first, through = gated, gate_pass_through(name, args, result)
         node = result.grad_fn if isinstance(result, Tensor) else None
         for value in values:
             if value is first and through is not None and result is not args[0]:
@@ -259,6 +270,16 @@ class LinkTracer(TorchFunctionMode):
                 )
             else:
                 value.consumers.append(Op(name, residual=name in RESIDUAL_OPS, grad_fn=node))
+
+    def _gated_site(self, name: str, args: tuple, result: Any) -> Value | None:
+        """The operand of a gate (see gate_pass_through) made by a monitored call site, when
+        exactly one is."""
+        table = self._table()
+        if table is None or gate_pass_through(name, args, result) is None:
+            return None
+        sides = [self._value_of(a) for a in args[:2]]
+        monitored = [v for v in sides if v is not None and v.producer.name in table.sites]
+        return monitored[0] if len(monitored) == 1 else None
 
     def _same_values(self, values: list[Value], result: Any) -> bool:
         """Whether `result` is `values` again under other tensors, each exactly aliasing one
@@ -393,11 +414,11 @@ class LinkTracer(TorchFunctionMode):
                 source is None
                 or source.via is not None
                 or source.mutations
-                or not isinstance(source.producer.module, WEIGHTED_LAYERS)
+                or not is_weighted(source.producer.module)
             ):
                 return f"its norm layer '{first.name}' is not fed by a Linear/Conv layer alone"
             return self._producer_problem(source.producer, source, first, link)
-        if not isinstance(first.module, WEIGHTED_LAYERS):
+        if not is_weighted(first.module):
             return (
                 f"its input is made by '{first.name}' ({type(first.module).__name__}), not "
                 "by a Linear/Conv layer or a norm layer after one"
@@ -470,13 +491,13 @@ class LinkTracer(TorchFunctionMode):
         output = activation.output
         if output is None:
             return "its output is not a tensor"
-        problem = self._walk(output, UnitLayout(link.unit_dim), True, link, False)
+        problem = self._walk(output, UnitLayout(link.unit_dim), True, link, _Path())
         if problem is None and not link.readers and not link.inexact:
             return "no Linear/Conv layer reads its output"
         return problem
 
     def _walk(
-        self, value: Value, layout: UnitLayout, keeps: bool, link: Link, max_pooled: bool
+        self, value: Value, layout: UnitLayout, keeps: bool, link: Link, path: _Path
     ) -> str | None:
         """Follow the units in `value` (at `layout`) to the layers that read them."""
         if value.returned:
@@ -497,7 +518,7 @@ class LinkTracer(TorchFunctionMode):
                         after,
                         keeps and use.via.keeps_constant,
                         link,
-                        max_pooled or use.via.op.startswith(("max", "adaptive_max", "lp")),
+                        path.after(use.via.op),
                     )
                 )
             elif isinstance(use, Op) and use.residual:
@@ -509,7 +530,7 @@ class LinkTracer(TorchFunctionMode):
             elif isinstance(use, Op):
                 problem = f"its output is used by {use} outside a Linear/Conv layer"
             else:
-                problem = self._reader_problem(use, value, layout, keeps, link, max_pooled)
+                problem = self._reader_problem(use, value, layout, keeps, link, path)
             if problem is not None:
                 return problem
         return None
@@ -521,7 +542,7 @@ class LinkTracer(TorchFunctionMode):
         layout: UnitLayout,
         keeps: bool,
         link: Link,
-        max_pooled: bool = False,
+        path: _Path,
     ) -> str | None:
         module, units = reader.module, link.units
         if reader.input is not value:
@@ -533,7 +554,7 @@ class LinkTracer(TorchFunctionMode):
                 "units change what it normalizes"
             )
             return None
-        if not isinstance(module, WEIGHTED_LAYERS):
+        if not is_weighted(module):
             return (
                 f"its output is read by '{reader.name}' ({type(module).__name__}), not a "
                 "Linear/Conv layer"
@@ -562,7 +583,9 @@ class LinkTracer(TorchFunctionMode):
         if getattr(module, "groups", 1) != 1:
             return f"its reader '{reader.name}' is a grouped convolution"
         if all(r.module() is not module for r in link.readers):
-            link.readers.append(Reader(reader.name, weakref.ref(module), layout, keeps, max_pooled))
+            link.readers.append(
+                Reader(reader.name, weakref.ref(module), layout, keeps, path.max_pooled, path.gated)
+            )
         return None
 
     def _unseen_use_problem(self, activation: Call) -> str | None:
@@ -602,6 +625,20 @@ class LinkTracer(TorchFunctionMode):
         return (
             "it runs where operations cannot be traced (inside the handler of a tensor "
             "subclass or another torch-function mode)"
+        )
+
+
+class _Path(NamedTuple):
+    """What the way from an activation to a reader went through, so far: a max pool (the
+    units' mean no longer bounds what passes), a gate (nor does their peak)."""
+
+    max_pooled: bool = False
+    gated: bool = False
+
+    def after(self, op: str) -> _Path:
+        return _Path(
+            self.max_pooled or op.startswith(("max", "adaptive_max", "lp")),
+            self.gated or op in GATE_OPS,
         )
 
 
