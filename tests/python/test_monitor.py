@@ -343,12 +343,25 @@ def test_tensorboard_scalars_and_histograms(tmp_path):
         writer = tensorboard.SummaryWriter(str(tmp_path))
         monitor.write_tensorboard(writer)
         writer.close()
+        metrics = monitor.report().metrics()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path))
     events.Reload()
-    assert events.Scalars("dead_fraction/1")[0].value == pytest.approx(3 / 8)
-    assert "activation_rate/1" in events.Tags()["histograms"]
+    # One tag scheme, the callbacks' (report.metrics): per layer and over all units.
+    assert (
+        set(events.Tags()["scalars"])
+        == set(metrics)
+        == {
+            "dead_neurons/1/dead_fraction",
+            "dead_neurons/1/dormant_fraction",
+            "dead_neurons/dead_fraction",
+            "dead_neurons/dormant_fraction",
+        }
+    )
+    assert events.Scalars("dead_neurons/1/dead_fraction")[0].value == pytest.approx(3 / 8)
+    assert events.Scalars("dead_neurons/dead_fraction")[0].value == pytest.approx(3 / 8)
+    assert events.Tags()["histograms"] == ["dead_neurons/1/activation_rate"]
 
 
 def test_threshold_keyword_still_works_with_a_deprecation_warning():

@@ -109,22 +109,9 @@ class Session:
         return monitor.history[-1]
 
     def metrics(self, report: MonitorReport) -> dict[str, float]:
-        """``<prefix>/<layer>/dead_fraction`` and ``.../dormant_fraction`` per layer (and
-        ``.../tau_dormant_fraction`` with the monitor's ``tau=``), and over all units
-        ``<prefix>/dead_fraction`` and ``<prefix>/dormant_fraction``."""
-        metrics: dict[str, float] = {}
-        for name, layer in report.layers.items():
-            metrics[f"{self.prefix}/{name}/dead_fraction"] = layer.dead_fraction
-            metrics[f"{self.prefix}/{name}/dormant_fraction"] = layer.dormant_fraction
-            if layer.tau_dormant_fraction is not None:
-                metrics[f"{self.prefix}/{name}/tau_dormant_fraction"] = layer.tau_dormant_fraction
-        units = sum(layer.units for layer in report.layers.values())
-        if units:
-            dead = sum(layer.dead for layer in report.layers.values())
-            dormant = sum(layer.dormant for layer in report.layers.values())
-            metrics[f"{self.prefix}/dead_fraction"] = dead / units
-            metrics[f"{self.prefix}/dormant_fraction"] = dormant / units
-        return metrics
+        """The report's :meth:`~torch_ext.monitor.MonitorReport.metrics` under this
+        callback's prefix."""
+        return report.metrics(self.prefix)
 
     def state_dict(self) -> dict[str, Any]:
         """The monitor's state, with the open window's counts summed over ranks under

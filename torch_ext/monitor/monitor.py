@@ -744,12 +744,17 @@ class DeadNeuronMonitor:
         writers.write_csv(self._history, path)
 
     def write_tensorboard(
-        self, writer: Any, global_step: int | None = None, collective: bool = True
+        self,
+        writer: Any,
+        global_step: int | None = None,
+        collective: bool = True,
+        prefix: str = "dead_neurons",
     ) -> None:
-        """Log :meth:`report` to a ``torch.utils.tensorboard.SummaryWriter``: dead and dormant
-        fractions as scalars, per-unit activation rates as a histogram, per layer."""
+        """Log :meth:`report` to a ``torch.utils.tensorboard.SummaryWriter``: its
+        :meth:`~MonitorReport.metrics` as scalars (the callbacks' tags), per-unit activation
+        rates as a histogram per layer (``<prefix>/<layer>/activation_rate``)."""
         step = self._steps if global_step is None else global_step
-        writers.write_tensorboard(self.report(collective), writer, step)
+        writers.write_tensorboard(self.report(collective), writer, step, prefix)
 
     # --- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

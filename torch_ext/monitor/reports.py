@@ -97,6 +97,28 @@ class MonitorReport:
         """The report as plain Python data (nested dicts and lists), e.g. for JSON."""
         return asdict(self)
 
+    def metrics(self, prefix: str = "dead_neurons") -> dict[str, float]:
+        """The window's fractions as named scalars, the one tag scheme of
+        :meth:`DeadNeuronMonitor.write_tensorboard` and the Lightning and Hugging Face
+        callbacks: ``<prefix>/<layer>/dead_fraction`` and ``.../dormant_fraction`` per layer
+        (and ``.../tau_dormant_fraction`` with the monitor's ``tau=``), and over all units
+        ``<prefix>/dead_fraction`` and ``<prefix>/dormant_fraction``."""
+        metrics: dict[str, float] = {}
+        for name, layer in self.layers.items():
+            metrics[f"{prefix}/{name}/dead_fraction"] = layer.dead_fraction
+            metrics[f"{prefix}/{name}/dormant_fraction"] = layer.dormant_fraction
+            if layer.tau_dormant_fraction is not None:
+                metrics[f"{prefix}/{name}/tau_dormant_fraction"] = layer.tau_dormant_fraction
+        units = sum(layer.units for layer in self.layers.values())
+        if units:
+            metrics[f"{prefix}/dead_fraction"] = (
+                sum(layer.dead for layer in self.layers.values()) / units
+            )
+            metrics[f"{prefix}/dormant_fraction"] = (
+                sum(layer.dormant for layer in self.layers.values()) / units
+            )
+        return metrics
+
 
 def redo_scores(abs_sums: list[float]) -> list[float]:
     """ReDo's score per unit: its mean |h| over the layer's mean (the sample counts cancel:

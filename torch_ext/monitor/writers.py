@@ -93,16 +93,15 @@ def write_csv(history: Iterable[MonitorReport], path: str) -> None:
                 )
 
 
-def write_tensorboard(report: MonitorReport, writer: Any, step: int) -> None:
-    """The window's dead and dormant fractions as scalars and its per-unit activation rates
-    as a histogram, per layer, to a ``torch.utils.tensorboard.SummaryWriter``."""
+def write_tensorboard(
+    report: MonitorReport, writer: Any, step: int, prefix: str = "dead_neurons"
+) -> None:
+    """The window's :meth:`~MonitorReport.metrics` as scalars and its per-unit activation
+    rates as a histogram per layer (``<prefix>/<layer>/activation_rate``), to a
+    ``torch.utils.tensorboard.SummaryWriter``."""
+    for tag, value in report.metrics(prefix).items():
+        writer.add_scalar(tag, value, step)
     for layer in report.layers.values():
-        writer.add_scalar(f"dead_fraction/{layer.name}", layer.dead_fraction, step)
-        writer.add_scalar(f"dormant_fraction/{layer.name}", layer.dormant_fraction, step)
-        if layer.tau_dormant_fraction is not None:
-            writer.add_scalar(
-                f"tau_dormant_fraction/{layer.name}", layer.tau_dormant_fraction, step
-            )
         if layer.samples and layer.active_counts is not None:
             rates = torch.tensor(layer.active_counts, dtype=torch.float64) / layer.samples
-            writer.add_histogram(f"activation_rate/{layer.name}", rates, step)
+            writer.add_histogram(f"{prefix}/{layer.name}/activation_rate", rates, step)
