@@ -7,6 +7,8 @@ Build with ``bash scripts/docs.sh`` (warnings are errors).
 import inspect
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 # Document this checkout's torch_ext (built in place by scripts/setup.sh), not another one.
 sys.path.insert(0, os.path.abspath(".."))
@@ -21,13 +23,20 @@ release = version = torch_ext.__version__
 extensions = [
     "sphinx.ext.autodoc",  # API pages from docstrings
     "sphinx.ext.napoleon",  # Google-style Args:/Returns:/Example: sections, as PyTorch's
+    "sphinx.ext.intersphinx",  # torch names link into PyTorch's documentation
     "myst_parser",  # Markdown pages, and README.md included by docs/guide.md
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 
-# No intersphinx: it downloads inventories at build time, and the build must work offline.
-# References to torch (or anything else outside these pages) stay plain text, not errors.
+# Intersphinx would download PyTorch's inventory at build time, and the build must work
+# offline: a local one lists the torch names these pages reference (_ext/torch_inventory.py).
+# Other references outside these pages stay plain text, not errors.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
+from torch_inventory import TORCH_DOCS, write_inventory  # noqa: E402
+
+_inventory = write_inventory(Path(tempfile.mkdtemp(prefix="torch_ext_docs_")) / "torch.inv")
+intersphinx_mapping = {"torch": (TORCH_DOCS, str(_inventory))}
 nitpicky = False
 
 # The integrations import their frameworks at module level: mocked, the docs build without

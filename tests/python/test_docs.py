@@ -38,7 +38,8 @@ def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_index_links_the_guide_and_the_api(html: Path) -> None:
     index = (html / "index.html").read_text()
-    for page in ("guide.html", "api/functional.html", "api/monitor.html", "api/revive.html"):
+    pages = ("quickstart.html", "guide.html", "api/functional.html", "api/monitor.html")
+    for page in (*pages, "api/revive.html"):
         assert page in index, page
 
 
@@ -47,7 +48,10 @@ def test_index_links_the_guide_and_the_api(html: Path) -> None:
     [
         ("api/torch_ext.html", ["torch_ext.library_path", "torch_ext.build_info"]),
         ("api/functional.html", ["torch_ext.functional.leaky_relu", "torch_ext.functional.elu"]),
-        ("api/nn.html", ["torch_ext.nn.LeakyReLU", "torch_ext.nn.PReLU"]),
+        (
+            "api/nn.html",
+            ["torch_ext.nn.LeakyReLU", "torch_ext.nn.PReLU", "torch_ext.nn.replace_activations"],
+        ),
         ("api/monitor.html", ["torch_ext.monitor.DeadNeuronMonitor", "LayerReport"]),
         ("api/revive.html", ["torch_ext.revive", "torch_ext.ReviveReport"]),
         (
@@ -72,3 +76,17 @@ def test_callback_signatures_are_their_own(html: Path) -> None:
     text = (html / "api/integrations.html").read_text()
     assert "warn_dead_fraction" in text and "monitor_options" in text
     assert '<span class="pre">args</span>' not in text  # the mock's (*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "page, target",
+    [
+        ("quickstart.html", "generated/torch.nn.functional.elu.html#torch.nn.functional.elu"),
+        ("api/functional.html", "generated/torch.nn.functional.selu.html"),
+        ("api/monitor.html", "generated/torch.nn.Module.html"),  # a signature's type
+        ("api/functional.html", "tensors.html#torch.Tensor"),
+    ],
+)
+def test_torch_names_link_into_pytorchs_docs(html: Path, page: str, target: str) -> None:
+    """Intersphinx, from the local inventory (docs/_ext/torch_inventory.py): no download."""
+    assert f'href="https://docs.pytorch.org/docs/stable/{target}' in (html / page).read_text()

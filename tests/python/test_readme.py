@@ -34,8 +34,8 @@ class Block:
         return f"README.md:{self.line} ({self.language})"
 
 
-def readme_blocks() -> list[Block]:
-    lines = README.read_text().splitlines()
+def readme_blocks(path: Path = README) -> list[Block]:
+    lines = path.read_text().splitlines()
     blocks, i = [], 0
     while i < len(lines):
         fence = re.match(r"^```(\w+)\s*$", lines[i])
@@ -101,6 +101,18 @@ PYTHON_BLOCKS = [
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
 def test_python_block_runs_in_a_fresh_interpreter(block: Block, tmp_path: Path):
     assert block.skip is None
+    run([sys.executable, "-c", block.code], tmp_path, environment(tmp_path))
+
+
+QUICKSTART = ROOT / "docs" / "quickstart.md"
+
+
+@pytest.mark.parametrize(
+    "block", readme_blocks(QUICKSTART), ids=lambda b: f"quickstart.md:{b.line}"
+)
+def test_quickstart_block_runs_in_a_fresh_interpreter(block: Block, tmp_path: Path):
+    """The docs' quickstart page: every block is Python and runs as written."""
+    assert block.language == "python" and block.skip is None
     run([sys.executable, "-c", block.code], tmp_path, environment(tmp_path))
 
 
