@@ -26,7 +26,7 @@ from matplotlib.transforms import Bbox
 
 from torch_ext.revive.plan import logger as revive_logger
 from torch_ext.study import born_dead, report, training
-from torch_ext.study.__main__ import PARTS, main, parse_args, settings_for
+from torch_ext.study.__main__ import PARTS, main, parse_args, progress_bar, settings_for
 from torch_ext.study.data import DataError, as_images, dataset, image_side, load_file
 from torch_ext.study.parallel import Workers, usable_cores
 from torch_ext.study.training import (
@@ -1040,4 +1040,14 @@ def test_without_the_study_extra_one_line_says_what_to_install(module, name):
     assert result.stderr.strip().splitlines() == [
         f"torch-ext-study needs {name}, which the plain package leaves out: "
         "pip install 'torch_ext[study]'"
+    ]
+
+
+def test_no_progress_prints_a_line_per_quarter_of_each_stage(capsys):
+    """--no-progress is not silence: a log shows each stage start, its quarters and end."""
+    lines = progress_bar(False)
+    assert list(lines(iter(range(8)), total=8, desc="training", unit="net")) == list(range(8))
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in printed] == [
+        f"torch-ext-study: training: {done}/8 nets" for done in (0, 2, 4, 6, 8)
     ]

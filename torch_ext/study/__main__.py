@@ -48,11 +48,32 @@ BORN_DEAD_VARIANTS = [a for a in RELU_FAMILY if a != "ReLU"]
 
 
 def progress_bar(enabled: bool):
+    """tqdm's bars, or with --no-progress a line per quarter of each stage (a log, as CI's,
+    says what the run is doing rather than nothing for a minute)."""
     if not enabled:
-        return None
+        return progress_lines
     from tqdm.auto import tqdm
 
     return lambda items, **kwargs: tqdm(items, leave=False, **kwargs)
+
+
+def progress_lines(items, total: int | None = None, desc: str = "", unit: str = "item"):
+    """`items`, printing ``torch-ext-study: <desc>: <done>/<total> <unit>s (<s> s)`` as the
+    stage starts, at each quarter and at its end."""
+    total = len(items) if total is None else total
+    start, marks = time.time(), {total * q // 4 for q in range(1, 5)}
+
+    def say(done: int) -> None:
+        print(
+            f"torch-ext-study: {desc}: {done}/{total} {unit}s ({time.time() - start:.0f} s)",
+            flush=True,
+        )
+
+    say(0)
+    for done, item in enumerate(items, 1):
+        yield item
+        if done in marks:
+            say(done)
 
 
 def positive_int(text: str) -> int:
