@@ -40,7 +40,7 @@ from tools.torch_cmake import torch_cmake_args  # noqa: E402
 
 def _cmake_args(build_tests: bool) -> list[str]:
     args = [
-        *torch_cmake_args(),
+        *torch_cmake_args(building_torch_ext=True),
         f"-DCMAKE_BUILD_TYPE={os.environ.get('CMAKE_BUILD_TYPE', 'Release')}",
         f"-DTORCH_EXT_BUILD_TESTS={'ON' if build_tests else 'OFF'}",
         # Installed into the package folder: torch_ext/libtorch_ext.so, torch_ext/include,

@@ -56,7 +56,12 @@ def cuda_library_includes(home: str) -> list[str]:
     return found
 
 
-def torch_cmake_args(extra_prefixes: list[str] | None = None) -> list[str]:
+def torch_cmake_args(
+    extra_prefixes: list[str] | None = None, building_torch_ext: bool = False
+) -> list[str]:
+    """CMAKE_PREFIX_PATH (`extra_prefixes`, then torch's) and, for a CUDA build of torch, its
+    toolkit; `building_torch_ext` adds what only torch_ext's own CMakeLists.txt reads (a
+    project of the user's would report it as "Manually-specified variables were not used")."""
     prefixes = [*(extra_prefixes or []), torch.utils.cmake_prefix_path]
     args = [f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}"]
     home = cuda_home()
@@ -65,8 +70,10 @@ def torch_cmake_args(extra_prefixes: list[str] | None = None) -> list[str]:
             f"-DCUDA_TOOLKIT_ROOT_DIR={home}",
             f"-DCMAKE_CUDA_COMPILER={Path(home) / 'bin' / 'nvcc'}",
             f"-DTORCH_CUDA_ARCH_LIST={cuda_arch_list()}",
-            f"-DTORCH_EXT_CUDA_LIBRARY_INCLUDES={';'.join(cuda_library_includes(home))}",
         ]
+        if building_torch_ext:
+            includes = ";".join(cuda_library_includes(home))
+            args.append(f"-DTORCH_EXT_CUDA_LIBRARY_INCLUDES={includes}")
     return args
 
 
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     prefixes = args.prefix + ([] if args.torch_only else [package_prefix()])
-    print("\n".join(torch_cmake_args(prefixes)))
+    print("\n".join(torch_cmake_args(prefixes, building_torch_ext=args.torch_only)))
 
 
 if __name__ == "__main__":

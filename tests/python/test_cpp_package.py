@@ -7,6 +7,7 @@ a project against the checkout's package, whose torch is not beside it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,46 @@ def test_torchscript_runner_really_needs_the_linked_library(examples):
     library (and with it the ops) in the program."""
     needed = run("readelf", "-d", examples / "run_torchscript").stdout
     assert "libtorch_ext.so" in needed
+
+
+def _find_toolkit(tmp_path: Path, roots: str, cuda_torch: bool) -> subprocess.CompletedProcess:
+    """TorchExtFindCudaToolkit.cmake in script mode, for a torch whose lib folder holds
+    libtorch_cuda.so or not, searching `roots`, with no nvcc on PATH."""
+    torch_dir = tmp_path / "torch" / "share" / "cmake" / "Torch"
+    torch_dir.mkdir(parents=True)
+    (tmp_path / "torch" / "lib").mkdir()
+    if cuda_torch:
+        (tmp_path / "torch" / "lib" / "libtorch_cuda.so").touch()
+    module = Path(torch_ext.cmake_prefix_path) / "TorchExt" / "TorchExtFindCudaToolkit.cmake"
+    script = tmp_path / "find.cmake"
+    script.write_text(
+        f'set(TORCH_EXT_CUDA_ROOTS "{roots}")\ninclude("{module}")\n'
+        f'torch_ext_find_cuda_toolkit("{torch_dir}")\n'
+        'message(STATUS "toolkit: ${CUDA_TOOLKIT_ROOT_DIR}")\n'
+    )
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["cmake", "-P", str(script)], capture_output=True, text=True, env=env)
+
+
+def test_the_cmake_package_finds_a_cuda_toolkit_for_a_cuda_torch(tmp_path):
+    """torch's own config looks only at nvcc on PATH; the package looks where toolkits are."""
+    toolkit = tmp_path / "cuda"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "include").mkdir()
+    (toolkit / "bin" / "nvcc").touch()
+    (toolkit / "include" / "cuda_runtime.h").touch()
+    found = _find_toolkit(tmp_path, f"/nonexistent;{toolkit}", cuda_torch=True)
+    assert found.returncode == 0 and f"toolkit: {toolkit}" in found.stdout, found.stderr
+
+
+def test_the_cmake_package_says_what_to_do_without_a_toolkit(tmp_path):
+    missing = _find_toolkit(tmp_path, "/nonexistent", cuda_torch=True)
+    assert missing.returncode != 0
+    message = " ".join(missing.stderr.split())
+    assert "is a CUDA build" in message and "-DCUDA_TOOLKIT_ROOT_DIR" in message
+    assert "CPU build of torch" in message
+
+
+def test_the_cmake_package_needs_no_toolkit_for_a_cpu_torch(tmp_path):
+    cpu = _find_toolkit(tmp_path, "/nonexistent", cuda_torch=False)
+    assert cpu.returncode == 0 and "toolkit: \n" in cpu.stdout + "\n", cpu.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def test_cpp_route_builds_and_runs_with_the_readmes_commands(tmp_path: Path):
     README's CMakeLists.txt and main.cpp, configured and built by its configure block
     against the installed package's CMake package (test_wheel.py: the same from a wheel)."""
     blocks = section("C++ (LibTorch, CMake)")
-    install, configure = [b for b in blocks if b.language == "bash"]
+    install, *configures = [b for b in blocks if b.language == "bash"]
     (cmake_lists,) = [b for b in blocks if b.language == "cmake"]
     (main,) = [b for b in blocks if b.language == "cpp" and "int main" in b.code]
     require_cmake_build()  # the installed package's library comes from it
@@ -141,14 +142,26 @@ def test_cpp_route_builds_and_runs_with_the_readmes_commands(tmp_path: Path):
     steps = "\n".join(
         line for line in install.code.splitlines() if not line.startswith("bash scripts/setup.sh")
     )
-    assert "torch_ext.cmake" in configure.code  # the installed package's CMake arguments
+    # Both routes: every argument from `python -m torch_ext.cmake`, or the CMake package's
+    # folder alone (torch found beside it, its CUDA toolkit found by the package).
+    assert [
+        ("-m torch_ext.cmake" in b.code, "cmake_prefix_path" in b.code) for b in configures
+    ] == [
+        (True, False),
+        (False, True),
+    ]
     project = tmp_path / "app"
     project.mkdir()
     (project / "CMakeLists.txt").write_text(cmake_lists.code)
     (project / "main.cpp").write_text(main.code)
-    script = f"set -e\ncd {ROOT}\n{steps}\ncd {project}\n{configure.code}"
-    run(["bash", "-c", script], ROOT, env)
-    run([str(project / "build" / "app")], project, env)
+    if shutil.which("ccache"):  # the second route compiles the same main.cpp again
+        env["CMAKE_CXX_COMPILER_LAUNCHER"] = "ccache"
+    lines = ["set -e", "exec 2>&1", f"cd {ROOT}", steps, f"cd {project}"]  # CMake warns on stderr
+    script = "\n".join(lines + [b.code for b in configures])
+    printed = run(["bash", "-c", script], ROOT, env)
+    assert "Manually-specified variables were not used" not in printed
+    for build in ("build", "build2"):
+        run([str(project / build / "app")], project, env)
 
 
 def section_text(title: str) -> str:
