@@ -24,13 +24,35 @@ except ImportError as error:  # pragma: no cover - only without a build
     ) from error
 
 
+def _torch_mismatch(
+    built: str, built_cuda: str | None, installed: str, installed_cuda: str | None
+) -> str | None:
+    """Why a build against torch `built` (with CUDA kernels for `built_cuda`, or None) cannot
+    load into torch `installed` (a CUDA build for `installed_cuda`, or None), or None when it
+    can. C++ extensions load only into the release they were built against (what the wheel's
+    metadata pins, ``torch==<release>``); the local version (``+cpu``, ``+cu130``) matters
+    only to a build with CUDA kernels, which needs a torch of the same CUDA major version. A
+    CPU-only build links torch's CPU libraries alone, so it loads into either."""
+    release = built.split("+")[0]
+    if installed.split("+")[0] != release:
+        return f"torch_ext was built against torch {built}, but torch {installed} is installed"
+    if built_cuda and (installed_cuda or "").split(".")[0] != built_cuda.split(".")[0]:
+        what = f"CUDA {installed_cuda}" if installed_cuda else "no CUDA"
+        return (
+            f"torch_ext was built with CUDA {built_cuda} kernels against torch {built}, but "
+            f"the installed torch {installed} has {what}"
+        )
+    return None
+
+
 def _check_torch_version() -> None:
-    if _C.torch_version != torch.__version__:
+    built_cuda = _C.cuda_version if _C.with_cuda else None
+    problem = _torch_mismatch(_C.torch_version, built_cuda, torch.__version__, torch.version.cuda)
+    if problem is not None:
         raise ImportError(
-            f"torch_ext was built against torch {_C.torch_version}, but torch "
-            f"{torch.__version__} is installed; C++ extensions only load into the torch they "
-            f"were built with. Install torch {_C.torch_version}, or rebuild torch_ext against "
-            "this torch from its source folder: "
+            f"{problem}; C++ extensions only load into the torch release they were built "
+            f"with. Install torch {_C.torch_version}, or rebuild torch_ext against this torch "
+            "from its source folder: "
             "`pip install --no-build-isolation --force-reinstall --no-deps .`"
         )
 

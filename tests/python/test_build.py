@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -70,6 +72,45 @@ def test_mismatched_torch_gives_a_clear_error():
     assert "but torch 1.0.0 is installed" in result.stderr
     assert f"Install torch {torch_ext.build_info()['torch_version']}" in result.stderr
     assert "undefined symbol" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("built", "built_cuda", "installed", "installed_cuda", "loads"),
+    [
+        ("2.14.1+cu130", None, "2.14.1+cu130", "13.0", True),
+        ("2.14.1+cu130", None, "2.14.1+cpu", None, True),  # a CPU-only build: either variant
+        ("2.14.1+cpu", None, "2.14.1+cu126", "12.6", True),
+        ("2.14.1", None, "2.14.1+cpu", None, True),
+        ("2.14.1+cu130", None, "2.13.0+cu130", "13.0", False),  # another release: never
+        ("2.14.1+cu130", "13.0", "2.14.1+cu130", "13.0", True),
+        ("2.14.1+cu130", "13.0", "2.14.1+cu132", "13.2", True),
+        ("2.14.1+cu130", "13.0", "2.14.1+cpu", None, False),  # CUDA kernels need CUDA torch
+        ("2.14.1+cu130", "13.0", "2.14.1+cu126", "12.6", False),
+    ],
+)
+def test_which_torch_a_build_loads_into(built, built_cuda, installed, installed_cuda, loads):
+    """What the wheel's metadata (torch==<release>) admits, the import check admits, except a
+    CUDA build of ours under a torch without that CUDA major."""
+    problem = torch_ext._torch_mismatch(built, built_cuda, installed, installed_cuda)
+    assert (problem is None) == loads, problem
+    if not loads:
+        assert built in problem and installed in problem
+
+
+def test_a_cpu_only_build_needs_no_cuda_library_of_torch():
+    """No libtorch_cuda (nor libtorch, which needs it in a CUDA torch) among the library's
+    NEEDED entries, so a CPU build of torch of the same release loads it."""
+    if torch_ext.build_info()["with_cuda"]:
+        pytest.skip("a build with CUDA kernels needs torch's CUDA libraries")
+    readelf = shutil.which("readelf")
+    if readelf is None:
+        pytest.skip("no readelf")
+    dynamic = subprocess.run(
+        [readelf, "-d", torch_ext.library_path()], capture_output=True, text=True, check=True
+    ).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*?)\]", dynamic)
+    assert "libtorch_cpu.so" in needed and "libc10.so" in needed
+    assert not [n for n in needed if "cuda" in n or n == "libtorch.so"], needed
 
 
 ISAS = ["DEFAULT", "AVX2", "AVX512"]  # lowest first
