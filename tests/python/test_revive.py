@@ -110,16 +110,6 @@ class Concatenated(torch.nn.Module):
         return self.fc2(torch.cat([h, x], dim=1))
 
 
-class Grouped(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.act = torch.nn.Conv1d(2, 6, 1), torch.nn.ReLU()
-        self.fc2 = torch.nn.Conv1d(6, 6, 1, groups=2)
-
-    def forward(self, x):  # x: [batch, 2, 5]
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class Tokens(torch.nn.Module):
     """Linear layers on [batch, tokens, features]: units lie along the last dim."""
 
@@ -138,7 +128,6 @@ NOT_PLAIN = [  # model, its input, why revive refuses
         lambda: torch.randn(16, 6),
         "its output is used by cat outside a Linear/Conv layer",
     ),
-    (Grouped, lambda: torch.randn(16, 2, 5), "its reader 'fc2' is a grouped convolution"),
 ]
 
 

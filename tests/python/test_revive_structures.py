@@ -665,3 +665,38 @@ def test_revive_through_a_gate_refuses_units_with_an_output(act, bias, why):
         revived = torch_ext.revive(model, monitor, exact=False)
     assert revived == {} and why in revived.skipped["act"]
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
+
+
+@pytest.mark.parametrize("groups", [2, C])  # C: depthwise, as after MobileNet's expansion
+def test_revive_through_a_grouped_reader_zeroes_only_its_groups_entries(groups):
+    """A grouped convolution reads unit c only in its group's outputs, at c's place in the
+    group: those entries (and their Adam state) are reset, the other groups' kept; the
+    output is unchanged (ReLU) and the units come back."""
+    torch.manual_seed(0)
+    producer, reader = torch.nn.Conv1d(2, C, 1), torch.nn.Conv1d(C, 2 * C, 3, groups=groups)
+    model = seq(producer, torch.nn.ReLU(), reader)
+    with torch.no_grad():
+        producer.weight[DEAD] = 0.0
+        producer.bias[DEAD] = -1.0
+    x, per_group = torch.randn(8, 2, 7), C // groups
+    expected = torch.zeros(2 * C, per_group, dtype=torch.bool)  # the reader's [out, in]
+    for c in DEAD:
+        group = c // per_group
+        expected[group * 2 * per_group : (group + 1) * 2 * per_group, c % per_group] = True
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).pow(2).sum().backward()
+        optimizer.step()
+        monitor.step()
+        for key in ("exp_avg", "exp_avg_sq"):  # so that a reset entry shows
+            optimizer.state[reader.weight][key].fill_(1.0)
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor, optimizer)
+        assert revived == {"1": DEAD} and revived.skipped == {}
+        torch.testing.assert_close(model(x).detach(), before)
+        zeroed = (reader.weight == 0).all(-1)
+        assert torch.equal(zeroed, expected)
+        state = optimizer.state[reader.weight]
+        assert torch.equal((state["exp_avg"] == 0).all(-1), expected)
+        assert torch.all(state["exp_avg_sq"] == 1)  # step scale: the peers' (all 1)
+        assert trained_window(model, monitor, x, steps=1).layers["1"].dead_units == []

@@ -80,7 +80,8 @@ def revive(
     to 0 and the norm's parameters for the unit to weight 1, bias +0.01, its running
     statistics to mean 0, variance 1, so the unit starts from a small positive
     pre-activation. Its outgoing weights (its columns in the Linear/Conv layers reading the
-    activation, through pooling, dropout, flatten and views) are zeroed, as ReDo (Sokar et
+    activation, through pooling, dropout, flatten and views; in a grouped convolution, its
+    group's outputs only) are zeroed, as ReDo (Sokar et
     al., 2023) does. A dead unit's constant output (0 for ReLU; -alpha for a saturated ELU,
     times scale for SELU) is folded into the reading layers' bias, so outputs are unchanged
     at the moment of revival (exactly for ReLU; for ELU-family units up to their residual
@@ -99,7 +100,7 @@ def revive(
 
     * it is not a plain Linear/Conv [-> norm] -> activation -> Linear/Conv chain in the
       traced forward (another operation between them, a second use of a tensor, a shape
-      that does not match, a grouped reader), or the monitor has no links for it (its calls
+      that does not match), or the monitor has no links for it (its calls
       merged into one layer, a call site the traced forward did not reach);
     * another forward fed or read it through other modules (a multi-task head), or one of
       its modules was replaced in the model since (``model[2] = nn.Linear(...)``);

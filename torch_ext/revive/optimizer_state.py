@@ -9,7 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["reset_optimizer_state"]
+from .outgoing import as_out_in, over_kernel
+
+__all__ = ["reset_optimizer_state", "reset_reader_state"]
 
 
 # Optimizer state that scales the step by the gradient's history (Adam's second moment, its
@@ -65,3 +67,43 @@ def reset_optimizer_state(
             value.index_copy_(dim, index_here, peers.expand(shape).contiguous())
         else:
             value.index_fill_(dim, index_here, _fresh_state_fill(optimizer, key, group))
+
+
+def _peers_of_entries(view: Tensor, where: Tensor) -> Tensor | None:
+    """For each entry, the mean of its output's entries outside `where` at the same kernel
+    place, or of every output's where an output has none (a depthwise reader's row is one
+    unit's); None when every entry is under `where`."""
+    kept = (~where).to(view.dtype)
+    if not bool(kept.any()):
+        return None
+    row_count = kept.sum(1, keepdim=True)
+    per_row = (view * kept).sum(1, keepdim=True) / row_count.clamp(min=1)
+    overall = (view * kept).sum((0, 1), keepdim=True) / kept.sum((0, 1), keepdim=True).clamp(min=1)
+    return torch.where(row_count > 0, per_row, overall).expand_as(view)
+
+
+def reset_reader_state(
+    optimizer: torch.optim.Optimizer, reader: torch.nn.Module, mask: Tensor
+) -> None:
+    """Reset the state entries of a reader's weight under `mask` (``[out, in]``, see
+    outgoing.py): as :func:`reset_optimizer_state` does for whole slices, for the entries a
+    grouped reader keeps per unit."""
+    param = reader.weight
+    state = optimizer.state.get(param)
+    if not state:
+        return
+    group = next((g for g in optimizer.param_groups if any(p is param for p in g["params"])), {})
+    for key, value in state.items():
+        if not isinstance(value, Tensor) or value.shape != param.shape:
+            continue
+        view = as_out_in(value, reader)
+        where = over_kernel(view, mask.to(value.device))
+        if isinstance(optimizer, torch.optim.ASGD) and key == "ax":
+            fresh = as_out_in(param.detach(), reader).to(value.device, value.dtype)
+            view.copy_(torch.where(where, fresh, view))
+            continue
+        peers = _peers_of_entries(view, where) if key in _SCALE_STATES else None
+        if peers is not None:
+            view.copy_(torch.where(where, peers, view))
+        else:
+            view.masked_fill_(where, _fresh_state_fill(optimizer, key, group))

@@ -26,6 +26,7 @@ from ..monitor.links import (
     out_features,
     weight_out_in,
 )
+from .outgoing import outgoing_mask, outgoing_weights
 
 __all__ = [
     "Owners",
@@ -147,7 +148,7 @@ def _reader_weight(readers: list, width: int, units: list[int]) -> float:
     largest = 0.0
     for reader, path in readers:
         columns = path.layout.indices(width, torch.tensor(units, device=reader.weight.device))
-        weights = weight_out_in(reader).detach()[:, columns].abs()
+        weights = outgoing_weights(reader, outgoing_mask(reader, columns)).detach().abs()
         per_output = weights.sum(dim=[d for d in range(weights.dim()) if d != 0])
         largest = max(largest, float(per_output.max()) if per_output.numel() else 0.0)
     return largest
@@ -268,7 +269,8 @@ def _shape_problem(
         widths.append(producer.bias.shape[0] - units)
     for reader, path in readers:
         width = path.layout.width(units)
-        widths += [in_features(reader) - width, weight_out_in(reader).shape[1] - width]
+        groups = getattr(reader, "groups", 1)
+        widths += [in_features(reader) - width, weight_out_in(reader).shape[1] * groups - width]
     if any(widths):
         return "the layers around it changed shape since the monitor saw them"
     return None

@@ -11,7 +11,8 @@ from torch import Tensor
 from ..monitor.distributed import world_size
 from ..monitor.layer_kinds import hf_conv1d_class
 from ..monitor.links import weight_out_dim, weight_out_in
-from .optimizer_state import reset_optimizer_state
+from .optimizer_state import reset_optimizer_state, reset_reader_state
+from .outgoing import grouped, outgoing_mask, outgoing_weights, over_kernel
 from .plan import Plan
 
 __all__ = ["REVIVED_BIAS", "fresh_rows", "revive_layer", "unit_index"]
@@ -34,9 +35,11 @@ def revive_layer(plan: Plan, optimizer: torch.optim.Optimizer | None) -> None:
     outgoing = []
     for reader, path in plan.readers:
         columns = path.layout.indices(plan.width, dead)
-        _fold_into_bias(reader, columns, plan.constant)
-        weight_out_in(reader)[:, columns] = 0.0
-        outgoing.append((reader, columns))
+        mask = outgoing_mask(reader, columns)
+        _fold_into_bias(reader, mask, plan.constant)
+        weight = weight_out_in(reader)
+        weight.masked_fill_(over_kernel(weight, mask), 0.0)
+        outgoing.append((reader, columns, mask))
     if optimizer is None:
         return
     reset_optimizer_state(optimizer, producer.weight, dead, dim=weight_out_dim(producer))
@@ -45,8 +48,11 @@ def revive_layer(plan: Plan, optimizer: torch.optim.Optimizer | None) -> None:
     for param in (getattr(norm, "weight", None), getattr(norm, "bias", None)):
         if isinstance(param, Tensor):
             reset_optimizer_state(optimizer, param, dead, dim=plan.norm_axis)
-    for reader, columns in outgoing:
-        reset_optimizer_state(optimizer, reader.weight, columns, dim=1 - weight_out_dim(reader))
+    for reader, columns, mask in outgoing:
+        if grouped(reader):  # a unit's entries are its group's outputs only
+            reset_reader_state(optimizer, reader, mask)
+        else:
+            reset_optimizer_state(optimizer, reader.weight, columns, dim=1 - weight_out_dim(reader))
 
 
 def _reset_norm(norm: torch.nn.Module, dead: Tensor, axis: int) -> None:
@@ -118,10 +124,10 @@ def _scaled_to_live_rows(rows: Tensor, weight: Tensor, dead: Tensor) -> Tensor:
     return rows * scale.reshape(-1, *([1] * (rows.dim() - 1)))
 
 
-def _fold_into_bias(reader: torch.nn.Module, columns: Tensor, constant: float) -> None:
-    """Add the dead units' constant output, times their outgoing weights (`columns`), to the
-    reader's bias: what those weights contributed before they are zeroed."""
+def _fold_into_bias(reader: torch.nn.Module, mask: Tensor, constant: float) -> None:
+    """Add the dead units' constant output, times their outgoing weights (under `mask`), to
+    the reader's bias: what those weights contributed before they are zeroed."""
     if constant == 0.0:
         return
-    outgoing = weight_out_in(reader)[:, columns]
+    outgoing = outgoing_weights(reader, mask)
     reader.bias += constant * outgoing.sum(dim=[d for d in range(outgoing.dim()) if d != 0])

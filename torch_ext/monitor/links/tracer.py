@@ -580,8 +580,6 @@ class LinkTracer(TorchFunctionMode):
                 f"its units lie along dim {layout.dim}, but its reader '{reader.name}' reads "
                 f"features along dim {dim}"
             )
-        if getattr(module, "groups", 1) != 1:
-            return f"its reader '{reader.name}' is a grouped convolution"
         if all(r.module() is not module for r in link.readers):
             link.readers.append(
                 Reader(reader.name, weakref.ref(module), layout, keeps, path.max_pooled, path.gated)
