@@ -796,6 +796,7 @@ def test_repr_says_what_is_watched_and_how():
         monitor.step()
         assert repr(monitor).endswith("layers=1, steps=1, closed_windows=0, attached)")
     assert repr(monitor).endswith("detached)")
+    assert "grad_eps=0.001, tau=0.1, layers=0" in repr(DeadNeuronMonitor(model, tau=0.1))
 
 
 def test_summary_columns_line_up_for_long_names():

@@ -707,7 +707,8 @@ class DeadNeuronMonitor:
         state = "attached" if self._attached() else "detached"
         return (
             f"DeadNeuronMonitor({watched}, window={self.window}, grad_eps={self.grad_eps}, "
-            f"layers={len(self._layers)}, steps={self._steps}, "
+            + ("" if self.tau is None else f"tau={self.tau}, ")
+            + f"layers={len(self._layers)}, steps={self._steps}, "
             f"closed_windows={len(self._history)}, {state})"
         )
 
