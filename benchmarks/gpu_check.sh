@@ -4,13 +4,14 @@
 # opcheck of every op, gradcheck/gradgradcheck in float64, the parity suite against
 # torch.nn.functional in float32/float16/bfloat16/float64, ...; and tests/python/test_cuda.py)
 # and the bandwidth benchmark, and writes logs and tables under OUT_DIR. Sized to finish
-# inside 8 minutes on an H100 or H200 (each step has its own limit).
+# inside 10 minutes on an H100 or H200 (each step has its own limit).
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
 # OUT_DIR/summary.txt: one line per step (ok / FAILED, seconds) and the tests' pass/fail
 # counts per file; environment.txt (torch, CUDA, GPU, nvidia-smi), build.log, tests.log
-# (failures in full, the slowest tests), junit.xml, bench.txt (bench_ops.py --device cuda).
+# (failures in full, the slowest tests), junit.xml, bench.txt (bench_ops.py --device cuda),
+# bench_compile.txt (bench_compile.py --device cuda).
 # Exit status: 0 when every step passed.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
@@ -77,4 +78,10 @@ EOF
 step bench 140 bench.txt "$PYTHON" benchmarks/bench_ops.py --device cuda --sizes 2^24 2^26 \
   --dtypes fp32 bf16 --modes forward backward bwd-op fwd+stats count --rounds 2 \
   --min-run-time 0.03
+
+# Compiled training steps (MLP, conv-BN-act CNN, ResNet-18), native vs ours, eager and
+# compiled, our ops as extern calls and decomposed: what decides torch_ext's decomposition
+# table (torch_ext/transforms/decompositions.py) on CUDA. Rows print as they finish.
+step compile-bench 150 bench_compile.txt "$PYTHON" benchmarks/bench_compile.py --device cuda \
+  --models mlp cnn resnet18 --rounds 3 --min-run-time 0.05
 exit "$failed"

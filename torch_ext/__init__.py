@@ -92,7 +92,7 @@ def build_info() -> dict[str, Any]:
 _check_torch_version()
 torch.ops.load_library(library_path())
 
-from . import functional, nested, nn  # noqa: E402,F401  (needs the ops registered)
+from . import functional, nested, nn, transforms  # noqa: E402,F401  (needs the ops registered)
 from .monitor import DeadNeuronMonitor  # noqa: E402
 from .revive import ReviveReport, revive  # noqa: E402
 

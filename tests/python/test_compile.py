@@ -3,6 +3,8 @@ functionalization of the in-place forms) and give eager's values and gradients."
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -92,3 +94,79 @@ def test_aot_inductor_package_runs(tmp_path):
     )
     loaded = torch._inductor.aoti_load_package(path)
     torch.testing.assert_close(loaded(x), model(x))
+
+
+def modules_model(inplace: bool = True) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Every activation as a torch_ext.nn module (ELU in place, or not), and the native twin."""
+    torch.manual_seed(0)
+    ours = torch.nn.Sequential(
+        torch.nn.Linear(6, 8),
+        xnn.LeakyReLU(0.1),
+        torch.nn.Linear(8, 8),
+        xnn.PReLU(8),
+        xnn.ELU(0.5, inplace=inplace),
+        torch.nn.Linear(8, 4),
+        xnn.SELU(),
+        xnn.CELU(2.0),
+    )
+    native = copy.deepcopy(ours)
+    xnn.restore_activations(native)
+    return ours, native
+
+
+def compiled_autograd_step(model: torch.nn.Module, x: torch.Tensor, forward: str) -> torch.Tensor:
+    """One step whose backward compiled autograd traces and compiles; the forward compiled
+    with it, or run eagerly before."""
+    from torch._dynamo.utils import counters
+
+    def step() -> torch.Tensor:
+        y = model(x)
+        y.pow(2).sum().backward()
+        return y.detach()
+
+    torch._dynamo.reset()
+    counters.clear()
+    model.zero_grad()
+    with torch._inductor.config.patch(force_disable_caches=True):
+        with torch._dynamo.config.patch(compiled_autograd=True):
+            if forward == "compiled":
+                y = torch.compile(step)()
+            else:
+                y = model(x)
+                loss = y.pow(2).sum()
+                torch.compile(lambda: loss.backward())()
+                y = y.detach()
+    torch._dynamo.reset()
+    assert counters["compiled_autograd"]["captures"] >= 1
+    return y
+
+
+@pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")  # the caches are off
+@pytest.mark.parametrize("forward", ["compiled", "eager"])
+def test_compiled_autograd_matches_native(forward: str, monkeypatch):
+    """Compiled autograd (torch._dynamo.config.compiled_autograd) traces the backward through
+    our C++ autograd nodes and compiles it. With an eager forward, the sign mask our kernel
+    saved reaches the compiled backward: its decomposition (forced on here) declines the
+    bits, and our kernel reads them."""
+    from torch_ext.transforms import decompositions
+
+    if forward == "eager":
+        monkeypatch.setattr(decompositions, "force", True)
+    ours, native = modules_model(inplace=forward == "compiled")
+    x = torch.randn(5, 6)
+    y = compiled_autograd_step(ours, x, forward)
+    expected = outputs_and_grads(native, native, x)
+    torch.testing.assert_close((y, [p.grad for p in ours.parameters()]), expected)
+
+
+@pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="PyTorch 2.14: compiled autograd asserts that a C++ autograd::Function's node has "
+    "no dirty inputs (CppNode::compiled_args), which an in-place op's node has when its "
+    "forward ran eagerly",
+)
+def test_compiled_autograd_eager_in_place_forward():
+    ours, _ = modules_model(inplace=True)
+    compiled_autograd_step(ours, torch.randn(5, 6), "eager")

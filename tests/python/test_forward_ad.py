@@ -153,12 +153,17 @@ def test_masked_backward_tangent_in_any_layout():
     torch.testing.assert_close(tangent, torch.where(x > 0, tg, 0.2 * tg), rtol=0, atol=0)
 
 
-def test_functorch_grad_transforms_raise_rather_than_return_zero():
-    """torch.func.grad/vjp/hessian cannot run C++ autograd Functions: PyTorch raises (no
-    silent zero). torch.autograd.grad and forward AD, above, work."""
+def test_functorch_grad_transforms_match_native():
+    """torch.func.grad/vjp/hessian, which cannot run the C++ autograd Functions, run the
+    ops' rules for torch.func (torch_ext/transforms/func.py) and give native's gradients
+    (every transform and op: test_func.py)."""
     x = with_zeros(5)
-    with pytest.raises(RuntimeError, match="functorch transforms"):
-        torch.func.grad(lambda a: X.elu(a).sum())(x)
+    for transform in (
+        lambda f: torch.func.grad(lambda a: f(a).sum()),
+        lambda f: lambda a: torch.func.vjp(f, a)[1](torch.ones_like(a)),
+        lambda f: torch.func.hessian(lambda a: f(a).sum()),
+    ):
+        torch.testing.assert_close(transform(X.elu)(x), transform(F.elu)(x))
 
 
 @pytest.mark.parametrize(
