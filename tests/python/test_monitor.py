@@ -362,6 +362,10 @@ def test_tensorboard_scalars_and_histograms(tmp_path):
     assert events.Scalars("dead_neurons/1/dead_fraction")[0].value == pytest.approx(3 / 8)
     assert events.Scalars("dead_neurons/dead_fraction")[0].value == pytest.approx(3 / 8)
     assert events.Tags()["histograms"] == ["dead_neurons/1/activation_rate"]
+    report = monitor.history[-1]
+    assert set(report.metrics("")) == {t.removeprefix("dead_neurons/") for t in metrics}
+    with pytest.raises(TypeError, match="prefix must be a str"):
+        report.metrics(None)
 
 
 def test_threshold_keyword_still_works_with_a_deprecation_warning():

@@ -652,7 +652,7 @@ def test_revive_through_a_gate_is_exact_for_units_that_output_zero(act_first):
     [
         # GELU(-5) is -1.4e-6 (in float32 it is 0 below about -5.3, and exactly revivable):
         # times the other branch, unbounded
-        (torch.nn.GELU(), -5.0, "does not carry through a max pool or a gate"),
+        (torch.nn.GELU(), -5.0, "does not carry to the reader (through a max or Lp pool, a gate"),
         (torch.nn.ELU(), -100.0, "does not keep a constant"),  # -1 times the other branch
     ],
 )
@@ -700,3 +700,121 @@ def test_revive_through_a_grouped_reader_zeroes_only_its_groups_entries(groups):
         assert torch.equal((state["exp_avg"] == 0).all(-1), expected)
         assert torch.all(state["exp_avg_sq"] == 1)  # step scale: the peers' (all 1)
         assert trained_window(model, monitor, x, steps=1).layers["1"].dead_units == []
+
+
+def test_a_saturated_elu_constant_folds_into_a_conv1d_readers_bias():
+    """Hugging Face's Conv1D reads the units of a Linear-like layer: the dead ELU units'
+    constant -1 goes into its bias (it pads nothing)."""
+    pytorch_utils = pytest.importorskip("transformers.pytorch_utils")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        pytorch_utils.Conv1D(C, 4), torch.nn.ELU(), pytorch_utils.Conv1D(3, C)
+    )
+    with torch.no_grad():
+        model[0].weight[:, DEAD] = 0.0
+        model[0].bias[DEAD] = -100.0
+    x = torch.randn(2, 8, 4)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor)
+        assert revived == {"1": DEAD} and revived.skipped == {}
+        torch.testing.assert_close(model(x).detach(), before)
+
+
+class Dormant(torch.nn.Module):
+    """ReLU units barely active (tau-dormant, not dead), read by `reader`."""
+
+    def __init__(self, reader: torch.nn.Module, flatten: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.act, self.reader, self.flatten = (
+            torch.nn.Conv2d(2, C, 3, padding=1),
+            torch.nn.ReLU(),
+            reader,
+            flatten,
+        )
+        with torch.no_grad():
+            self.conv.weight[DEAD] *= 1e-3
+            self.conv.bias[DEAD] = 0.0
+
+    def forward(self, x):
+        h = self.act(self.conv(x))
+        return self.reader(h.flatten(1) if self.flatten else h)
+
+
+@pytest.mark.parametrize(
+    ("reader", "flatten", "bounded"),
+    [
+        (torch.nn.Conv2d(C, 3, 3, padding=1), False, True),  # every place, once per output
+        (torch.nn.Conv2d(C, C, 3, padding=1, groups=C), False, True),
+        (torch.nn.Conv2d(C, C, 3, stride=2, padding=1, groups=C), False, False),  # MobileNet's
+        (torch.nn.Conv2d(C, 3, 3), False, False),  # no padding: reads fewer places
+        (torch.nn.Linear(C * 25, 3), True, False),  # each output reads 25 places of a unit
+    ],
+)
+def test_the_mean_bound_is_stated_only_where_it_holds(reader, flatten, bounded):
+    """tau-dormant units: their window mean |h| bounds the reader's mean change only where
+    each output reads each unit at one place, over every place; measured here on the
+    window's own input (no optimizer step between)."""
+    model, x = Dormant(reader, flatten), torch.randn(16, 2, 5, 5)
+    with DeadNeuronMonitor(model, window=1, tau=0.1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        assert set(DEAD) <= set(monitor.history[-1].layers["act"].tau_dormant_units)
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor, select="tau_dormant", exact=False)
+        change = (model(x).detach() - before).abs()
+    if not bounded:
+        assert revived == {} and "does not carry to the reader" in revived.skipped["act"]
+        return
+    assert set(DEAD) <= set(revived["act"])
+    mean_change = change.transpose(0, 1).flatten(1).mean(1).max().item()  # per output channel
+    assert 0 < mean_change <= revived.change_bounds["act"] * (1 + 1e-5)
+
+
+def test_the_peak_bound_counts_dropouts_scaling_in_training():
+    """Saturated Tanh units (output about +1) through Dropout(0.5) in training reach the
+    reader doubled: the bound says so, and holds on the same dropout mask."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, C), torch.nn.Tanh(), torch.nn.Dropout(0.5), torch.nn.Linear(C, 3)
+    )
+    with torch.no_grad():
+        model[0].bias[DEAD] = 100.0
+        model[3].weight[:, DEAD] = model[3].weight[:, DEAD].abs()  # their terms add up
+    x = torch.randn(64, 4)  # some sample keeps all three units (each kept with p = 1/2)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        torch.manual_seed(1)
+        before = model(x).detach()
+        revived = torch_ext.revive(model, monitor, exact=False)
+        torch.manual_seed(1)
+        change = (model(x).detach() - before).abs().max().item()
+    assert revived["1"] == DEAD
+    bound = revived.change_bounds["1"]
+    assert bound / 2 < change <= bound * (1 + 1e-6)  # more than the bound without 1/(1-p)
+
+
+def test_a_conv1d_subclass_is_a_linear_to_the_monitor_too():
+    """A subclass of Hugging Face's Conv1D (another name) feeds units along the last dim,
+    counted and revived as Conv1D's."""
+    pytorch_utils = pytest.importorskip("transformers.pytorch_utils")
+
+    class MyConv1D(pytorch_utils.Conv1D):
+        pass
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(MyConv1D(C, 4), torch.nn.ReLU(), MyConv1D(3, C))
+    with torch.no_grad():
+        model[0].weight[:, DEAD] = 0.0
+        model[0].bias[DEAD] = -1.0
+    x = torch.randn(2, 5, 4)  # 5 tokens: not the unit count
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        layer = monitor.history[-1].layers["1"]
+        assert layer.units == C and layer.dead_units == DEAD
+        assert torch_ext.revive(model, monitor) == {"1": DEAD}

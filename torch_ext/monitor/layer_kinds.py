@@ -27,7 +27,7 @@ def features_last(module: torch.nn.Module | None) -> bool:
     """Whether `module`'s output holds its features in its last dim: a Linear, or a Linear
     under another name (Hugging Face's ``Conv1D`` of GPT-2: a 2-D weight used as
     ``x @ W``). An activation it feeds has its units there, not along dim 1."""
-    if isinstance(module, torch.nn.Linear):
+    if isinstance(module, torch.nn.Linear) or hf_conv1d(module):  # subclasses too
         return True
     weight = getattr(module, "weight", None)
     return (

@@ -103,20 +103,20 @@ class MonitorReport:
         callbacks: ``<prefix>/<layer>/dead_fraction`` and ``.../dormant_fraction`` per layer
         (and ``.../tau_dormant_fraction`` with the monitor's ``tau=``), and over all units
         ``<prefix>/dead_fraction`` and ``<prefix>/dormant_fraction``."""
+        if not isinstance(prefix, str):
+            raise TypeError(f"MonitorReport.metrics: prefix must be a str, got {prefix!r}")
+        head = f"{prefix}/" if prefix else ""  # "": the tags start with the layer's name
         metrics: dict[str, float] = {}
         for name, layer in self.layers.items():
-            metrics[f"{prefix}/{name}/dead_fraction"] = layer.dead_fraction
-            metrics[f"{prefix}/{name}/dormant_fraction"] = layer.dormant_fraction
+            metrics[f"{head}{name}/dead_fraction"] = layer.dead_fraction
+            metrics[f"{head}{name}/dormant_fraction"] = layer.dormant_fraction
             if layer.tau_dormant_fraction is not None:
-                metrics[f"{prefix}/{name}/tau_dormant_fraction"] = layer.tau_dormant_fraction
+                metrics[f"{head}{name}/tau_dormant_fraction"] = layer.tau_dormant_fraction
         units = sum(layer.units for layer in self.layers.values())
         if units:
-            metrics[f"{prefix}/dead_fraction"] = (
-                sum(layer.dead for layer in self.layers.values()) / units
-            )
-            metrics[f"{prefix}/dormant_fraction"] = (
-                sum(layer.dormant for layer in self.layers.values()) / units
-            )
+            layers = self.layers.values()
+            metrics[f"{head}dead_fraction"] = sum(layer.dead for layer in layers) / units
+            metrics[f"{head}dormant_fraction"] = sum(layer.dormant for layer in layers) / units
         return metrics
 
 

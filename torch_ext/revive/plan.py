@@ -122,12 +122,36 @@ def _drift(
         if peak == 0.0:
             return None
     mean = None if layer.mean_abs is None else max(layer.mean_abs[u] for u in units)
-    if any(path.max_pooled for _, path in readers):
-        mean = None  # a max pool passes on more than the units' mean
+    if not all(_mean_reaches(reader, path) for reader, path in readers):
+        mean = None
     if any(path.gated for _, path in readers):  # times another branch: only 0 stays bounded
         peak, mean = None, (mean if mean == 0.0 else None)
+    if any(path.unbounded for _, path in readers):  # an Lp pool sums its window
+        peak = mean = None
+    scale = max((path.scale for _, path in readers), default=1.0)  # dropout's 1/(1-p)
+    peak = None if peak is None else peak * scale
+    mean = None if mean is None else mean * scale
     kind = layer.condition if all_dead else "tau-dormant"
     return _Drift(peak, mean, f"{kind} {type(activation).__name__} units")
+
+
+def _mean_reaches(reader: torch.nn.Module, path: Reader) -> bool:
+    """Whether the units' mean |h| over the window bounds the mean |h| a reader's output
+    reads: each of its outputs must read each unit at one place, over as many places as the
+    activation has. Not through a max pool (it passes the larger values), nor when the units
+    lie at several places of the reader's input (a flatten of their positions), nor when a
+    convolution reads fewer places than there are (stride, no padding: the places it reads
+    may hold more than the mean) or pads with other values than zeros."""
+    if path.max_pooled or path.layout.outer * path.layout.block > 1:
+        return False
+    if not isinstance(reader, torch.nn.modules.conv._ConvNd):
+        return True  # Linear, Conv1D: one value per unit and place
+    kernel, dilation = reader.kernel_size, reader.dilation
+    same = reader.padding == "same" or (
+        not isinstance(reader.padding, str)
+        and all(2 * p == d * (k - 1) for p, d, k in zip(reader.padding, dilation, kernel))
+    )
+    return same and reader.padding_mode == "zeros" and all(s == 1 for s in reader.stride)
 
 
 def _drift_problem(drift: _Drift) -> str | None:
@@ -137,8 +161,8 @@ def _drift_problem(drift: _Drift) -> str | None:
     if drift.peak is None and drift.mean is None:
         return (
             f"no bound on what zeroing the outgoing weights of its {drift.what} changes: "
-            "their mean |h| is unknown or does not carry through a max pool or a gate (a "
-            "product with another branch) to the reader"
+            "their mean |h| is unknown or does not carry to the reader (through a max or Lp "
+            "pool, a gate, a flatten of their positions, a strided or unpadded convolution)"
         )
     return None
 
@@ -165,8 +189,8 @@ def _drift_note(drift: _Drift, weight: float) -> tuple[str, float]:
         )
     if drift.mean is not None:
         parts.append(
-            f"by at most {drift.mean * weight:.3g} on average over the window (mean |h| up to "
-            f"{drift.mean:.3g})"
+            f"by at most {drift.mean * weight:.3g} on average over the window's forwards "
+            f"(mean |h| up to {drift.mean:.3g}, with the weights they ran with)"
         )
     finite = drift.peak if drift.peak is not None and math.isfinite(drift.peak) else None
     bound = (finite if finite is not None else drift.mean) * weight
@@ -329,8 +353,8 @@ def _fold_problem(
 def _pads_with_zeros(reader: torch.nn.Module) -> bool:
     """Whether a convolution reads zeros beyond its input's borders (padding that copies the
     input, or none, repeats a constant input exactly)."""
-    if isinstance(reader, torch.nn.Linear) or reader.padding_mode != "zeros":
-        return False
+    if not isinstance(reader, torch.nn.modules.conv._ConvNd) or reader.padding_mode != "zeros":
+        return False  # a Linear, Hugging Face's Conv1D, or padding that copies the input
     if reader.padding == "same":
         return any(k > 1 for k in reader.kernel_size)
     return reader.padding != "valid" and any(p > 0 for p in reader.padding)

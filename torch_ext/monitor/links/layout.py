@@ -118,6 +118,8 @@ class PassThrough:
     op: str
     step: Step
     keeps_constant: bool
+    # The most it multiplies a unit's value by: 1/(1-p) for dropout in training.
+    scale: float = 1.0
 
 
 def pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> PassThrough | None:
@@ -136,8 +138,9 @@ def pass_through(func: Any, args: tuple, kwargs: dict, result: Any) -> PassThrou
             ) and _arg(args, kwargs, 6, "divisor_override", None) is None
         return PassThrough(name, _pool_step(name, _POOLS[name], source.dim()), keeps)
     if name in _DROPOUTS:
-        training = _arg(args, kwargs, 2, "training", True)
-        return PassThrough(name, _identity_step, keeps_constant=not training)
+        training, p = _arg(args, kwargs, 2, "training", True), _arg(args, kwargs, 1, "p", 0.5)
+        scale = 1.0 / (1.0 - p) if training and p < 1 else 1.0
+        return PassThrough(name, _identity_step, keeps_constant=not training, scale=scale)
     if name == "flatten":
         start, end = _arg(args, kwargs, 1, "start_dim", 0), _arg(args, kwargs, 2, "end_dim", -1)
         return PassThrough(name, _flatten_step(tuple(source.shape), start, end), True)

@@ -90,6 +90,10 @@ class Reader:
     # A gate on the way (``act(gate(x)) * up(x)``, Llama's MLP): what reaches it is the units'
     # output times another branch's, bounded by neither their peak nor their mean.
     gated: bool = False
+    # The most the way scales the units' values (dropout in training: 1/(1-p)).
+    scale: float = 1.0
+    # An Lp pool on the way sums its window: no bound from the units' own values carries.
+    unbounded: bool = False
 
 
 @dataclass

@@ -27,6 +27,7 @@ from .layout import (
     GATE_OPS,
     METADATA_OPS,
     RESIDUAL_OPS,
+    PassThrough,
     UnitLayout,
     gate_pass_through,
     pass_through,
@@ -507,6 +508,7 @@ class LinkTracer(TorchFunctionMode):
             if op.keeps is None:
                 return f"its output is modified in place ({op}) before it is read"
             keeps = keeps and op.keeps.keeps_constant
+            path = path.after(op.keeps)
         for use in distinct(value.consumers):
             if isinstance(use, Value):
                 after = use.via.step(layout)
@@ -518,7 +520,7 @@ class LinkTracer(TorchFunctionMode):
                         after,
                         keeps and use.via.keeps_constant,
                         link,
-                        path.after(use.via.op),
+                        path.after(use.via),
                     )
                 )
             elif isinstance(use, Op) and use.residual:
@@ -582,7 +584,16 @@ class LinkTracer(TorchFunctionMode):
             )
         if all(r.module() is not module for r in link.readers):
             link.readers.append(
-                Reader(reader.name, weakref.ref(module), layout, keeps, path.max_pooled, path.gated)
+                Reader(
+                    reader.name,
+                    weakref.ref(module),
+                    layout,
+                    keeps,
+                    path.max_pooled,
+                    path.gated,
+                    path.scale,
+                    path.unbounded,
+                )
             )
         return None
 
@@ -628,15 +639,20 @@ class LinkTracer(TorchFunctionMode):
 
 class _Path(NamedTuple):
     """What the way from an activation to a reader went through, so far: a max pool (the
-    units' mean no longer bounds what passes), a gate (nor does their peak)."""
+    units' mean no longer bounds what passes), a gate (nor does their peak), an Lp pool
+    (nothing of theirs does), and how much it scales their values."""
 
     max_pooled: bool = False
     gated: bool = False
+    unbounded: bool = False
+    scale: float = 1.0
 
-    def after(self, op: str) -> _Path:
+    def after(self, via: PassThrough) -> _Path:
         return _Path(
-            self.max_pooled or op.startswith(("max", "adaptive_max", "lp")),
-            self.gated or op in GATE_OPS,
+            self.max_pooled or via.op.startswith(("max", "adaptive_max")),
+            self.gated or via.op in GATE_OPS,
+            self.unbounded or via.op.startswith("lp"),
+            self.scale * via.scale,
         )
 
 
