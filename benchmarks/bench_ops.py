@@ -4,6 +4,7 @@
     python benchmarks/bench_ops.py --quick          # fewer sizes, shorter timings
     python benchmarks/bench_ops.py --ops elu --sizes 2^24 --dtypes fp32 --threads 1
     python benchmarks/bench_ops.py --device cuda    # on a GPU (threads do not apply)
+    python benchmarks/bench_ops.py --sweep          # sizes 2^16..2^26: streaming stores
 
 Modes: forward (out of place, output allocated), forward_ (in place: kernel only, no
 allocation), backward (autograd backward alone, graph kept), fwd+bwd (both), bwd-op (the
@@ -27,6 +28,20 @@ tensor copy into a preallocated tensor in the same run, the memory-bandwidth cei
 ns per element; `vs copy` = our time / the copy's; `GB/s` = the effective bandwidth our op
 reaches, counting the bytes it must read and write (see `traffic`), and `copy GB/s` the
 copy's (bytes read + written); `bw/copy` = the ratio of the two.
+
+--sweep: the sizes from cache-resident (2^16 elements) to 2^26, for each op and mode with
+an output (forward, forward_, backward, fwd+bwd, bwd-op), dtype and thread count: native,
+ours with normal stores, ours with streaming (non-temporal) stores forced
+(torch.ops.torch_ext._set_streaming_min_bytes), and a copy, `torch.empty_like(x).copy_(x)`,
+interleaved in one run, minimum of the rounds. `ours` is what the library does by default:
+normal stores below its threshold (the last-level cache size, printed first), streaming at
+and above. The model: the bytes per element that must cross the memory bus past the cache,
+with a normal store costing its line's read too (read-for-ownership) and a streaming store
+not (`B/el n>s`: normal > streaming); `GB/s` applies the model of the path ours takes to
+ours' time, `copy GB/s` a copy's (12 B/el in float32: read, read-for-ownership, write).
+Below the cache the bytes stay in cache and the model is an upper bound, not a bandwidth.
+After the table, per op, mode, dtype and thread count: the crossover, the smallest size
+from which streaming is faster than normal stores at that size and every larger one.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,6 +74,8 @@ SIZES: dict[str, tuple[int, ...]] = {
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 MODES = ["forward", "forward_", "backward", "fwd+bwd", "bwd-op", "fwd+stats", "count"]
 CUDA_SIZES = ["32x64x56x56", "32x64x56x56-cl", "2^24", "2^26"]
+SWEEP_SIZES = [16, 18, 20, 21, 22, 23, 24, 25, 26]  # log2 of the element counts
+SWEEP_MODES = ["forward", "forward_", "backward", "fwd+bwd", "bwd-op"]
 
 
 @dataclass
@@ -234,6 +252,134 @@ def copy_ns_per_element(x: torch.Tensor, threads: int, min_run_time: float) -> f
     return median_time(lambda: out.copy_(x), threads, min_run_time) / x.numel() * 1e9
 
 
+def tensor_traffic(op: Op, mode: str, element_size: int) -> tuple[float, float]:
+    """(read, written) of `mode`, in units of one tensor of x's size: what `traffic` adds up,
+    split so that the writes can be charged their read-for-ownership."""
+    mask = 1 / (8 * element_size)  # Leaky ReLU's saved sign mask (written, then read)
+    masked = op.name == "leaky_relu"
+    backward = (1 + mask, 1) if masked else (2, 1)  # reads grad and the mask (or x)
+    return {
+        "forward": (1, 1),
+        "forward_": (1, 1),  # in place: the write hits the line just read
+        "backward": backward,
+        "bwd-op": backward,
+        "fwd+bwd": (1 + backward[0], 1 + (mask if masked else 0) + backward[1]),
+    }[mode]
+
+
+def bytes_per_element(op: Op, mode: str, element_size: int, streamed: bool) -> float:
+    """The model: bytes per element past the last-level cache. A normal store's line is
+    read first (read-for-ownership) unless the op is in place; a streaming store's is not."""
+    read, written = tensor_traffic(op, mode, element_size)
+    rfo = 0 if streamed or mode == "forward_" else written
+    if op.name == "leaky_relu" and mode == "fwd+bwd" and streamed:
+        rfo = 1 / (8 * element_size)  # the mask is written with normal stores
+    return (read + written + rfo) * element_size
+
+
+def min_times(fns: dict[str, Callable], threads: int, rounds: int, round_time: float, setup=None):
+    """The minimum time of one call of each of `fns`, interleaved: every round runs each
+    in turn, repeated for about `round_time` seconds (and at least 3 calls). `setup`, if
+    given, is called with a name before that name's calls (not timed)."""
+    torch.set_num_threads(threads)
+    for name, fn in fns.items():  # warm: the heap holds the outputs' memory from here on
+        if setup:
+            setup(name)
+        fn()
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            if setup:
+                setup(name)
+            start = time.perf_counter()
+            calls = 0
+            while calls < 3 or time.perf_counter() - start < round_time:
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+                calls += 1
+    return best
+
+
+def sweep(args) -> None:
+    """The size sweep (see the module's docstring)."""
+    llc, source, threshold = torch.ops.torch_ext._streaming_info()
+    set_threshold = torch.ops.torch_ext._set_streaming_min_bytes
+    thresholds = {"normal": 2**62, "stream": 0}  # ours' stores, forced either way
+    print(
+        f"torch {torch.__version__}, torch_ext CPU loops {torch_ext.build_info()['cpu_isa']}, "
+        f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')}\n"
+        f"last-level cache {llc / 2**20:g} MiB ({source}); ours streams outputs of "
+        f">= {threshold / 2**20:g} MiB; {args.rounds} rounds, minimum\n"
+    )
+    header = (
+        f"{'op':<11} {'mode':<8} {'size':<5} {'dtype':<5} {'thr':>3} {'native us':>10} "
+        f"{'normal us':>10} {'stream us':>10} {'ours us':>10} {'ratio':>6} {'vs copy':>7} "
+        f"{'strm gain':>9} {'B/el n>s':>9} {'GB/s':>6} {'copy GB/s':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    gains: dict[tuple, dict[int, float]] = {}
+    for exponent in args.sweep_sizes:
+        for dtype_name in args.dtypes:
+            x = torch.randn(2**exponent, dtype=DTYPES[dtype_name])
+            size = f"2^{exponent}"
+            for threads in args.threads:
+                copy = {"copy": lambda x=x: torch.empty_like(x).copy_(x)}
+                t_copy = min_times(copy, threads, args.rounds, args.round_time)["copy"]
+                copy_bytes = bytes_per_element(
+                    OPS["leaky_relu"], "forward", x.element_size(), False
+                )
+                for op_name in args.ops:
+                    op = OPS[op_name]
+                    for mode in args.modes:
+                        if mode not in SWEEP_MODES or mode not in op.modes:
+                            continue
+                        if mode == "forward_" and not op.in_place:
+                            continue
+                        native_fn, keep_n = statement(op, mode, op.native, x)
+                        ours_fn, keep_o = statement(op, mode, op.ours, x)
+                        fns = {"native": native_fn, "normal": ours_fn, "stream": ours_fn}
+                        t = min_times(
+                            fns,
+                            threads,
+                            args.rounds,
+                            args.round_time,
+                            setup=lambda name: set_threshold(thresholds.get(name, threshold)),
+                        )
+                        set_threshold(threshold)
+                        streamed = x.nbytes >= threshold
+                        ours = t["stream"] if streamed else t["normal"]
+                        gain = t["normal"] / t["stream"]
+                        gains.setdefault((op_name, mode, dtype_name, threads), {})[exponent] = gain
+                        model = [bytes_per_element(op, mode, x.element_size(), s) for s in (0, 1)]
+                        gbs = model[streamed] * x.numel() / ours / 1e9
+                        copy_gbs = copy_bytes * x.numel() / t_copy / 1e9
+                        print(
+                            f"{op_name:<11} {mode:<8} {size:<5} {dtype_name:<5} {threads:>3} "
+                            f"{t['native'] * 1e6:>10.1f} {t['normal'] * 1e6:>10.1f} "
+                            f"{t['stream'] * 1e6:>10.1f} {ours * 1e6:>10.1f} "
+                            f"{t['native'] / ours:>6.2f} {t_copy / ours:>7.2f} {gain:>9.2f} "
+                            f"{f'{model[0]:g}>{model[1]:g}':>9} {gbs:>6.1f} {copy_gbs:>9.1f}",
+                            flush=True,
+                        )
+                        del keep_n, keep_o
+    print(
+        "\nratio = native / ours; vs copy = copy time / ours (>= 1: at least as fast as a "
+        "copy);\nstrm gain = normal / streaming time. Crossover: the smallest size from which "
+        "streaming\nis faster (gain > 1.03) at every larger size swept:"
+    )
+    for (op_name, mode, dtype_name, threads), by_size in gains.items():
+        crossover = None
+        for exponent in sorted(by_size, reverse=True):
+            if by_size[exponent] <= 1.03:
+                break
+            crossover = exponent
+        where = f"2^{crossover} elements" if crossover is not None else "none swept"
+        print(f"  {op_name:<11} {mode:<8} {dtype_name:<5} {threads} thr: {where}")
+
+
 MALLOC_CONTROL = {"MALLOC_MMAP_THRESHOLD_": str(2**34), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
 
 
@@ -262,7 +408,30 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-run-time", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true", help="sizes 1K and 2^24, 1 round")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="CPU: sizes 2^16 to 2^26, normal vs streaming stores, native and a copy "
+        "(--modes from " + ", ".join(SWEEP_MODES) + ")",
+    )
+    parser.add_argument(
+        "--sweep-sizes",
+        nargs="+",
+        type=int,
+        default=SWEEP_SIZES,
+        help="log2 of the sizes --sweep runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--round-time", type=float, default=0.05, help="--sweep: seconds per op per round"
+    )
     args = parser.parse_args()
+    if args.sweep:
+        if args.modes == MODES:
+            args.modes = SWEEP_MODES
+        if args.rounds == 3:
+            args.rounds = 7
+        sweep(args)
+        return
     if args.sizes is None:
         args.sizes = CUDA_SIZES if args.device == "cuda" else list(SIZES)
     if args.quick:

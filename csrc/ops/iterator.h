@@ -1,6 +1,7 @@
 #pragma once
 // The TensorIterator every elementwise op (CPU and CUDA) runs its loop over: one preallocated
-// output, inputs of the output's dtype, broadcast to its shape.
+// output, inputs of the output's dtype, broadcast to its shape. It borrows the output and
+// the inputs: pass tensors that outlive it, not temporaries.
 
 #include <ATen/native/TensorIterator.h>
 

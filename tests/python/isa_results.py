@@ -1,6 +1,10 @@
 """Results of every CPU loop on fixed inputs, for comparing the ISAs' loops with each other
 (test_build.py's test_isa_results): `python isa_results.py OUT.pt` under
-ATEN_CPU_CAPABILITY=default|avx2|avx512 saves {name: tensor} computed by that ISA's loops."""
+ATEN_CPU_CAPABILITY=default|avx2|avx512 saves {name: tensor} computed by that ISA's loops.
+Under TORCH_EXT_STREAMING_MIN_BYTES=0 every out-of-place output is written with streaming
+stores (csrc/ops/cpu/streaming.h), which must not change a bit: the "/offset" results put
+the inputs at an unaligned address and span several parallel chunks, so the loops' heads
+before the first aligned vector run too."""
 
 from __future__ import annotations
 
@@ -33,6 +37,9 @@ EXACT = {  # one rounding each: the same bits on every ISA
     "leaky_relu_backward": lambda x, g: ops.leaky_relu_backward(g, x, 0.1, False),
     "leaky_relu_masked": lambda x, g: torch.cat(
         [ops.leaky_relu_masked(x, 0.1)[0], ops.leaky_relu_masked(x, 0.1)[1].to(x.dtype)]
+    ),
+    "leaky_relu_backward_masked": lambda x, g: ops.leaky_relu_backward_masked(
+        g, ops.leaky_relu_masked(x, 0.1)[1], 0.1, x.stride()
     ),
     "prelu": lambda x, g: ops.prelu(x.reshape(-1, 32), slopes(x.dtype)),
     "prelu_backward_input": lambda x, g: ops.prelu_backward(
@@ -103,12 +110,20 @@ def inputs(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(dtype), g.to(dtype)
 
 
+def offset(t: torch.Tensor) -> torch.Tensor:
+    """t three times over (48,000 elements: more than one parallel chunk of 32,768), as a
+    view 3 elements into a larger buffer (no longer vector-aligned)."""
+    buffer = torch.cat([t[:3], t, t, t])
+    return buffer[3:]
+
+
 def results() -> dict[str, torch.Tensor]:
     out = {}
     for dtype in DTYPES:
         x, g = inputs(dtype)
         for name, fn in {**ELU_FAMILY, **EXACT}.items():
             out[f"{name}/{dtype}"] = fn(x, g).reshape(-1)
+            out[f"{name}/offset/{dtype}"] = fn(offset(x), offset(g)).reshape(-1)
         out[f"count_active_/{dtype}"] = counts(x)
         for name, value in statistics(x).items():
             out[f"{name}/{dtype}"] = value

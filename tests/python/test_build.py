@@ -122,27 +122,23 @@ def machine_isas() -> list[str]:
     return [isa for isa in ISAS[: ISAS.index(info["cpu_isa"]) + 1] if isa in info["cpu_isas"]]
 
 
-@pytest.mark.parametrize("isa", ["default", "avx2"])
-def test_loop_tests_pass_on_every_cpu_isa(isa: str):
-    """The CPU loops are compiled per ISA (DEFAULT, AVX2, AVX512) and the best one runs;
-    the suites that exercise them are rerun with each lower one the machine has forced, as
-    ATen allows, so an AVX-512 machine runs all three. That torch_ext followed
-    ATEN_CPU_CAPABILITY is checked there first (conftest.py asserts the
-    build_info()["cpu_isa"] this test expects)."""
-    if isa.upper() not in machine_isas():
-        pytest.skip(f"this machine does not run the {isa.upper()} loops")
-    if isa.upper() == torch_ext.build_info()["cpu_isa"]:
-        pytest.skip(f"the {isa.upper()} loops are the ones every other test runs here")
+# The loop suites rerun under each lower ISA, and under the machine's own with every
+# out-of-place output streamed (TORCH_EXT_STREAMING_MIN_BYTES=0: non-temporal stores,
+# csrc/ops/cpu/streaming.h, on tensors of any size), which must give the same results.
+LOOP_SUITES = [
+    "test_count_active.py",
+    "test_counted.py",
+    "test_sign_mask.py",
+    "test_parity.py",
+    "test_prelu.py",
+    "test_positions.py",
+    "test_forward_ad.py",
+]
+STREAMED_SUITES = ["test_sign_mask.py", "test_prelu.py", "test_positions.py"]
+
+
+def run_loop_suites(suites: list[str], env: dict[str, str]) -> None:
     here = os.path.dirname(__file__)
-    suites = [
-        "test_count_active.py",
-        "test_counted.py",
-        "test_sign_mask.py",
-        "test_parity.py",
-        "test_prelu.py",
-        "test_positions.py",
-        "test_forward_ad.py",
-    ]
     # opcheck tests the registration (schemas, fake kernels), the same for every ISA.
     result = subprocess.run(
         [
@@ -160,10 +156,32 @@ def test_loop_tests_pass_on_every_cpu_isa(isa: str):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "ATEN_CPU_CAPABILITY": isa, "TORCH_EXT_EXPECT_ISA": isa.upper()},
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2"])
+def test_loop_tests_pass_on_every_cpu_isa(isa: str):
+    """The CPU loops are compiled per ISA (DEFAULT, AVX2, AVX512) and the best one runs;
+    the suites that exercise them are rerun with each lower one the machine has forced, as
+    ATen allows, so an AVX-512 machine runs all three. That torch_ext followed
+    ATEN_CPU_CAPABILITY is checked there first (conftest.py asserts the
+    build_info()["cpu_isa"] this test expects)."""
+    if isa.upper() not in machine_isas():
+        pytest.skip(f"this machine does not run the {isa.upper()} loops")
+    if isa.upper() == torch_ext.build_info()["cpu_isa"]:
+        pytest.skip(f"the {isa.upper()} loops are the ones every other test runs here")
+    run_loop_suites(LOOP_SUITES, {"ATEN_CPU_CAPABILITY": isa, "TORCH_EXT_EXPECT_ISA": isa.upper()})
+
+
+def test_loop_tests_pass_with_streaming_stores():
+    """The suites with out-of-place outputs at every offset, layout and dtype (positions,
+    sign mask, PReLU), with every output streamed."""
+    if not torch.ops.torch_ext._streaming_info()[2]:
+        pytest.skip("every output streams here already")
+    run_loop_suites(STREAMED_SUITES, {"TORCH_EXT_STREAMING_MIN_BYTES": "0"})
 
 
 def test_isa_results(tmp_path):
@@ -171,24 +189,31 @@ def test_isa_results(tmp_path):
     (Leaky ReLU, PReLU, the counts, the sign mask) the same bits everywhere; the ELU family
     the same bits on AVX2 and AVX-512 (the same exp algorithms, with FMA, lane by lane), and
     on DEFAULT (the C library's exp and expm1) within the ulps it may be from native
-    (ulps.py: 2 in float32/float64, 1 in bfloat16/float16)."""
+    (ulps.py: 2 in float32/float64, 1 in bfloat16/float16). And each ISA gives the same bits
+    with every output streamed (TORCH_EXT_STREAMING_MIN_BYTES=0) as with normal stores."""
     from isa_results import ELU_FAMILY
 
     isas = machine_isas()
-    if len(isas) < 2:
-        pytest.skip("this machine runs only one ISA's loops")
-    runs = {}
+    runs, streamed = {}, {}
     for isa in isas:
-        out = tmp_path / f"{isa}.pt"
-        run_checked(
-            sys.executable,
-            os.path.join(os.path.dirname(__file__), "isa_results.py"),
-            out,
-            env={**os.environ, "ATEN_CPU_CAPABILITY": isa.lower()},
-        )
-        saved = torch.load(out)
-        assert saved["isa"] == isa
-        runs[isa] = saved["results"]
+        for threshold, into in ((None, runs), ("0", streamed)):
+            out = tmp_path / f"{isa}-{threshold}.pt"
+            env = {**os.environ, "ATEN_CPU_CAPABILITY": isa.lower()}
+            env.pop("TORCH_EXT_STREAMING_MIN_BYTES", None)
+            if threshold is not None:
+                env["TORCH_EXT_STREAMING_MIN_BYTES"] = threshold
+            run_checked(
+                sys.executable,
+                os.path.join(os.path.dirname(__file__), "isa_results.py"),
+                out,
+                env=env,
+            )
+            saved = torch.load(out)
+            assert saved["isa"] == isa
+            into[isa] = saved["results"]
+    for isa in isas:
+        for key, expected in runs[isa].items():
+            assert_values(streamed[isa][key], expected, 0, what=f"{key}: {isa} streamed")
     best = runs[isas[-1]]
     for isa in isas[:-1]:
         for key, expected in best.items():

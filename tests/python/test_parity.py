@@ -129,6 +129,29 @@ def test_special_values_backward(act: Activation):
         assert at_nan.isnan().all()
 
 
+def test_float32_gradient_exp_is_the_vector_librarys(device: str):
+    """The ELU family's float32 gradient takes exp from an inlined copy of the vector
+    library's (primitives.h): bit for bit what ATen's vectorized elu_backward computes with
+    Vectorized<float>::exp() (torch.exp is MKL's), on every ISA, over the floats of either
+    sign (every 257th bit pattern: subnormals, underflow, overflow; inf, NaN). With alpha =
+    scale = 1 and g = 1 both compute input_scale * exp(input_scale * x): exp(x) for input
+    scale 1, -exp(-x) for -1 (CELU with a negative alpha). ATen's scalar tail has the C
+    library's exp: the size is a multiple of every vector width and chunk."""
+    if device != "cpu":
+        pytest.skip("CUDA's exp is its own")
+    bits = torch.arange(0, 0x7FC00001, 257, dtype=torch.int64)[: 2**15 * 254]
+    x = -bits.to(torch.int32).view(torch.float32)  # -0.0 to -3.4e38: x > 0 is false
+    x[-2:] = torch.tensor([-float("inf"), float("nan")])
+    ones = torch.ones_like(x)
+    for input_scale in (1.0, -1.0):
+        got = torch.ops.torch_ext.elu_backward(ones, x, 1.0, 1.0, False, input_scale)
+        expected = torch.ops.aten.elu_backward(ones, 1.0, 1.0, input_scale, False, x)
+        same = (got.view(torch.int32) == expected.view(torch.int32)) | (
+            got.isnan() & expected.isnan()
+        )
+        assert same.all(), f"input scale {input_scale}: differs at x = {x[~same][0].item()!r}"
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_gradient_at_zero_is_the_negative_branch(act: Activation):
     """SEMANTICS.md: at x == 0 the gradient is slope / alpha / scale*alpha, not 1 (CELU's is

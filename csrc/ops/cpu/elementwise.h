@@ -12,6 +12,9 @@
 // from the vector library's exp, so an element's bits would depend on where it sits.
 // bfloat16 and float16 are widened to float, computed, and rounded once, as ATen does.
 //
+// Outputs past the last-level cache are written with streaming stores (streaming.h):
+// same values, a third less memory traffic for a forward.
+//
 // Compiled once per CPU ISA (see loops.cpp): CPU_CAPABILITY selects the Vectorized
 // specialisation.
 
@@ -24,6 +27,8 @@
 #include <array>
 #include <tuple>
 #include <utility>
+
+#include "ops/cpu/streaming.h"
 
 namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
@@ -92,11 +97,12 @@ __attribute__((flatten)) void vector_step(const Body& body, char* const* data,
 }
 
 // The whole vectors of a dense inner loop (output and inputs contiguous, or inputs
-// broadcast with stride 0), two per iteration as ATen's loops do; returns how many elements
-// it did.
-template <typename scalar_t, typename Body, size_t... I>
+// broadcast with stride 0) from element `begin` on, two per iteration as ATen's loops do;
+// returns where they end. kStream: the output is written with streaming stores, and
+// out + begin is aligned for them.
+template <bool kStream, typename scalar_t, typename Body, size_t... I>
 __attribute__((flatten)) int64_t dense_vectors(const Body& body, char* const* data,
-                                               const int64_t* strides, int64_t n,
+                                               const int64_t* strides, int64_t begin, int64_t n,
                                                std::index_sequence<I...>) {
   using Vec = at::vec::Vectorized<scalar_t>;
   constexpr int64_t kWidth = Vec::size();
@@ -105,26 +111,45 @@ __attribute__((flatten)) int64_t dense_vectors(const Body& body, char* const* da
     const auto* in = reinterpret_cast<const scalar_t*>(data[k + 1]);
     return strides[k + 1] == 0 ? Vec(*in) : Vec::loadu(in + i);
   };
-  int64_t i = 0;
+  const auto put = [&](const Vec& v, int64_t i) {
+    if constexpr (kStream) {
+      stream_vector(v, out + i);
+    } else {
+      v.store(out + i);
+    }
+  };
+  int64_t i = begin;
   for (; i + 2 * kWidth <= n; i += 2 * kWidth) {
     const Vec first = body(load(I, i)...);
     const Vec second = body(load(I, i + kWidth)...);
-    first.store(out + i);
-    second.store(out + i + kWidth);
+    put(first, i);
+    put(second, i + kWidth);
   }
-  for (; i + kWidth <= n; i += kWidth) body(load(I, i)...).store(out + i);
+  for (; i + kWidth <= n; i += kWidth) put(body(load(I, i)...), i);
   return i;
 }
 
-// One inner loop of n elements: data[0] the output, data[1 + k] input k.
+// One inner loop of n elements: data[0] the output, data[1 + k] input k. `stream`: a dense
+// output is streamed from its first aligned element on, the elements before it go through
+// one partial vector (an element's result does not depend on its lane).
 template <typename scalar_t, typename Body, size_t... I>
 void vector_loop(const Body& body, char* const* data, const int64_t* strides, int64_t n,
-                 std::index_sequence<I...> inputs) {
+                 bool stream, std::index_sequence<I...> inputs) {
   constexpr int64_t kSize = sizeof(scalar_t);
   constexpr int64_t kWidth = at::vec::Vectorized<scalar_t>::size();
   const bool dense =
       strides[0] == kSize && ((strides[I + 1] == kSize || strides[I + 1] == 0) && ...);
-  int64_t i = dense ? dense_vectors<scalar_t>(body, data, strides, n, inputs) : 0;
+  int64_t i = 0;
+  if (dense) {
+    const int64_t head =
+        stream ? elements_before_alignment(reinterpret_cast<scalar_t*>(data[0]), n) : -1;
+    if (head >= 0) {
+      if (head > 0) vector_step<scalar_t>(body, data, strides, 0, head, inputs);
+      i = dense_vectors<true, scalar_t>(body, data, strides, head, n, inputs);
+    } else {
+      i = dense_vectors<false, scalar_t>(body, data, strides, 0, n, inputs);
+    }
+  }
   for (; i < n; i += kWidth) {
     vector_step<scalar_t>(body, data, strides, i, std::min(kWidth, n - i), inputs);
   }
@@ -136,7 +161,7 @@ void vector_loop(const Body& body, char* const* data, const int64_t* strides, in
 // SmallVector GCC flags with -Wmaybe-uninitialized in the AVX2 build.
 template <typename scalar_t, typename Body, size_t... I>
 void vector_loop_2d(const Body& body, char** base, const int64_t* strides, int64_t n, int64_t rows,
-                    std::index_sequence<I...> inputs) {
+                    bool stream, std::index_sequence<I...> inputs) {
   constexpr size_t kTensors = sizeof...(I) + 1;
   std::array<char*, kTensors> data;
   std::copy_n(base, kTensors, data.begin());
@@ -144,19 +169,37 @@ void vector_loop_2d(const Body& body, char** base, const int64_t* strides, int64
     if (r > 0) {
       for (size_t k = 0; k < kTensors; ++k) data[k] += strides[kTensors + k];
     }
-    vector_loop<scalar_t>(body, data.data(), strides, n, inputs);
+    vector_loop<scalar_t>(body, data.data(), strides, n, stream, inputs);
   }
+}
+
+// Whether the iterator's one output is streamed (streaming.h): written densely, out of
+// place (no input starts inside it: the in-place forms pass it as their input) and at least
+// streaming_min_bytes() of it. Inputs are seen through their data pointers only: the
+// iterator does not own every input tensor it was given.
+inline bool streams_output(const at::TensorIteratorBase& iter) {
+  const at::TensorBase& out = iter.tensor_base(0);
+  const auto bytes = static_cast<int64_t>(out.nbytes());
+  if (!out.is_non_overlapping_and_dense() || !streams(bytes)) return false;
+  const auto* begin = static_cast<const char*>(out.const_data_ptr());
+  for (int k = 1; k < iter.ntensors(); ++k) {
+    const auto* in = static_cast<const char*>(iter.data_ptr(k));
+    if (in >= begin && in < begin + bytes) return false;
+  }
+  return true;
 }
 
 template <size_t N, typename F>
 void for_each_element(at::TensorIteratorBase& iter, const F& f) {
   TORCH_INTERNAL_ASSERT(iter.ninputs() == static_cast<int>(N) && iter.noutputs() == 1);
+  const bool stream = streams_output(iter);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kBFloat16, at::kHalf, iter.common_dtype(), "torch_ext_elementwise", [&] {
         using Indices = std::make_index_sequence<N>;
         const VectorBody<scalar_t, F, Indices> body{f};
         iter.for_each([&](char** base, const int64_t* strides, int64_t n, int64_t rows) {
-          vector_loop_2d<scalar_t>(body, base, strides, n, rows, Indices{});
+          vector_loop_2d<scalar_t>(body, base, strides, n, rows, stream, Indices{});
+          if (stream) stream_fence();
         });
       });
 }

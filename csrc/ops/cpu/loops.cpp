@@ -97,12 +97,16 @@ at::Tensor prelu_backward_fused(const UnitView& v, const void* grad_output, void
   if (v.dtype != at::kFloat && v.dtype != at::kDouble) return {};
   at::Tensor per_unit = at::zeros({v.units}, slopes.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(v.dtype, "prelu_backward_fused", [&] {
-    const PreluBackwardStep<scalar_t> step{static_cast<const scalar_t*>(v.data),
-                                           static_cast<const scalar_t*>(grad_output),
-                                           static_cast<scalar_t*>(grad_input)};
+    // grad_input is a new tensor laid out as x (the caller's), so written out of place.
+    const PreluBackwardStep<scalar_t> step{
+        static_cast<const scalar_t*>(v.data), static_cast<const scalar_t*>(grad_output),
+        static_cast<scalar_t*>(grad_input),
+        streams(v.outer * v.units * v.inner * int64_t{sizeof(scalar_t)})};
     const auto* w = slopes.const_data_ptr<scalar_t>();
     double* sums = per_unit.mutable_data_ptr<double>();
-    if (v.inner == 1) {
+    if (v.inner == 1 && v.units == 1) {
+      prelu_backward_planes(one_unit_as_planes(v), step, w, sums);
+    } else if (v.inner == 1) {
       prelu_backward_rows(v, step, w, sums);
     } else {
       prelu_backward_planes(v, step, w, sums);

@@ -2,12 +2,14 @@
 // PReLU's backward in one pass on CPU, on the per-unit skeleton of unit_loops.h. Included
 // by loops.cpp only (per CPU ISA).
 
+#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "activations/leaky_relu.h"
+#include "ops/cpu/streaming.h"
 #include "ops/cpu/unit_loops.h"
 
 namespace torch_ext::cpu {
@@ -25,13 +27,27 @@ struct PreluBackwardStep {
   const scalar_t* x;
   const scalar_t* g;
   scalar_t* grad_input;
+  // grad_input past the last-level cache: its whole vectors that happen to be aligned are
+  // streamed (streaming.h). Not shifted to alignment as the elementwise loops are: the
+  // vectors' boundaries decide the weight gradient's summation order, so its bits.
+  bool stream;
 
   // Writes n grad_input elements at offset i; returns their weight-gradient terms (lanes
   // past n load as 0 and contribute 0).
   Vec operator()(int64_t i, const Vec& slope, int64_t n) const {
     const Vec xv = Vec::loadu(x + i, n), gv = Vec::loadu(g + i, n);
-    act::LeakyRelu<Vec>{slope}.backward(gv, xv).store(grad_input + i, n);
+    const Vec result = act::LeakyRelu<Vec>{slope}.backward(gv, xv);
+    if (stream && n == Vec::size() && stream_aligned(grad_input + i)) {
+      stream_vector(result, grad_input + i);
+    } else {
+      result.store(grad_input + i, n);
+    }
     return act::LeakyRelu<Vec>{Vec(0)}.slope_backward(gv, xv);
+  }
+
+  // At the end of a chunk (streaming.h).
+  void finish() const {
+    if (stream) stream_fence();
   }
 };
 
@@ -73,9 +89,22 @@ void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& s
       if ((o - begin + 1) % kFlush == 0) flush();
     }
     flush();
+    step.finish();
   };
   parallel_units<UnitSums>(v.outer, at::internal::GRAIN_SIZE / v.units, UnitSums(v.units), body,
                            [&](const UnitSums& sums) { sums.add_to(grad_weight); });
+}
+
+// One unit in rows of one element (a 1-D input, seen as [1, 1, n]) is one contiguous run of
+// n elements, which the rows loop would take one lane per vector (40x slower). As planes:
+// equal runs of at least GRAIN_SIZE elements (the largest power-of-two count of them that
+// divides n, else one), in parallel, each summed in vector lanes, merged in run order: the
+// partition, so the weight gradient's bits, depend on n alone.
+inline UnitView one_unit_as_planes(const UnitView& v) {
+  int64_t runs = 1;
+  while (v.outer % (2 * runs) == 0 && v.outer / (2 * runs) >= at::internal::GRAIN_SIZE) runs *= 2;
+  const int64_t inner = v.outer / runs;
+  return UnitView{v.data, v.dtype, runs, 1, inner, inner, inner};
 }
 
 template <typename scalar_t>
@@ -98,6 +127,7 @@ void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>&
       }
       sums.value[u] += lane_sum(acc);
     }
+    step.finish();
   };
   parallel_units<UnitSums>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, UnitSums(v.units),
                            body, [&](const UnitSums& sums) { sums.add_to(grad_weight); });

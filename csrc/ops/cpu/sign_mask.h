@@ -3,7 +3,8 @@
 // forward also packs bit i = (x_i > 0), LSB first, 8 elements per byte, in memory order;
 // the backward reads the gradient's sign from those bits. One pass each, vectorized:
 // AVX512 and AVX2 turn a float comparison into bits (and back) with one instruction; the
-// DEFAULT build goes through a small lane buffer. Included by loops.cpp only (per ISA).
+// DEFAULT build goes through a small lane buffer. Outputs past the last-level cache are
+// streamed (streaming.h). Included by loops.cpp only (per ISA).
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -18,6 +19,7 @@
 #endif
 
 #include "activations/leaky_relu.h"
+#include "ops/cpu/streaming.h"
 
 namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
@@ -101,28 +103,58 @@ inline void leaky_relu_backward_masked_double(const double* g, const uint8_t* ma
   });
 }
 
+// Runs vector(i, m, streamed) over a chunk of `count` output elements at `out`, i stepping by
+// whole vectors of m elements: with `stream`, the elements before the first aligned one come
+// first as a partial vector (a whole number of mask bytes: else nothing streams) and the
+// whole vectors after it are streamed (streaming.h); the last partial one never is.
+template <typename scalar_t, typename Vector>
+void for_each_mask_vector(const scalar_t* out, int64_t count, bool stream, const Vector& vector) {
+  constexpr int64_t kWidth = at::vec::Vectorized<scalar_t>::size();
+  const int64_t head = stream ? elements_before_alignment(out, count, 8) : -1;
+  int64_t i = 0;
+  if (head > 0) {
+    vector(int64_t{0}, head, false);
+    i = head;
+  }
+  for (; i < count; i += kWidth) {
+    const int64_t m = std::min<int64_t>(kWidth, count - i);
+    vector(i, m, head >= 0 && m == kWidth);
+  }
+}
+
+template <typename scalar_t>
+void store_vector(const at::vec::Vectorized<scalar_t>& v, scalar_t* p, int64_t m, bool streamed) {
+  if (streamed) {
+    stream_vector(v, p);
+  } else {
+    v.store(p, m);
+  }
+}
+
 // y = leaky_relu(x) and the sign mask, over n contiguous elements (float, bfloat16, half).
 template <typename scalar_t>
 void leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int64_t n, double slope) {
   using Vec = at::vec::Vectorized<scalar_t>;
   const act::LeakyRelu<FloatVec> f{FloatVec(static_cast<float>(slope))};
+  const bool stream = streams(n * static_cast<int64_t>(sizeof(scalar_t)));
   for_each_byte_chunk(n, [&](int64_t start, int64_t count) {
     const scalar_t* in = x + start;
     scalar_t* out = y + start;
     uint8_t* bits = mask + start / 8;
-    for (int64_t i = 0; i < count; i += Vec::size()) {
-      const int64_t m = std::min<int64_t>(Vec::size(), count - i);
+    for_each_mask_vector(out, count, stream, [&](int64_t i, int64_t m, bool streamed) {
       const Vec xv = Vec::loadu(in + i, m);  // lanes past m load as 0: no bit set
       if constexpr (std::is_same_v<scalar_t, float>) {
-        f.forward(xv).store(out + i, m);
+        store_vector(f.forward(xv), out + i, m, streamed);
         store_bits(bits + i / 8, positive_bits(xv), (m + 7) / 8);
       } else {
         auto [x0, x1] = at::vec::convert_to_float<scalar_t>(xv);
-        at::vec::convert_from_float<scalar_t>(f.forward(x0), f.forward(x1)).store(out + i, m);
+        store_vector(at::vec::convert_from_float<scalar_t>(f.forward(x0), f.forward(x1)), out + i,
+                     m, streamed);
         const uint32_t both = positive_bits(x0) | (positive_bits(x1) << kFloatLanes);
         store_bits(bits + i / 8, both, (m + 7) / 8);
       }
-    }
+    });
+    if (stream) stream_fence();
   });
 }
 
@@ -132,23 +164,25 @@ void leaky_relu_backward_masked(const scalar_t* g, const uint8_t* mask, scalar_t
                                 double slope) {
   using Vec = at::vec::Vectorized<scalar_t>;
   const act::LeakyRelu<FloatVec> f{FloatVec(static_cast<float>(slope))};
+  const bool stream = streams(n * static_cast<int64_t>(sizeof(scalar_t)));
   for_each_byte_chunk(n, [&](int64_t start, int64_t count) {
     const scalar_t* grad = g + start;
     scalar_t* result = out + start;
     const uint8_t* bits = mask + start / 8;
-    for (int64_t i = 0; i < count; i += Vec::size()) {
-      const int64_t m = std::min<int64_t>(Vec::size(), count - i);
+    for_each_mask_vector(result, count, stream, [&](int64_t i, int64_t m, bool streamed) {
       const Vec gv = Vec::loadu(grad + i, m);
       const uint32_t signs = load_bits(bits + i / 8, (m + 7) / 8);
       if constexpr (std::is_same_v<scalar_t, float>) {
-        f.backward(gv, sign_from_bits(signs)).store(result + i, m);
+        store_vector(f.backward(gv, sign_from_bits(signs)), result + i, m, streamed);
       } else {
         auto [g0, g1] = at::vec::convert_to_float<scalar_t>(gv);
-        at::vec::convert_from_float<scalar_t>(f.backward(g0, sign_from_bits(signs)),
-                                              f.backward(g1, sign_from_bits(signs >> kFloatLanes)))
-            .store(result + i, m);
+        store_vector(at::vec::convert_from_float<scalar_t>(
+                         f.backward(g0, sign_from_bits(signs)),
+                         f.backward(g1, sign_from_bits(signs >> kFloatLanes))),
+                     result + i, m, streamed);
       }
-    }
+    });
+    if (stream) stream_fence();
   });
 }
 
