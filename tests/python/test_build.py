@@ -184,6 +184,25 @@ def test_loop_tests_pass_with_streaming_stores():
     run_loop_suites(STREAMED_SUITES, {"TORCH_EXT_STREAMING_MIN_BYTES": "0"})
 
 
+@pytest.mark.parametrize(
+    "value, expected",
+    [("0", 0), ("64M", 64 << 20), ("1 K", None), ("17179869184G", None), ("1e9", None)],
+)
+def test_streaming_threshold_from_the_environment(value: str, expected: int | None):
+    """TORCH_EXT_STREAMING_MIN_BYTES is a byte count with an optional K, M or G; anything
+    else (a space, an exponent, a value past int64 once scaled) is refused with a warning
+    and the threshold stays the last-level cache's size."""
+    code = "import torch, torch_ext; print(*torch.ops.torch_ext._streaming_info()[::2])"
+    env = {**os.environ, "TORCH_EXT_STREAMING_MIN_BYTES": value}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    cache, threshold = (int(v) for v in result.stdout.split()[-2:])
+    warned = f"ignoring TORCH_EXT_STREAMING_MIN_BYTES={value}" in result.stderr
+    assert (threshold, warned) == ((cache, True) if expected is None else (expected, False))
+
+
 def test_isa_results(tmp_path):
     """Every ISA the machine runs gives the same results on the same inputs: the exact ops
     (Leaky ReLU, PReLU, the counts, the sign mask) the same bits everywhere; the ELU family

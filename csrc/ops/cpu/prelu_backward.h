@@ -27,9 +27,10 @@ struct PreluBackwardStep {
   const scalar_t* x;
   const scalar_t* g;
   scalar_t* grad_input;
-  // grad_input past the last-level cache: its whole vectors that happen to be aligned are
-  // streamed (streaming.h). Not shifted to alignment as the elementwise loops are: the
-  // vectors' boundaries decide the weight gradient's summation order, so its bits.
+  // grad_input past the last-level cache, in runs of whole vectors (loops.cpp): its whole
+  // vectors that are aligned are streamed (streaming.h). Not shifted to alignment as the
+  // elementwise loops are: the vectors' boundaries decide the weight gradient's summation order, so
+  // its bits.
   bool stream;
 
   // Writes n grad_input elements at offset i; returns their weight-gradient terms (lanes

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -19,7 +20,8 @@ namespace {
 
 constexpr int64_t kFallbackCacheBytes = int64_t{32} << 20;
 
-// "32768K", "2M", "1024": sysfs's cache sizes.
+// "32768K", "2M", "1024": sysfs's cache sizes. Anything else after the number (a space, a
+// second unit) or a value that does not fit int64 once scaled is no size.
 std::optional<int64_t> parse_size(const std::string& text) {
   size_t used = 0;
   int64_t value = 0;
@@ -28,12 +30,19 @@ std::optional<int64_t> parse_size(const std::string& text) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
-  const std::string unit = text.substr(used, text.find_first_of(" \n", used) - used);
-  if (unit.empty()) return value;
-  if (unit == "K") return value << 10;
-  if (unit == "M") return value << 20;
-  if (unit == "G") return value << 30;
-  return std::nullopt;
+  const std::string unit = text.substr(used);
+  int shift = 0;
+  if (unit == "K") {
+    shift = 10;
+  } else if (unit == "M") {
+    shift = 20;
+  } else if (unit == "G") {
+    shift = 30;
+  } else if (!unit.empty()) {
+    return std::nullopt;
+  }
+  if (value < 0 || value > (std::numeric_limits<int64_t>::max() >> shift)) return std::nullopt;
+  return value << shift;
 }
 
 std::optional<std::string> read_line(const std::string& path) {
@@ -55,7 +64,8 @@ std::optional<CacheInfo> from_sysfs() {
     const auto level = read_line(dir + "/level");
     const auto type = read_line(dir + "/type");
     const auto size = read_line(dir + "/size");
-    if (!level || !type || !size) break;
+    // Numbered from 0 without gaps on Linux; a gap skips one rather than end the search.
+    if (!level || !type || !size) continue;
     if (*type == "Instruction") continue;
     const auto bytes = parse_size(*size);
     const int lvl = std::atoi(level->c_str());
