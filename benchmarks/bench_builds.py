@@ -13,7 +13,7 @@ others only add time). A step is forward, loss, backward and an SGD update; nati
 same model with the native activation, timed by each worker in turn (the order of the
 workers turns each round).
 
-Models (as benchmarks/bench_compile.py's): ``mlp``, a residual MLP (Linear-act + skip,
+Models (benchmarks/models.py, as benchmarks/bench_compile.py's): ``mlp``, a residual MLP (Linear-act + skip,
 width 128, 4 blocks, batch 4096); ``cnn``, a conv-BN-act residual CNN (32 channels, 32x32
 images, 4 basic blocks, batch 32). Their activations are 2 and 4 MiB: cache-resident.
 """
@@ -36,6 +36,7 @@ ACTS = ["leaky_relu", "elu", "prelu"]
 
 def build(model: str, act: str, native: bool):
     import torch
+    from models import MODELS
     from torch import nn
 
     ops = torch.ops.torch_ext
@@ -52,34 +53,9 @@ def build(model: str, act: str, native: bool):
                 return nn.functional.elu(x) if native else ops.elu(x, 1.0)
             return nn.functional.prelu(x, self.weight) if native else ops.prelu(x, self.weight)
 
-    class Residual(nn.Module):
-        def __init__(self, width: int):
-            super().__init__()
-            self.linear, self.act = nn.Linear(width, width), Act(width)
-
-        def forward(self, x):
-            return x + self.act(self.linear(x))
-
-    class Block(nn.Module):  # conv-BN-act, conv-BN, + skip, act
-        def __init__(self, c: int):
-            super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)
-            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)
-            self.act1, self.act2 = Act(c), Act(c)
-
-        def forward(self, x):
-            h = self.act1(self.bn1(self.conv1(x)))
-            return self.act2(self.bn2(self.conv2(h)) + x)
-
     torch.manual_seed(0)
-    if model == "mlp":
-        net = nn.Sequential(*[Residual(128) for _ in range(4)], nn.Linear(128, 10))
-        x = torch.randn(4096, 128)
-    else:
-        stem = [nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), Act(32)]
-        head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)]
-        net = nn.Sequential(*stem, *[Block(32) for _ in range(4)], *head)
-        x = torch.randn(32, 3, 32, 32)
+    make, shape = MODELS[model]
+    net, x = make(Act), torch.randn(*shape)
     target = torch.randint(0, 10, (x.shape[0],))
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
 
