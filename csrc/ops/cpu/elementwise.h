@@ -111,13 +111,7 @@ __attribute__((flatten)) int64_t dense_vectors(const Body& body, char* const* da
     const auto* in = reinterpret_cast<const scalar_t*>(data[k + 1]);
     return strides[k + 1] == 0 ? Vec(*in) : Vec::loadu(in + i);
   };
-  const auto put = [&](const Vec& v, int64_t i) {
-    if constexpr (kStream) {
-      stream_vector(v, out + i);
-    } else {
-      v.store(out + i);
-    }
-  };
+  const auto put = [&](const Vec& v, int64_t i) { store_vector(v, out + i, kWidth, kStream); };
   int64_t i = begin;
   for (; i + 2 * kWidth <= n; i += 2 * kWidth) {
     const Vec first = body(load(I, i)...);

@@ -38,11 +38,8 @@ struct PreluBackwardStep {
   Vec operator()(int64_t i, const Vec& slope, int64_t n) const {
     const Vec xv = Vec::loadu(x + i, n), gv = Vec::loadu(g + i, n);
     const Vec result = act::LeakyRelu<Vec>{slope}.backward(gv, xv);
-    if (stream && n == Vec::size() && stream_aligned(grad_input + i)) {
-      stream_vector(result, grad_input + i);
-    } else {
-      result.store(grad_input + i, n);
-    }
+    store_vector(result, grad_input + i, n,
+                 stream && n == Vec::size() && stream_aligned(grad_input + i));
     return act::LeakyRelu<Vec>{Vec(0)}.slope_backward(gv, xv);
   }
 

@@ -122,15 +122,6 @@ void for_each_mask_vector(const scalar_t* out, int64_t count, bool stream, const
   }
 }
 
-template <typename scalar_t>
-void store_vector(const at::vec::Vectorized<scalar_t>& v, scalar_t* p, int64_t m, bool streamed) {
-  if (streamed) {
-    stream_vector(v, p);
-  } else {
-    v.store(p, m);
-  }
-}
-
 // y = leaky_relu(x) and the sign mask, over n contiguous elements (float, bfloat16, half).
 template <typename scalar_t>
 void leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int64_t n, double slope) {

@@ -119,6 +119,16 @@ void stream_vector(const at::vec::Vectorized<scalar_t>& v, scalar_t* p) {
 #endif
 }
 
+// Stores the first m lanes of v at p: streamed (a whole vector, stream_aligned(p)) or not.
+template <typename scalar_t>
+void store_vector(const at::vec::Vectorized<scalar_t>& v, scalar_t* p, int64_t m, bool streamed) {
+  if (streamed) {
+    stream_vector(v, p);
+  } else {
+    v.store(p, m);
+  }
+}
+
 // Streaming stores are weakly ordered: a thread that made some fences before its part of
 // the output is handed over (the end of its chunk of a parallel loop).
 inline void stream_fence() {
