@@ -213,18 +213,7 @@ def backward_op(op: Op, native: bool, x: torch.Tensor, weight: torch.Tensor) -> 
 def traffic(op: Op, mode: str, element_size: int) -> float:
     """Bytes an op must move, in units of one tensor of x's size: the floor its time is
     judged against (a copy moves 2)."""
-    mask = 1 / (8 * element_size)  # Leaky ReLU's saved sign mask
-    forward = 2 + (mask if op.name == "leaky_relu" and mode == "fwd+bwd" else 0)
-    backward = 2 + mask if op.name == "leaky_relu" else 3
-    return {
-        "count": 1,
-        "forward": 2,
-        "forward_": 2,
-        "fwd+stats": 2,
-        "backward": backward,
-        "bwd-op": backward,
-        "fwd+bwd": forward + backward,
-    }[mode]
+    return sum(tensor_traffic(op, mode, element_size))
 
 
 def median_time(fn: Callable, threads: int, min_run_time: float) -> float:
@@ -253,14 +242,16 @@ def copy_ns_per_element(x: torch.Tensor, threads: int, min_run_time: float) -> f
 
 
 def tensor_traffic(op: Op, mode: str, element_size: int) -> tuple[float, float]:
-    """(read, written) of `mode`, in units of one tensor of x's size: what `traffic` adds up,
-    split so that the writes can be charged their read-for-ownership."""
+    """(read, written) of `mode`, in units of one tensor of x's size, split so that the
+    writes can be charged their read-for-ownership."""
     mask = 1 / (8 * element_size)  # Leaky ReLU's saved sign mask (written, then read)
     masked = op.name == "leaky_relu"
     backward = (1 + mask, 1) if masked else (2, 1)  # reads grad and the mask (or x)
     return {
+        "count": (1, 0),  # the counts are a few bytes per unit
         "forward": (1, 1),
         "forward_": (1, 1),  # in place: the write hits the line just read
+        "fwd+stats": (1, 1),
         "backward": backward,
         "bwd-op": backward,
         "fwd+bwd": (1 + backward[0], 1 + (mask if masked else 0) + backward[1]),
