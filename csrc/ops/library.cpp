@@ -8,6 +8,7 @@
 #include "ops/loops.h"
 
 TORCH_LIBRARY(torch_ext, m) {
-  // Which copy of the CPU loops runs on this CPU: "DEFAULT", "AVX2" or "AVX512".
+  // Which copy of the CPU loops runs on this CPU: "DEFAULT", "AVX2", "AVX512" or
+  // "AVX512_BF16".
   m.def("_cpu_isa() -> str", [] { return std::string(torch_ext::cpu::loops_isa()); });
 }

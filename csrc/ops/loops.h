@@ -47,10 +47,6 @@ struct Loops {
   void (*leaky_relu_backward)(at::TensorIteratorBase& iter, double negative_slope) = missing_loop;
   // out = prelu(x, w); inputs: x, w broadcast to x.
   void (*prelu)(at::TensorIteratorBase& iter) = missing_loop;
-  // grad_input = g * prelu'(x); inputs: g, x, w broadcast to x.
-  void (*prelu_backward_input)(at::TensorIteratorBase& iter) = missing_loop;
-  // per-element weight gradient, x > 0 ? 0 : x * g; inputs: g, x.
-  void (*prelu_backward_weight)(at::TensorIteratorBase& iter) = missing_loop;
   // out = f(x) for a member f of the ELU family; inputs: x.
   void (*elu)(at::TensorIteratorBase& iter, const act::EluParams& p) = missing_loop;
   // grad_input; inputs: g, s (the input, or the result when is_result).
@@ -73,8 +69,7 @@ struct Loops {
                       const UnitStats& stats) = missing_loop;
   // PReLU's backward in one pass: writes grad_input (laid out as x, as grad_output is) and
   // returns the weight gradient summed per unit ({units}, in a wider type); slopes: one per
-  // unit, of x's dtype. Returns an undefined tensor where the backend has no such loop for
-  // x's dtype: the caller then runs prelu_backward_input and prelu_backward_weight.
+  // unit, of x's dtype. Every floating dtype, on every backend.
   at::Tensor (*prelu_backward_fused)(const UnitView& x, const void* grad_output, void* grad_input,
                                      const at::Tensor& slopes) = missing_loop;
 
@@ -95,7 +90,7 @@ namespace cpu {
 // The loops for the best ISA this library was compiled for and the running CPU supports
 // (ATen's choice, so ATEN_CPU_CAPABILITY=default|avx2|avx512 overrides it the same way).
 const Loops& loops();
-// The ISA whose loops `loops()` returns: "DEFAULT", "AVX2" or "AVX512".
+// The ISA whose loops `loops()` returns: "DEFAULT", "AVX2", "AVX512" or "AVX512_BF16".
 const char* loops_isa();
 }  // namespace cpu
 

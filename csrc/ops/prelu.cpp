@@ -84,7 +84,8 @@ bool fusable_backward(const at::Tensor& grad_output, const at::Tensor& self,
          grad_input.strides() == self.strides() && unit_view(self, 1).has_value();
 }
 
-// grad_input and grad_weight in one pass where the backend can; returns whether it did.
+// grad_input and grad_weight in one pass where the operands are laid out for it; returns
+// whether they were.
 bool prelu_backward_fused(const Loops& loops, const at::Tensor& grad_output, const at::Tensor& self,
                           const at::Tensor& weight, at::Tensor& grad_input,
                           at::Tensor& grad_weight) {
@@ -94,7 +95,6 @@ bool prelu_backward_fused(const Loops& loops, const at::Tensor& grad_output, con
   const at::Tensor slopes = weight.reshape({-1}).expand({view.units}).contiguous();
   const at::Tensor per_unit = loops.prelu_backward_fused(view, grad_output.const_data_ptr(),
                                                          grad_input.mutable_data_ptr(), slopes);
-  if (!per_unit.defined()) return false;
   grad_weight.copy_(weight.numel() == 1 ? per_unit.sum().reshape(weight.sizes())
                                         : per_unit.reshape(weight.sizes()));
   return true;
@@ -105,22 +105,20 @@ bool prelu_backward_fused(const Loops& loops, const at::Tensor& grad_output, con
 // otherwise (a broadcast one: y.sum().backward()). So the weight gradient is summed in the
 // one pass's fixed order whatever the layouts, and its bits do not depend on them or on
 // the thread count (at::sum's do).
-bool prelu_backward_fused_on_copies(const Loops& loops, const at::Tensor& grad_output,
+void prelu_backward_fused_on_copies(const Loops& loops, const at::Tensor& grad_output,
                                     const at::Tensor& self, const at::Tensor& weight,
                                     at::Tensor& grad_input, at::Tensor& grad_weight) {
-  if (self.numel() == 0) return false;
-  const at::Tensor x = self.dim() < 2                   ? self.reshape({1, 1, -1})
-                       : unit_view(self, 1).has_value() ? self
-                                                        : self.contiguous();
+  const at::Tensor shaped = self.dim() < 2 ? self.reshape({1, 1, -1}) : self;
+  const at::Tensor x = unit_view(shaped, 1).has_value() ? shaped : shaped.contiguous();
   const at::Tensor g =
       outputs::laid_out_like(grad_output.expand(self.sizes()).reshape(x.sizes()), x);
   // Straight into grad_input where it has x's layout (a 1-D input seen as [1, 1, n]): no
   // copy back, which was a third more memory traffic.
   const bool direct = grad_input.is_contiguous() && x.is_contiguous();
   at::Tensor result = direct ? grad_input.view(x.sizes()) : at::empty_like(x);
-  if (!prelu_backward_fused(loops, g, x, weight, result, grad_weight)) return false;
+  const bool fused = prelu_backward_fused(loops, g, x, weight, result, grad_weight);
+  TORCH_INTERNAL_ASSERT(fused, "torch_ext::prelu_backward: copies not laid out for one pass");
   if (!direct) grad_input.copy_(result.view(self.sizes()));
-  return true;
 }
 
 std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_output,
@@ -130,18 +128,11 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_kernel(const at::Tensor& grad_
   auto [grad_input, grad_weight] = outputs::prelu_backward(grad_output, self, weight);
   const c10::OptionalDeviceGuard guard(at::device_of(self));
   const Loops& loops = loops_for(op, self);
-  if (prelu_backward_fused(loops, grad_output, self, weight, grad_input, grad_weight) ||
-      prelu_backward_fused_on_copies(loops, grad_output, self, weight, grad_input, grad_weight)) {
-    return {grad_input, grad_weight};
+  if (self.numel() == 0) {
+    grad_weight.zero_();  // a sum of no terms
+  } else if (!prelu_backward_fused(loops, grad_output, self, weight, grad_input, grad_weight)) {
+    prelu_backward_fused_on_copies(loops, grad_output, self, weight, grad_input, grad_weight);
   }
-  // Where the backend has no one-pass loop for the dtype (CPU bfloat16/float16).
-  const at::Tensor w = prelu_weight::broadcast(weight, self);
-  auto input_iter = elementwise_iterator(grad_input, grad_output, self, w);
-  loops.prelu_backward_input(input_iter);
-  at::Tensor per_element = at::empty_like(self);
-  auto weight_iter = elementwise_iterator(per_element, grad_output, self);
-  loops.prelu_backward_weight(weight_iter);
-  grad_weight.copy_(prelu_weight::reduce(per_element, weight));
   return {grad_input, grad_weight};
 }
 

@@ -1,6 +1,7 @@
 """Results of every CPU loop on fixed inputs, for comparing the ISAs' loops with each other
 (test_build.py's test_isa_results): `python isa_results.py OUT.pt` under
-ATEN_CPU_CAPABILITY=default|avx2|avx512 saves {name: tensor} computed by that ISA's loops.
+ATEN_CPU_CAPABILITY=default|avx2|avx512 (and TORCH_EXT_AVX512_BF16=0: AVX512 without the
+AVX512-BF16 rounding) saves {name: tensor} computed by that ISA's loops.
 Under TORCH_EXT_STREAMING_MIN_BYTES=0 every out-of-place output is written with streaming
 stores (csrc/ops/cpu/streaming.h), which must not change a bit: the "/offset" results put
 the inputs at an unaligned address and span several parallel chunks, so the loops' heads
@@ -117,8 +118,23 @@ def offset(t: torch.Tensor) -> torch.Tensor:
     return buffer[3:]
 
 
+def every_bfloat16() -> dict[str, torch.Tensor]:
+    """Every bfloat16 (subnormals and NaNs included) through the loops that round a float
+    result to bfloat16: AVX512 and AVX512_BF16 (ops/cpu/reduced_float.h) round them alike."""
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    x = every.reshape(-1, 32)
+    return {
+        "leaky_relu/every_bfloat16": ops.leaky_relu(every, 0.01),
+        "leaky_relu_masked/every_bfloat16": ops.leaky_relu_masked(every, 0.01)[0],
+        "prelu/every_bfloat16": ops.prelu(x, slopes(torch.bfloat16)).reshape(-1),
+        "leaky_relu_counted/every_bfloat16": ops.leaky_relu_counted(
+            x, 0.01, torch.zeros(2, 32, dtype=torch.int64), 1, torch.zeros(32)
+        ).reshape(-1),
+    }
+
+
 def results() -> dict[str, torch.Tensor]:
-    out = {}
+    out = every_bfloat16()
     for dtype in DTYPES:
         x, g = inputs(dtype)
         for name, fn in {**ELU_FAMILY, **EXACT}.items():

@@ -33,11 +33,28 @@ def test_build_info():
         assert info["cuda_version"] and info["cuda_arch_list"]
 
 
+def cpu_has_avx512_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512_bf16" in f.read().split()
+    except OSError:
+        return False
+
+
 def test_cpu_isa_follows_aten():
-    """The loops chosen at run time are ATen's choice for this CPU, capped at what we built."""
+    """The loops chosen at run time are ATen's choice for this CPU, capped at what we built;
+    where that is AVX512, the AVX512_BF16 copy on a CPU with AVX512-BF16 (the same loops,
+    rounding to bfloat16 in one instruction) unless TORCH_EXT_AVX512_BF16=0."""
     capability = torch.backends.cpu.get_cpu_capability()
     info = torch_ext.build_info()
     expected = capability if capability in info["cpu_isas"] else "DEFAULT"
+    if (
+        expected == "AVX512"
+        and "AVX512_BF16" in info["cpu_isas"]
+        and cpu_has_avx512_bf16()
+        and os.environ.get("TORCH_EXT_AVX512_BF16") != "0"
+    ):
+        expected = "AVX512_BF16"
     assert info["cpu_isa"] == expected
 
 
@@ -113,7 +130,14 @@ def test_a_cpu_only_build_needs_no_cuda_library_of_torch():
     assert not [n for n in needed if "cuda" in n or n == "libtorch.so"], needed
 
 
-ISAS = ["DEFAULT", "AVX2", "AVX512"]  # lowest first
+ISAS = ["DEFAULT", "AVX2", "AVX512", "AVX512_BF16"]  # lowest first
+
+
+def isa_env(isa: str) -> dict[str, str]:
+    """The environment that makes a process run `isa`'s loops (one this machine runs)."""
+    if isa == "AVX512_BF16":
+        return {"ATEN_CPU_CAPABILITY": "avx512", "TORCH_EXT_AVX512_BF16": "1"}
+    return {"ATEN_CPU_CAPABILITY": isa.lower(), "TORCH_EXT_AVX512_BF16": "0"}
 
 
 def machine_isas() -> list[str]:
@@ -166,14 +190,16 @@ def run_loop_suites(suites: list[str], env: dict[str, str]) -> None:
 def test_loop_tests_pass_on_every_cpu_isa(isa: str):
     """The CPU loops are compiled per ISA (DEFAULT, AVX2, AVX512) and the best one runs;
     the suites that exercise them are rerun with each lower one the machine has forced, as
-    ATen allows, so an AVX-512 machine runs all three. That torch_ext followed
+    ATen allows, so an AVX-512 machine runs all three. (AVX512_BF16 is AVX512 rounding to
+    bfloat16 in one instruction: test_isa_results compares the two copies bit for bit, on
+    every loop and every bfloat16.) That torch_ext followed
     ATEN_CPU_CAPABILITY is checked there first (conftest.py asserts the
     build_info()["cpu_isa"] this test expects)."""
     if isa.upper() not in machine_isas():
         pytest.skip(f"this machine does not run the {isa.upper()} loops")
     if isa.upper() == torch_ext.build_info()["cpu_isa"]:
         pytest.skip(f"the {isa.upper()} loops are the ones every other test runs here")
-    run_loop_suites(LOOP_SUITES, {"ATEN_CPU_CAPABILITY": isa, "TORCH_EXT_EXPECT_ISA": isa.upper()})
+    run_loop_suites(LOOP_SUITES, {**isa_env(isa.upper()), "TORCH_EXT_EXPECT_ISA": isa.upper()})
 
 
 def test_loop_tests_pass_with_streaming_stores():
@@ -206,7 +232,8 @@ def test_streaming_threshold_from_the_environment(value: str, expected: int | No
 def test_isa_results(tmp_path):
     """Every ISA the machine runs gives the same results on the same inputs: the exact ops
     (Leaky ReLU, PReLU, the counts, the sign mask) the same bits everywhere; the ELU family
-    the same bits on AVX2 and AVX-512 (the same exp algorithms, with FMA, lane by lane), and
+    the same bits on AVX2 and AVX-512 with or without AVX512-BF16 (the same exp algorithms,
+    with FMA, lane by lane), and
     on DEFAULT (the C library's exp and expm1) within the ulps it may be from native
     (ulps.py: 2 in float32/float64, 1 in bfloat16/float16). And each ISA gives the same bits
     with every output streamed (TORCH_EXT_STREAMING_MIN_BYTES=0) as with normal stores."""
@@ -217,7 +244,7 @@ def test_isa_results(tmp_path):
     for isa in isas:
         for threshold, into in ((None, runs), ("0", streamed)):
             out = tmp_path / f"{isa}-{threshold}.pt"
-            env = {**os.environ, "ATEN_CPU_CAPABILITY": isa.lower()}
+            env = {**os.environ, **isa_env(isa)}
             env.pop("TORCH_EXT_STREAMING_MIN_BYTES", None)
             if threshold is not None:
                 env["TORCH_EXT_STREAMING_MIN_BYTES"] = threshold
@@ -237,7 +264,7 @@ def test_isa_results(tmp_path):
     for isa in isas[:-1]:
         for key, expected in best.items():
             got, op = runs[isa][key], key.split("/")[0]
-            exact = op not in ELU_FAMILY or {isa, isas[-1]} == {"AVX2", "AVX512"}
+            exact = op not in ELU_FAMILY or "DEFAULT" not in (isa, isas[-1])
             ulps = 0 if exact else (1 if got.element_size() == 2 else GRAD_ULPS)
             assert_values(got, expected, ulps, what=f"{key}: {isa} vs {isas[-1]}")
 

@@ -49,6 +49,45 @@ def test_large_tensor_matches_native(act: Activation, dtype: torch.dtype):
     torch.testing.assert_close(ours_g, native_g)
 
 
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int16)
+
+
+def test_every_bfloat16_rounds_as_native(device: str):
+    """Every bfloat16 (subnormals, infinities, NaNs with any payload) through the ops whose
+    float results are rounded back to bfloat16, against native, bit for bit (the NaNs'
+    too, where native rounds in vector code): the loops round with ATen's integer rounding, or on AVX512-BF16 CPUs with
+    vcvtne2ps2bf16 except where that differs (subnormals, NaNs: reduced_float.h)."""
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    x, g = every.reshape(256, 256), every.flip(0).reshape(256, 256)
+    ops, F = torch.ops.torch_ext, torch.nn.functional
+    weight = torch.linspace(-2, 2, 256, dtype=torch.float64).to(torch.bfloat16)
+    for slope in (0.01, -3.0):
+        y, mask = ops.leaky_relu_masked(x, slope)
+        cases = {
+            "leaky_relu": (ops.leaky_relu(x, slope), F.leaky_relu(x, slope)),
+            "leaky_relu_masked": (y, F.leaky_relu(x, slope)),
+            "leaky_relu_backward": (
+                ops.leaky_relu_backward(g, x, slope, False),
+                torch.ops.aten.leaky_relu_backward(g, x, slope, False),
+            ),
+            "leaky_relu_backward_masked": (
+                ops.leaky_relu_backward_masked(g, mask, slope, x.stride()),
+                torch.ops.aten.leaky_relu_backward(g, x, slope, False),
+            ),
+        }
+        for name, (ours, native) in cases.items():
+            assert torch.equal(_bits(ours), _bits(native)), f"{name}, slope {slope}"
+    ours = ops.prelu(x, weight)
+    assert torch.equal(_bits(ours), _bits(torch.ops.aten._prelu_kernel(x, weight.reshape(1, -1))))
+    # Native's PReLU backward rounds in scalar code, whose NaN is 0x7fc0 (its vector code's,
+    # as ours, 0xffff): NaN positions there, every other value bit for bit.
+    ours_gi = ops.prelu_backward(g, x, weight)[0]
+    native_gi = torch.ops.aten._prelu_kernel_backward(g, x, weight.reshape(1, -1))[0]
+    assert torch.equal(ours_gi.isnan(), native_gi.isnan())
+    assert torch.equal(_bits(ours_gi)[~ours_gi.isnan()], _bits(native_gi)[~native_gi.isnan()])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_special_values_forward(act: Activation, dtype: torch.dtype):

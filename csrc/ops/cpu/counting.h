@@ -18,6 +18,7 @@
 
 #include "ops/alive_rule.h"
 #include "ops/cpu/elementwise.h"
+#include "ops/cpu/groups.h"
 #include "ops/cpu/unit_loops.h"
 #include "ops/loops.h"
 
@@ -65,51 +66,6 @@ struct Tally {
 };
 
 // --- Counting, alone or fused with an activation --------------------------------------------
-// Values are handled in "groups": one Vectorized<scalar_t>, seen as K vectors of the compute
-// type C (float, or double for double; bfloat16/float16 widen to two float vectors).
-template <typename scalar_t>
-struct Groups {
-  using Vec = at::vec::Vectorized<scalar_t>;
-  using C = std::conditional_t<std::is_same_v<scalar_t, double>, at::vec::Vectorized<double>,
-                               at::vec::Vectorized<float>>;
-  using compute_t = typename C::value_type;
-  static constexpr int64_t kWidth = Vec::size();
-  static constexpr int K = Vec::size() / C::size();
-  using Group = std::array<C, K>;
-
-  // m <= kWidth elements; lanes past m are 0.
-  static Group load(const scalar_t* p, int64_t m) {
-    const Vec v = Vec::loadu(p, m);
-    if constexpr (K == 1) {
-      return {v};
-    } else {
-      auto [lo, hi] = at::vec::convert_to_float<scalar_t>(v);
-      return {lo, hi};
-    }
-  }
-  static void store(const Group& g, scalar_t* p, int64_t m) {
-    if constexpr (K == 1) {
-      g[0].store(p, m);
-    } else {
-      at::vec::convert_from_float<scalar_t>(g[0], g[1]).store(p, m);
-    }
-  }
-  // m values of another type (float thresholds), widened or narrowed to compute_t.
-  template <typename T>
-  static Group load_converted(const T* p, int64_t m) {
-    compute_t lanes[kWidth] = {};
-    for (int64_t j = 0; j < m; ++j) lanes[j] = static_cast<compute_t>(p[j]);
-    Group g;
-    for (int k = 0; k < K; ++k) g[k] = C::loadu(lanes + k * C::size());
-    return g;
-  }
-  static Group broadcast(compute_t value) {
-    Group g;
-    g.fill(C(value));
-    return g;
-  }
-};
-
 // What a per-unit pass writes besides its statistics: nothing (count_active_, abs_sum_), or
 // out = f(z) with f(x, p) taking the unit's parameter p (PReLU's slope; ignored by the
 // others).

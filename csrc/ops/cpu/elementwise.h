@@ -10,7 +10,8 @@
 // last partial vector of a row (loaded masked, lanes past the end 0), strided or broadcast
 // operands (gathered into a vector). A scalar tail with std::exp would round differently
 // from the vector library's exp, so an element's bits would depend on where it sits.
-// bfloat16 and float16 are widened to float, computed, and rounded once, as ATen does.
+// bfloat16 and float16 are widened to float, computed, and rounded once, as ATen does
+// (reduced_float.h).
 //
 // Outputs past the last-level cache are written with streaming stores (streaming.h):
 // same values, a third less memory traffic for a forward.
@@ -28,6 +29,7 @@
 #include <tuple>
 #include <utility>
 
+#include "ops/cpu/reduced_float.h"
 #include "ops/cpu/streaming.h"
 
 namespace torch_ext::cpu {
@@ -47,8 +49,8 @@ struct VectorBody<scalar_t, F, std::index_sequence<I...>> {
     if constexpr (at::is_reduced_floating_point_v<scalar_t>) {
       // One reduced vector holds two float vectors: compute each half in float.
       const auto halves = std::make_tuple(at::vec::convert_to_float<scalar_t>(args)...);
-      return at::vec::convert_from_float<scalar_t>(f(std::get<0>(std::get<I>(halves))...),
-                                                   f(std::get<1>(std::get<I>(halves))...));
+      return from_float<scalar_t>(f(std::get<0>(std::get<I>(halves))...),
+                                  f(std::get<1>(std::get<I>(halves))...));
     } else {
       return f(args...);
     }

@@ -2,7 +2,13 @@
 
 #include <ATen/Version.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "ops/loops.h"
 
@@ -22,6 +28,11 @@ namespace AVX512 {
 const Loops& isa_loops();
 }
 #endif
+#ifdef TORCH_EXT_HAVE_AVX512_BF16
+namespace AVX512_BF16 {
+const Loops& isa_loops();
+}
+#endif
 
 namespace {
 
@@ -30,9 +41,26 @@ struct Choice {
   const char* isa;
 };
 
+#ifdef TORCH_EXT_HAVE_AVX512_BF16
+// Where ATen runs AVX512: the copy that also rounds to bfloat16 with AVX512-BF16's
+// instruction (ops/cpu/reduced_float.h, same bits), if the CPU has it (CPUID leaf 7,
+// subleaf 1, EAX bit 5) and TORCH_EXT_AVX512_BF16 is not 0 (the tests compare both copies).
+bool use_avx512_bf16() {
+  const char* env = std::getenv("TORCH_EXT_AVX512_BF16");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && ((eax >> 5) & 1) != 0;
+}
+#endif
+
 Choice choose() {
   // ATen's choice: "DEFAULT", "AVX2", "AVX512" on x86 (others elsewhere).
   [[maybe_unused]] const std::string capability = at::get_cpu_capability();
+#ifdef TORCH_EXT_HAVE_AVX512_BF16
+  if (capability == "AVX512" && use_avx512_bf16()) {
+    return {&AVX512_BF16::isa_loops(), "AVX512_BF16"};
+  }
+#endif
 #ifdef TORCH_EXT_HAVE_AVX512
   if (capability == "AVX512") {
     return {&AVX512::isa_loops(), "AVX512"};

@@ -1,7 +1,7 @@
 // The CPU loops table (ops/loops.h): the activation formulas instantiated on the CPU
 // skeletons (the per-unit statistics loops in counting_loops.cpp). This file is compiled
-// once per CPU ISA, with CPU_CAPABILITY set to DEFAULT, AVX2 or AVX512 (see CMakeLists.txt);
-// ops/cpu/isa.cpp picks the copy at run time.
+// once per CPU ISA, with CPU_CAPABILITY set to DEFAULT, AVX2, AVX512 or AVX512_BF16 (see
+// CMakeLists.txt); ops/cpu/isa.cpp picks the copy at run time.
 
 #include <ATen/ops/zeros.h>
 
@@ -64,18 +64,6 @@ void prelu(at::TensorIteratorBase& iter) {
                       [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); });
 }
 
-void prelu_backward_input(at::TensorIteratorBase& iter) {
-  for_each_element<3>(
-      iter, [](auto g, auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.backward(g, x); });
-}
-
-void prelu_backward_weight(at::TensorIteratorBase& iter) {
-  for_each_element<2>(iter, [](auto g, auto x) {
-    using T = decltype(x);
-    return act::LeakyRelu<T>{T(0)}.slope_backward(g, x);
-  });
-}
-
 void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
   for_each_element<1>(iter, [p](auto x) { return act::make_elu<decltype(x)>(p).forward(x); });
 }
@@ -91,12 +79,12 @@ void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is
   }
 }
 
-// float32/float64 only: the lanes accumulate in the input's type between flushes.
+// Every dtype: the lanes accumulate in the compute type (float, double for double) between
+// flushes into double.
 at::Tensor prelu_backward_fused(const UnitView& v, const void* grad_output, void* grad_input,
                                 const at::Tensor& slopes) {
-  if (v.dtype != at::kFloat && v.dtype != at::kDouble) return {};
   at::Tensor per_unit = at::zeros({v.units}, slopes.options().dtype(at::kDouble));
-  AT_DISPATCH_FLOATING_TYPES(v.dtype, "prelu_backward_fused", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "prelu_backward_fused", [&] {
     using Vec = at::vec::Vectorized<scalar_t>;
     const bool one_unit = v.inner == 1 && v.units == 1;
     const UnitView view = one_unit ? one_unit_as_planes(v) : v;
@@ -157,8 +145,6 @@ Loops make_loops() {
   t.leaky_relu = leaky_relu;
   t.leaky_relu_backward = leaky_relu_backward;
   t.prelu = prelu;
-  t.prelu_backward_input = prelu_backward_input;
-  t.prelu_backward_weight = prelu_backward_weight;
   t.elu = elu;
   t.elu_backward = elu_backward;
   t.count_active = count_active;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "activations/leaky_relu.h"
+#include "ops/cpu/groups.h"
 #include "ops/cpu/streaming.h"
 #include "ops/cpu/unit_loops.h"
 
@@ -19,11 +20,14 @@ inline namespace CPU_CAPABILITY {
 // grad_input = g * prelu'(x) and, per unit u, grad_weight[u] = sum over u's elements of
 // (x > 0 ? 0 : x * g): vectorized, the weight gradient reduced on the fly (float lanes over
 // short blocks, then double), no full-size temporary. g and grad_input share x's layout.
+// bfloat16/float16 compute in float (groups.h): grad_input rounded once, as native's; the
+// weight-gradient terms, exact products of two reduced values, summed unrounded.
 constexpr int64_t kFlush = 32;  // float additions per lane before widening to double
 
 template <typename scalar_t>
 struct PreluBackwardStep {
-  using Vec = at::vec::Vectorized<scalar_t>;
+  using G = Groups<scalar_t>;
+  using Group = typename G::Group;
   const scalar_t* x;
   const scalar_t* g;
   scalar_t* grad_input;
@@ -35,12 +39,17 @@ struct PreluBackwardStep {
 
   // Writes n grad_input elements at offset i; returns their weight-gradient terms (lanes
   // past n load as 0 and contribute 0).
-  Vec operator()(int64_t i, const Vec& slope, int64_t n) const {
-    const Vec xv = Vec::loadu(x + i, n), gv = Vec::loadu(g + i, n);
-    const Vec result = act::LeakyRelu<Vec>{slope}.backward(gv, xv);
-    store_vector(result, grad_input + i, n,
-                 stream && n == Vec::size() && stream_aligned(grad_input + i));
-    return act::LeakyRelu<Vec>{Vec(0)}.slope_backward(gv, xv);
+  Group operator()(int64_t i, const Group& slope, int64_t n) const {
+    const Group xs = G::load(x + i, n), gs = G::load(g + i, n);
+    Group result, terms;
+    for (int k = 0; k < G::K; ++k) {
+      using C = typename G::C;
+      result[k] = act::LeakyRelu<C>{slope[k]}.backward(gs[k], xs[k]);
+      terms[k] = act::LeakyRelu<C>{C(0)}.slope_backward(gs[k], xs[k]);
+    }
+    store_vector(G::pack(result), grad_input + i, n,
+                 stream && n == G::kWidth && stream_aligned(grad_input + i));
+    return terms;
   }
 
   // At the end of a chunk (streaming.h).
@@ -50,9 +59,10 @@ struct PreluBackwardStep {
 };
 
 template <typename scalar_t>
-double lane_sum(const at::vec::Vectorized<scalar_t>& v) {
-  scalar_t lanes[at::vec::Vectorized<scalar_t>::size()];
-  v.store(lanes);
+double lane_sum(const typename Groups<scalar_t>::Group& group) {
+  using G = Groups<scalar_t>;
+  typename G::compute_t lanes[G::kWidth];
+  for (int k = 0; k < G::K; ++k) group[k].store(lanes + k * G::C::size());
   double total = 0;
   for (auto lane : lanes) total += lane;
   return total;
@@ -70,19 +80,23 @@ struct UnitSums {
 template <typename scalar_t>
 void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
                          const scalar_t* slopes, double* grad_weight) {
-  using Vec = at::vec::Vectorized<scalar_t>;
-  const int64_t padded = (v.units + Vec::size() - 1) / Vec::size() * Vec::size();
+  using G = Groups<scalar_t>;
+  using C = typename G::C;
+  const int64_t padded = (v.units + G::kWidth - 1) / G::kWidth * G::kWidth;
   const auto body = [&](UnitSums& sums, int64_t begin, int64_t end) {
-    std::vector<scalar_t> acc(padded, 0);
+    std::vector<typename G::compute_t> acc(padded, 0);
     auto flush = [&] {
       for (int64_t u = 0; u < v.units; ++u) sums.value[u] += acc[u];
-      std::fill(acc.begin(), acc.end(), scalar_t(0));
+      std::fill(acc.begin(), acc.end(), 0);
     };
     for (int64_t o = begin; o < end; ++o) {
-      for (int64_t u = 0; u < v.units; u += Vec::size()) {
-        const int64_t n = std::min<int64_t>(Vec::size(), v.units - u);
-        const Vec terms = step(o * v.outer_stride + u, Vec::loadu(slopes + u, n), n);
-        (Vec::loadu(acc.data() + u) + terms).store(acc.data() + u);
+      for (int64_t u = 0; u < v.units; u += G::kWidth) {
+        const int64_t n = std::min<int64_t>(G::kWidth, v.units - u);
+        const auto terms = step(o * v.outer_stride + u, G::load(slopes + u, n), n);
+        for (int k = 0; k < G::K; ++k) {
+          auto* lanes = acc.data() + u + k * C::size();
+          (C::loadu(lanes) + terms[k]).store(lanes);
+        }
       }
       if ((o - begin + 1) % kFlush == 0) flush();
     }
@@ -108,22 +122,23 @@ inline UnitView one_unit_as_planes(const UnitView& v) {
 template <typename scalar_t>
 void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
                            const scalar_t* slopes, double* grad_weight) {
-  using Vec = at::vec::Vectorized<scalar_t>;
+  using G = Groups<scalar_t>;
   const auto body = [&](UnitSums& sums, int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t u = p % v.units;
       const int64_t plane = (p / v.units) * v.outer_stride + u * v.unit_stride;
-      const Vec slope(slopes[u]);
-      Vec acc(0);
+      const auto slope = G::broadcast(static_cast<typename G::compute_t>(slopes[u]));
+      auto acc = G::broadcast(0);
       int64_t steps = 0;
-      for (int64_t i = 0; i < v.inner; i += Vec::size()) {
-        acc = acc + step(plane + i, slope, std::min<int64_t>(Vec::size(), v.inner - i));
+      for (int64_t i = 0; i < v.inner; i += G::kWidth) {
+        const auto terms = step(plane + i, slope, std::min<int64_t>(G::kWidth, v.inner - i));
+        for (int k = 0; k < G::K; ++k) acc[k] = acc[k] + terms[k];
         if (++steps % kFlush == 0) {
-          sums.value[u] += lane_sum(acc);
-          acc = Vec(0);
+          sums.value[u] += lane_sum<scalar_t>(acc);
+          acc = G::broadcast(0);
         }
       }
-      sums.value[u] += lane_sum(acc);
+      sums.value[u] += lane_sum<scalar_t>(acc);
     }
     step.finish();
   };

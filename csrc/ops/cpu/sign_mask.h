@@ -19,6 +19,7 @@
 #endif
 
 #include "activations/leaky_relu.h"
+#include "ops/cpu/reduced_float.h"
 #include "ops/cpu/streaming.h"
 
 namespace torch_ext::cpu {
@@ -139,8 +140,7 @@ void leaky_relu_masked(const scalar_t* x, scalar_t* y, uint8_t* mask, int64_t n,
         store_bits(bits + i / 8, positive_bits(xv), (m + 7) / 8);
       } else {
         auto [x0, x1] = at::vec::convert_to_float<scalar_t>(xv);
-        store_vector(at::vec::convert_from_float<scalar_t>(f.forward(x0), f.forward(x1)), out + i,
-                     m, streamed);
+        store_vector(from_float<scalar_t>(f.forward(x0), f.forward(x1)), out + i, m, streamed);
         const uint32_t both = positive_bits(x0) | (positive_bits(x1) << kFloatLanes);
         store_bits(bits + i / 8, both, (m + 7) / 8);
       }
@@ -167,9 +167,8 @@ void leaky_relu_backward_masked(const scalar_t* g, const uint8_t* mask, scalar_t
         store_vector(f.backward(gv, sign_from_bits(signs)), result + i, m, streamed);
       } else {
         auto [g0, g1] = at::vec::convert_to_float<scalar_t>(gv);
-        store_vector(at::vec::convert_from_float<scalar_t>(
-                         f.backward(g0, sign_from_bits(signs)),
-                         f.backward(g1, sign_from_bits(signs >> kFloatLanes))),
+        store_vector(from_float<scalar_t>(f.backward(g0, sign_from_bits(signs)),
+                                          f.backward(g1, sign_from_bits(signs >> kFloatLanes))),
                      result + i, m, streamed);
       }
     });

@@ -54,16 +54,6 @@ struct PreluForward {
   __device__ T operator()(T x, T w) const { return act::LeakyRelu<T>{w}.forward(x); }
 };
 
-template <typename T>
-struct PreluBackwardInput {
-  __device__ T operator()(T g, T x, T w) const { return act::LeakyRelu<T>{w}.backward(g, x); }
-};
-
-template <typename T>
-struct PreluSlopeTerm {
-  __device__ T operator()(T g, T x) const { return act::LeakyRelu<T>{T(0)}.slope_backward(g, x); }
-};
-
 // make(OpMath<T>{}) -> Fn<activation of T>: turns an activation factory into a functor
 // factory for cuda::for_each_element.
 template <template <typename> class Fn, typename Make>

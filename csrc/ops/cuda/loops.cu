@@ -46,16 +46,6 @@ void leaky_relu_backward(at::TensorIteratorBase& iter, double negative_slope) {
 
 void prelu(at::TensorIteratorBase& iter) { for_each_element<2>(iter, prelu_functor()); }
 
-void prelu_backward_input(at::TensorIteratorBase& iter) {
-  for_each_element<3>(iter,
-                      [](auto tag) { return PreluBackwardInput<typename decltype(tag)::type>{}; });
-}
-
-void prelu_backward_weight(at::TensorIteratorBase& iter) {
-  for_each_element<2>(iter,
-                      [](auto tag) { return PreluSlopeTerm<typename decltype(tag)::type>{}; });
-}
-
 void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
   for_each_element<1>(iter, functor_of<Forward>(elu_of(p)));
 }
@@ -131,8 +121,6 @@ Loops make_loops() {
   t.leaky_relu = leaky_relu;
   t.leaky_relu_backward = leaky_relu_backward;
   t.prelu = prelu;
-  t.prelu_backward_input = prelu_backward_input;
-  t.prelu_backward_weight = prelu_backward_weight;
   t.elu = elu;
   t.elu_backward = elu_backward;
   t.count_active = count_active;
