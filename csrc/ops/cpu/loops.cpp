@@ -65,17 +65,20 @@ void prelu(at::TensorIteratorBase& iter) {
 }
 
 void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
-  for_each_element<1>(iter, [p](auto x) { return act::make_elu<decltype(x)>(p).forward(x); });
+  for_each_element<1>(
+      iter, [p](auto x) { return act::make_elu<decltype(x)>(p).forward(x); }, Streams::kFullWidth);
 }
 
 void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is_result) {
   if (is_result) {
-    for_each_element<2>(iter, [p](auto g, auto y) {
-      return act::make_elu<decltype(g)>(p).backward_from_result(g, y);
-    });
+    for_each_element<2>(
+        iter,
+        [p](auto g, auto y) { return act::make_elu<decltype(g)>(p).backward_from_result(g, y); },
+        Streams::kFullWidth);
   } else {
     for_each_element<2>(
-        iter, [p](auto g, auto x) { return act::make_elu<decltype(g)>(p).backward(g, x); });
+        iter, [p](auto g, auto x) { return act::make_elu<decltype(g)>(p).backward(g, x); },
+        Streams::kFullWidth);
   }
 }
 

@@ -29,8 +29,8 @@ at::vec::Vectorized<scalar_t> from_float(const at::vec::Vectorized<float>& lo,
                                          const at::vec::Vectorized<float>& hi) {
 #if defined(CPU_CAPABILITY_AVX512) && defined(__AVX512BF16__)
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-    const __mmask16 apart = _mm512_fpclass_ps_mask(lo, kRoundedApart) |
-                            _mm512_fpclass_ps_mask(hi, kRoundedApart);
+    const __mmask16 apart =
+        _mm512_fpclass_ps_mask(lo, kRoundedApart) | _mm512_fpclass_ps_mask(hi, kRoundedApart);
     if (__builtin_expect(apart == 0, 1)) {
       // __m512bh and __m512i are both 512-bit vector types: a cast, no instruction.
       return at::vec::Vectorized<scalar_t>((__m512i)_mm512_cvtne2ps_pbh(hi, lo));
