@@ -90,22 +90,23 @@ at::Tensor prelu_backward_fused(const UnitView& v, const void* grad_output, void
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, v.dtype, "prelu_backward_fused", [&] {
     using Vec = at::vec::Vectorized<scalar_t>;
     const bool one_unit = v.inner == 1 && v.units == 1;
-    const UnitView view = one_unit ? one_unit_as_planes(v) : v;
     // grad_input is a new tensor laid out as x (the caller's), so written out of place; its
     // whole vectors stream where each run (a row of units, a plane) is whole vectors: else
     // streamed and normal stores would share lines, each left part-written in the
     // write-combining buffers.
-    const int64_t run = view.inner == 1 ? view.units : view.inner;
+    const int64_t run = one_unit ? kOneUnitRun : v.inner == 1 ? v.units : v.inner;
     const PreluBackwardStep<scalar_t> step{
         static_cast<const scalar_t*>(v.data), static_cast<const scalar_t*>(grad_output),
         static_cast<scalar_t*>(grad_input),
         run % Vec::size() == 0 && streams(v.outer * v.units * v.inner * int64_t{sizeof(scalar_t)})};
     const auto* w = slopes.const_data_ptr<scalar_t>();
     double* sums = per_unit.mutable_data_ptr<double>();
-    if (one_unit || v.inner != 1) {
-      prelu_backward_planes(view, step, w, sums);
+    if (one_unit) {
+      prelu_backward_one_unit(v, step, w, sums);
+    } else if (v.inner != 1) {
+      prelu_backward_planes(v, step, w, sums);
     } else {
-      prelu_backward_rows(view, step, w, sums);
+      prelu_backward_rows(v, step, w, sums);
     }
   });
   return per_unit;

@@ -107,18 +107,6 @@ void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& s
                            [&](const UnitSums& sums) { sums.add_to(grad_weight); });
 }
 
-// One unit in rows of one element (a 1-D input, seen as [1, 1, n]) is one contiguous run of
-// n elements, which the rows loop would take one lane per vector (40x slower). As planes:
-// equal runs of at least GRAIN_SIZE elements (the largest power-of-two count of them that
-// divides n, else one), in parallel, each summed in vector lanes, merged in run order: the
-// partition, so the weight gradient's bits, depend on n alone.
-inline UnitView one_unit_as_planes(const UnitView& v) {
-  int64_t runs = 1;
-  while (v.outer % (2 * runs) == 0 && v.outer / (2 * runs) >= at::internal::GRAIN_SIZE) runs *= 2;
-  const int64_t inner = v.outer / runs;
-  return UnitView{v.data, v.dtype, runs, 1, inner, inner, inner};
-}
-
 template <typename scalar_t>
 void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
                            const scalar_t* slopes, double* grad_weight) {
@@ -144,6 +132,30 @@ void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>&
   };
   parallel_units<UnitSums>(v.outer * v.units, at::internal::GRAIN_SIZE / v.inner, UnitSums(v.units),
                            body, [&](const UnitSums& sums) { sums.add_to(grad_weight); });
+}
+
+// One unit in rows of one element (a 1-D input, seen as [1, 1, n]) is one contiguous run of
+// n elements, which the rows loop would take one lane per vector (40x slower). As planes:
+// runs of kOneUnitRun elements in parallel, then the last n % kOneUnitRun as one more, each
+// summed in vector lanes, merged in run order: the partition, so the weight gradient's
+// bits, depend on n alone. The runs are whole vectors on every ISA, so they may stream; the
+// last one keeps normal stores.
+constexpr int64_t kOneUnitRun = int64_t{1} << 15;
+
+template <typename scalar_t>
+void prelu_backward_one_unit(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
+                             const scalar_t* slopes, double* grad_weight) {
+  const int64_t runs = v.outer / kOneUnitRun, whole = runs * kOneUnitRun, rest = v.outer - whole;
+  if (runs > 0) {
+    const UnitView planes{v.data, v.dtype, runs, 1, kOneUnitRun, kOneUnitRun, kOneUnitRun};
+    prelu_backward_planes(planes, step, slopes, grad_weight);
+  }
+  if (rest > 0) {
+    const PreluBackwardStep<scalar_t> last{step.x + whole, step.g + whole, step.grad_input + whole,
+                                           false};
+    prelu_backward_planes(UnitView{last.x, v.dtype, 1, 1, rest, rest, rest}, last, slopes,
+                          grad_weight);
+  }
 }
 
 }  // namespace CPU_CAPABILITY
