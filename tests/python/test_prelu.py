@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import DTYPES, LAYOUTS, ids, make_input, special_values
+from ulps import assert_weight_grad
 
 import torch_ext.functional as X
 
@@ -203,3 +204,24 @@ def test_weight_gradient_does_not_depend_on_the_layouts(dtype: torch.dtype):
     finally:
         torch.set_num_threads(threads)
     assert len(values) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+def test_backward_reads_a_broadcast_grad_output_as_broadcast(dtype: torch.dtype):
+    """A grad_output of fewer elements that broadcasts to the input can share the input's
+    strides ([1, 3] and [2, 3] contiguous): it is read broadcast, not past its end; and
+    size-1 dims with any stride (a slice) take the one pass like any other layout."""
+    x = torch.randn(4, 3, 5, dtype=dtype)
+    w = torch.rand(3, dtype=dtype)
+    for g in (torch.randn(1, 3, 5, dtype=dtype), torch.randn(3, 5, dtype=dtype)):
+        ours = torch.ops.torch_ext.prelu_backward(g, x, w)
+        native = torch.ops.aten._prelu_kernel_backward(g.expand_as(x), x, w.reshape(1, 3, 1))
+        torch.testing.assert_close(ours[0], native[0], rtol=0, atol=0)
+        assert_weight_grad(ours[1], native[1].sum((0, 2)), x, w, g.expand_as(x))
+    sliced = torch.randn(1, 1, 2, dtype=dtype)[:, :, 1:]  # strides (2, 2, 1), offset 1
+    g = torch.randn(1, 1, 1, dtype=dtype)
+    w = torch.tensor([0.25], dtype=dtype)
+    ours = torch.ops.torch_ext.prelu_backward(g, sliced, w)
+    native = torch.ops.aten._prelu_kernel_backward(g, sliced, w)
+    torch.testing.assert_close(ours[0], native[0], rtol=0, atol=0)
+    torch.testing.assert_close(ours[1], native[1].reshape(1), rtol=0, atol=0)
