@@ -150,16 +150,18 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 // float: the vector library's expm1 costs ~15x its exp here (about 10 ns per element on
 // AVX512), which made ELU and SELU compute-bound. Instead:
 // - x <= -ln 2: exp(x) - 1, which is >= 0.5 in magnitude, so exp's error (<= 1 ulp of a
-//   value below 0.5) is at most half an ulp of the result, before its one rounding;
-// - |x| < ln 2, where exp(x) - 1 cancels: the Taylor series, x + x^2/2 + x^3/6 + x^4 q(x),
+//   value below 0.5) is at most half an ulp of the result, before its one rounding; and
+//   x >= ln 3 (CELU with alpha < 0), where exp(x) - 1 >= 2 has exp's ulp;
+// - -ln 2 < x < ln 3, where exp(x) - 1 cancels or has a finer ulp than exp(x) (up to 2 ulp
+//   off on [ln 2, ln 3)): the Taylor series, x + x^2/2 + x^3/6 + x^4 q(x),
 //   summed so that its two large terms lose nothing: x^2 = h + l exactly (a fused
 //   multiply-subtract), x + h/2 with its rounding error kept (Fast2Sum, |x| >= h/2), and
 //   the small terms (l/2, that error, x^3/6, x^4 q(x) to x^11/11!) added to it once, in
 //   float on AVX2/AVX-512 (18 vector operations); in double on DEFAULT, which has no
 //   fused multiply-add to split x^2 with.
 // Max error 0.757 ulp over every float in [-88, 0] (the float series alone 0.755 over
-// |x| < ln 2; benchmarks/elu_accuracy.py). At x = -0 the float series gives +0: the ELU
-// family takes its x >= 0 branch there.
+// |x| < ln 2, 0.914 over [ln 2, ln 3); benchmarks/elu_accuracy.py). At x = -0 the float
+// series gives +0: the ELU family takes its x >= 0 branch there.
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<float>& x) {
   using Vec = at::vec::Vectorized<float>;
@@ -224,7 +226,8 @@ inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<floa
 
 inline at::vec::Vectorized<float> expm1_of(const at::vec::Vectorized<float>& x) {
   using Vec = at::vec::Vectorized<float>;
-  return Vec::blendv(exp_of(x) - Vec(1.f), expm1_near_zero(x), x.abs() < Vec(0.693147182f));
+  const Vec near_zero = (x > Vec(-0.693147182f)) & (x < Vec(1.09861231f));
+  return Vec::blendv(exp_of(x) - Vec(1.f), expm1_near_zero(x), near_zero);
 }
 #endif
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, special_values
+from ulps import assert_values, forward_ulps
 
 import torch_ext
 import torch_ext.functional as X
@@ -248,3 +249,16 @@ def test_elu_error_is_within_the_readme_table(dtype: torch.dtype):
     if torch_ext.build_info()["cpu_isa"] == "DEFAULT" and dtype == torch.float32:
         bound = 1.0
     assert worst <= bound, f"{dtype}: {worst:.4f} ulp"
+
+
+@pytest.mark.parametrize("alpha", [-1.0, -0.5, -3.0])
+def test_celu_with_a_negative_alpha_is_within_its_ulps_of_native(alpha: float):
+    """CELU with alpha < 0 takes expm1 of positive arguments, x / alpha: every float whose
+    argument is in [ln 2, ln 3), where exp(x) - 1 was up to 2 ulp off (expm1's series covers
+    it now), and a spread of others, within ulps.py's bound of native."""
+    lo, hi = (torch.tensor(v, dtype=torch.float32).view(torch.int32).item() for v in (0.69, 1.1))
+    arguments = torch.arange(lo, hi + 1, 3, dtype=torch.int64).to(torch.int32).view(torch.float32)
+    x = torch.cat([arguments * alpha, torch.randn(1 << 16) * 8])
+    assert_values(
+        X.celu(x, alpha), torch.nn.functional.celu(x, alpha), forward_ulps("celu", x.dtype, alpha)
+    )
