@@ -191,8 +191,16 @@ at::Tensor counted_activation(const char* op, const at::Tensor& self, const at::
   return at::empty_like(self);
 }
 
+bool laid_out_as(const at::Tensor& a, const at::Tensor& like) {
+  if (a.sizes() != like.sizes()) return false;
+  for (int64_t d = 0; d < a.dim(); ++d) {
+    if (a.size(d) > 1 && a.stride(d) != like.stride(d)) return false;
+  }
+  return true;
+}
+
 at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like) {
-  if (t.is_non_overlapping_and_dense() && t.strides() == like.strides()) return t;
+  if (t.is_non_overlapping_and_dense() && laid_out_as(t, like)) return t;
   return at::empty_like(like).copy_(t);
 }
 

@@ -33,7 +33,13 @@ at::Tensor activation_backward(const char* op, const at::Tensor& grad_output,
 // (self's strides when self is dense, else contiguous), the mask uint8 {ceil(numel / 8)}.
 std::tuple<at::Tensor, at::Tensor> masked_activation(const char* op, const at::Tensor& self);
 
-// `t` itself if it is laid out densely like `like`, else a copy that is: the memory-order
+// Whether every element of `a` sits at the offset of the same element of `like`: the same
+// sizes, and the same strides where a dim has more than one element (a size-1 dim's stride
+// addresses nothing). A tensor that broadcasts to `like` has other sizes, even where its
+// strides are like's.
+bool laid_out_as(const at::Tensor& a, const at::Tensor& like);
+
+// `t` itself if it is dense and laid out as `like`, else a copy that is: the memory-order
 // source of the sign-mask loops.
 at::Tensor laid_out_like(const at::Tensor& t, const at::Tensor& like);
 

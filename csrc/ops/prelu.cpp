@@ -76,24 +76,12 @@ at::Tensor prelu_kernel(const at::Tensor& self, const at::Tensor& weight) {
   return out;
 }
 
-// Whether every element of `a` sits at the offset of the same element of `like`: the same
-// sizes, and the same strides where a dim has more than one element (a size-1 dim's stride
-// addresses nothing). A grad_output that broadcasts to the input has other sizes, even
-// where its strides are the input's.
-bool laid_out_as(const at::Tensor& a, const at::Tensor& like) {
-  if (a.sizes() != like.sizes()) return false;
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    if (a.size(d) > 1 && a.stride(d) != like.stride(d)) return false;
-  }
-  return true;
-}
-
 // The one-pass backward applies with channels (dim 1) as a unit view (NCHW, channels_last,
 // [N, C]) and grad_output and grad_input laid out like the input.
 bool fusable_backward(const at::Tensor& grad_output, const at::Tensor& self,
                       const at::Tensor& grad_input) {
-  return self.dim() >= 2 && self.numel() > 0 && laid_out_as(grad_output, self) &&
-         laid_out_as(grad_input, self) && unit_view(self, 1).has_value();
+  return self.dim() >= 2 && self.numel() > 0 && outputs::laid_out_as(grad_output, self) &&
+         outputs::laid_out_as(grad_input, self) && unit_view(self, 1).has_value();
 }
 
 // grad_input and grad_weight in one pass where the operands are laid out for it; returns
