@@ -67,6 +67,21 @@ TEST(Ops, ForwardAndBackwardMatchATen) {
   }
 }
 
+// As ATen's: EluBackward0 for elu and selu, CeluBackward0, PreluKernelBackward0, ...
+TEST(Ops, NodesAreNamedAsATens) {
+  const auto x = sample_input(at::kDouble);
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(c.ours(x).grad_fn()->name(), c.native(x).grad_fn()->name());
+  }
+  const auto w = at::full({37}, 0.25, at::kDouble).requires_grad_(true);
+  EXPECT_EQ(torch_ext::prelu(x, w).grad_fn()->name(), at::prelu(x, w).grad_fn()->name());
+  auto ours = x * 1.0;
+  auto native = x * 1.0;
+  EXPECT_EQ(torch_ext::celu_(ours, 2.0).grad_fn()->name(),
+            at::celu_(native, 2.0).grad_fn()->name());
+}
+
 TEST(Ops, InPlaceMatchesATenAndReturnsSelf) {
   auto x = at::randn({4, 8});
   auto expected = at::elu(x, 0.5);

@@ -153,6 +153,51 @@ def test_leaky_relu_gradient_depends_on_the_input_as_natively():
     assert torch.equal(g, g_native) and torch.equal(h, h_native) and not h.any()
 
 
+def _run_on_copy(act: Activation, x: torch.Tensor, **kwargs) -> torch.Tensor:
+    return act.run(x * 1.0, **kwargs)
+
+
+def _node_names(fn, x: torch.Tensor, *params) -> tuple[str, str, str]:
+    """The names of the nodes of fn(x) and of its gradient under create_graph, and how the
+    output prints its grad_fn."""
+    y = fn(x, *params)
+    (g,) = torch.autograd.grad(y, x, torch.randn_like(y), create_graph=True)
+    return y.grad_fn.name(), g.grad_fn.name(), repr(y).rsplit("grad_fn=", 1)[-1]
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "in_place"])
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_nodes_are_named_as_natives(act: Activation, inplace: bool):
+    """grad_fn names and how tensors print them are native's (EluBackward0, CeluBackward1, ...:
+    SELU's nodes are ELU's, as ATen's), and so is the node of the gradient under
+    create_graph."""
+    if inplace and not act.inplace_backward_ok:
+        pytest.skip("in-place backward refuses a negative parameter, as natively")
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    ours, native = (
+        _node_names(functools.partial(_run_on_copy, act, inplace=inplace, native=n), x)
+        for n in (False, True)
+    )
+    assert ours == native
+
+
+def test_prelu_and_counted_nodes_are_named_as_natives():
+    """PReLU's nodes, and those of the counted forwards the monitor runs: named after the op
+    the user called (a CELU with alpha != 1 included)."""
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.full((3,), 0.25, dtype=torch.float64, requires_grad=True)
+    assert _node_names(X.prelu, x, w) == _node_names(F.prelu, x, w)
+    counts, alive = torch.zeros(2, 3, dtype=torch.int64), torch.zeros(3)
+    counted = [  # (counted op, its arguments after x, native op, its arguments after x)
+        (ops.leaky_relu_counted, (0.1, counts, 1, alive), F.leaky_relu, (0.1,)),
+        (ops.prelu_counted, (w, counts, 1, alive), F.prelu, (w,)),
+        (ops.elu_counted, (0.5, 1.0, counts, 1, alive), F.elu, (0.5,)),
+        (ops.elu_counted, (0.5, 1.0, counts, 1, alive, False, 2.0), F.celu, (0.5,)),
+    ]
+    for op, args, native, native_args in counted:
+        assert _node_names(op, x, *args) == _node_names(native, x, *native_args), op
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     "fn,args",

@@ -9,6 +9,7 @@
 #include "activations/elu_family.h"
 #include "ops/autograd/common.h"
 #include "ops/autograd/forward_ad.h"
+#include "ops/autograd/named_node.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::autograd {
@@ -17,10 +18,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// A member's own forward ops (each has its schema and errors), called below autograd.
+// A member's own forward ops (each has its schema and errors), called below autograd, and
+// the names native gives their nodes.
 struct MemberOps {
   at::Tensor (*forward)(const at::Tensor& self, double alpha);
   at::Tensor& (*forward_)(at::Tensor& self, double alpha);
+  const char* node_name;
+  const char* node_name_in_place;
 };
 
 struct EluSpec {
@@ -29,6 +33,14 @@ struct EluSpec {
   const Counter* counter = nullptr;  // runs torch_ext::elu_counted (out of place only)
   bool save_output = false;          // out of place: keep the output, not the input (opt-in)
 };
+
+// The out-of-place node's name. A counted forward knows its member only by the parameters:
+// CELU's input_scale is 1 / alpha, so a CELU with alpha 1 (which is ELU's function) is
+// named as ELU.
+const char* node_name(const EluSpec& spec) {
+  if (spec.ops != nullptr) return spec.ops->node_name;
+  return spec.params.input_scale == 1.0 ? "EluBackward0" : "CeluBackward0";
+}
 
 void save_spec(AutogradContext* ctx, const act::EluParams& p, bool is_result) {
   ctx->saved_data["alpha"] = p.alpha;
@@ -179,8 +191,9 @@ at::Tensor elu_backward_tangent(const at::Tensor& grad_output, const at::Tensor&
 }
 
 at::Tensor elu_family(const at::Tensor& self, const EluSpec& spec) {
-  at::Tensor out = records_grad(self) ? Elu::apply(primal_of(self), spec, &self)
-                                      : below_autograd([&] { return run_forward(self, spec); });
+  at::Tensor out = records_grad(self)
+                       ? apply_named<Elu>(node_name(spec), primal_of(self), spec, &self)
+                       : below_autograd([&] { return run_forward(self, spec); });
   push_tangent(out, self, [&](const at::Tensor& t) {
     return backward_of(t, primal_of(self), spec.params, false);
   });
@@ -194,7 +207,7 @@ at::Tensor& elu_family_(at::Tensor& self, const EluSpec& spec) {
                                  [&](const at::Tensor& copy) { return elu_family(copy, spec); });
   }
   if (records_grad(self)) {
-    EluInPlace::apply(self, spec);
+    apply_named<EluInPlace>(spec.ops->node_name_in_place, self, spec);
   } else {
     below_autograd([&]() -> at::Tensor& { return run_forward_(self, spec); });
     torch::autograd::impl::bump_version(self);
@@ -207,8 +220,9 @@ at::Tensor elu_backward_autograd(const at::Tensor& grad_output, const at::Tensor
   const act::EluParams p{alpha, scale, input_scale};
   at::Tensor out =
       records_grad(grad_output) || records_grad(self_or_result)
-          ? EluBackward::apply(primal_of(grad_output), primal_of(self_or_result), p, is_result,
-                               &grad_output, &self_or_result)
+          ? apply_named<EluBackward>("EluBackwardBackward0", primal_of(grad_output),
+                                     primal_of(self_or_result), p, is_result, &grad_output,
+                                     &self_or_result)
           : below_autograd([&] { return backward_of(grad_output, self_or_result, p, is_result); });
   if (any_tangent(grad_output, self_or_result)) {
     out._set_fw_grad(elu_backward_tangent(grad_output, self_or_result, p, is_result),
@@ -232,12 +246,16 @@ at::Tensor elu_counted_autograd(const at::Tensor& self, double alpha, double sca
 
 const MemberOps kElu{
     [](const at::Tensor& x, double alpha) { return torch_ext::elu(x, alpha); },
-    [](at::Tensor& x, double alpha) -> at::Tensor& { return torch_ext::elu_(x, alpha); }};
+    [](at::Tensor& x, double alpha) -> at::Tensor& { return torch_ext::elu_(x, alpha); },
+    "EluBackward0", "EluBackward1"};
+// torch.selu's nodes are ELU's: ATen computes it as ELU with SELU's constants.
 const MemberOps kSelu{[](const at::Tensor& x, double) { return torch_ext::selu(x); },
-                      [](at::Tensor& x, double) -> at::Tensor& { return torch_ext::selu_(x); }};
+                      [](at::Tensor& x, double) -> at::Tensor& { return torch_ext::selu_(x); },
+                      "EluBackward0", "EluBackward1"};
 const MemberOps kCelu{
     [](const at::Tensor& x, double alpha) { return torch_ext::celu(x, alpha); },
-    [](at::Tensor& x, double alpha) -> at::Tensor& { return torch_ext::celu_(x, alpha); }};
+    [](at::Tensor& x, double alpha) -> at::Tensor& { return torch_ext::celu_(x, alpha); },
+    "CeluBackward0", "CeluBackward1"};
 
 }  // namespace
 

@@ -2,12 +2,12 @@
 // leaky_relu_backward. Registered at the Autograd key, so C++ callers, TorchScript and
 // Python all get these gradients.
 
-#include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "ops/autograd/common.h"
 #include "ops/autograd/forward_ad.h"
+#include "ops/autograd/named_node.h"
 #include "torch_ext/ops.h"
 
 namespace torch_ext::autograd {
@@ -32,6 +32,59 @@ at::Tensor run_forward(const at::Tensor& self, double negative_slope, const Coun
 at::Tensor input_anchor(const at::Tensor& self) {
   const at::Tensor zero = at::zeros({}, self.options()).expand_symint(self.sym_sizes());
   return torch::autograd::make_variable(zero, torch::autograd::impl::gradient_edge(self));
+}
+
+// grad_input = g * f'(sign) is linear in g; the mask is not differentiable. `anchor`, when
+// given, stands for the input (see input_anchor): its derivative is zero, as native's in
+// `self`.
+class LeakyReluBackwardMasked : public torch::autograd::Function<LeakyReluBackwardMasked> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
+                            const at::Tensor& sign_mask, double negative_slope,
+                            c10::SymIntArrayRef result_strides,
+                            const std::optional<at::Tensor>& anchor) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["negative_slope"] = negative_slope;
+    ctx->saved_data["strides"] = result_strides;
+    ctx->saved_data["anchored"] = anchor.has_value();
+    ctx->save_for_backward({sign_mask});
+    return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope,
+                                                 result_strides);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const at::Tensor& gg = grads[0];
+    at::Tensor grad_anchor;
+    if (ctx->saved_data["anchored"].toBool()) {
+      grad_anchor = at::zeros({}, gg.options()).expand_symint(gg.sym_sizes());
+    }
+    return {torch_ext::leaky_relu_backward_masked(gg, ctx->get_saved_variables()[0],
+                                                  ctx->saved_data["negative_slope"].toDouble(),
+                                                  ctx->saved_data["strides"].toSymIntVector()),
+            at::Tensor(), at::Tensor(), at::Tensor(), grad_anchor};
+  }
+};
+
+// leaky_relu_backward_masked, recorded when autograd must; `anchor` (LeakyRelu's backward
+// under create_graph) makes the result depend on the input.
+at::Tensor backward_masked(const at::Tensor& grad_output, const at::Tensor& sign_mask,
+                           double negative_slope, c10::SymIntArrayRef result_strides,
+                           const std::optional<at::Tensor>& anchor = std::nullopt) {
+  const bool records = records_grad(grad_output) || (anchor && records_grad(*anchor));
+  at::Tensor out = records ? apply_named<LeakyReluBackwardMasked>(
+                                 "LeakyReluBackwardBackward0", primal_of(grad_output), sign_mask,
+                                 negative_slope, result_strides, anchor)
+                           : below_autograd([&] {
+                               return torch_ext::leaky_relu_backward_masked(
+                                   grad_output, sign_mask, negative_slope, result_strides);
+                             });
+  push_tangent(out, grad_output, [&](const at::Tensor& t) {
+    // The op reads its gradient in the result's layout; a tangent may have any.
+    at::Tensor laid_out = out.new_empty_strided_symint(out.sym_sizes(), result_strides);
+    return torch_ext::leaky_relu_backward_masked(laid_out.copy_(t), sign_mask, negative_slope,
+                                                 result_strides);
+  });
+  return out;
 }
 
 // Keeps one bit per element, the sign of the input, which decides the gradient for any
@@ -71,21 +124,19 @@ class LeakyRelu : public torch::autograd::Function<LeakyRelu> {
       return {torch_ext::leaky_relu_backward(grads[0], saved[0], slope, false), at::Tensor(),
               at::Tensor()};
     }
-    at::Tensor grad_input = torch_ext::leaky_relu_backward_masked(
-        grads[0], saved[0], slope, ctx->saved_data["strides"].toSymIntVector());
-    if (at::GradMode::is_enabled()) {  // create_graph: tie the gradient to the input
-      const at::Tensor never = at::zeros({}, grad_input.options().dtype(at::kBool));
-      const at::Tensor anchor = ctx->saved_data["anchor"].toTensor();
-      grad_input = grad_input - at::where(never, anchor, 0.0);  // x - +0 keeps x's bits
-    }
-    return {grad_input, at::Tensor(), at::Tensor()};
+    std::optional<at::Tensor> anchor;  // create_graph: tie the gradient to the input
+    if (at::GradMode::is_enabled()) anchor = ctx->saved_data["anchor"].toTensor();
+    return {backward_masked(grads[0], saved[0], slope, ctx->saved_data["strides"].toSymIntVector(),
+                            anchor),
+            at::Tensor(), at::Tensor()};
   }
 };
 
 at::Tensor leaky_relu(const at::Tensor& self, double negative_slope, const Counter* counter) {
-  at::Tensor out = records_grad(self)
-                       ? LeakyRelu::apply(primal_of(self), negative_slope, counter)
-                       : below_autograd([&] { return run_forward(self, negative_slope, counter); });
+  at::Tensor out =
+      records_grad(self)
+          ? apply_named<LeakyRelu>("LeakyReluBackward0", primal_of(self), negative_slope, counter)
+          : below_autograd([&] { return run_forward(self, negative_slope, counter); });
   push_tangent(out, self, [&](const at::Tensor& t) {
     return torch_ext::leaky_relu_backward(t, primal_of(self), negative_slope, false);
   });
@@ -119,7 +170,7 @@ at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
         self, [&](const at::Tensor& copy) { return leaky_relu(copy, negative_slope, nullptr); });
   }
   if (records_grad(self)) {
-    LeakyReluInPlace::apply(self, negative_slope);
+    apply_named<LeakyReluInPlace>("LeakyReluBackward1", self, negative_slope);
   } else {
     below_autograd([&] { return torch_ext::leaky_relu_(self, negative_slope); });
     torch::autograd::impl::bump_version(self);
@@ -149,28 +200,6 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
   }
 };
 
-// grad_input = g * f'(sign) is linear in g; the mask is not differentiable.
-class LeakyReluBackwardMasked : public torch::autograd::Function<LeakyReluBackwardMasked> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
-                            const at::Tensor& sign_mask, double negative_slope,
-                            c10::SymIntArrayRef result_strides) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->saved_data["negative_slope"] = negative_slope;
-    ctx->saved_data["strides"] = result_strides;
-    ctx->save_for_backward({sign_mask});
-    return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope,
-                                                 result_strides);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {torch_ext::leaky_relu_backward_masked(grads[0], ctx->get_saved_variables()[0],
-                                                  ctx->saved_data["negative_slope"].toDouble(),
-                                                  ctx->saved_data["strides"].toSymIntVector()),
-            at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
@@ -187,20 +216,7 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
   m.impl("leaky_relu_backward_masked",
          [](const at::Tensor& grad_output, const at::Tensor& sign_mask, double negative_slope,
             c10::SymIntArrayRef result_strides) {
-           at::Tensor out = records_grad(grad_output)
-                                ? LeakyReluBackwardMasked::apply(primal_of(grad_output), sign_mask,
-                                                                 negative_slope, result_strides)
-                                : below_autograd([&] {
-                                    return torch_ext::leaky_relu_backward_masked(
-                                        grad_output, sign_mask, negative_slope, result_strides);
-                                  });
-           push_tangent(out, grad_output, [&](const at::Tensor& t) {
-             // The op reads its gradient in the result's layout; a tangent may have any.
-             at::Tensor laid_out = out.new_empty_strided_symint(out.sym_sizes(), result_strides);
-             return torch_ext::leaky_relu_backward_masked(laid_out.copy_(t), sign_mask,
-                                                          negative_slope, result_strides);
-           });
-           return out;
+           return backward_masked(grad_output, sign_mask, negative_slope, result_strides);
          });
   m.impl("leaky_relu_counted",
          [](const at::Tensor& self, double negative_slope, at::Tensor& counts, int64_t unit_dim,
@@ -215,8 +231,8 @@ TORCH_LIBRARY_IMPL(torch_ext, Autograd, m) {
                                    double negative_slope, bool is_result) {
     at::Tensor out =
         records_grad(grad_output) || records_grad(self_or_result)
-            ? LeakyReluBackward::apply(primal_of(grad_output), primal_of(self_or_result),
-                                       negative_slope, is_result)
+            ? apply_named<LeakyReluBackward>("LeakyReluBackwardBackward0", primal_of(grad_output),
+                                             primal_of(self_or_result), negative_slope, is_result)
             : below_autograd([&] {
                 return torch_ext::leaky_relu_backward(grad_output, self_or_result, negative_slope,
                                                       is_result);

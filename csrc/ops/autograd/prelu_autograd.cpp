@@ -7,6 +7,7 @@
 
 #include "ops/autograd/common.h"
 #include "ops/autograd/forward_ad.h"
+#include "ops/autograd/named_node.h"
 #include "ops/prelu_weight.h"
 #include "torch_ext/ops.h"
 
@@ -61,7 +62,8 @@ at::Tensor prelu_tangent(const at::Tensor& self_dual, const at::Tensor& weight_d
 
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight, const Counter* counter) {
   at::Tensor out = records_grad(self) || records_grad(weight)
-                       ? Prelu::apply(primal_of(self), primal_of(weight), counter, &self, &weight)
+                       ? apply_named<Prelu>("PreluKernelBackward0", primal_of(self),
+                                            primal_of(weight), counter, &self, &weight)
                        : below_autograd([&] { return run_forward(self, weight, counter); });
   if (any_tangent(self, weight)) {
     out._set_fw_grad(prelu_tangent(self, weight), /*level=*/0, /*is_inplace_op=*/false);
@@ -127,8 +129,9 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(const at::Tensor& grad_output,
                                                   const at::Tensor& weight) {
   std::tuple<at::Tensor, at::Tensor> grads;
   if (records_grad(grad_output) || records_grad(self) || records_grad(weight)) {
-    auto list = PreluBackward::apply(primal_of(grad_output), primal_of(self), primal_of(weight),
-                                     &grad_output, &self, &weight);
+    auto list = apply_named<PreluBackward>("PreluKernelBackwardBackward0", primal_of(grad_output),
+                                           primal_of(self), primal_of(weight), &grad_output, &self,
+                                           &weight);
     grads = {list[0], list[1]};
   } else {
     grads = below_autograd([&] { return torch_ext::prelu_backward(grad_output, self, weight); });
