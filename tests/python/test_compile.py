@@ -142,31 +142,21 @@ def compiled_autograd_step(model: torch.nn.Module, x: torch.Tensor, forward: str
 
 
 @pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")  # the caches are off
-@pytest.mark.parametrize("forward", ["compiled", "eager"])
-def test_compiled_autograd_matches_native(forward: str, monkeypatch):
+@pytest.mark.parametrize(
+    "forward,inplace", [("compiled", True), ("eager", False), ("eager", True)], ids=str
+)
+def test_compiled_autograd_matches_native(forward: str, inplace: bool, monkeypatch):
     """Compiled autograd (torch._dynamo.config.compiled_autograd) traces the backward through
     our C++ autograd nodes and compiles it. With an eager forward, the sign mask our kernel
     saved reaches the compiled backward: its decomposition (forced on here) declines the
-    bits, and our kernel reads them."""
+    bits, and our kernel reads them. An eager in-place forward's node (ELU's, inplace=True)
+    is compiled too: it keeps no dirty set, which compiled autograd refuses."""
     from torch_ext.transforms import decompositions
 
     if forward == "eager":
         monkeypatch.setattr(decompositions, "force", True)
-    ours, native = modules_model(inplace=forward == "compiled")
+    ours, native = modules_model(inplace=inplace)
     x = torch.randn(5, 6)
     y = compiled_autograd_step(ours, x, forward)
     expected = outputs_and_grads(native, native, x)
     torch.testing.assert_close((y, [p.grad for p in ours.parameters()]), expected)
-
-
-@pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="PyTorch 2.14: compiled autograd asserts that a C++ autograd::Function's node has "
-    "no dirty inputs (CppNode::compiled_args), which an in-place op's node has when its "
-    "forward ran eagerly",
-)
-def test_compiled_autograd_eager_in_place_forward():
-    ours, _ = modules_model(inplace=True)
-    compiled_autograd_step(ours, torch.randn(5, 6), "eager")

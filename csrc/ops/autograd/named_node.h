@@ -5,7 +5,8 @@
 // "torch::autograd::CppNode<torch_ext::autograd::Elu>"), and SELU and CELU showed as Elu.
 // torch::autograd::Function<F>::apply makes its node itself, so apply_named is that apply
 // with a NamedNode<F> in its place: the same node in every other respect (backward,
-// saved tensors, compiled autograd's keys, which use F's type), only name() differs.
+// saved tensors, compiled autograd's keys, which use F's type), except its name() and an
+// empty dirty set once the outputs are wrapped (see below).
 
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
@@ -61,8 +62,9 @@ auto apply_named(const char* name, Args&&... args) {
     outputs = F::forward(&node->ctx_, std::forward<Args>(args)...);
   }
   const _jvp_fn_t jvp_fn = [](const variable_list&, const variable_list&) -> variable_list {
-    TORCH_CHECK(false, "torch_ext: forward AD reaches a custom Function (a bug: the Autograd "
-                       "kernels set their outputs' tangents themselves)");
+    TORCH_CHECK(false,
+                "torch_ext: forward AD reaches a custom Function (a bug: the Autograd "
+                "kernels set their outputs' tangents themselves)");
   };
   const auto view_as_self_fn = [](const at::Tensor& x) -> at::Tensor { return x.view_as(x); };
 #if TORCH_EXT_CALLER_FIRES_NODE_HOOKS
@@ -76,6 +78,10 @@ auto apply_named(const char* name, Args&&... args) {
       attached_node
 #endif
   );
+  // The dirty set has done its work (the outputs' history is rebased); compiled autograd
+  // refuses a node that still holds one (CppNode::compiled_args asserts it empty), which
+  // made an eager in-place forward's backward uncompilable. mark_dirty replaces the set.
+  node->ctx_.mark_dirty({});
 
   if (is_executable) {
     node->output_info_.reserve(wrapped_outputs.size());
