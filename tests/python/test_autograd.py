@@ -151,6 +151,46 @@ def test_leaky_relu_gradient_depends_on_the_input_as_natively():
         results.append((g, *torch.autograd.grad(g.sum(), x)))
     (g, h), (g_native, h_native) = results
     assert torch.equal(g, g_native) and torch.equal(h, h_native) and not h.any()
+    assert h.stride() == h_native.stride()  # a dense zero, which may be written in place
+    h.add_(1.0)
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+@pytest.mark.parametrize("grad_output_requires_grad", [False, True])
+def test_leaky_relu_double_backward_node_is_natives(grad_output_requires_grad: bool):
+    """The node of Leaky ReLU's create_graph gradient has native's inputs (grad_output, the
+    input) and computes only the gradients asked for: under anomaly mode a NaN that reaches
+    no asked-for gradient raises nothing, as natively."""
+    nodes = []
+    for fn in (X.leaky_relu, F.leaky_relu):
+        x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+        g_out = torch.randn(3, 4, dtype=torch.float64, requires_grad=grad_output_requires_grad)
+        (g,) = torch.autograd.grad(fn(x, 0.1), x, g_out, create_graph=True)
+        nodes.append([type(f).__name__ if f else None for f, _ in g.grad_fn.next_functions])
+        if not grad_output_requires_grad:
+            with torch.autograd.detect_anomaly(check_nan=True):
+                g.backward(torch.full_like(g, float("nan")))
+            assert torch.equal(x.grad, torch.zeros_like(x))
+    assert nodes[0] == nodes[1]
+
+
+@pytest.mark.parametrize(
+    "fn,native",
+    [
+        (ops.leaky_relu_, F.leaky_relu_),
+        (ops.elu_, F.elu_),
+        (ops.selu_, torch.selu_),
+        (ops.celu_, torch.celu_),
+    ],
+    ids=["leaky_relu_", "elu_", "selu_", "celu_"],
+)
+def test_in_place_bumps_the_version_once_as_natively(fn, native):
+    versions = []
+    for f in (fn, native):
+        h = torch.randn(5, requires_grad=True) * 1.0
+        f(h)
+        versions.append(h._version)
+    assert versions[0] == versions[1] == 1
 
 
 def _run_on_copy(act: Activation, x: torch.Tensor, **kwargs) -> torch.Tensor:

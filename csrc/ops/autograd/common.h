@@ -13,9 +13,9 @@
 
 namespace torch_ext::autograd {
 
-// Marks `self`, just written in place, as modified; saves it (now the result) for backward.
+// Marks `self`, just written in place, as modified (apply bumps its version, once, as a
+// native in-place op does); saves it (now the result) for backward.
 inline void record_in_place(torch::autograd::AutogradContext* ctx, const at::Tensor& self) {
-  torch::autograd::impl::bump_version(self);
   ctx->mark_dirty({self});
   ctx->save_for_backward({self});
 }

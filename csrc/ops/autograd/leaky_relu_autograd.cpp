@@ -3,6 +3,7 @@
 // Python all get these gradients.
 
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include "ops/autograd/common.h"
@@ -34,34 +35,38 @@ at::Tensor input_anchor(const at::Tensor& self) {
   return torch::autograd::make_variable(zero, torch::autograd::impl::gradient_edge(self));
 }
 
-// grad_input = g * f'(sign) is linear in g; the mask is not differentiable. `anchor`, when
-// given, stands for the input (see input_anchor): its derivative is zero, as native's in
-// `self`.
+// grad_input = g * f'(sign) is linear in g; the mask is not differentiable and is passed by
+// pointer, so the node's inputs are native's: grad_output and, when given, `anchor`, which
+// stands for the input (see input_anchor) and whose derivative is zeros, as native's in
+// `self`. Each gradient is computed only when asked for, as native's are.
 class LeakyReluBackwardMasked : public torch::autograd::Function<LeakyReluBackwardMasked> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
-                            const at::Tensor& sign_mask, double negative_slope,
+                            const at::Tensor* sign_mask, double negative_slope,
                             c10::SymIntArrayRef result_strides,
                             const std::optional<at::Tensor>& anchor) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->saved_data["negative_slope"] = negative_slope;
     ctx->saved_data["strides"] = result_strides;
     ctx->saved_data["anchored"] = anchor.has_value();
-    ctx->save_for_backward({sign_mask});
-    return torch_ext::leaky_relu_backward_masked(grad_output, sign_mask, negative_slope,
+    ctx->save_for_backward({*sign_mask});
+    return torch_ext::leaky_relu_backward_masked(grad_output, *sign_mask, negative_slope,
                                                  result_strides);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const at::Tensor& gg = grads[0];
+    at::Tensor grad_grad_output;
     at::Tensor grad_anchor;
-    if (ctx->saved_data["anchored"].toBool()) {
-      grad_anchor = at::zeros({}, gg.options()).expand_symint(gg.sym_sizes());
+    if (ctx->needs_input_grad(0)) {
+      grad_grad_output = torch_ext::leaky_relu_backward_masked(
+          gg, ctx->get_saved_variables()[0], ctx->saved_data["negative_slope"].toDouble(),
+          ctx->saved_data["strides"].toSymIntVector());
     }
-    return {torch_ext::leaky_relu_backward_masked(gg, ctx->get_saved_variables()[0],
-                                                  ctx->saved_data["negative_slope"].toDouble(),
-                                                  ctx->saved_data["strides"].toSymIntVector()),
-            at::Tensor(), at::Tensor(), at::Tensor(), grad_anchor};
+    if (ctx->saved_data["anchored"].toBool() && ctx->needs_input_grad(1)) {
+      grad_anchor = at::zeros_like(gg);
+    }
+    return {grad_grad_output, at::Tensor(), at::Tensor(), at::Tensor(), grad_anchor};
   }
 };
 
@@ -72,7 +77,7 @@ at::Tensor backward_masked(const at::Tensor& grad_output, const at::Tensor& sign
                            const std::optional<at::Tensor>& anchor = std::nullopt) {
   const bool records = records_grad(grad_output) || (anchor && records_grad(*anchor));
   at::Tensor out = records ? apply_named<LeakyReluBackwardMasked>(
-                                 "LeakyReluBackwardBackward0", primal_of(grad_output), sign_mask,
+                                 "LeakyReluBackwardBackward0", primal_of(grad_output), &sign_mask,
                                  negative_slope, result_strides, anchor)
                            : below_autograd([&] {
                                return torch_ext::leaky_relu_backward_masked(
