@@ -57,7 +57,8 @@ def values(n: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
 
 def placements(x: torch.Tensor):
     """x itself, and x's elements elsewhere: shifted by every offset below a vector of 64,
-    every other element of a larger buffer, and transposed in a 2-D layout."""
+    every other element of a larger buffer, transposed in a 2-D layout, and one of three
+    rows that are each dense but lie apart."""
     yield "contiguous", x, lambda out: out
     for shift in (1, 3, 5, 13, 40):
         buffer = torch.cat([torch.zeros(shift, dtype=x.dtype), x, torch.zeros(7, dtype=x.dtype)])
@@ -66,6 +67,9 @@ def placements(x: torch.Tensor):
     strided[::2] = x
     yield "strided", strided[::2], lambda out: out
     yield "column", x.reshape(-1, 1).expand(-1, 3).t().contiguous().t()[:, 1], lambda out: out
+    rows = torch.zeros(3, x.numel() + 9, dtype=x.dtype)  # dense rows, apart: a 2-D loop
+    rows[1, : x.numel()] = x
+    yield "row of three", rows[:, : x.numel()], lambda out: out[1]
 
 
 def alone(fn, *tensors: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,17 @@ def test_value_and_grads_match_native(layout: str, dtype: torch.dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+def test_forward_on_rows_of_every_width_is_natives(dtype: torch.dtype):
+    """[N, C] inputs (one weight per element of a row): rows of whole vectors, of a partial
+    one and of both, for every vector width, give native's bits."""
+    for channels in [*range(1, 34), 47, 63, 64, 65, 100]:
+        x = torch.randn(5, channels, dtype=torch.float64).to(dtype)
+        x[0, 0] = 0.0
+        w = torch.linspace(-0.5, 1.5, channels, dtype=torch.float64).to(dtype)
+        assert torch.equal(X.prelu(x, w), F.prelu(x, w)), channels
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "nc", "ncl"])
 def test_one_pass_backward_on_large_inputs(layout: str, dtype: torch.dtype):
     """Sizes where the one-pass backward runs many chunks and flushes its float lanes.
