@@ -205,14 +205,23 @@ def _node_names(fn, x: torch.Tensor, *params) -> tuple[str, str, str]:
     return y.grad_fn.name(), g.grad_fn.name(), repr(y).rsplit("grad_fn=", 1)[-1]
 
 
-@pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "in_place"])
-@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+NAMED_CASES = [  # in place only where its backward is defined (a parameter >= 0)
+    (act, inplace)
+    for act in ACTIVATIONS
+    for inplace in (False, True)
+    if act.inplace_backward_ok or not inplace
+]
+
+
+@pytest.mark.parametrize(
+    "act,inplace",
+    NAMED_CASES,
+    ids=[f"{a}-{'in_place' if i else 'out_of_place'}" for a, i in NAMED_CASES],
+)
 def test_nodes_are_named_as_natives(act: Activation, inplace: bool):
     """grad_fn names and how tensors print them are native's (EluBackward0, CeluBackward1, ...:
     SELU's nodes are ELU's, as ATen's), and so is the node of the gradient under
     create_graph."""
-    if inplace and not act.inplace_backward_ok:
-        pytest.skip("in-place backward refuses a negative parameter, as natively")
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     ours, native = (
         _node_names(functools.partial(_run_on_copy, act, inplace=inplace, native=n), x)
