@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input
@@ -105,6 +108,35 @@ def test_view_of_a_leaf_rebases_history(act: Activation):
         base.sum().backward()
         grads.append(leaf.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.inplace_backward_ok], ids=str)
+def test_view_of_a_leaf_second_derivative_is_natives(act: Activation):
+    """Through an in-place op on a view, the create_graph gradient and its own gradient
+    equal native's (Leaky ReLU's is zeros, not "unused")."""
+    results = []
+    for native in (False, True):
+        torch.manual_seed(5)
+        leaf = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+        base = leaf * 2.0
+        act.run(base[:, 1:4], inplace=True, native=native)
+        (g,) = torch.autograd.grad(base, leaf, torch.ones_like(base), create_graph=True)
+        results.append((g.detach(), *torch.autograd.grad(g.sum(), leaf)))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.inplace_backward_ok], ids=str)
+def test_in_place_on_a_view_frees_its_graph_without_backward(act: Activation):
+    """A graph with an in-place op on a view, dropped without a backward (an evaluation
+    under grad mode), is freed when its tensors go, as natively: the op's node saves the
+    view as ATen's in-place kernels save their result, so no reference cycle keeps it."""
+    for native in (False, True):
+        base = torch.randn(4, 6, requires_grad=True) * 1.0
+        alive = weakref.ref(base)
+        act.run(base[1:], inplace=True, native=native)
+        del base
+        gc.collect()
+        assert alive() is None, "native" if native else "ours"
 
 
 def test_saved_tensor_modified_later_is_detected():

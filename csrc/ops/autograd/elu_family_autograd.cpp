@@ -130,6 +130,14 @@ class EluInPlace : public torch::autograd::Function<EluInPlace> {
   }
 };
 
+}  // namespace
+}  // namespace torch_ext::autograd
+
+TORCH_EXT_SAVES_OUTPUT_AS_ATEN(torch_ext::autograd::EluInPlace)
+
+namespace torch_ext::autograd {
+namespace {
+
 // h * f''(s), the derivative of g * f'(s) in s, times h = g * ds: from the input
 // f''(x) = input_scale * f'(x) on x < 0; from the result d f'/dy = input_scale on y < 0;
 // 0 elsewhere. At s = +-0 that is 0, as in ATen's elu_double_backward (f' jumps there unless

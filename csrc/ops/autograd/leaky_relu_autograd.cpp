@@ -168,6 +168,14 @@ class LeakyReluInPlace : public torch::autograd::Function<LeakyReluInPlace> {
   }
 };
 
+}  // namespace
+}  // namespace torch_ext::autograd
+
+TORCH_EXT_SAVES_OUTPUT_AS_ATEN(torch_ext::autograd::LeakyReluInPlace)
+
+namespace torch_ext::autograd {
+namespace {
+
 at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
   check_in_place(self);
   if (tangent_of(self).defined()) {
@@ -183,7 +191,9 @@ at::Tensor& leaky_relu_(at::Tensor& self, double negative_slope) {
   return self;
 }
 
-// grad_input = g * f'(s) is linear in g and piecewise constant in s.
+// grad_input = g * f'(s) is linear in g and piecewise constant in s: its derivative in s is
+// zeros, as native's (not none: a second grad in the input then returns zeros instead of
+// raising that the input was unused). Each computed only when asked for.
 class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output,
@@ -200,8 +210,13 @@ class LeakyReluBackward : public torch::autograd::Function<LeakyReluBackward> {
     const auto self_or_result = ctx->get_saved_variables()[0];
     const double slope = ctx->saved_data["negative_slope"].toDouble();
     const bool is_result = ctx->saved_data["is_result"].toBool();
-    return {torch_ext::leaky_relu_backward(grads[0], self_or_result, slope, is_result),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor grad_grad_output;
+    at::Tensor grad_self_or_result;
+    if (ctx->needs_input_grad(0)) {
+      grad_grad_output = torch_ext::leaky_relu_backward(grads[0], self_or_result, slope, is_result);
+    }
+    if (ctx->needs_input_grad(1)) grad_self_or_result = at::zeros_like(grads[0]);
+    return {grad_grad_output, grad_self_or_result, at::Tensor(), at::Tensor()};
   }
 };
 

@@ -27,6 +27,26 @@ struct NamedNode final : torch::autograd::CppNode<F> {
   const char* name_;  // a string literal
 };
 
+// Declares that F, an in-place Function whose forward saves only its (dirty) output, saves
+// it as ATen's in-place kernels save their result: SavedVariable(result, is_output = true,
+// is_inplace_on_view = result.is_view()). The context's own save_variables decides
+// is_output by comparing the tensor's grad_fn with the node, which for a view (its grad_fn
+// the view node over CopySlices) is false: the saved view then held that node, which holds
+// this one, a cycle nothing freed when a graph was dropped without a backward. As a member
+// of CppNode<F>, a friend of AutogradContext, this specialization reaches its saved lists.
+// At namespace scope, after F's definition and before its first apply_named.
+#define TORCH_EXT_SAVES_OUTPUT_AS_ATEN(F)                                         \
+  namespace torch::autograd {                                                     \
+  template <>                                                                     \
+  inline void CppNode<F>::save_variables_to_ctx() {                               \
+    ctx_.saved_variables_.clear();                                                \
+    for (const auto& var : ctx_.to_save_) {                                       \
+      ctx_.saved_variables_.emplace_back(var, /*is_output=*/true, var.is_view()); \
+    }                                                                             \
+    ctx_.to_save_.clear();                                                        \
+  }                                                                               \
+  }
+
 // torch 2.14 moved the node-creation hooks out of _wrap_outputs, into its caller.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 14)
 #define TORCH_EXT_CALLER_FIRES_NODE_HOOKS 1
