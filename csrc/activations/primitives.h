@@ -160,8 +160,10 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 //   float on AVX2/AVX-512 (18 vector operations); in double on DEFAULT, which has no
 //   fused multiply-add to split x^2 with.
 // Max error 0.757 ulp over every float in [-88, 0] (the float series alone 0.755 over
-// |x| < ln 2, 0.914 over [ln 2, ln 3); benchmarks/elu_accuracy.py). At x = -0 the float
-// series gives +0: the ELU family takes its x >= 0 branch there.
+// |x| < ln 2, 0.914 over [ln 2, ln 3); benchmarks/elu_accuracy.py). expm1 keeps the sign of
+// its argument, zeros included, and x + h/2 turns -0 into +0: the result takes x's sign bit
+// (a no-op for every nonzero x), so a product that underflows to -0 (CELU with a large
+// alpha) gives -0, as std::expm1 and DEFAULT's double series do.
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<float>& x) {
   using Vec = at::vec::Vectorized<float>;
@@ -180,7 +182,7 @@ inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<floa
   Vec small = at::vec::fmadd(l, half, sum_error);
   small = at::vec::fmadd(h * h, q, small);
   small = at::vec::fmadd(x * h, Vec(1.f / 6), small);
-  return sum + small;
+  return (sum + small) | (x & Vec(-0.f));
 }
 #else
 // A float vector as two double vectors (its low and high halves), and back (rounded once).

@@ -126,6 +126,41 @@ def test_celu_keeps_the_sign_of_zero_for_any_alpha(alpha: float, dtype: torch.dt
         assert torch.equal(ours.signbit(), native.signbit()) and not ours.any()
 
 
+@pytest.mark.parametrize("numel", [8, 8 * 67], ids=["scalar_tail", "vector_body"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
+@pytest.mark.parametrize("alpha", [1e10, 1e30, 3.4e38, -1e10, -1e30])
+def test_celu_keeps_the_sign_where_x_over_alpha_underflows(alpha, dtype, numel: int):
+    """x < 0 tiny and |alpha| huge: x / alpha underflows to a signed zero, expm1 keeps its
+    sign, and so does the result, as natively (the float series of AVX2/AVX-512 lost it,
+    DEFAULT's did not: the bits depended on the ISA)."""
+    finfo = torch.finfo(dtype)
+    tiny = [-finfo.tiny, -finfo.tiny / 2, -finfo.smallest_normal * finfo.eps, -1e-38, -0.0]
+    x = torch.tensor((tiny + [0.0, 1.0, -1.0]) * (numel // 8), dtype=torch.float64).to(dtype)
+    native = torch.nn.functional.celu(x, alpha)
+    ours = torch.ops.torch_ext.celu(x, alpha)
+    assert torch.equal(ours.signbit(), native.signbit())
+    torch.testing.assert_close(ours, native)
+
+
+@pytest.mark.parametrize(
+    "alpha, dtype",
+    [
+        (alpha, dtype)
+        for alpha in (1e38, 1e-38, 0.1, 0.3, 3.0, 49.0, 1e20, 1e-20)
+        for dtype in DTYPES
+        if dtype != torch.float16 or 1e-4 < alpha < 6e4  # float16's range
+    ],
+    ids=str,
+)
+def test_celu_gradient_at_zero_is_one_for_any_alpha(alpha: float, dtype: torch.dtype):
+    """CELU's slope at 0 is alpha * (1 / alpha) = 1, exactly, whatever 1 / alpha rounds to
+    (a product with it missed 1 by an ulp in float64, and in float32 where 1 / alpha is
+    subnormal); the analytic value."""
+    x = torch.tensor([0.0, -0.0] * 40, dtype=dtype, requires_grad=True)
+    (grad,) = torch.autograd.grad(torch.ops.torch_ext.celu(x, alpha).sum(), x)
+    assert torch.equal(grad, torch.ones_like(grad))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize(  # in place (from the result) needs alpha >= 0: test_inplace.py
     "alpha,inplace",
