@@ -383,6 +383,10 @@ def test_invalid_configuration():
     model = mlp(torch.nn.ReLU())
     with pytest.raises(ValueError, match="window must be >= 1"):
         DeadNeuronMonitor(model, window=0)
+    for name in ("window", "keep_windows"):  # a whole number, not one that rounds or parses
+        for value in (2.5, True, "3", None):
+            with pytest.raises(TypeError, match=f"{name} must be an int >= 1"):
+                DeadNeuronMonitor(model, **{name: value})
     with pytest.raises(ValueError, match="warn_dead_fraction must be in"):
         DeadNeuronMonitor(model, warn_dead_fraction=2)
     for grad_eps in (0.0, 1.0, 2.0):  # >= 1: a ReLU unit passing gradient 1 would be "dead"

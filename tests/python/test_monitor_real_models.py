@@ -262,7 +262,7 @@ def test_a_3d_input_of_unknown_feeder_is_not_counted_along_a_guessed_dim(caplog)
             for tokens in (10, 12):
                 compiled(torch.randn(2, tokens, 16))
         assert monitor.report().layers == {}
-        assert caplog.text.count("got a 3-D input outside an eager forward") == 1
+        assert caplog.text.count("got a 3-D input that nothing before it tells") == 1
         model(torch.randn(2, 5, 16))
         compiled(torch.randn(2, 9, 16))
         layers = monitor.report().layers
@@ -361,3 +361,45 @@ def test_revive_acts_once_per_closed_window_and_checks_its_window(caplog):
             other.model(torch.randn(2, 3))
             with pytest.raises(ValueError, match="another monitor's report"):
                 torch_ext.revive(model, monitor, window=other.report())
+
+
+class ReluGeluNet(torch.nn.Module):
+    """A ReLU module called twice around a GELU (whose rule is derived, not a C++ one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = (
+            torch.nn.Linear(8, 16),
+            torch.nn.ReLU(),
+            torch.nn.Linear(16, 16),
+        )
+        self.g, self.fc3, self.out = torch.nn.GELU(), torch.nn.Linear(16, 8), torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        h = self.g(self.fc2(h))
+        return self.out(self.act(self.fc3(h)))
+
+
+def test_a_derived_rule_breaks_no_compiled_graph():
+    """The GELU's interval is derived and rounded to float32 at attach: the compiled
+    forward's first call builds its bounds from the cached rows, with no graph break (the
+    rounding through a tensor's .item() broke the graph on every monitored call site), and
+    counts what an eager run of the same model counts."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    model, x = ReluGeluNet(), torch.randn(4, 8)
+    counted = []
+    for compiled in (True, False):
+        with DeadNeuronMonitor(model, window=1) as monitor:
+            run = torch.compile(model, backend="aot_eager") if compiled else model
+            run(x).sum().backward()
+            monitor.step()
+        layers = monitor.history[-1].layers
+        counted.append({name: layer.active_counts for name, layer in layers.items()})
+        if compiled:
+            assert dict(counters["graph_break"]) == {}
+    assert counted[0] == counted[1] and set(counted[0]) == {"act", "act#1", "g"}

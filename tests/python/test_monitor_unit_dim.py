@@ -62,15 +62,88 @@ def test_ffn_on_tokens_is_revived_with_its_output_kept():
     assert torch.all(model.down.weight[:, DEAD] == 0)
 
 
-def test_convolutions_and_unfed_layers_keep_dim_1():
+class Maker(torch.nn.Module):
+    """`act` fed [batch, tokens, 6] (or a Conv1d's [batch, 6, length]) through ops between:
+    the units are the 6 features (channels); units DEAD never fire."""
+
+    def __init__(self, between: str):
+        super().__init__()
+        torch.manual_seed(0)
+        self.between, self.act = between, torch.nn.ReLU()
+        self.up, self.drop = torch.nn.Linear(4, 6), torch.nn.Dropout(0.25)
+        self.conv, self.norm = torch.nn.Conv1d(4, 6, 1), torch.nn.BatchNorm1d(6)
+        self.bias = torch.nn.Parameter(torch.zeros(6))
+        with torch.no_grad():
+            for layer in (self.up, self.conv):
+                layer.bias[DEAD] = -100.0
+            self.up.weight[DEAD] = self.conv.weight[DEAD] = 0.0
+
+    def pre_activation(self, x):
+        up, w, b = self.up, self.up.weight, self.up.bias
+        return {
+            "dropout": lambda: self.drop(up(x)),
+            "scaled": lambda: up(x) * 0.5,
+            "F.linear": lambda: torch.nn.functional.linear(x, w, b),
+            "x @ W": lambda: x @ w.T + b,
+            "bias apart": lambda: torch.nn.functional.linear(x, w) + self.bias + b,
+            "cast": lambda: up(x).double(),
+            "conv, residual": lambda: self.conv(x.mT) * 2 + x.mT.sum(1, keepdim=True),
+            "conv, norm": lambda: torch.nn.functional.dropout(self.norm(self.conv(x.mT)), 0.1),
+            "permuted": lambda: up(x).permute(0, 2, 1).contiguous(),
+            "conv, transposed": lambda: self.conv(x.transpose(1, 2)).mT * 3,
+        }[self.between]()
+
+    def forward(self, x):
+        return self.act(self.pre_activation(x))
+
+
+# The dim of the activation's input that holds the units, per case (Maker).
+UNIT_DIMS = {"dropout": -1, "scaled": -1, "F.linear": -1, "x @ W": -1, "bias apart": -1,
+             "cast": -1, "conv, residual": 1, "conv, norm": 1, "permuted": 1,
+             "conv, transposed": -1}  # fmt: skip
+
+
+@pytest.mark.parametrize("between", list(UNIT_DIMS))
+def test_units_are_told_through_the_ops_between_the_layer_and_the_activation(between: str):
+    """A Linear's features, or a convolution's channels, also when a dropout, a scale, a
+    functional linear, a residual add, a cast or a permute sits between (the autograd
+    graph is followed back through them): counted against plain torch, never along the
+    tokens."""
+    model = Maker(between).train()
+    model.norm.eval()  # its running statistics keep the dead channels below 0
+    x = torch.randn(3, 5, 4)  # 5 tokens: the wrong dim would give 5 units
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        torch.manual_seed(1)
+        model(x).sum().backward()
+        monitor.step()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        z = model.pre_activation(x)
+    reduce = [d for d in range(3) if d != UNIT_DIMS[between] % 3]
+    layer = monitor.history[-1].layers["act"]
+    assert layer.units == 6 and layer.samples == 15
+    assert layer.active_counts == (z > 0).sum(reduce).tolist()
+    assert layer.dead_units == DEAD
+
+
+def test_convolutions_keep_dim_1_and_unknown_3d_inputs_are_not_counted(caplog):
+    """A Conv1d's output counts its channels; a 3-D input nothing tells the units of (the
+    model's own input, an op that mixes dims) is not counted, and a warning says so; one
+    above 3-D keeps the convolutions' dim 1."""
     torch.manual_seed(0)
     conv = torch.nn.Sequential(torch.nn.Conv1d(2, 6, 1), torch.nn.ReLU())
+    with DeadNeuronMonitor(conv) as monitor:
+        conv(torch.randn(3, 2, 5))
+        assert monitor.report().layers["1"].units == 6
     bare = torch.nn.Sequential(torch.nn.ReLU())  # its input is the model's: no Linear feeds it
-    for model, x in ((conv, torch.randn(3, 2, 5)), (bare, torch.randn(3, 6, 5))):
-        with DeadNeuronMonitor(model) as monitor:
-            model(x)
-            name = "1" if model is conv else "0"
-            assert monitor.report().layers[name].units == 6
+    with DeadNeuronMonitor(bare) as monitor:
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            bare(torch.randn(3, 6, 5, requires_grad=True))
+            bare(torch.randn(3, 6, 5).softmax(-1))
+        assert monitor.report().layers == {}
+        assert caplog.text.count("got a 3-D input that nothing before it tells") == 1
+        bare(torch.randn(3, 6, 5, 2))
+        assert monitor.report().layers["0"].units == 6
 
 
 def test_a_3d_call_of_unknown_feeder_waits_for_the_forward_to_decide(caplog):
@@ -82,7 +155,7 @@ def test_a_3d_call_of_unknown_feeder_waits_for_the_forward_to_decide(caplog):
     with DeadNeuronMonitor(model) as monitor:
         with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
             model.act(torch.randn(3, 5, 7))  # [batch, 5, 7]: which dim holds the units?
-        assert "got a 3-D input outside an eager forward" in caplog.text
+        assert "got a 3-D input that nothing before it tells" in caplog.text
         model(torch.randn(3, 5, 4))  # fed by up: [batch, 5 tokens, 5 features]
         model.act(torch.randn(2, 3, 5))  # decided now: the last dim
         assert monitor.report().layers["act"].units == 5

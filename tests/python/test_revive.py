@@ -286,3 +286,27 @@ def test_fresh_rows_start_no_larger_than_their_live_peers(live_scale: float):
     norms = model[0].weight[DEAD].detach().norm(dim=1)
     expected = torch.minimum(drawn, peers.expand(len(DEAD)))
     torch.testing.assert_close(norms, expected, rtol=1e-5, atol=0)
+
+
+def test_units_alive_again_since_the_closed_window_are_not_revived(caplog):
+    """revive acts on the last closed window; a unit it calls dead that the open window has
+    since seen gradient-alive is dead no more: it keeps its weights (a warning names it),
+    the others are revived, and the output on the data is what it was."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    kill_units(model[0])
+    x = torch.randn(64, 8)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        model(x).sum().backward()
+        monitor.step()
+        assert set(DEAD) <= set(monitor.history[-1].layers["1"].dead_units)
+        with torch.no_grad():
+            model[0].bias[DEAD[0]] = 100.0  # alive again, seen by the open window
+        model(x).sum().backward()
+        before, weights = model(x).detach(), model[0].weight[DEAD[0]].clone()
+        with caplog.at_level(logging.WARNING, logger="torch_ext.revive"):
+            revived = torch_ext.revive(model, monitor)
+    assert DEAD[0] not in revived["1"] and set(DEAD[1:]) <= set(revived["1"])
+    assert torch.equal(model[0].weight[DEAD[0]], weights)
+    assert f"units [{DEAD[0]}] were dead over window 0 but have passed gradient" in caplog.text
+    torch.testing.assert_close(model(x).detach(), before, rtol=0, atol=1e-6)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -70,6 +71,18 @@ def _use_problem(link: Link, use: Use) -> str | None:
 
 
 # --- the monitor -----------------------------------------------------------------------------
+def _check_count(name: str, value: object, what: str) -> None:
+    """`value` must be a whole number >= 1 (an int, NumPy's too; not a bool, a float or a
+    string)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(
+            f"DeadNeuronMonitor: {name} must be an int >= 1 ({what}), got "
+            f"{type(value).__name__} {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"DeadNeuronMonitor: {name} must be >= 1 {what}, got {value}")
+
+
 class DeadNeuronMonitor:
     r"""Records, per unit of every activation layer, how often it is active and whether it
     still passes gradient, over windows of training steps.
@@ -217,8 +230,7 @@ class DeadNeuronMonitor:
                 stacklevel=2,
             )
             warn_dead_fraction = threshold
-        if window < 1:
-            raise ValueError(f"DeadNeuronMonitor: window must be >= 1 steps, got {window}")
+        _check_count("window", window, "steps")
         if not 0 < grad_eps < 1:  # above 0 the activations' slope is 1: see alive_threshold
             raise ValueError(f"DeadNeuronMonitor: grad_eps must be in (0, 1), got {grad_eps}")
         if not 0 <= warn_dead_fraction <= 1:
@@ -234,8 +246,7 @@ class DeadNeuronMonitor:
             raise ValueError(
                 f"DeadNeuronMonitor: tau must be a finite number >= 0 or None, got {tau!r}"
             )
-        if keep_windows < 1:
-            raise ValueError(f"DeadNeuronMonitor: keep_windows must be >= 1, got {keep_windows}")
+        _check_count("keep_windows", keep_windows, "windows")
         if isinstance(call_sites, str) and call_sites not in ("separate", "merged"):
             raise ValueError(
                 "DeadNeuronMonitor: call_sites must be 'separate', 'merged' or the "
@@ -435,7 +446,7 @@ class DeadNeuronMonitor:
         self._tracer = LinkTracer(self._book, self._table, model)
         self._tracker.subscribe(self._tracer)
         table = self._table
-        table.tracker, table.feeder = self._tracker, self._tracker.feeder
+        table.tracker, table.told_unit_dim = self._tracker, self._tracker.unit_dim
         table.on_outside_call = self._book.note_outside_call
         if self.functional:  # outside the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}

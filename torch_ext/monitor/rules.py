@@ -199,17 +199,22 @@ def _boundary(alive: Callable[[float], bool], a: float, b: float) -> tuple[float
     return a, b
 
 
-# (rule key, grad_eps) -> its interval: filled at attach (eager), read in every counted call.
+# (rule key, grad_eps) -> its interval, and its bounds as float32 rows (Interval's
+# float32_rows): filled at attach (eager), read in every counted call.
 _INTERVALS: dict[tuple, Interval] = {}
+_ROWS: dict[tuple, list[float]] = {}
 
 
 @torch.compiler.disable
 def _derive(key: tuple, grad_eps: float) -> Interval:
     """Derived once per rule and grad_eps, never traced: Dynamo would unroll the scan (tens
-    of thousands of points) into a graph, for minutes, on a compiled model's first call."""
+    of thousands of points) into a graph, for minutes, on a compiled model's first call;
+    the rounding to float32 (a tensor's .item()) would break its graph."""
     found = _INTERVALS.get((key, grad_eps))
     if found is None:
-        found = _INTERVALS[(key, grad_eps)] = _RULE_MAKERS[key[0]](*key[1:]).derive(grad_eps)
+        found = _RULE_MAKERS[key[0]](*key[1:]).derive(grad_eps)
+        _ROWS[(key, grad_eps)] = found.float32_rows()
+        _INTERVALS[(key, grad_eps)] = found
     return found
 
 
@@ -294,7 +299,10 @@ class ActivationRule:
 
     def bounds(self, grad_eps: float, units: int, device: torch.device | str) -> Tensor:
         """``count_active_``'s ``alive_threshold``: float32 ``[4, units]``."""
-        rows = self.interval(grad_eps).float32_rows()
+        rows = _ROWS.get((self.key, grad_eps))
+        if rows is None:
+            self.interval(grad_eps)  # derived and rounded outside any compiled graph
+            rows = _ROWS[(self.key, grad_eps)]
         column = torch.tensor(rows, dtype=torch.float32, device=device)
         return column[:, None].expand(4, units).contiguous()
 

@@ -24,7 +24,6 @@ from .counting import (
     recomputing,
     unfollowed,
 )
-from .layer_kinds import features_last
 from .names import parse, site_name
 from .rules import FUNCTION_RULES, ActivationRule, NoRule
 
@@ -95,9 +94,10 @@ class Layer:
         self.sums_incomplete = False
         self.threshold: Tensor | None = None
         self._threshold_key: tuple | None = None
-        # Whether a Linear feeds it (its units are then the last dim, see unit_dim): decided
-        # once, at this call site's first eager call, so every call counts along one dim.
-        self.fed_by_linear: bool | None = None
+        # Its units' dim as what made its input tells (-1 after a Linear, 1 after a
+        # convolution; see unit_dim_of): decided once, at this call site's first eager call
+        # that tells, so every call counts along one dim.
+        self.told_unit_dim: int | None = None
         self.warned_unit_dim = False
         # Whether a call of the model's forward (with its call index) counted into it; if
         # not, its counts are from calls without one, which may have to move (see
@@ -198,7 +198,7 @@ class Layer:
         self.threshold, self._threshold_key = None, None
 
 
-def _no_feeder(z: Tensor) -> torch.nn.Module | None:
+def _units_unknown(z: Tensor) -> int | None:
     return None
 
 
@@ -219,8 +219,9 @@ class CallSiteTable:
         sites: ``{module name: CallSites}`` (a functional call site's name for those).
         layers: every call site's layer, by module then call site: the reports' order.
         tracker: the watched model's forwards, while attached (numbers the call sites).
-        feeder: the weighted layer that produced a tensor in the forward running now (the
-            link tracer's, while attached): a Linear's output counts along its last dim.
+        unit_dim: the dim of a tensor of the forward running now that holds its units, as
+            what made it tells (-1 after a Linear, 1 after a convolution), or None
+            (unknown): the tracker's, while attached.
         on_outside_call: told the module name of a call made outside a forward of the model
             (the links note it: its readers there go unseen).
     """
@@ -239,7 +240,7 @@ class CallSiteTable:
         self.sites: dict[str, CallSites] = {}
         self.layers: dict[str, Layer] = {}
         self.tracker: ForwardTracker | None = None
-        self.feeder: Callable[[Tensor], torch.nn.Module | None] = _no_feeder
+        self.told_unit_dim: Callable[[Tensor], int | None] = _units_unknown
         self.on_outside_call: Callable[[str], None] = _ignore_outside_call
         # Modules (call sites' module names) whose output was not shaped as their input on
         # some call: their |h| sums miss calls, so they get no tau-dormant score.
@@ -261,7 +262,7 @@ class CallSiteTable:
     def unwatch(self) -> None:
         """Detached: no forwards are followed, no feeder known, no outside call noted."""
         self.tracker = None
-        self.feeder = _no_feeder
+        self.told_unit_dim = _units_unknown
         self.on_outside_call = _ignore_outside_call
 
     def order_layers(self) -> None:
@@ -386,33 +387,36 @@ class CallSiteTable:
 
     def unit_dim_of(self, layer: Layer, z: Tensor) -> int | None:
         """The dim of `z` that indexes `layer`'s units: ``unit_dim=`` if given for it, else
-        the last dim of a 1-D/2-D input or of a Linear's output, else dim 1 (channels).
-        None when it cannot be told: a 3-D input whose feeder no eager forward has shown yet
-        (under torch.compile, or a submodule called on its own): a Conv1d's channels lie
-        along dim 1, a Linear's features (a transformer's FFN) along the last; such a call
-        is not counted, and a warning says what to do, once."""
+        the last dim of a 1-D/2-D input or of a Linear's output, else dim 1 (channels) for a
+        convolution's output and for inputs above 3-D. A 3-D input is either (a Conv1d's
+        channels lie along dim 1, a Linear's features, a transformer's FFN, along the last):
+        when nothing that made it tells (its maker is not known: the model's input, an op
+        that mixes dims, a call under torch.compile or outside the model's forward before
+        any eager forward showed its maker), it is not counted, and a warning says what to
+        do, once: None."""
         if isinstance(self.unit_dim, int):
             return self.unit_dim
         if isinstance(self.unit_dim, dict) and layer.sites.name in self.unit_dim:
             return self.unit_dim[layer.sites.name]
         if z.dim() <= 2:
             return -1
-        if layer.fed_by_linear is None and self._numbers_calls():
-            # Decided once, at the call site's first eager call: every call counts along one
-            # dim. Elsewhere the feeder is unknown, and nothing is decided.
-            layer.fed_by_linear = features_last(self.feeder(z))
-        if layer.fed_by_linear is not None:
-            return -1 if layer.fed_by_linear else 1
+        if layer.told_unit_dim is None and self._numbers_calls():
+            # Decided once, at the call site's first eager call that tells: every call
+            # counts along one dim. Elsewhere the maker is unknown, and nothing is decided.
+            layer.told_unit_dim = self.told_unit_dim(z)
+        if layer.told_unit_dim is not None and -z.dim() <= layer.told_unit_dim < z.dim():
+            return layer.told_unit_dim
         if z.dim() > 3:  # [N, C, H, W]: a Linear there is rare, a convolution the rule
             return 1
         if not layer.warned_unit_dim:
             layer.warned_unit_dim = True
             logger.warning(
-                "DeadNeuronMonitor: layer '%s' got a 3-D input outside an eager forward of the "
-                "model (under torch.compile, or called on its own) before any eager forward "
-                "showed what feeds it: its units lie along dim 1 after a Conv1d but along the "
-                "last dim after a Linear, so such calls are not counted; run one eager "
-                "training forward of the model first, or pass unit_dim",
+                "DeadNeuronMonitor: layer '%s' got a 3-D input that nothing before it tells "
+                "the units of (no Linear, matrix product or convolution made it, or it ran "
+                "outside an eager forward of the model: under torch.compile, or on its "
+                "own): its units lie along dim 1 after a Conv1d but along the last dim "
+                "after a Linear, so such calls are not counted; pass unit_dim (an int, or "
+                "{layer name: dim}), or run one eager training forward of the model first",
                 layer.name,
             )
         return None

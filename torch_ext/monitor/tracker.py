@@ -4,7 +4,8 @@ index, nesting, whether one is running now, whether it failed), told to subscrib
 link tracer, the functional watch, and each module call's end to those that want it), read
 by counting to number call sites; the module of the model whose code runs now (the
 functional watch names its calls by it); and which layer made a tensor in the forward
-running now (counting reads an activation's units along a Linear's last dim).
+running now, directly or through the autograd graph's elementwise steps (counting reads an
+activation's units along a Linear's last dim, a convolution's dim 1).
 
 A forward of the model called inside its own forward is part of the outer one; a forward
 under ``torch.compile`` or recomputed by activation checkpointing during backward is not
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import torch
 
 from .counting import Hook, inside_forward_of, recomputing, unfollowed
+from .graph_units import unit_dim_in_graph
 from .layer_kinds import NORM_LAYERS, WEIGHTED_LAYERS, features_last
 
 __all__ = ["ForwardSubscriber", "ForwardTracker"]
@@ -73,6 +75,9 @@ class ForwardTracker:
         # The layer that made each weighted or norm layer's output of the forward running
         # now, with its input, by id(): (the output, weakly; the layer; its input, weakly).
         self._outputs: dict[int, tuple[weakref.ref, torch.nn.Module, weakref.ref | None]] = {}
+        # The unit dim of each of those outputs (unit_dim), with its shape, by its autograd
+        # node: read when the tensor itself may be gone (a dropout kept no copy).
+        self._output_nodes: dict[Any, tuple[int | None, torch.Size]] = {}
         self._module_hook: torch.utils.hooks.RemovableHandle | None = None
         self._outer_exception: BaseException | None = None
         self._subscribers: list[ForwardSubscriber] = []
@@ -162,7 +167,7 @@ class ForwardTracker:
             self._module_hook = None
         for subscriber in reversed(list(self._subscribers)):
             subscriber.forward_ended(output, failed)
-        self._outputs = {}
+        self._outputs, self._output_nodes = {}, {}
 
     def _module_exit(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
         if torch.compiler.is_compiling():
@@ -174,6 +179,8 @@ class ForwardTracker:
                 module,
                 weakref.ref(source) if source is not None else None,
             )
+            if output.grad_fn is not None:
+                self._output_nodes[output.grad_fn] = (self._feeder_unit_dim(output), output.shape)
         for subscriber in list(self._subscribers):
             exited = getattr(subscriber, "module_exited", None)
             if exited is not None:
@@ -188,6 +195,26 @@ class ForwardTracker:
         if made is not None and isinstance(made[0], NORM_LAYERS):
             made = self._made(made[1]) if made[1] is not None else None
         return made[0] if made is not None else None
+
+    def unit_dim(self, z: torch.Tensor) -> int | None:
+        """The dim of an activation's input `z`, in the forward running now, that holds its
+        units, as its makers tell: -1 (the last) after a Linear or a matrix product with a
+        weight, 1 after a convolution, moved by a permute or transpose between; None when
+        nothing tells (a model's input, an op that mixes dims) or two makers disagree.
+        Besides the module that returned `z` (:meth:`feeder`), the autograd graph is
+        followed back through elementwise steps (a dropout, a scale, a residual add, a
+        cast) to the layers that made their inputs."""
+        dim = self._feeder_unit_dim(z)
+        if dim is not None or not self.in_forward:
+            return dim
+        dim = unit_dim_in_graph(z, self._output_nodes.get)
+        return -1 if dim is not None and dim == z.dim() - 1 else dim
+
+    def _feeder_unit_dim(self, z: torch.Tensor) -> int | None:
+        made = self.feeder(z)
+        if made is None:
+            return None
+        return -1 if features_last(made) else 1
 
     def _made(self, tensor: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor | None] | None:
         entry = self._outputs.get(id(tensor)) if self.in_forward else None

@@ -141,8 +141,10 @@ def revive(
         window: the window whose dead units to revive: a report of ``monitor``, e.g.
             ``monitor.report()`` for the open window. Default: the last closed window
             (``monitor.history[-1]``): a unit is dead only over a whole window, and the open
-            one may have seen a single batch. A window that covers no completed step or
-            holds no sample is refused: a warning names it and nothing is revived.
+            one may have seen a single batch. Its dead units that the open window has
+            already seen gradient-alive are not revived (a warning names them): they are
+            dead no more. A window that covers no completed step or holds no sample is
+            refused: a warning names it and nothing is revived.
 
     Under ``torch.distributed`` every rank must call it (the report is collective): the
     re-drawn weights are broadcast from rank 0, so replicas stay identical, and a layer is
@@ -164,6 +166,7 @@ def revive(
     if report is None:
         return ReviveReport({}, {}, {})
     owners = parameter_owners(model, monitor.model)
+    since = _open_window_since(monitor, report, select)
     plans, skipped = [], {}
     for name, layer in report.layers.items():
         if layer.dead_units is None:
@@ -175,6 +178,7 @@ def revive(
             if layer.dead or select != "dead":
                 skip_layer(name, units, skipped)
             continue
+        units = _still_dead(name, units, report, since)
         if not units:
             continue
         plan = plan_layer(monitor, owners, name, layer, exact, units)
@@ -195,6 +199,38 @@ def revive(
         {plan.name: plan.inexact for plan in plans if plan.inexact},
         {plan.name: plan.change_bound for plan in plans if plan.change_bound is not None},
     )
+
+
+def _open_window_since(
+    monitor: DeadNeuronMonitor, report: MonitorReport, select: str
+) -> MonitorReport | None:
+    """The open window, when revive acts on the window closed before it (the default) and
+    selects dead units: one that has passed gradient since is no longer dead."""
+    if select != "dead" or not monitor.history or report is not monitor.history[-1]:
+        return None
+    return monitor.report()
+
+
+def _still_dead(
+    name: str, units: list[int], report: MonitorReport, since: MonitorReport | None
+) -> list[int]:
+    """`units` less those the open window `since` saw gradient-alive (with a warning): the
+    closed window's verdict is stale for them, and revive would change what they compute."""
+    layer = since.layers.get(name) if since is not None else None
+    alive = layer.alive_counts if layer is not None else None
+    if not units or not alive or len(alive) <= max(units):
+        return units
+    revived = [unit for unit in units if alive[unit] == 0]
+    if len(revived) < len(units):
+        logger.warning(
+            "revive: layer '%s': units %s were dead over window %d but have passed gradient "
+            "since (the open window %d): not revived",
+            name,
+            [unit for unit in units if alive[unit] > 0],
+            report.window,
+            since.window,
+        )
+    return revived
 
 
 def _check_model(model: torch.nn.Module, monitor: DeadNeuronMonitor) -> None:
