@@ -10,7 +10,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["SELU_ALPHA", "SELU_SCALE", "celu", "elu", "leaky_relu", "prelu", "selu"]
+__all__ = [
+    "SELU_ALPHA",
+    "SELU_SCALE",
+    "celu",
+    "celu_",
+    "elu",
+    "elu_",
+    "leaky_relu",
+    "leaky_relu_",
+    "prelu",
+    "selu",
+    "selu_",
+]
 
 #: SELU's :math:`\alpha \approx 1.6733` and :math:`\lambda \approx 1.0507` (``SELU_SCALE``), as
 #: the C++ library's kernels use them (``torch.ops.torch_ext.selu_constants()``).
@@ -111,3 +123,26 @@ def selu(input: Tensor, inplace: bool = False, save_output: bool = False) -> Ten
     if inplace:
         return torch.ops.torch_ext.selu_(input)
     return torch.ops.torch_ext.selu(input, save_output=save_output)
+
+
+# The in-place forms under torch.nn.functional's names (F.leaky_relu_, F.elu_, ...).
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    r"""In-place version of :func:`leaky_relu` (see its ``inplace``)."""
+    return torch.ops.torch_ext.leaky_relu_(input, negative_slope)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    r"""In-place version of :func:`elu` (see its ``inplace``)."""
+    return torch.ops.torch_ext.elu_(input, alpha)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    r"""In-place version of :func:`celu` (see its ``inplace``)."""
+    return torch.ops.torch_ext.celu_(input, alpha)
+
+
+def selu_(input: Tensor) -> Tensor:
+    r"""In-place version of :func:`selu`."""
+    return torch.ops.torch_ext.selu_(input)

@@ -132,3 +132,64 @@ def test_hugging_face_opt_relus_become_leaky():
     ids = torch.randint(2, 50, (2, 8))
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, native(input_ids=ids).logits)
+
+
+def test_prelu_keeps_its_parameter_so_optimizers_and_ties_still_hold():
+    """The slopes' Parameter itself moves to the new module (as SyncBatchNorm's converter
+    keeps its weights): an optimizer made before the swap still trains them, tied slopes
+    stay one Parameter, and the way back keeps it too."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 3), torch.nn.PReLU(3), torch.nn.Linear(3, 3), torch.nn.PReLU(3)
+    )
+    model[3].weight = model[1].weight  # tied
+    slopes = model[1].weight
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    count = len(list(model.parameters()))
+    xnn.replace_activations(model)
+    assert model[1].weight is slopes and model[3].weight is slopes
+    assert len(list(model.parameters())) == count
+    before = slopes.detach().clone()
+    model(torch.randn(8, 3)).square().sum().backward()
+    optimizer.step()
+    assert not torch.equal(slopes.detach(), before)  # trained through the new modules
+    xnn.restore_activations(model)
+    assert type(model[1]) is torch.nn.PReLU and model[1].weight is slopes is model[3].weight
+
+
+@pytest.mark.parametrize(
+    "register",
+    [
+        lambda m: m.register_forward_hook(lambda *a: None),
+        lambda m: m.register_forward_pre_hook(lambda *a: None),
+        lambda m: m.register_full_backward_hook(lambda *a: None),
+        lambda m: m.register_state_dict_post_hook(lambda *a: None),
+    ],
+    ids=["forward", "forward pre", "backward", "state_dict"],
+)
+def test_hooked_modules_are_refused_and_nothing_is_replaced(register):
+    """A replacement would run without the hooks: an error names the module and the hooks,
+    and the model is left as it was (its other modules too)."""
+    model = torch.nn.Sequential(torch.nn.ELU(), torch.nn.Linear(3, 3), torch.nn.PReLU(3))
+    register(model[2])
+    with pytest.raises(ValueError, match=r"replace_activations: .*'2': .*hooks.*nothing was"):
+        xnn.replace_activations(model)
+    assert type(model[0]) is torch.nn.ELU and type(model[2]) is torch.nn.PReLU
+    native = torch.nn.Sequential(xnn.ELU(), xnn.PReLU())
+    register(native[0])
+    with pytest.raises(ValueError, match=r"restore_activations: .*'0'"):
+        xnn.restore_activations(native)
+    assert type(native[0]) is xnn.ELU and type(native[1]) is xnn.PReLU
+
+
+def test_a_monitored_model_is_refused_until_the_monitor_is_detached():
+    """DeadNeuronMonitor's hooks sit on the activations: converting under it would leave
+    them unwatched, so it is refused; removed, the conversion goes through."""
+    from torch_ext import DeadNeuronMonitor
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ELU())
+    monitor = DeadNeuronMonitor(model).attach()
+    with pytest.raises(ValueError, match="remove a DeadNeuronMonitor"):
+        xnn.replace_activations(model)
+    monitor.remove()
+    assert xnn.replace_activations(model) == {"1": ("ELU", "ELU")}

@@ -28,6 +28,26 @@ def test_writes_native_values_into_self(act: Activation, layout: str, dtype: tor
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_functional_in_place_names_are_natives(act: Activation):
+    """X.elu_(x, alpha) and the others, as F.elu_: same values, written into x, and the same
+    gradient (where the in-place backward exists)."""
+    ours, native = getattr(X, f"{act.name}_"), getattr(torch.nn.functional, f"{act.name}_")
+    args = () if act.param is None else (act.param,)
+    base = torch.randn(5, 7, dtype=torch.float64)
+    grad = torch.randn(5, 7, dtype=torch.float64)
+    results = []
+    for fn in (ours, native):
+        leaf = base.clone().requires_grad_(act.inplace_backward_ok)
+        x = leaf * 1.0
+        out = fn(x, *args)
+        assert out is x
+        if act.inplace_backward_ok:
+            out.backward(grad)
+        results.append((out.detach(), leaf.grad))
+    torch.testing.assert_close(results[0], results[1])
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_gradients_equal_native_in_place(act: Activation):
     torch.manual_seed(3)
     base = torch.randn(6, 9, dtype=torch.float64)

@@ -15,7 +15,7 @@ __all__ = ["replace_activations", "restore_activations"]
 
 # Each torch.nn class, the torch_ext.nn class computing the same function, and the
 # constructor arguments both take from a module of either (PReLU's learned slopes are
-# copied besides, see _rebuilt).
+# moved over besides, see _rebuilt).
 _PAIRS: tuple[tuple[type[torch.nn.Module], type[torch.nn.Module], Callable[[Any], tuple]], ...] = (
     (torch.nn.LeakyReLU, ours.LeakyReLU, lambda m: (m.negative_slope, m.inplace)),
     (torch.nn.ELU, ours.ELU, lambda m: (m.alpha, m.inplace)),
@@ -32,39 +32,73 @@ _RELU_REMEDIES = ("leaky_relu", "prelu")
 def _rebuilt(
     module: torch.nn.Module, pair: tuple[type[torch.nn.Module], Callable[[Any], tuple]] | None
 ) -> torch.nn.Module | None:
-    """`module` as the other class of its pair, with the same arguments (a PReLU holding a
-    copy of its slopes, on their device and dtype, as trainable); None without a pair."""
+    """`module` as the other class of its pair, with the same arguments (a PReLU holding
+    the very Parameter of its slopes, as ``SyncBatchNorm.convert_sync_batchnorm`` keeps its
+    weights: an optimizer, a tie or a wrapper made before the swap still sees the slopes
+    trained); None without a pair."""
     if pair is None:
         return None
     cls, args = pair
     new = cls(*args(module))
     if isinstance(module, torch.nn.PReLU):
-        new.weight = torch.nn.Parameter(
-            module.weight.detach().clone(), requires_grad=module.weight.requires_grad
-        )
+        new.weight = module.weight
     return new
 
 
+# A module's hooks, by the attribute torch.nn.Module keeps them in: a new module has none.
+_HOOKS = {
+    "forward pre-hooks": "_forward_pre_hooks",
+    "forward hooks": "_forward_hooks",
+    "backward pre-hooks": "_backward_pre_hooks",
+    "backward hooks": "_backward_hooks",
+    "state_dict hooks": "_state_dict_hooks",
+    "state_dict pre-hooks": "_state_dict_pre_hooks",
+    "load_state_dict pre-hooks": "_load_state_dict_pre_hooks",
+    "load_state_dict post-hooks": "_load_state_dict_post_hooks",
+}
+
+
+def _refuse_hooked(replaced: dict[str, torch.nn.Module], caller: str) -> None:
+    """Raise, before anything is swapped, where a module to be replaced carries hooks: its
+    replacement would silently run without them (a DeadNeuronMonitor's, a user's)."""
+    hooked = {
+        path: [kind for kind, attribute in _HOOKS.items() if getattr(module, attribute, None)]
+        for path, module in replaced.items()
+    }
+    hooked = {path: kinds for path, kinds in hooked.items() if kinds}
+    if hooked:
+        where = "; ".join(f"'{path}': {', '.join(kinds)}" for path, kinds in hooked.items())
+        raise ValueError(
+            f"{caller}: modules to replace carry hooks, which their replacements would not "
+            f"have ({where}); nothing was replaced. Remove the hooks (remove a "
+            f"DeadNeuronMonitor), convert, then register them again"
+        )
+
+
 def _swap(
-    model: torch.nn.Module, make: Callable[[torch.nn.Module], torch.nn.Module | None]
+    model: torch.nn.Module,
+    make: Callable[[torch.nn.Module], torch.nn.Module | None],
+    caller: str,
 ) -> dict[str, tuple[str, str]]:
     """Replace every submodule `make` returns a module for; one new module per original, so
-    a module registered at several places (a ResNet block's one ``relu``) stays shared."""
+    a module registered at several places (a ResNet block's one ``relu``) stays shared.
+    Nothing is replaced where one of them carries hooks (:func:`_refuse_hooked`)."""
     made: dict[int, torch.nn.Module | None] = {}
-    replaced: dict[str, tuple[str, str]] = {}
+    swaps: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
     for path, child in list(model.named_modules(remove_duplicate=False)):
         if not path:
             continue  # the model itself: its owner is not ours to rewrite
         if id(child) not in made:
             made[id(child)] = make(child)
         new = made[id(child)]
-        if new is None:
-            continue
+        if new is not None:
+            swaps[path] = (child, new)
+    _refuse_hooked({path: old for path, (old, _) in swaps.items()}, caller)
+    for path, (child, new) in swaps.items():
         new.train(child.training)
         parent_path, _, name = path.rpartition(".")
         setattr(model.get_submodule(parent_path), name, new)
-        replaced[path] = (type(child).__name__, type(new).__name__)
-    return replaced
+    return {path: (type(old).__name__, type(new).__name__) for path, (old, new) in swaps.items()}
 
 
 def replace_activations(
@@ -73,15 +107,19 @@ def replace_activations(
     """Swap, in place, every :mod:`torch.nn` ``LeakyReLU``, ``PReLU``, ``ELU``, ``SELU`` and
     ``CELU`` of `model` (at any depth: ``Sequential``, ``ModuleList``, ``ModuleDict``, nested
     modules) for the :mod:`torch_ext.nn` module of the same class name, with the same
-    parameters and ``inplace`` flag (PReLU's learned slopes copied): the model's outputs
-    and gradients stay what they were, and so does its ``state_dict``.
+    parameters and ``inplace`` flag (a PReLU keeps its slopes' Parameter itself, so an
+    optimizer made before still trains them): the model's outputs and gradients stay what
+    they were, and so does its ``state_dict``. A module to be replaced that carries hooks
+    (forward, backward, state_dict) is an error, and nothing is replaced: its replacement
+    would run without them.
 
     Args:
         model: the model to convert (changed in place).
         relu: also turn every ``torch.nn.ReLU`` into the remedy for dying units:
             ``"leaky_relu"`` (torch_ext's Leaky ReLU of `negative_slope`, ``inplace`` kept)
-            or ``"prelu"`` (torch_ext's PReLU, one learned slope, initially 0.25). This
-            changes what the model computes. Default: ``None`` (ReLUs kept).
+            or ``"prelu"`` (torch_ext's PReLU, one learned slope, initially 0.25: a new
+            parameter, so make the optimizer after converting). This changes what the
+            model computes. Default: ``None`` (ReLUs kept).
         negative_slope: the Leaky ReLU slope for ``relu="leaky_relu"``. Default: ``0.01``.
 
     Returns:
@@ -111,17 +149,20 @@ def replace_activations(
             return prelu if first is None else prelu.to(first.device, first.dtype)
         return None
 
-    return _swap(model, make)
+    return _swap(model, make, "replace_activations")
 
 
 def restore_activations(model: torch.nn.Module) -> dict[str, tuple[str, str]]:
     """The reverse of :func:`replace_activations`: every :mod:`torch_ext.nn` module of
     `model` becomes the :mod:`torch.nn` module of the same class name and parameters, for a
     runtime without torch_ext (ONNX, a LibTorch program that does not link it, another
-    process). The outputs stay what they were.
+    process). The outputs stay what they were, PReLU's slopes are the same Parameters, and
+    modules carrying hooks are refused as there.
 
     Returns:
         ``{module path: (old class name, new class name)}`` for every place replaced.
     """
 
-    return _swap(model, lambda module: _rebuilt(module, _NATIVE.get(type(module))))
+    return _swap(
+        model, lambda module: _rebuilt(module, _NATIVE.get(type(module))), "restore_activations"
+    )
