@@ -44,6 +44,18 @@ if os.environ.get("TORCH_EXT_EXPECT_ISA"):
     assert torch_ext.build_info()["cpu_isa"] == os.environ["TORCH_EXT_EXPECT_ISA"]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "starts_first: a long test, collected first so that a worker starts it at once"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests (a build against another torch) first: pytest-xdist hands out work in
+    collection order, and one started last would hold the run's end while a core idles."""
+    items.sort(key=lambda item: item.get_closest_marker("starts_first") is None)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     """Every test starts from the same random state."""
