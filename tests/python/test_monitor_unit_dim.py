@@ -8,6 +8,7 @@ import logging
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import torch_ext
 import torch_ext.nn as xnn
@@ -73,6 +74,7 @@ class Maker(torch.nn.Module):
         self.up, self.drop = torch.nn.Linear(4, 6), torch.nn.Dropout(0.25)
         self.conv, self.norm = torch.nn.Conv1d(4, 6, 1), torch.nn.BatchNorm1d(6)
         self.bias = torch.nn.Parameter(torch.zeros(6))
+        self.ln = torch.nn.LayerNorm(6, elementwise_affine=False)
         with torch.no_grad():
             for layer in (self.up, self.conv):
                 layer.bias[DEAD] = -100.0
@@ -91,7 +93,18 @@ class Maker(torch.nn.Module):
             "conv, norm": lambda: torch.nn.functional.dropout(self.norm(self.conv(x.mT)), 0.1),
             "permuted": lambda: up(x).permute(0, 2, 1).contiguous(),
             "conv, transposed": lambda: self.conv(x.transpose(1, 2)).mT * 3,
+            "conv, sliced (TCN)": lambda: self.conv(x.mT)[:, :, :-1].contiguous(),
+            "conv, padded, pooled": lambda: F.max_pool1d(F.pad(self.conv(x.mT), (1, 0)), 1),
+            "conv, concatenated": lambda: torch.cat([self.conv(x.mT)] * 2, dim=2),
+            "conv, gated (WaveNet)": lambda: self._gated(torch.cat([self.conv(x.mT)] * 2, 1)),
+            "conv, layer norm over channels (wav2vec)": lambda: F.gelu(
+                self.ln(self.conv(x.mT).mT).mT
+            ),
         }[self.between]()
+
+    def _gated(self, h):
+        filter, gate = h.chunk(2, dim=1)
+        return torch.tanh(filter) * torch.sigmoid(gate) - 0.01  # dead units stay below 0
 
     def forward(self, x):
         return self.act(self.pre_activation(x))
@@ -100,7 +113,9 @@ class Maker(torch.nn.Module):
 # The dim of the activation's input that holds the units, per case (Maker).
 UNIT_DIMS = {"dropout": -1, "scaled": -1, "F.linear": -1, "x @ W": -1, "bias apart": -1,
              "cast": -1, "conv, residual": 1, "conv, norm": 1, "permuted": 1,
-             "conv, transposed": -1}  # fmt: skip
+             "conv, transposed": -1, "conv, sliced (TCN)": 1, "conv, padded, pooled": 1,
+             "conv, concatenated": 1, "conv, gated (WaveNet)": 1,
+             "conv, layer norm over channels (wav2vec)": 1}  # fmt: skip
 
 
 @pytest.mark.parametrize("between", list(UNIT_DIMS))
@@ -121,7 +136,7 @@ def test_units_are_told_through_the_ops_between_the_layer_and_the_activation(bet
         z = model.pre_activation(x)
     reduce = [d for d in range(3) if d != UNIT_DIMS[between] % 3]
     layer = monitor.history[-1].layers["act"]
-    assert layer.units == 6 and layer.samples == 15
+    assert layer.units == 6 and layer.samples == z.numel() // 6
     assert layer.active_counts == (z > 0).sum(reduce).tolist()
     assert layer.dead_units == DEAD
 
@@ -144,6 +159,51 @@ def test_convolutions_keep_dim_1_and_unknown_3d_inputs_are_not_counted(caplog):
         assert caplog.text.count("got a 3-D input that nothing before it tells") == 1
         bare(torch.randn(3, 6, 5, 2))
         assert monitor.report().layers["0"].units == 6
+
+
+class Scale(torch.nn.Module):
+    def forward(self, x):
+        return x * 0.5
+
+
+class WeightFirst(torch.nn.Module):
+    """A product with the weight on the left (W @ x: the units along dim -2), viewed back
+    to 3-D: not a Linear's features-last output, so not counted along the last dim."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.act = torch.nn.Parameter(torch.randn(6, 4)), torch.nn.ReLU()
+
+    def forward(self, x):  # x: [4, 5]
+        return self.act((self.weight @ x).view(1, 6, 5))
+
+
+def test_a_product_with_the_weight_first_is_not_taken_for_a_linear(caplog):
+    model = WeightFirst()
+    with DeadNeuronMonitor(model) as monitor:
+        with caplog.at_level(logging.WARNING, logger="torch_ext.monitor"):
+            model(torch.randn(4, 5))
+        assert monitor.report().layers == {}
+        assert "got a 3-D input that nothing before it tells" in caplog.text
+
+
+def test_an_input_above_3d_counted_before_any_graph_keeps_one_dim():
+    """A first call without autograd (no graph to read) counts a 4-D input along dim 1,
+    the convolutions' rule, and every later call keeps that dim: one layer, consistent
+    counts, never a second guess that would mix dims or raise."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 6, 1)
+    model = torch.nn.Sequential(conv, Scale(), torch.nn.ReLU())  # Scale's output: no feeder
+    x = torch.randn(3, 2, 5, 4)
+    with DeadNeuronMonitor(model, window=1) as monitor:
+        with torch.no_grad():
+            model(x)
+        model(x).sum().backward()
+        monitor.step()
+    z = conv(x).detach()
+    layer = monitor.history[-1].layers["2"]
+    assert layer.units == 6 and layer.samples == 2 * 3 * 5 * 4
+    assert layer.active_counts == (2 * (z > 0).sum((0, 2, 3))).tolist()
 
 
 def test_a_3d_call_of_unknown_feeder_waits_for_the_forward_to_decide(caplog):

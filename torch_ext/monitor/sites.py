@@ -407,16 +407,20 @@ class CallSiteTable:
         if layer.told_unit_dim is not None and -z.dim() <= layer.told_unit_dim < z.dim():
             return layer.told_unit_dim
         if z.dim() > 3:  # [N, C, H, W]: a Linear there is rare, a convolution the rule
+            if self._numbers_calls():
+                layer.told_unit_dim = 1  # counted so once: every call counts so
             return 1
         if not layer.warned_unit_dim:
             layer.warned_unit_dim = True
             logger.warning(
                 "DeadNeuronMonitor: layer '%s' got a 3-D input that nothing before it tells "
-                "the units of (no Linear, matrix product or convolution made it, or it ran "
-                "outside an eager forward of the model: under torch.compile, or on its "
-                "own): its units lie along dim 1 after a Conv1d but along the last dim "
-                "after a Linear, so such calls are not counted; pass unit_dim (an int, or "
-                "{layer name: dim}), or run one eager training forward of the model first",
+                "the units of (no Linear, matrix product or convolution made it, as far as "
+                "the model's modules and the autograd graph show: a call without autograd "
+                "shows no graph, and one under torch.compile or outside an eager forward of "
+                "the model shows neither): its units lie along dim 1 after a Conv1d but "
+                "along the last dim after a Linear, so such calls are not counted; pass "
+                "unit_dim (an int, or {layer name: dim}), or run one eager training forward "
+                "of the model first",
                 layer.name,
             )
         return None

@@ -141,9 +141,9 @@ def revive(
         window: the window whose dead units to revive: a report of ``monitor``, e.g.
             ``monitor.report()`` for the open window. Default: the last closed window
             (``monitor.history[-1]``): a unit is dead only over a whole window, and the open
-            one may have seen a single batch. Its dead units that the open window has
-            already seen gradient-alive are not revived (a warning names them): they are
-            dead no more. A window that covers no completed step or holds no sample is
+            one may have seen a single batch. Its units that the open window no longer
+            selects (seen gradient-alive since, or with a score above tau) are not revived,
+            and a warning names them. A window that covers no completed step or holds no sample is
             refused: a warning names it and nothing is revived.
 
     Under ``torch.distributed`` every rank must call it (the report is collective): the
@@ -166,7 +166,7 @@ def revive(
     if report is None:
         return ReviveReport({}, {}, {})
     owners = parameter_owners(model, monitor.model)
-    since = _open_window_since(monitor, report, select)
+    since = _open_window_since(monitor, report)
     plans, skipped = [], {}
     for name, layer in report.layers.items():
         if layer.dead_units is None:
@@ -178,7 +178,7 @@ def revive(
             if layer.dead or select != "dead":
                 skip_layer(name, units, skipped)
             continue
-        units = _still_dead(name, units, report, since)
+        units = _still_selected(name, units, select, report, since)
         if not units:
             continue
         plan = plan_layer(monitor, owners, name, layer, exact, units)
@@ -201,32 +201,39 @@ def revive(
     )
 
 
-def _open_window_since(
-    monitor: DeadNeuronMonitor, report: MonitorReport, select: str
-) -> MonitorReport | None:
-    """The open window, when revive acts on the window closed before it (the default) and
-    selects dead units: one that has passed gradient since is no longer dead."""
-    if select != "dead" or not monitor.history or report is not monitor.history[-1]:
+def _open_window_since(monitor: DeadNeuronMonitor, report: MonitorReport) -> MonitorReport | None:
+    """The open window, when revive acts on the window closed before it (the default): what
+    it has seen since may already contradict that window's verdicts."""
+    if not monitor.history or report is not monitor.history[-1]:
         return None
     return monitor.report()
 
 
-def _still_dead(
-    name: str, units: list[int], report: MonitorReport, since: MonitorReport | None
+def _still_selected(
+    name: str, units: list[int], select: str, report: MonitorReport, since: MonitorReport | None
 ) -> list[int]:
-    """`units` less those the open window `since` saw gradient-alive (with a warning): the
-    closed window's verdict is stale for them, and revive would change what they compute."""
-    layer = since.layers.get(name) if since is not None else None
-    alive = layer.alive_counts if layer is not None else None
-    if not units or not alive or len(alive) <= max(units):
+    """`units` less those the open window `since` no longer selects (with a warning): a unit
+    it saw gradient-alive is dead no more, and one whose score there exceeds tau is no
+    longer dormant; reviving them would change what they compute."""
+    now = since.layers.get(name) if since is not None else None
+    if not units or now is None or now.dead_units is None or now.units != report.layers[name].units:
         return units
-    revived = [unit for unit in units if alive[unit] == 0]
+    selected = units_to_revive(now, select)
+    if isinstance(selected, str):  # no tau verdict in the open window yet: the dead part only
+        closed = report.layers[name]
+        dormant = set(closed.tau_dormant_units or ())
+        selected = [
+            u for u in units if u in now.dead_units or u in dormant or u not in closed.dead_units
+        ]
+    kept = set(selected)
+    revived = [unit for unit in units if unit in kept]
     if len(revived) < len(units):
         logger.warning(
-            "revive: layer '%s': units %s were dead over window %d but have passed gradient "
-            "since (the open window %d): not revived",
+            "revive: layer '%s': units %s were %s over window %d but are not since (the open "
+            "window %d): not revived",
             name,
-            [unit for unit in units if alive[unit] > 0],
+            [unit for unit in units if unit not in kept],
+            "dead" if select == "dead" else f"selected by select={select!r}",
             report.window,
             since.window,
         )
