@@ -193,3 +193,23 @@ def test_a_monitored_model_is_refused_until_the_monitor_is_detached():
         xnn.replace_activations(model)
     monitor.remove()
     assert xnn.replace_activations(model) == {"1": ("ELU", "ELU")}
+
+
+def test_modules_a_monitor_counts_or_weight_norm_wraps_are_refused():
+    """torch_ext's modules are counted through their `counter` (no hook): restoring them
+    under a monitor would stop its counting, so it is refused; torch.nn.utils.weight_norm
+    computes a PReLU's weight in a pre-hook: refused by its hook, before anything is built."""
+    from torch_ext import DeadNeuronMonitor
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), xnn.ELU())
+    with DeadNeuronMonitor(model):
+        model(torch.randn(2, 3))  # counted through the module's counter
+        with pytest.raises(ValueError, match=r"'1': a DeadNeuronMonitor's counter"):
+            xnn.restore_activations(model)
+        assert type(model[1]) is xnn.ELU
+    assert xnn.restore_activations(model) == {"1": ("ELU", "ELU")}
+    with pytest.warns(FutureWarning):  # deprecated for parametrizations, still used
+        normed = torch.nn.Sequential(torch.nn.utils.weight_norm(torch.nn.PReLU(3), dim=0))
+    with pytest.raises(ValueError, match=r"'0': forward pre-hooks"):
+        xnn.replace_activations(normed)
+    assert type(normed[0]) is torch.nn.PReLU

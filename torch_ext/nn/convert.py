@@ -15,7 +15,7 @@ __all__ = ["replace_activations", "restore_activations"]
 
 # Each torch.nn class, the torch_ext.nn class computing the same function, and the
 # constructor arguments both take from a module of either (PReLU's learned slopes are
-# moved over besides, see _rebuilt).
+# moved over besides, see _rebuilder).
 _PAIRS: tuple[tuple[type[torch.nn.Module], type[torch.nn.Module], Callable[[Any], tuple]], ...] = (
     (torch.nn.LeakyReLU, ours.LeakyReLU, lambda m: (m.negative_slope, m.inplace)),
     (torch.nn.ELU, ours.ELU, lambda m: (m.alpha, m.inplace)),
@@ -29,20 +29,24 @@ _NATIVE = {mine: (native, args) for native, mine, args in _PAIRS}
 _RELU_REMEDIES = ("leaky_relu", "prelu")
 
 
-def _rebuilt(
+def _rebuilder(
     module: torch.nn.Module, pair: tuple[type[torch.nn.Module], Callable[[Any], tuple]] | None
-) -> torch.nn.Module | None:
-    """`module` as the other class of its pair, with the same arguments (a PReLU holding
-    the very Parameter of its slopes, as ``SyncBatchNorm.convert_sync_batchnorm`` keeps its
-    weights: an optimizer, a tie or a wrapper made before the swap still sees the slopes
-    trained); None without a pair."""
+) -> Callable[[], torch.nn.Module] | None:
+    """What builds `module` as the other class of its pair, with the same arguments (a
+    PReLU holding the very Parameter of its slopes, as ``SyncBatchNorm.convert_sync_batchnorm``
+    keeps its weights: an optimizer, a tie or a wrapper made before the swap still sees the
+    slopes trained); None without a pair. Built only once every check has passed."""
     if pair is None:
         return None
     cls, args = pair
-    new = cls(*args(module))
-    if isinstance(module, torch.nn.PReLU):
-        new.weight = module.weight
-    return new
+
+    def build() -> torch.nn.Module:
+        new = cls(*args(module))
+        if isinstance(module, torch.nn.PReLU):
+            new.weight = module.weight
+        return new
+
+    return build
 
 
 # A module's hooks, by the attribute torch.nn.Module keeps them in: a new module has none.
@@ -59,10 +63,12 @@ _HOOKS = {
 
 
 def _refuse_hooked(replaced: dict[str, torch.nn.Module], caller: str) -> None:
-    """Raise, before anything is swapped, where a module to be replaced carries hooks: its
-    replacement would silently run without them (a DeadNeuronMonitor's, a user's)."""
+    """Raise, before anything is swapped, where a module to be replaced carries hooks or a
+    monitor's counter: its replacement would silently run without them (a
+    DeadNeuronMonitor's, a user's, ``torch.nn.utils.weight_norm``'s)."""
     hooked = {
         path: [kind for kind, attribute in _HOOKS.items() if getattr(module, attribute, None)]
+        + (["a DeadNeuronMonitor's counter"] if getattr(module, "counter", None) else [])
         for path, module in replaced.items()
     }
     hooked = {path: kinds for path, kinds in hooked.items() if kinds}
@@ -77,28 +83,33 @@ def _refuse_hooked(replaced: dict[str, torch.nn.Module], caller: str) -> None:
 
 def _swap(
     model: torch.nn.Module,
-    make: Callable[[torch.nn.Module], torch.nn.Module | None],
+    rebuilder: Callable[[torch.nn.Module], Callable[[], torch.nn.Module] | None],
     caller: str,
 ) -> dict[str, tuple[str, str]]:
-    """Replace every submodule `make` returns a module for; one new module per original, so
-    a module registered at several places (a ResNet block's one ``relu``) stays shared.
-    Nothing is replaced where one of them carries hooks (:func:`_refuse_hooked`)."""
-    made: dict[int, torch.nn.Module | None] = {}
-    swaps: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
+    """Replace every submodule `rebuilder` gives a builder for; one new module per
+    original, so a module registered at several places (a ResNet block's one ``relu``)
+    stays shared. Nothing is built or replaced where one of them carries hooks
+    (:func:`_refuse_hooked`)."""
+    builders: dict[int, Callable[[], torch.nn.Module] | None] = {}
+    planned: dict[str, torch.nn.Module] = {}
     for path, child in list(model.named_modules(remove_duplicate=False)):
         if not path:
             continue  # the model itself: its owner is not ours to rewrite
+        if id(child) not in builders:
+            builders[id(child)] = rebuilder(child)
+        if builders[id(child)] is not None:
+            planned[path] = child
+    _refuse_hooked(planned, caller)
+    made: dict[int, torch.nn.Module] = {}
+    replaced = {}
+    for path, child in planned.items():
         if id(child) not in made:
-            made[id(child)] = make(child)
-        new = made[id(child)]
-        if new is not None:
-            swaps[path] = (child, new)
-    _refuse_hooked({path: old for path, (old, _) in swaps.items()}, caller)
-    for path, (child, new) in swaps.items():
-        new.train(child.training)
+            made[id(child)] = builders[id(child)]()
+            made[id(child)].train(child.training)
         parent_path, _, name = path.rpartition(".")
-        setattr(model.get_submodule(parent_path), name, new)
-    return {path: (type(old).__name__, type(new).__name__) for path, (old, new) in swaps.items()}
+        setattr(model.get_submodule(parent_path), name, made[id(child)])
+        replaced[path] = (type(child).__name__, type(made[id(child)]).__name__)
+    return replaced
 
 
 def replace_activations(
@@ -138,18 +149,17 @@ def replace_activations(
 
     first = next(model.parameters(), None)  # where a new PReLU's slope goes
 
-    def make(module: torch.nn.Module) -> torch.nn.Module | None:
-        new = _rebuilt(module, _OURS.get(type(module)))  # exact: a subclass may differ
-        if new is not None:
-            return new
-        if type(module) is torch.nn.ReLU and relu == "leaky_relu":
-            return ours.LeakyReLU(negative_slope, module.inplace)
-        if type(module) is torch.nn.ReLU and relu == "prelu":
-            prelu = ours.PReLU()
-            return prelu if first is None else prelu.to(first.device, first.dtype)
-        return None
+    def rebuilder(module: torch.nn.Module) -> Callable[[], torch.nn.Module] | None:
+        build = _rebuilder(module, _OURS.get(type(module)))  # exact: a subclass may differ
+        if build is not None or type(module) is not torch.nn.ReLU or relu is None:
+            return build
+        if relu == "leaky_relu":
+            return lambda: ours.LeakyReLU(negative_slope, module.inplace)
+        if first is None:
+            return ours.PReLU
+        return lambda: ours.PReLU().to(first.device, first.dtype)
 
-    return _swap(model, make, "replace_activations")
+    return _swap(model, rebuilder, "replace_activations")
 
 
 def restore_activations(model: torch.nn.Module) -> dict[str, tuple[str, str]]:
@@ -164,5 +174,5 @@ def restore_activations(model: torch.nn.Module) -> dict[str, tuple[str, str]]:
     """
 
     return _swap(
-        model, lambda module: _rebuilt(module, _NATIVE.get(type(module))), "restore_activations"
+        model, lambda module: _rebuilder(module, _NATIVE.get(type(module))), "restore_activations"
     )
