@@ -71,11 +71,11 @@ struct Elu {
 };
 
 // The parameters in the compute type T (a scalar or a vector of them), alpha * scale
-// rounded once in T's element type, as ATen does.
-// The slope at 0-, alpha * scale * input_scale: negative_coef for ELU and SELU (input_scale
-// 1); exactly scale for CELU (input_scale 1 / alpha), where the product with the rounded
-// 1 / alpha missed 1 by an ulp (in double, and in float where 1 / alpha is subnormal:
-// alpha 1e38); otherwise their product in double, rounded once.
+// rounded once in T's element type, as ATen does. The slope at 0-, alpha * scale *
+// input_scale, is negative_coef for ELU and SELU (input_scale 1); exactly scale for CELU
+// (input_scale 1 / alpha), where the product with the rounded 1 / alpha missed 1 by an ulp
+// (in double, and in float where 1 / alpha is subnormal: alpha 1e38); otherwise their
+// product in double, rounded once.
 template <typename T>
 Elu<T> make_elu(const EluParams& p) {
   using S = scalar_of_t<T>;

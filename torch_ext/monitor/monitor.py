@@ -110,12 +110,14 @@ class DeadNeuronMonitor:
             where ``z > 0``.
         unit_dim: the dim that indexes units in a layer's input: an int for all layers or a
             ``{module name: dim}`` dict (for every call site of the module), whose names
-            must be monitored modules (else ``ValueError``). Default: the last dim (Linear
-            features, also of a ``[batch, tokens, features]`` input) when a Linear's output
-            is the layer's input in its first call within a forward of the whole model;
-            otherwise the last dim for 1-D and 2-D inputs and dim 1 for others (convolution
-            channels). Decided at the layer's (call site's) first call and kept, so every
-            call counts along the same dim.
+            must be monitored modules (else ``ValueError``). Default: the last dim for 1-D
+            and 2-D inputs; otherwise what made the input tells, directly or through the
+            autograd graph's elementwise, slicing and permuting steps: the last dim after a
+            Linear or a product with a weight (also of a ``[batch, tokens, features]``
+            input), dim 1 after a convolution; when nothing tells, dim 1 for inputs above
+            3-D, and a 3-D input is not counted (a warning says so). Decided at the layer's
+            (call site's) first call that tells and kept, so every call counts along the
+            same dim.
         call_sites: how a module called several times in one forward of the model is
             reported. ``"separate"``: one layer per call site, with its own units and counts
             (a ResNet ``BasicBlock`` applies its one ``relu`` after ``bn1`` and after the
@@ -446,7 +448,7 @@ class DeadNeuronMonitor:
         self._tracer = LinkTracer(self._book, self._table, model)
         self._tracker.subscribe(self._tracer)
         table = self._table
-        table.tracker, table.told_unit_dim = self._tracker, self._tracker.unit_dim
+        table.tracker, table.makers_unit_dim = self._tracker, self._tracker.unit_dim
         table.on_outside_call = self._book.note_outside_call
         if self.functional:  # outside the tracer: its mode is entered first and left last
             monitored = {id(sites.module) for sites in self._sites.values() if not sites.functional}

@@ -219,9 +219,9 @@ class CallSiteTable:
         sites: ``{module name: CallSites}`` (a functional call site's name for those).
         layers: every call site's layer, by module then call site: the reports' order.
         tracker: the watched model's forwards, while attached (numbers the call sites).
-        unit_dim: the dim of a tensor of the forward running now that holds its units, as
-            what made it tells (-1 after a Linear, 1 after a convolution), or None
-            (unknown): the tracker's, while attached.
+        makers_unit_dim: the dim of a tensor of the forward running now that holds its
+            units, as what made it tells (-1 after a Linear, 1 after a convolution), or None
+            (unknown): the tracker's ``unit_dim``, while attached.
         on_outside_call: told the module name of a call made outside a forward of the model
             (the links note it: its readers there go unseen).
     """
@@ -240,7 +240,7 @@ class CallSiteTable:
         self.sites: dict[str, CallSites] = {}
         self.layers: dict[str, Layer] = {}
         self.tracker: ForwardTracker | None = None
-        self.told_unit_dim: Callable[[Tensor], int | None] = _units_unknown
+        self.makers_unit_dim: Callable[[Tensor], int | None] = _units_unknown
         self.on_outside_call: Callable[[str], None] = _ignore_outside_call
         # Modules (call sites' module names) whose output was not shaped as their input on
         # some call: their |h| sums miss calls, so they get no tau-dormant score.
@@ -262,7 +262,7 @@ class CallSiteTable:
     def unwatch(self) -> None:
         """Detached: no forwards are followed, no feeder known, no outside call noted."""
         self.tracker = None
-        self.told_unit_dim = _units_unknown
+        self.makers_unit_dim = _units_unknown
         self.on_outside_call = _ignore_outside_call
 
     def order_layers(self) -> None:
@@ -403,7 +403,7 @@ class CallSiteTable:
         if layer.told_unit_dim is None and self._numbers_calls():
             # Decided once, at the call site's first eager call that tells: every call
             # counts along one dim. Elsewhere the maker is unknown, and nothing is decided.
-            layer.told_unit_dim = self.told_unit_dim(z)
+            layer.told_unit_dim = self.makers_unit_dim(z)
         if layer.told_unit_dim is not None and -z.dim() <= layer.told_unit_dim < z.dim():
             return layer.told_unit_dim
         if z.dim() > 3:  # [N, C, H, W]: a Linear there is rare, a convolution the rule

@@ -202,8 +202,8 @@ class ForwardTracker:
         weight, 1 after a convolution, moved by a permute or transpose between; None when
         nothing tells (a model's input, an op that mixes dims) or two makers disagree.
         Besides the module that returned `z` (:meth:`feeder`), the autograd graph is
-        followed back through elementwise steps (a dropout, a scale, a residual add, a
-        cast) to the layers that made their inputs."""
+        followed back (:mod:`.graph_units`: elementwise steps, norms, slices, pools,
+        permutes) to the layers that made their inputs."""
         dim = self._feeder_unit_dim(z)
         if dim is not None or not self.in_forward:
             return dim

@@ -143,8 +143,8 @@ def revive(
             (``monitor.history[-1]``): a unit is dead only over a whole window, and the open
             one may have seen a single batch. Its units that the open window no longer
             selects (seen gradient-alive since, or with a score above tau) are not revived,
-            and a warning names them. A window that covers no completed step or holds no sample is
-            refused: a warning names it and nothing is revived.
+            and a warning names them. A window that covers no completed step or holds no
+            sample is refused: a warning names it and nothing is revived.
 
     Under ``torch.distributed`` every rank must call it (the report is collective): the
     re-drawn weights are broadcast from rank 0, so replicas stay identical, and a layer is
