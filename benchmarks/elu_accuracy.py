@@ -3,9 +3,11 @@
     python benchmarks/elu_accuracy.py [--dtypes float32 float64 bfloat16 float16] [--stride 1]
 
 ELU's negative branch is alpha * expm1(x); alpha = 1, so this is the error of expm1 as the
-op computes it (torch_ext: float32 by exp(x) - 1 below -ln 2 and the Taylor series above,
-in float with the large terms' rounding errors kept on AVX2/AVX-512, in double on DEFAULT; float64 by the vector library's expm1, bfloat16/float16 in float32 rounded once;
-native: the vector library's expm1 on the vector body).
+op computes it (torch_ext, float32 on AVX2/AVX-512: x = q ln 2 + s, then
+2^q (1 + expm1(s)) - 1 with expm1(s) a series whose large terms keep their rounding
+errors; on DEFAULT exp(x) - 1 below -ln 2 and the series in double above; float64 by the
+vector library's expm1, bfloat16/float16 in float32 rounded once; native: the vector
+library's expm1 on the vector body).
 
 - float32, bfloat16, float16: every value of the dtype in [-88, 0] (float32: every
   `--stride`-th; 1 walks all 1.1e9, minutes), against float64 math.

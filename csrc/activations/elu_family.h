@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "activations/primitives.h"
 
@@ -29,6 +30,24 @@ inline EluParams elu_params(double alpha) { return {alpha, 1.0, 1.0}; }
 inline EluParams selu_params() { return {kSeluAlpha, kSeluScale, 1.0}; }
 inline EluParams celu_params(double alpha) { return {alpha, 1.0, 1.0 / alpha}; }
 
+// What Elu::forward may leave out for a member (its template argument, a sum of these).
+// Not the multiply by a scale of 1 on the positive side: x * 1 is x, except that with
+// denormals flushed (torch.set_flush_denormal) it flushes them, as native does.
+enum EluForm : int {
+  kEluUnitInputScale = 1,       // input_scale is 1 (ELU, SELU): expm1's argument is x
+  kEluNonPositiveArgument = 2,  // input_scale >= 0 (ELU, SELU, CELU with alpha > 0)
+};
+// The forms the loops are compiled for: every value elu_form returns, and for the
+// backward (which has no expm1) those values without kEluNonPositiveArgument.
+using EluForwardForms = std::integer_sequence<int, 0, kEluNonPositiveArgument,
+                                              kEluUnitInputScale | kEluNonPositiveArgument>;
+using EluBackwardForms = std::integer_sequence<int, 0, kEluUnitInputScale>;
+
+inline int elu_form(const EluParams& p) {
+  if (p.input_scale == 1.0) return kEluUnitInputScale | kEluNonPositiveArgument;
+  return p.input_scale >= 0.0 ? kEluNonPositiveArgument : 0;
+}
+
 template <typename T>
 struct Elu {
   T scale;
@@ -36,19 +55,31 @@ struct Elu {
   T input_scale;
   T negative_slope;  // f'(0-) = alpha * scale * input_scale: negative_coef for ELU and SELU
 
+  // kForm, a sum of EluForm flags that the member's parameters allow (elu_form), leaves
+  // work out: the multiply by an input_scale of 1 (the same bits: expm1 of a denormal is
+  // expm1 of the zero a flushing multiply would make of it; the expm1-bound vector loop
+  // spends a tenth of its time on it), or expm1 above 0, where the kept lanes' argument
+  // x * input_scale is <= 0.
+  template <int kForm = 0>
   C10_HOST_DEVICE T forward(T x) const {
+    const T argument = (kForm & kEluUnitInputScale) ? x : x * input_scale;
+    const T expm1 =
+        (kForm & kEluNonPositiveArgument) ? expm1_of_nonpositive(argument) : expm1_of(argument);
     // expm1 keeps full relative accuracy for x near 0, where exp(x) - 1 cancels. At
     // x == +-0 both branches are 0, but only x * scale keeps the sign of zero for
     // alpha < 0, as ATen does.
-    return if_not_negative(x, x * scale, expm1_of(x * input_scale) * negative_coef);
+    return if_not_negative(x, x * scale, expm1 * negative_coef);
   }
 
   // At x == 0 the negative branch applies: the gradient there is alpha * scale *
   // input_scale. ATen multiplies g by input_scale and then by negative_coef; one product
   // with their precomputed product is the same for ELU and SELU (input_scale 1) and within
   // an ulp for CELU, and spares the exp-bound loop a multiply.
+  // kForm as for forward, without kEluNonPositiveArgument (there is no expm1).
+  template <int kForm = 0>
   C10_HOST_DEVICE T backward(T g, T x) const {
-    return if_positive(x, g * scale, g * negative_slope * exp_of(x * input_scale));
+    const T argument = (kForm & kEluUnitInputScale) ? x : x * input_scale;
+    return if_positive(x, g * scale, g * negative_slope * exp_of(argument));
   }
 
   // From the output y: for x <= 0, y + alpha * scale == alpha * scale * exp(input_scale * x).

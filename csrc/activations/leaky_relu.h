@@ -15,8 +15,9 @@ struct LeakyRelu {
 
   C10_HOST_DEVICE T forward(T x) const { return if_positive(x, x, x * slope); }
 
-  // d forward / dx times g. At x == 0 the slope applies (x > 0 is false).
-  C10_HOST_DEVICE T backward(T g, T x) const { return if_positive(x, g, g * slope); }
+  // d forward / dx times g. At x == 0 the slope applies (x > 0 is false). g times one, as
+  // ATen's kernel (see times_one).
+  C10_HOST_DEVICE T backward(T g, T x) const { return if_positive(x, times_one(g), g * slope); }
 
   // Same gradient from the output y: y > 0 exactly when x > 0, provided slope >= 0.
   C10_HOST_DEVICE T backward_from_result(T g, T y) const { return backward(g, y); }

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #if !defined(__CUDACC__)
@@ -39,6 +40,20 @@ C10_HOST_DEVICE inline T if_not_negative(T x, T if_pos, T otherwise) {
   return x >= T(0) ? if_pos : otherwise;
 }
 
+// x * 1, kept: ATen's kernels multiply the side that passes through by one, so with
+// denormals flushed (torch.set_flush_denormal, which sets the CPU's FTZ and DAZ) a denormal
+// comes out as a zero. The compiler drops a plain x * 1; the empty asm hides the 1 from it
+// (and, free of side effects, is hoisted out of the loops).
+template <typename T>
+C10_HOST_DEVICE inline T times_one(T x) {
+  using S = scalar_of_t<T>;
+  S one(1);
+#if !defined(__CUDA_ARCH__) && defined(__x86_64__)
+  if constexpr (std::is_same_v<S, float> || std::is_same_v<S, double>) asm("" : "+x"(one));
+#endif
+  return x * T(one);
+}
+
 template <typename T>
 C10_HOST_DEVICE inline T exp_of(T x) {
   return std::exp(x);
@@ -47,6 +62,12 @@ C10_HOST_DEVICE inline T exp_of(T x) {
 template <typename T>
 C10_HOST_DEVICE inline T expm1_of(T x) {
   return std::expm1(x);
+}
+
+// expm1(x) where only x <= 0 (and NaN) is used: other x give some finite or NaN value.
+template <typename T>
+C10_HOST_DEVICE inline T expm1_of_nonpositive(T x) {
+  return expm1_of(x);
 }
 
 #if !defined(__CUDACC__)
@@ -78,6 +99,11 @@ inline at::vec::Vectorized<T> exp_of(const at::vec::Vectorized<T>& x) {
 
 template <typename T>
 inline at::vec::Vectorized<T> expm1_of(const at::vec::Vectorized<T>& x) {
+  return x.expm1();
+}
+
+template <typename T>
+inline at::vec::Vectorized<T> expm1_of_nonpositive(const at::vec::Vectorized<T>& x) {
   return x.expm1();
 }
 
@@ -148,41 +174,58 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 #endif
 
 // float: the vector library's expm1 costs ~15x its exp here (about 10 ns per element on
-// AVX512), which made ELU and SELU compute-bound. Instead:
-// - x <= -ln 2: exp(x) - 1, which is >= 0.5 in magnitude, so exp's error (<= 1 ulp of a
-//   value below 0.5) is at most half an ulp of the result, before its one rounding; and
-//   x >= ln 3 (CELU with alpha < 0), where exp(x) - 1 >= 2 has exp's ulp;
-// - -ln 2 < x < ln 3, where exp(x) - 1 cancels or has a finer ulp than exp(x) (up to 2 ulp
-//   off on [ln 2, ln 3)): the Taylor series, x + x^2/2 + x^3/6 + x^4 q(x),
-//   summed so that its two large terms lose nothing: x^2 = h + l exactly (a fused
-//   multiply-subtract), x + h/2 with its rounding error kept (Fast2Sum, |x| >= h/2), and
-//   the small terms (l/2, that error, x^3/6, x^4 q(x) to x^11/11!) added to it once, in
-//   float on AVX2/AVX-512 (18 vector operations); in double on DEFAULT, which has no
-//   fused multiply-add to split x^2 with.
-// Max error 0.757 ulp over every float in [-88, 0] (the float series alone 0.755 over
-// |x| < ln 2, 0.914 over [ln 2, ln 3); benchmarks/elu_accuracy.py). expm1 keeps the sign of
-// its argument, zeros included, and x + h/2 turns -0 into +0: the result takes x's sign bit
-// (a no-op for every nonzero x), so a product that underflows to -0 (CELU with a large
-// alpha) gives -0, as std::expm1 and DEFAULT's double series do.
+// AVX512), which made ELU and SELU compute-bound. Instead, on AVX2 and AVX-512:
+// - expm1_series, for |x| < ln 3: x + x^2/2 + x^3/6 + x^4 q(x), summed so that its two
+//   large terms lose nothing: x^2 = h + l exactly (a fused multiply-subtract), x + h/2 with
+//   its rounding error kept (Fast2Sum, |x| >= h/2), and the small terms (l/2, that error,
+//   x^3/6, x^4 q(x)) added to it once. q is Taylor's to x^11/11! (expm1_near_zero) or,
+//   for |x| < 0.6935, of degree 5, minimax for relative error (2.3e-8 with its float
+//   coefficients). Max error 0.755 ulp over every float with |x| < ln 2 either way.
+// - expm1_of_nonpositive, for x <= 0 (what ELU, SELU and CELU with alpha > 0 keep): one
+//   path for every lane, x = q ln 2 + s with q = trunc(x / ln 2) (Cody-Waite, s the same
+//   sign as x, |s| < ln 2), then 2^q (1 + expm1(s)) - 1 = fma(2^q, the minimax series of
+//   s, 2^q - 1), 2^q - 1 exact: no cancellation, since q != 0 makes |result| >= 0.5 and
+//   scales the series' error by 2^q <= 1/2. Max error 0.755 ulp over every float in
+//   [-88, 0] (benchmarks/elu_accuracy.py), the series' own; 28 vector operations where
+//   the exp and the series, blended, took 43. Above 0 it is up to 1.3 ulp off (s's
+//   rounding, scaled by 2^q e^s > 1), which is why it is kept for x <= 0.
+// - expm1_of, for any x (CELU with alpha < 0 takes positive arguments): that for x <= 0
+//   (the same bits), and above 0 the series below ln 3 (0.914 ulp over [ln 2, ln 3)) and
+//   exp(x) - 1 from there (1.44 ulp just above a power of 2, where exp's ulp is twice the
+//   result's; within ulps.py's bound of native's).
+// expm1 keeps the sign of its argument, zeros included, and the series turns -0 into +0:
+// the result takes x's sign bit (a no-op for every nonzero x), so a product that
+// underflows to -0 (CELU with a large alpha) gives -0, as std::expm1 does.
+// DEFAULT has no fused multiply-add to split x^2 with: its series runs in double, and
+// expm1_of_nonpositive is expm1_of.
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<float>& x) {
+// q's coefficients, highest power first: Taylor's, to x^11/11!, for |x| < ln 3; and the
+// minimax fit for |x| < 0.6935, two fewer.
+constexpr float kTaylorQuartic[] = {1.f / 39916800, 1.f / 3628800, 1.f / 362880, 1.f / 40320,
+                                    1.f / 5040,     1.f / 720,     1.f / 120,    1.f / 24};
+constexpr float kMinimaxQuartic[] = {0x1.7352ccp-19f, 0x1.a37246p-16f, 0x1.a01a9ap-13f,
+                                     0x1.6c1458p-10f, 0x1.111110p-7f,  0x1.555556p-5f};
+
+template <size_t N>
+inline at::vec::Vectorized<float> expm1_series(const at::vec::Vectorized<float>& x,
+                                               const float (&quartic)[N]) {
   using Vec = at::vec::Vectorized<float>;
-  constexpr float kInverseFactorials[] = {1.f / 39916800, 1.f / 3628800, 1.f / 362880, 1.f / 40320,
-                                          1.f / 5040,     1.f / 720,     1.f / 120,    1.f / 24};
   const Vec half(0.5f);
   const Vec h = x * x;
   const Vec l = at::vec::fmsub(x, x, h);
   const Vec half_h = h * half;
   const Vec sum = x + half_h;
   const Vec sum_error = half_h - (sum - x);
-  Vec q(kInverseFactorials[0]);
-  for (size_t k = 1; k < sizeof(kInverseFactorials) / sizeof(float); ++k) {
-    q = at::vec::fmadd(q, x, Vec(kInverseFactorials[k]));
-  }
+  Vec q(quartic[0]);
+  for (size_t k = 1; k < N; ++k) q = at::vec::fmadd(q, x, Vec(quartic[k]));
   Vec small = at::vec::fmadd(l, half, sum_error);
   small = at::vec::fmadd(h * h, q, small);
   small = at::vec::fmadd(x * h, Vec(1.f / 6), small);
-  return (sum + small) | (x & Vec(-0.f));
+  return sum + small;
+}
+
+inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<float>& x) {
+  return expm1_series(x, kTaylorQuartic);
 }
 #else
 // A float vector as two double vectors (its low and high halves), and back (rounded once).
@@ -226,11 +269,52 @@ inline at::vec::Vectorized<float> expm1_near_zero(const at::vec::Vectorized<floa
 }
 #endif
 
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+// 2^q for whole q in [-126, 127], exactly.
+inline at::vec::Vectorized<float> pow2_of(const at::vec::Vectorized<float>& q) {
+  using IVec = at::vec::Vectorized<int32_t>;
+  const IVec qi = at::vec::convert_to_int_of_same_size<float>(q);
+  return at::vec::cast<float>((qi + IVec(0x7f)) << IVec(23));
+}
+
+// max(-88, x), NaN kept: below -88 (and at -inf) expm1 is -1 in float.
+inline at::vec::Vectorized<float> at_least_minus_88(const at::vec::Vectorized<float>& x) {
+  // The instruction returns its second operand where either is NaN.
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_max_ps(_mm512_set1_ps(-88.f), x);
+#else
+  return _mm256_max_ps(_mm256_set1_ps(-88.f), x);
+#endif
+}
+
+inline at::vec::Vectorized<float> expm1_of_nonpositive(const at::vec::Vectorized<float>& x) {
+  using Vec = at::vec::Vectorized<float>;
+  using at::vec::fmadd;
+  const Vec d = at_least_minus_88(x);
+  const Vec q = (d * Vec(1.442695040888963f)).trunc();
+  // ln 2 in two parts, the first with 16 bits, so q times it and s's first part are exact.
+  Vec s = fmadd(q, Vec(-0.693145751953125f), d);
+  s = fmadd(q, Vec(-1.428606765330187045e-06f), s);
+  const Vec t = pow2_of(q);
+  return fmadd(t, expm1_series(s, kMinimaxQuartic), t - Vec(1.f)) | (x & Vec(-0.f));
+}
+
+inline at::vec::Vectorized<float> expm1_of(const at::vec::Vectorized<float>& x) {
+  using Vec = at::vec::Vectorized<float>;
+  const Vec positive = Vec::blendv(exp_of(x) - Vec(1.f), expm1_near_zero(x), x < Vec(1.09861231f));
+  return Vec::blendv(expm1_of_nonpositive(x), positive, x > Vec(0.f));
+}
+#else
 inline at::vec::Vectorized<float> expm1_of(const at::vec::Vectorized<float>& x) {
   using Vec = at::vec::Vectorized<float>;
   const Vec near_zero = (x > Vec(-0.693147182f)) & (x < Vec(1.09861231f));
   return Vec::blendv(exp_of(x) - Vec(1.f), expm1_near_zero(x), near_zero);
 }
+
+inline at::vec::Vectorized<float> expm1_of_nonpositive(const at::vec::Vectorized<float>& x) {
+  return expm1_of(x);
+}
+#endif
 #endif
 
 }  // namespace torch_ext::act

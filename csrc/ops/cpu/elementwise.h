@@ -139,20 +139,23 @@ bool dense_inner(const int64_t* strides, std::index_sequence<I...>) {
 }
 
 // One inner loop of n elements: data[0] the output, data[1 + k] input k; `dense` as
-// dense_inner says of `strides`. `stream`: a dense output is streamed from its first
-// aligned element on, the elements before it go through one partial vector (an element's
-// result does not depend on its lane).
-template <typename scalar_t, typename Body, size_t... I>
+// dense_inner says of `strides`. `stream` (never without kMayStream, which instantiates
+// the streaming loop): a dense output is streamed from its first aligned element on, the
+// elements before it go through one partial vector (an element's result does not depend
+// on its lane).
+template <bool kMayStream, typename scalar_t, typename Body, size_t... I>
 void vector_loop(const Body& body, char* const* data, const int64_t* strides, int64_t n, bool dense,
                  bool stream, std::index_sequence<I...> inputs) {
   constexpr int64_t kWidth = at::vec::Vectorized<scalar_t>::size();
   int64_t i = 0;
   if (dense) {
-    const int64_t head =
-        stream ? elements_before_alignment(reinterpret_cast<scalar_t*>(data[0]), n) : -1;
-    if (head >= 0) {
+    int64_t head = -1;
+    if constexpr (kMayStream) {
+      if (stream) head = elements_before_alignment(reinterpret_cast<scalar_t*>(data[0]), n);
+    }
+    if (kMayStream && head >= 0) {
       if (head > 0) vector_step<scalar_t>(body, data, strides, 0, head, inputs);
-      i = dense_vectors<true, scalar_t>(body, data, strides, head, n, inputs);
+      i = dense_vectors<kMayStream, scalar_t>(body, data, strides, head, n, inputs);
     } else {
       i = dense_vectors<false, scalar_t>(body, data, strides, 0, n, inputs);
     }
@@ -210,7 +213,7 @@ __attribute__((flatten)) void dense_rows(const Body& body, char** base, const in
 // Written out rather than a 1-D loop through TensorIterator's loop_2d_from_1d, whose
 // SmallVector GCC flags with -Wmaybe-uninitialized in the AVX2 build. Dense rows with
 // normal stores go to dense_rows; strided or streamed ones row by row.
-template <typename scalar_t, typename Body, size_t... I>
+template <bool kMayStream, typename scalar_t, typename Body, size_t... I>
 void vector_loop_2d(const Body& body, char** base, const int64_t* strides, int64_t n, int64_t rows,
                     bool stream, std::index_sequence<I...> inputs) {
   constexpr size_t kTensors = sizeof...(I) + 1;
@@ -232,7 +235,7 @@ void vector_loop_2d(const Body& body, char** base, const int64_t* strides, int64
     if (r > 0) {
       for (size_t k = 0; k < kTensors; ++k) data[k] += outer[k];
     }
-    vector_loop<scalar_t>(body, data.data(), strides, n, dense, stream, inputs);
+    vector_loop<kMayStream, scalar_t>(body, data.data(), strides, n, dense, stream, inputs);
   }
 }
 
@@ -253,22 +256,30 @@ inline bool streams_output(const at::TensorIteratorBase& iter) {
 }
 
 // Which outputs past the last-level cache a loop streams. kFullWidth: float and double only,
-// for the ELU family, whose bfloat16/float16 loops are bound by the exp rather than by their
-// 4-6 bytes of traffic per element, and ran 4-15% slower streamed (bench_ops.py --sweep,
-// AVX-512); streaming gains their float32 backward 1.1-1.2x.
-enum class Streams { kAll, kFullWidth };
+// for the ELU family's backward, whose bfloat16/float16 loops are bound by the exp rather
+// than by their 4-6 bytes of traffic per element, and ran 4-15% slower streamed
+// (bench_ops.py --sweep, AVX-512); streaming gains their float32 backward 1.1-1.3x. kNone:
+// the ELU family's forward, bound by its expm1 in every dtype, ran 1.2x slower streamed in
+// float32 too (2^24 elements, 1 and 2 threads, three runs). A loop that never streams is not
+// compiled with streaming stores.
+enum class Streams { kAll, kFullWidth, kNone };
 
-template <size_t N, typename F>
-void for_each_element(at::TensorIteratorBase& iter, const F& f, Streams which = Streams::kAll) {
+template <Streams kWhich, typename scalar_t>
+constexpr bool kMayStream = kWhich == Streams::kAll || (kWhich == Streams::kFullWidth &&
+                                                        !at::is_reduced_floating_point_v<scalar_t>);
+
+template <size_t N, Streams kWhich = Streams::kAll, typename F>
+void for_each_element(at::TensorIteratorBase& iter, const F& f) {
   TORCH_INTERNAL_ASSERT(iter.ninputs() == static_cast<int>(N) && iter.noutputs() == 1);
-  const bool stream = streams_output(iter) &&
-                      (which == Streams::kAll || !at::isReducedFloatingType(iter.common_dtype()));
+  const bool may_stream = kWhich != Streams::kNone && streams_output(iter);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kBFloat16, at::kHalf, iter.common_dtype(), "torch_ext_elementwise", [&] {
         using Indices = std::make_index_sequence<N>;
+        constexpr bool kMay = kMayStream<kWhich, scalar_t>;
+        const bool stream = kMay && may_stream;
         const VectorBody<scalar_t, F, Indices> body{f};
         iter.for_each([&](char** base, const int64_t* strides, int64_t n, int64_t rows) {
-          vector_loop_2d<scalar_t>(body, base, strides, n, rows, stream, Indices{});
+          vector_loop_2d<kMay, scalar_t>(body, base, strides, n, rows, stream, Indices{});
           if (stream) stream_fence();
         });
       });

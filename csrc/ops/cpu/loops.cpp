@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
+#include <utility>
 
 #include "activations/elu_family.h"
 #include "activations/leaky_relu.h"
@@ -64,22 +66,40 @@ void prelu(at::TensorIteratorBase& iter) {
                       [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); });
 }
 
+// f(std::integral_constant<int, form>{}), `form` one of kForms (the loops are compiled for
+// each).
+template <int... kForms, typename F>
+void with_elu_form(std::integer_sequence<int, kForms...>, int form, const F& f) {
+  const auto call_if = [&](auto constant) {
+    if (form != decltype(constant)::value) return false;
+    f(constant);
+    return true;
+  };
+  const bool found = (call_if(std::integral_constant<int, kForms>{}) || ...);
+  TORCH_INTERNAL_ASSERT(found, "torch_ext: no ELU loop for form ", form);
+}
+
 void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
-  for_each_element<1>(
-      iter, [p](auto x) { return act::make_elu<decltype(x)>(p).forward(x); }, Streams::kFullWidth);
+  with_elu_form(act::EluForwardForms{}, act::elu_form(p), [&](auto form) {
+    for_each_element<1, Streams::kNone>(iter, [p](auto x) {
+      return act::make_elu<decltype(x)>(p).template forward<decltype(form)::value>(x);
+    });
+  });
 }
 
 void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is_result) {
   if (is_result) {
-    for_each_element<2>(
-        iter,
-        [p](auto g, auto y) { return act::make_elu<decltype(g)>(p).backward_from_result(g, y); },
-        Streams::kFullWidth);
-  } else {
-    for_each_element<2>(
-        iter, [p](auto g, auto x) { return act::make_elu<decltype(g)>(p).backward(g, x); },
-        Streams::kFullWidth);
+    for_each_element<2, Streams::kFullWidth>(iter, [p](auto g, auto y) {
+      return act::make_elu<decltype(g)>(p).backward_from_result(g, y);
+    });
+    return;
   }
+  const int form = act::elu_form(p) & ~act::kEluNonPositiveArgument;
+  with_elu_form(act::EluBackwardForms{}, form, [&](auto form_constant) {
+    for_each_element<2, Streams::kFullWidth>(iter, [p](auto g, auto x) {
+      return act::make_elu<decltype(g)>(p).template backward<decltype(form_constant)::value>(g, x);
+    });
+  });
 }
 
 // Every dtype: the lanes accumulate in the compute type (float, double for double) between
