@@ -180,15 +180,18 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 //   its rounding error kept (Fast2Sum, |x| >= h/2), and the small terms (l/2, that error,
 //   x^3/6, x^4 q(x)) added to it once. q is Taylor's to x^11/11! (expm1_near_zero) or,
 //   for |x| < 0.6935, of degree 5, minimax for relative error (2.3e-8 with its float
-//   coefficients). Max error 0.755 ulp over every float with |x| < ln 2 either way.
+//   coefficients). Max error 0.7553 ulp over every float with |x| < ln 2 either way.
 // - expm1_of_nonpositive, for x <= 0 (what ELU, SELU and CELU with alpha > 0 keep): one
-//   path for every lane, x = q ln 2 + s with q = trunc(x / ln 2) (Cody-Waite, s the same
-//   sign as x, |s| < ln 2), then 2^q (1 + expm1(s)) - 1 = fma(2^q, the minimax series of
-//   s, 2^q - 1), 2^q - 1 exact: no cancellation, since q != 0 makes |result| >= 0.5 and
-//   scales the series' error by 2^q <= 1/2. Max error 0.755 ulp over every float in
-//   [-88, 0] (benchmarks/elu_accuracy.py), the series' own; 28 vector operations where
-//   the exp and the series, blended, took 43. Above 0 it is up to 1.3 ulp off (s's
-//   rounding, scaled by 2^q e^s > 1), which is why it is kept for x <= 0.
+//   path for every lane, x = q ln 2 + s with q = trunc(x / ln 2) (Cody-Waite; s of x's
+//   sign and |s| < ln 2, but for a few x just beyond a multiple of ln 2, where x / ln 2
+//   rounds onto the whole number and s is tiny and of the other sign), then
+//   2^q (1 + expm1(s)) - 1 = fma(2^q, the minimax series of s, 2^q - 1), with 2^q - 1
+//   exact for q >= -24 (below, it rounds to -1, the result's own value): no cancellation,
+//   since q != 0 makes |result| >= 0.5 and scales the series' error by 2^q <= 1/2. Max
+//   error 0.7553 ulp over every float in [-88, 0] (benchmarks/elu_accuracy.py), the
+//   series' own; 28 vector operations where the exp and the series, blended, took 43.
+//   Above 0 it is up to 1.3 ulp off (s's rounding, scaled by 2^q e^s > 1), which is why
+//   it is kept for x <= 0.
 // - expm1_of, for any x (CELU with alpha < 0 takes positive arguments): that for x <= 0
 //   (the same bits), and above 0 the series below ln 3 (0.914 ulp over [ln 2, ln 3)) and
 //   exp(x) - 1 from there (1.44 ulp just above a power of 2, where exp's ulp is twice the

@@ -105,6 +105,20 @@ REFERENCE_DERIVATIVES = {  # the activation (hooked or fused), f'(z) for z <= 0,
 }
 
 
+@pytest.mark.parametrize("make", [lambda: torch.nn.CELU(1e38), lambda: xnn.CELU(1e38)])
+def test_a_threshold_below_float32s_range_counts_every_unit_alive(make):
+    """CELU with alpha 1e38 (hooked, or counted in torch_ext's kernel): |f'(z)| =
+    exp(z / alpha) > grad_eps down to z = alpha ln(grad_eps), about -4.6e38, below
+    float32's range, so every float32 z is gradient-alive (the threshold did not fit a
+    float32 tensor: an error on the first call)."""
+    model = mlp(make(), width=16)
+    with DeadNeuronMonitor(model, window=1, grad_eps=1e-2) as monitor:
+        run(model, monitor, 1, torch.randn(50, 5))
+    layer = monitor.history[-1].layers["1"]
+    assert layer.samples == 50
+    assert layer.alive_counts == [50] * 16
+
+
 @pytest.mark.parametrize("name", list(REFERENCE_DERIVATIVES))
 def test_counts_equal_float64_reference(name: str):
     """Active and alive counts of an ELU or CELU layer (counted by a hook, or inside

@@ -5,6 +5,7 @@ recomputing a forward, and the base of the hooks a monitor puts on a model."""
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -99,6 +100,8 @@ def alive_threshold(module: torch.nn.Module, units: int, grad_eps: float, device
         # The op's result takes the default dtype (float64 under set_default_dtype).
         return slopes.to(device=device, dtype=torch.float32)
     value = torch.ops.torch_ext.alive_threshold(key[0], key[1], grad_eps)
+    if value < -torch.finfo(torch.float32).max:
+        value = -math.inf  # every finite float32 z is above it (CELU with a huge alpha)
     return torch.full((units,), value, dtype=torch.float32, device=device)
 
 
