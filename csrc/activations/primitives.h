@@ -179,8 +179,10 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 //   large terms lose nothing: x^2 = h + l exactly (a fused multiply-subtract), x + h/2 with
 //   its rounding error kept (Fast2Sum, |x| >= h/2), and the small terms (l/2, that error,
 //   x^3/6, x^4 q(x)) added to it once. q is Taylor's to x^11/11! (expm1_near_zero) or,
-//   for |x| < 0.6935, of degree 5, minimax for relative error (2.3e-8 with its float
-//   coefficients). Max error 0.7553 ulp over every float with |x| < ln 2 either way.
+//   for the reduced arguments of expm1_of_nonpositive (-0.6935 < x < 4e-6), of degree 3,
+//   minimax for the error of x^4 q(x) relative to expm1(x) (7.3e-10 with its float
+//   coefficients, benchmarks/fit_expm1_series.py). Max error 0.7553 ulp over every float
+//   in (-ln 2, 0] either way.
 // - expm1_of_nonpositive, for x <= 0 (what ELU, SELU and CELU with alpha > 0 keep): one
 //   path for every lane, x = q ln 2 + s with q = trunc(x / ln 2) (Cody-Waite; s of x's
 //   sign and |s| < ln 2, but for a few x just beyond a multiple of ln 2, where x / ln 2
@@ -189,7 +191,7 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 //   exact for q >= -24 (below, it rounds to -1, the result's own value): no cancellation,
 //   since q != 0 makes |result| >= 0.5 and scales the series' error by 2^q <= 1/2. Max
 //   error 0.7553 ulp over every float in [-88, 0] (benchmarks/elu_accuracy.py), the
-//   series' own; 28 vector operations where the exp and the series, blended, took 43.
+//   series' own; 26 vector operations where the exp and the series, blended, took 43.
 //   Above 0 it is up to 1.3 ulp off (s's rounding, scaled by 2^q e^s > 1), which is why
 //   it is kept for x <= 0.
 // - expm1_of, for any x (CELU with alpha < 0 takes positive arguments): that for x <= 0
@@ -203,27 +205,32 @@ inline at::vec::Vectorized<float> exp_of(const at::vec::Vectorized<float>& d) {
 // expm1_of_nonpositive is expm1_of.
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 // q's coefficients, highest power first: Taylor's, to x^11/11!, for |x| < ln 3; and the
-// minimax fit for |x| < 0.6935, two fewer.
+// minimax fit for (-0.6935, 4e-6), four fewer (degree 5 on |x| < 0.6935 took two more
+// multiply-adds, 11% of the forward's time, for no smaller error over the floats).
 constexpr float kTaylorQuartic[] = {1.f / 39916800, 1.f / 3628800, 1.f / 362880, 1.f / 40320,
                                     1.f / 5040,     1.f / 720,     1.f / 120,    1.f / 24};
-constexpr float kMinimaxQuartic[] = {0x1.7352ccp-19f, 0x1.a37246p-16f, 0x1.a01a9ap-13f,
-                                     0x1.6c1458p-10f, 0x1.111110p-7f,  0x1.555556p-5f};
+constexpr float kMinimaxQuartic[] = {0x1.4448c2p-13f, 0x1.64058cp-10f, 0x1.10c190p-7f,
+                                     0x1.555320p-5f};
 
+// The terms in halves: x^2 / 2 = x * (x / 2) = half_h + l exactly, then (x^2)^2 q as
+// half_h^2 (4 q) and x^3 / 6 as (x half_h) / 3, powers of 2 that round as the unhalved
+// terms do (the same bits wherever x^2 / 2 does not underflow, where they fall far below
+// x's ulp): one multiply fewer where the multiply ports bound the ELU forward, and l / 2
+// an addition.
 template <size_t N>
 inline at::vec::Vectorized<float> expm1_series(const at::vec::Vectorized<float>& x,
                                                const float (&quartic)[N]) {
   using Vec = at::vec::Vectorized<float>;
-  const Vec half(0.5f);
-  const Vec h = x * x;
-  const Vec l = at::vec::fmsub(x, x, h);
-  const Vec half_h = h * half;
+  const Vec half_x = x * Vec(0.5f);
+  const Vec half_h = half_x * x;
+  const Vec half_l = at::vec::fmsub(half_x, x, half_h);
   const Vec sum = x + half_h;
   const Vec sum_error = half_h - (sum - x);
-  Vec q(quartic[0]);
-  for (size_t k = 1; k < N; ++k) q = at::vec::fmadd(q, x, Vec(quartic[k]));
-  Vec small = at::vec::fmadd(l, half, sum_error);
-  small = at::vec::fmadd(h * h, q, small);
-  small = at::vec::fmadd(x * h, Vec(1.f / 6), small);
+  Vec q(4 * quartic[0]);
+  for (size_t k = 1; k < N; ++k) q = at::vec::fmadd(q, x, Vec(4 * quartic[k]));
+  Vec small = half_l + sum_error;
+  small = at::vec::fmadd(half_h * half_h, q, small);
+  small = at::vec::fmadd(x * half_h, Vec(1.f / 3), small);
   return sum + small;
 }
 

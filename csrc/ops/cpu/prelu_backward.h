@@ -107,26 +107,38 @@ void prelu_backward_rows(const UnitView& v, const PreluBackwardStep<scalar_t>& s
                            [&](const UnitSums& sums) { sums.add_to(grad_weight); });
 }
 
+// One plane of `inner` contiguous elements of unit u: whole vectors, then a partial one;
+// the lanes flushed to double, added to `sum` (u's weight gradient), after every kFlush
+// vectors.
+template <typename scalar_t>
+void prelu_backward_plane(const PreluBackwardStep<scalar_t>& step, int64_t plane,
+                          scalar_t slope_value, int64_t inner, double& sum) {
+  using G = Groups<scalar_t>;
+  // A copy the stores cannot alias (a vector store may write any memory, so the caller's
+  // step was reloaded for every vector): its pointers and flag stay in registers.
+  const PreluBackwardStep<scalar_t> local = step;
+  const auto slope = G::broadcast(static_cast<typename G::compute_t>(slope_value));
+  for (int64_t block = 0; block < inner; block += kFlush * G::kWidth) {
+    const int64_t end = std::min(inner, block + kFlush * G::kWidth);
+    auto acc = G::broadcast(0);
+    const auto add = [&](const typename G::Group& terms) {
+      for (int k = 0; k < G::K; ++k) acc[k] = acc[k] + terms[k];
+    };
+    int64_t i = block;
+    for (; i + G::kWidth <= end; i += G::kWidth) add(local(plane + i, slope, G::kWidth));
+    if (i < end) add(local(plane + i, slope, end - i));
+    sum += lane_sum<scalar_t>(acc);
+  }
+}
+
 template <typename scalar_t>
 void prelu_backward_planes(const UnitView& v, const PreluBackwardStep<scalar_t>& step,
                            const scalar_t* slopes, double* grad_weight) {
-  using G = Groups<scalar_t>;
   const auto body = [&](UnitSums& sums, int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t u = p % v.units;
       const int64_t plane = (p / v.units) * v.outer_stride + u * v.unit_stride;
-      const auto slope = G::broadcast(static_cast<typename G::compute_t>(slopes[u]));
-      auto acc = G::broadcast(0);
-      int64_t steps = 0;
-      for (int64_t i = 0; i < v.inner; i += G::kWidth) {
-        const auto terms = step(plane + i, slope, std::min<int64_t>(G::kWidth, v.inner - i));
-        for (int k = 0; k < G::K; ++k) acc[k] = acc[k] + terms[k];
-        if (++steps % kFlush == 0) {
-          sums.value[u] += lane_sum<scalar_t>(acc);
-          acc = G::broadcast(0);
-        }
-      }
-      sums.value[u] += lane_sum<scalar_t>(acc);
+      prelu_backward_plane(step, plane, slopes[u], v.inner, sums.value[u]);
     }
     step.finish();
   };
