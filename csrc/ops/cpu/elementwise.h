@@ -47,10 +47,11 @@ struct VectorBody<scalar_t, F, std::index_sequence<I...>> {
   F f;
   Vec operator()(Repeat<Vec, I>... args) const {
     if constexpr (at::is_reduced_floating_point_v<scalar_t>) {
-      // One reduced vector holds two float vectors: compute each half in float.
-      const auto halves = std::make_tuple(at::vec::convert_to_float<scalar_t>(args)...);
-      return from_float<scalar_t>(f(std::get<0>(std::get<I>(halves))...),
-                                  f(std::get<1>(std::get<I>(halves))...));
+      // One reduced vector holds two float vectors: compute each half in float (lanes in
+      // any order: every operand is split the same way, reduced_float.h).
+      const auto halves = std::make_tuple(elementwise_halves<scalar_t>(args)...);
+      return from_elementwise_halves<scalar_t>(f(std::get<0>(std::get<I>(halves))...),
+                                               f(std::get<1>(std::get<I>(halves))...));
     } else {
       return f(args...);
     }

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #include <immintrin.h>
@@ -26,6 +27,8 @@ namespace torch_ext::cpu {
 inline namespace CPU_CAPABILITY {
 
 using FloatVec = at::vec::Vectorized<float>;
+constexpr int64_t kFloatLanes = FloatVec::size();
+static_assert(kFloatLanes % 8 == 0, "whole bytes of mask per float vector");
 
 // Bit j set where lane j of x is > 0 (NaN: not set, as x > 0 is false).
 inline uint32_t positive_bits(const FloatVec& x) {
@@ -42,16 +45,27 @@ inline uint32_t positive_bits(const FloatVec& x) {
 #endif
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// 1.0 in lane j where bits has the bit of weights' lane j set, 0.0 elsewhere.
+inline FloatVec ones_where(uint32_t bits, __m512i weights) {
+  const __mmask16 set = _mm512_test_epi32_mask(_mm512_set1_epi32(static_cast<int>(bits)), weights);
+  return _mm512_maskz_mov_ps(set, _mm512_set1_ps(1.f));
+}
+#elif defined(CPU_CAPABILITY_AVX2)
+inline FloatVec ones_where(uint32_t bits, __m256i weights) {
+  const __m256i set = _mm256_cmpeq_epi32(
+      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), weights), weights);
+  return _mm256_and_ps(_mm256_castsi256_ps(set), _mm256_set1_ps(1.f));
+}
+#endif
+
 // 1.0 in the lanes whose bit is set, 0.0 elsewhere: a stand-in for x with x's sign as far
 // as the activation's `x > 0` test goes, so the backward formula stays the shared one.
 inline FloatVec sign_from_bits(uint32_t bits) {
 #if defined(CPU_CAPABILITY_AVX512)
   return _mm512_maskz_mov_ps(static_cast<__mmask16>(bits), _mm512_set1_ps(1.f));
 #elif defined(CPU_CAPABILITY_AVX2)
-  const __m256i weights = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const __m256i set = _mm256_cmpeq_epi32(
-      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), weights), weights);
-  return _mm256_and_ps(_mm256_castsi256_ps(set), _mm256_set1_ps(1.f));
+  return ones_where(bits, _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128));
 #else
   float lanes[FloatVec::size()];
   for (int j = 0; j < FloatVec::size(); ++j) lanes[j] = (bits >> j) & 1u ? 1.f : 0.f;
@@ -59,8 +73,26 @@ inline FloatVec sign_from_bits(uint32_t bits) {
 #endif
 }
 
-constexpr int64_t kFloatLanes = FloatVec::size();
-static_assert(kFloatLanes % 8 == 0, "whole bytes of mask per float vector");
+// sign_from_bits of a reduced vector's bits, for its two float halves as
+// elementwise_halves splits them (reduced_float.h): on AVX2 and AVX-512, bfloat16's even
+// elements, then its odd ones; else its first half, then its second.
+template <typename scalar_t>
+std::pair<FloatVec, FloatVec> sign_halves_from_bits(uint32_t bits) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    const __m512i even =
+        _mm512_setr_epi32(1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14,
+                          1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28, 1 << 30);
+    return {ones_where(bits, even), ones_where(bits, _mm512_slli_epi32(even, 1))};
+  }
+#elif defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    const __m256i even = _mm256_setr_epi32(1, 4, 16, 64, 256, 1024, 4096, 16384);
+    return {ones_where(bits, even), ones_where(bits, _mm256_slli_epi32(even, 1))};
+  }
+#endif
+  return {sign_from_bits(bits), sign_from_bits(bits >> kFloatLanes)};
+}
 
 inline void store_bits(uint8_t* mask, uint32_t bits, int64_t bytes) {
   for (int64_t b = 0; b < bytes; ++b) mask[b] = static_cast<uint8_t>(bits >> (8 * b));
@@ -166,9 +198,9 @@ void leaky_relu_backward_masked(const scalar_t* g, const uint8_t* mask, scalar_t
       if constexpr (std::is_same_v<scalar_t, float>) {
         store_vector(f.backward(gv, sign_from_bits(signs)), result + i, m, streamed);
       } else {
-        auto [g0, g1] = at::vec::convert_to_float<scalar_t>(gv);
-        store_vector(from_float<scalar_t>(f.backward(g0, sign_from_bits(signs)),
-                                          f.backward(g1, sign_from_bits(signs >> kFloatLanes))),
+        const auto [g0, g1] = elementwise_halves<scalar_t>(gv);
+        const auto [s0, s1] = sign_halves_from_bits<scalar_t>(signs);
+        store_vector(from_elementwise_halves<scalar_t>(f.backward(g0, s0), f.backward(g1, s1)),
                      result + i, m, streamed);
       }
     });
