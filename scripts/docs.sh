@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the HTML documentation (docs/: the API reference from the docstrings, the guides
 # from README.md) into build/docs, with every Sphinx warning an error. Installs Sphinx and
-# myst-parser first if missing (pip skips what is there). Needs torch_ext built and
+# myst-parser first if missing (docs/requirements.txt). Needs torch_ext built and
 # importable: run scripts/setup.sh first on a fresh machine.
 #
 # The pins keep docutils at 0.19..0.21 (Sphinx 8 and myst-parser 5 need docutils >= 0.20,
@@ -13,7 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
-"$PYTHON" -m pip install -q "sphinx==7.3.7" "myst-parser==4.0.1"
+mapfile -t requirements < <(grep -v '^#' docs/requirements.txt)
+PYTHON=$PYTHON bash scripts/pip_install.sh "${requirements[@]}"
 # -E: read every page afresh, so each build reports every warning (-W makes them errors;
 # --keep-going lists them all before failing).
 "$PYTHON" -m sphinx -E -W --keep-going -q -b html docs build/docs "$@"

@@ -1,6 +1,7 @@
 """The documentation builds with every Sphinx warning an error (as scripts/docs.sh builds
 it), and its API pages hold what they should. Skipped where Sphinx or myst-parser is not
-installed (scripts/docs.sh installs them; scripts/setup.sh does not)."""
+installed (scripts/test.sh and scripts/docs.sh install them, from docs/requirements.txt;
+scripts/setup.sh does not)."""
 
 from __future__ import annotations
 
