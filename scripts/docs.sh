@@ -11,9 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
-export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
-
-mapfile -t requirements < <(grep -v '^#' docs/requirements.txt)
+mapfile -t requirements < <(grep -Ev '^(#|$)' docs/requirements.txt)
 PYTHON=$PYTHON bash scripts/pip_install.sh "${requirements[@]}"
 # -E: read every page afresh, so each build reports every warning (-W makes them errors;
 # --keep-going lists them all before failing).

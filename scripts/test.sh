@@ -13,7 +13,7 @@ echo "test: Python packages for the integration and ONNX tests"
 PYTHON=$PYTHON bash scripts/pip_install.sh "lightning==2.6.6" "transformers==5.24.0" "accelerate==1.15.0" \
   "onnx==1.23.2" "onnxruntime==1.32.0" "onnxscript==0.7.2"
 # And Sphinx, for tests/python/test_docs.py (the docs build, its API pages).
-mapfile -t docs_requirements < <(grep -v '^#' docs/requirements.txt)
+mapfile -t docs_requirements < <(grep -Ev '^(#|$)' docs/requirements.txt)
 PYTHON=$PYTHON bash scripts/pip_install.sh "${docs_requirements[@]}"
 # On every core (pytest-xdist; `-n 0` after the command runs them in one process). OpenMP's
 # idle threads sleep rather than spin: with a worker per core, a spinning pool of one

@@ -83,11 +83,12 @@ at::vec::Vectorized<scalar_t> from_float(const at::vec::Vectorized<float>& lo,
 }
 
 // For elementwise loops only: a reduced vector as two float vectors in any order of lanes,
-// and back, each lane where it came from. On AVX2, bfloat16's even words are the first
-// float vector (shifted up) and its odd words the second (the even ones masked off), and
-// the rounded floats go back by one shift and one word blend: 2 instructions in and 2 out
-// where ATen's conversion (lanes in order) takes 5 and the pack and permute 4, in loops
-// (bfloat16 Leaky ReLU, PReLU) bound by their instruction count. Every other case is
+// and back, each lane where it came from. On AVX2 and AVX-512, bfloat16's even words are
+// the first float vector (shifted up) and its odd words the second (the even ones masked
+// off): 2 instructions where ATen's in-order widening takes 5. The rounded floats go back
+// by one shift and one word blend (on AVX2, where the pack and permute took 4), or, with
+// AVX512-BF16, by from_float and one word permute. This counts in loops (bfloat16 Leaky
+// ReLU, PReLU) bound by their instruction count. Float16 and DEFAULT use
 // at::vec::convert_to_float and from_float. The same bits either way: the widening is
 // exact and each lane is rounded alone.
 template <typename scalar_t>
@@ -115,20 +116,17 @@ at::vec::Vectorized<scalar_t> from_elementwise_halves(const at::vec::Vectorized<
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
 #if defined(__AVX512BF16__)
-    const __mmask16 apart = _mm512_fpclass_ps_mask(first, kRoundedApart) |
-                            _mm512_fpclass_ps_mask(second, kRoundedApart);
-    if (__builtin_expect(apart == 0, 1)) {
-      // Words 0-15 the first vector's, 16-31 the second's: interleaved back.
-      const __m512i interleave =
-          _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,  //
-                           23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-      return at::vec::Vectorized<scalar_t>(
-          _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(second, first)));
-    }
-#endif
+    // from_float's words: 0-15 the first vector's, 16-31 the second's; interleaved back.
+    const __m512i interleave =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,  //
+                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return at::vec::Vectorized<scalar_t>(
+        _mm512_permutexvar_epi16(interleave, from_float<scalar_t>(first, second)));
+#else
     const __m512i even = _mm512_srli_epi32(rounded_into_upper_half(first), 16);
     return at::vec::Vectorized<scalar_t>(
         _mm512_mask_blend_epi16(0xaaaaaaaa, even, rounded_into_upper_half(second)));
+#endif
   }
 #elif defined(CPU_CAPABILITY_AVX2)
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
