@@ -30,23 +30,25 @@ inline EluParams elu_params(double alpha) { return {alpha, 1.0, 1.0}; }
 inline EluParams selu_params() { return {kSeluAlpha, kSeluScale, 1.0}; }
 inline EluParams celu_params(double alpha) { return {alpha, 1.0, 1.0 / alpha}; }
 
-// What Elu::forward may leave out for a member (its template argument, a sum of these).
-// Not the multiply by a scale of 1 on the positive side: x * 1 is x, except that with
-// denormals flushed (torch.set_flush_denormal) it flushes them, as native does.
+// What Elu::forward and backward may leave out for a member (their template argument, a
+// sum of these).
 enum EluForm : int {
   kEluUnitInputScale = 1,       // input_scale is 1 (ELU, SELU): expm1's argument is x
   kEluNonPositiveArgument = 2,  // input_scale >= 0 (ELU, SELU, CELU with alpha > 0)
+  // scale is 1 and so is the negative side's factor (the forward's alpha * scale: ELU and
+  // CELU with alpha 1; the backward's slope at 0-: those and every CELU), and the calling
+  // thread keeps denormals: the products by 1 are left out. With denormals flushed
+  // (torch.set_flush_denormal sets the CPU's FTZ and DAZ) x * 1 flushes a denormal x, as
+  // ATen's kernels, which multiply the side that passes through too, do.
+  kEluUnitFactors = 4,
 };
-// The forms the loops are compiled for: every value elu_form returns, and for the
-// backward (which has no expm1) those values without kEluNonPositiveArgument.
-using EluForwardForms = std::integer_sequence<int, 0, kEluNonPositiveArgument,
-                                              kEluUnitInputScale | kEluNonPositiveArgument>;
-using EluBackwardForms = std::integer_sequence<int, 0, kEluUnitInputScale>;
-
-inline int elu_form(const EluParams& p) {
-  if (p.input_scale == 1.0) return kEluUnitInputScale | kEluNonPositiveArgument;
-  return p.input_scale >= 0.0 ? kEluNonPositiveArgument : 0;
-}
+// The forms the loops are compiled for: every value the form functions below return.
+using EluForwardForms =
+    std::integer_sequence<int, 0, kEluNonPositiveArgument,
+                          kEluUnitInputScale | kEluNonPositiveArgument,
+                          kEluUnitInputScale | kEluNonPositiveArgument | kEluUnitFactors>;
+using EluBackwardForms = std::integer_sequence<int, 0, kEluUnitInputScale, kEluUnitFactors,
+                                               kEluUnitInputScale | kEluUnitFactors>;
 
 template <typename T>
 struct Elu {
@@ -55,31 +57,37 @@ struct Elu {
   T input_scale;
   T negative_slope;  // f'(0-) = alpha * scale * input_scale: negative_coef for ELU and SELU
 
-  // kForm, a sum of EluForm flags that the member's parameters allow (elu_form), leaves
-  // work out: the multiply by an input_scale of 1 (the same bits: expm1 of a denormal is
-  // expm1 of the zero a flushing multiply would make of it; the expm1-bound vector loop
-  // spends a tenth of its time on it), or expm1 above 0, where the kept lanes' argument
-  // x * input_scale is <= 0.
+  // kForm, a sum of EluForm flags that the member's parameters allow
+  // (elu_forward_form), leaves work out: the multiply by an input_scale of 1 (the same
+  // bits: expm1 of a denormal is expm1 of the zero a flushing multiply would make of it;
+  // the expm1-bound vector loop spends a tenth of its time on it), expm1 above 0, where the
+  // kept lanes' argument x * input_scale is <= 0, or the products by a unit scale and
+  // alpha * scale (an eighth of ELU's time).
   template <int kForm = 0>
   C10_HOST_DEVICE T forward(T x) const {
+    constexpr bool kUnitFactors = (kForm & kEluUnitFactors) != 0;
     const T argument = (kForm & kEluUnitInputScale) ? x : x * input_scale;
     const T expm1 =
         (kForm & kEluNonPositiveArgument) ? expm1_of_nonpositive(argument) : expm1_of(argument);
     // expm1 keeps full relative accuracy for x near 0, where exp(x) - 1 cancels. At
     // x == +-0 both branches are 0, but only x * scale keeps the sign of zero for
     // alpha < 0, as ATen does.
-    return if_not_negative(x, x * scale, expm1 * negative_coef);
+    return if_not_negative(x, kUnitFactors ? x : x * scale,
+                           kUnitFactors ? expm1 : expm1 * negative_coef);
   }
 
   // At x == 0 the negative branch applies: the gradient there is alpha * scale *
   // input_scale. ATen multiplies g by input_scale and then by negative_coef; one product
   // with their precomputed product is the same for ELU and SELU (input_scale 1) and within
   // an ulp for CELU, and spares the exp-bound loop a multiply.
-  // kForm as for forward, without kEluNonPositiveArgument (there is no expm1).
+  // kForm as for forward (elu_backward_form), without kEluNonPositiveArgument (there is
+  // no expm1).
   template <int kForm = 0>
   C10_HOST_DEVICE T backward(T g, T x) const {
+    constexpr bool kUnitFactors = (kForm & kEluUnitFactors) != 0;
     const T argument = (kForm & kEluUnitInputScale) ? x : x * input_scale;
-    return if_positive(x, g * scale, g * negative_slope * exp_of(argument));
+    return if_positive(x, kUnitFactors ? g : g * scale,
+                       (kUnitFactors ? g : g * negative_slope) * exp_of(argument));
   }
 
   // From the output y: for x <= 0, y + alpha * scale == alpha * scale * exp(input_scale * x).
@@ -118,6 +126,21 @@ Elu<T> make_elu(const EluParams& p) {
     negative_slope = S(p.alpha * p.scale * p.input_scale);
   }
   return Elu<T>{T(S(p.scale)), T(negative_coef), T(S(p.input_scale)), T(negative_slope)};
+}
+
+// The form a member's forward (backward) loop may take (see EluForm), with
+// `denormals_kept` as the calling thread's floating-point mode says. A factor counts as 1
+// if it is 1 in double, and so in every compute type.
+inline int elu_forward_form(const EluParams& p, bool denormals_kept) {
+  if (p.input_scale != 1.0) return p.input_scale >= 0.0 ? kEluNonPositiveArgument : 0;
+  const bool unit = denormals_kept && p.scale == 1.0 && make_elu<double>(p).negative_coef == 1.0;
+  return kEluUnitInputScale | kEluNonPositiveArgument | (unit ? kEluUnitFactors : 0);
+}
+
+inline int elu_backward_form(const EluParams& p, bool denormals_kept) {
+  const Elu<double> elu = make_elu<double>(p);
+  const bool unit = denormals_kept && elu.scale == 1.0 && elu.negative_slope == 1.0;
+  return (p.input_scale == 1.0 ? kEluUnitInputScale : 0) | (unit ? kEluUnitFactors : 0);
 }
 
 }  // namespace torch_ext::act

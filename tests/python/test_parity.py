@@ -306,6 +306,38 @@ _DENORMALS_AND_NEIGHBOURS += [0xBF000000, 0x40400000]
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
+def test_kept_denormals_come_out_as_native(act: Activation, device: str):
+    """With denormals kept (the default), an element whose input or gradient is a denormal
+    or a zero comes out bitwise as native's: passed through where the slope is 1, also where
+    ours leaves out a multiply by a unit scale or alpha (ELU and CELU with alpha 1; every
+    CELU's gradient), and scaled elsewhere. CELU's gradient with alpha != 1 is the exact
+    value rounded once (native multiplies by 1 / alpha and then by alpha: a denormal
+    gradient can underflow to 0 between them). The flushing mode is read per call: a call
+    after it is switched off keeps them again."""
+    bits = torch.tensor(_DENORMALS_AND_NEIGHBOURS * 5, dtype=torch.int64).to(torch.int32)
+    x = bits.view(torch.float32).to(device)
+    grad = bits.roll(3).view(torch.float32).to(device)
+    if device == "cpu":
+        assert torch.set_flush_denormal(True), "this CPU cannot flush denormals"
+        torch.set_flush_denormal(False)
+    ours_y, ours_g = value_and_grad(act, x, grad, native=False)
+    native_y, native_g = value_and_grad(act, x, grad, native=True)
+    if act.name == "celu" and act.param != 1.0:
+        x64 = x.double()
+        native_g = (grad.double() * torch.where(x64 > 0, 1.0, torch.exp(x64 / act.param))).float()
+    tiny = torch.finfo(torch.float32).tiny
+    exact = (x.abs() < tiny) | (grad.abs() < tiny)
+    for what, ours, native in (("value", ours_y, native_y), ("input grad", ours_g, native_g)):
+        assert torch.equal(ours[exact].view(torch.int32), native[exact].view(torch.int32)), (
+            what,
+            x[exact].view(torch.int32).tolist(),
+            ours[exact].view(torch.int32).tolist(),
+            native[exact].view(torch.int32).tolist(),
+        )
+        torch.testing.assert_close(ours, native)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))
 def test_flushed_denormals_come_out_as_native(act: Activation, device: str):
     """With torch.set_flush_denormal(True) the CPU treats denormal operands as zeros and
     flushes denormal results. ATen's vector loops multiply even the side that passes
