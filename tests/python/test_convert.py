@@ -213,3 +213,33 @@ def test_modules_a_monitor_counts_or_weight_norm_wraps_are_refused():
     with pytest.raises(ValueError, match=r"'0': forward pre-hooks"):
         xnn.replace_activations(normed)
     assert type(normed[0]) is torch.nn.PReLU
+
+
+class _Positive(torch.nn.Module):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w.abs()
+
+
+@pytest.mark.parametrize("convert", ["replace", "restore"])
+def test_parametrized_modules_are_refused_and_nothing_is_replaced(convert: str):
+    """A parametrized PReLU (torch.nn.utils.parametrize, whose class is a subclass made for
+    it) computes its weight from the parametrization: a replacement holding the plain
+    slopes would compute otherwise, so it is an error naming the module and the tensor,
+    and the model is left as it was; without the parametrization it converts."""
+    from torch.nn.utils import parametrize
+
+    cls = torch.nn.PReLU if convert == "replace" else xnn.PReLU
+    run = xnn.replace_activations if convert == "replace" else xnn.restore_activations
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), cls(3), cls(3))
+    with torch.no_grad():
+        model[2].weight.fill_(-0.5)
+    parametrize.register_parametrization(model[2], "weight", _Positive())
+    x = torch.randn(4, 3)
+    before = model(x)
+    with pytest.raises(ValueError, match=r"'2': parametrizations of 'weight'.*nothing was"):
+        run(model)
+    assert type(model[1]) is cls and parametrize.is_parametrized(model[2])
+    torch.testing.assert_close(model(x), before, rtol=0, atol=0)
+    parametrize.remove_parametrizations(model[2], "weight")  # the weight becomes 0.5
+    assert set(run(model)) == {"1", "2"}
+    torch.testing.assert_close(model(x), before)

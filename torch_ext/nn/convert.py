@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.nn.utils import parametrize
 
 from . import modules as ours
 
@@ -62,12 +63,27 @@ _HOOKS = {
 }
 
 
+def _class_of(module: torch.nn.Module) -> type:
+    """The class `module` was made as: a parametrized one's
+    (``torch.nn.utils.parametrize``) is a subclass made for it, ``ParametrizedPReLU``."""
+    return type(module).__bases__[0] if parametrize.is_parametrized(module) else type(module)
+
+
+def _parametrizations(module: torch.nn.Module) -> list[str]:
+    if not parametrize.is_parametrized(module):
+        return []
+    names = ", ".join(f"'{name}'" for name in module.parametrizations)
+    return [f"parametrizations of {names} (torch.nn.utils.parametrize)"]
+
+
 def _refuse_hooked(replaced: dict[str, torch.nn.Module], caller: str) -> None:
-    """Raise, before anything is swapped, where a module to be replaced carries hooks or a
-    monitor's counter: its replacement would silently run without them (a
-    DeadNeuronMonitor's, a user's, ``torch.nn.utils.weight_norm``'s)."""
+    """Raise, before anything is swapped, where a module to be replaced carries hooks,
+    parametrizations or a monitor's counter: its replacement would silently run without
+    them (a DeadNeuronMonitor's, a user's, ``torch.nn.utils.weight_norm``'s, a
+    parametrized PReLU's weight)."""
     hooked = {
         path: [kind for kind, attribute in _HOOKS.items() if getattr(module, attribute, None)]
+        + _parametrizations(module)
         + (["a DeadNeuronMonitor's counter"] if getattr(module, "counter", None) else [])
         for path, module in replaced.items()
     }
@@ -75,9 +91,9 @@ def _refuse_hooked(replaced: dict[str, torch.nn.Module], caller: str) -> None:
     if hooked:
         where = "; ".join(f"'{path}': {', '.join(kinds)}" for path, kinds in hooked.items())
         raise ValueError(
-            f"{caller}: modules to replace carry hooks, which their replacements would not "
-            f"have ({where}); nothing was replaced. Remove the hooks (remove a "
-            f"DeadNeuronMonitor), convert, then register them again"
+            f"{caller}: modules to replace carry hooks or parametrizations, which their "
+            f"replacements would not have ({where}); nothing was replaced. Remove them "
+            f"(remove a DeadNeuronMonitor), convert, then register them again"
         )
 
 
@@ -120,9 +136,10 @@ def replace_activations(
     modules) for the :mod:`torch_ext.nn` module of the same class name, with the same
     parameters and ``inplace`` flag (a PReLU keeps its slopes' Parameter itself, so an
     optimizer made before still trains them): the model's outputs and gradients stay what
-    they were, and so does its ``state_dict``. A module to be replaced that carries hooks
-    (forward, backward, state_dict) is an error, and nothing is replaced: its replacement
-    would run without them.
+    they were, and so does its ``state_dict``. Subclasses of those classes, which may compute
+    otherwise, are left as they are. A module to be replaced that carries hooks (forward,
+    backward, state_dict) or parametrizations (``torch.nn.utils.parametrize``) is an error,
+    and nothing is replaced: its replacement would run without them.
 
     Args:
         model: the model to convert (changed in place).
@@ -150,7 +167,7 @@ def replace_activations(
     first = next(model.parameters(), None)  # where a new PReLU's slope goes
 
     def rebuilder(module: torch.nn.Module) -> Callable[[], torch.nn.Module] | None:
-        build = _rebuilder(module, _OURS.get(type(module)))  # exact: a subclass may differ
+        build = _rebuilder(module, _OURS.get(_class_of(module)))  # a subclass may differ
         if build is not None or type(module) is not torch.nn.ReLU or relu is None:
             return build
         if relu == "leaky_relu":
@@ -167,12 +184,14 @@ def restore_activations(model: torch.nn.Module) -> dict[str, tuple[str, str]]:
     `model` becomes the :mod:`torch.nn` module of the same class name and parameters, for a
     runtime without torch_ext (ONNX, a LibTorch program that does not link it, another
     process). The outputs stay what they were, PReLU's slopes are the same Parameters, and
-    modules carrying hooks are refused as there.
+    modules carrying hooks or parametrizations are refused as there.
 
     Returns:
         ``{module path: (old class name, new class name)}`` for every place replaced.
     """
 
     return _swap(
-        model, lambda module: _rebuilder(module, _NATIVE.get(type(module))), "restore_activations"
+        model,
+        lambda module: _rebuilder(module, _NATIVE.get(_class_of(module))),
+        "restore_activations",
     )
