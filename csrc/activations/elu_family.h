@@ -36,10 +36,12 @@ enum EluForm : int {
   kEluUnitInputScale = 1,       // input_scale is 1 (ELU, SELU): expm1's argument is x
   kEluNonPositiveArgument = 2,  // input_scale >= 0 (ELU, SELU, CELU with alpha > 0)
   // scale is 1 and so is the negative side's factor (the forward's alpha * scale: ELU and
-  // CELU with alpha 1; the backward's slope at 0-: those and every CELU), and the calling
-  // thread keeps denormals: the products by 1 are left out. With denormals flushed
+  // CELU with alpha 1; the backward's slope at 0-: those and every CELU): the products by
+  // 1 are left out. Only on a thread that keeps denormals: where they are flushed
   // (torch.set_flush_denormal sets the CPU's FTZ and DAZ) x * 1 flushes a denormal x, as
-  // ATen's kernels, which multiply the side that passes through too, do.
+  // ATen's kernels, which multiply the side that passes through too, do (the CPU loops
+  // read the mode of the thread running each chunk). The same bits but for NaNs: g is not
+  // quieted by a multiply, and g * exp(x) of two NaNs may keep either's payload.
   kEluUnitFactors = 4,
 };
 // The forms the loops are compiled for: every value the form functions below return.
@@ -128,18 +130,18 @@ Elu<T> make_elu(const EluParams& p) {
   return Elu<T>{T(S(p.scale)), T(negative_coef), T(S(p.input_scale)), T(negative_slope)};
 }
 
-// The form a member's forward (backward) loop may take (see EluForm), with
-// `denormals_kept` as the calling thread's floating-point mode says. A factor counts as 1
-// if it is 1 in double, and so in every compute type.
-inline int elu_forward_form(const EluParams& p, bool denormals_kept) {
+// The form a member's forward (backward) loop may take (see EluForm); on a thread that
+// flushes denormals, without kEluUnitFactors. A factor counts as 1 if it is 1 in double,
+// and so in every compute type.
+inline int elu_forward_form(const EluParams& p) {
   if (p.input_scale != 1.0) return p.input_scale >= 0.0 ? kEluNonPositiveArgument : 0;
-  const bool unit = denormals_kept && p.scale == 1.0 && make_elu<double>(p).negative_coef == 1.0;
+  const bool unit = p.scale == 1.0 && make_elu<double>(p).negative_coef == 1.0;
   return kEluUnitInputScale | kEluNonPositiveArgument | (unit ? kEluUnitFactors : 0);
 }
 
-inline int elu_backward_form(const EluParams& p, bool denormals_kept) {
+inline int elu_backward_form(const EluParams& p) {
   const Elu<double> elu = make_elu<double>(p);
-  const bool unit = denormals_kept && elu.scale == 1.0 && elu.negative_slope == 1.0;
+  const bool unit = elu.scale == 1.0 && elu.negative_slope == 1.0;
   return (p.input_scale == 1.0 ? kEluUnitInputScale : 0) | (unit ? kEluUnitFactors : 0);
 }
 

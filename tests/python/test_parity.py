@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+import textwrap
+
 import pytest
 import torch
-from helpers import ACTIVATIONS, DTYPES, LAYOUTS, Activation, ids, make_input, special_values
+from helpers import (
+    ACTIVATIONS,
+    DTYPES,
+    LAYOUTS,
+    Activation,
+    ids,
+    make_input,
+    run_checked,
+    special_values,
+)
 from ulps import assert_values, forward_ulps
 
 import torch_ext
@@ -335,6 +347,45 @@ def test_kept_denormals_come_out_as_native(act: Activation, device: str):
             native[exact].view(torch.int32).tolist(),
         )
         torch.testing.assert_close(ours, native)
+
+
+# Run in a process of its own: at::parallel_for's workers, created by the first parallel
+# op while the calling thread flushes denormals, keep flushing after it stops.
+_WORKERS_FLUSH = """
+import torch, torch_ext
+torch.set_num_threads(2)
+torch.set_flush_denormal(True)
+torch.ones(1 << 21).mul_(2.0)  # creates the worker, flushing
+torch.set_flush_denormal(False)
+x = torch.full((1 << 21,), 0x123, dtype=torch.int32).view(torch.float32)  # a denormal
+g = torch.full_like(x, -1e-40)
+ones = torch.ones_like(x)
+pairs = {
+    "elu": (torch_ext.functional.elu(x), torch.nn.functional.elu(x)),
+    "celu": (torch_ext.functional.celu(x), torch.nn.functional.celu(x)),
+    "elu_backward": (
+        torch.ops.torch_ext.elu_backward(g, ones, 1.0, 1.0, False, input_scale=1.0),
+        torch.ops.aten.elu_backward(g, 1.0, 1.0, 1.0, False, ones),
+    ),
+    "celu_backward": (
+        torch.ops.torch_ext.elu_backward(g, -ones, 2.0, 1.0, False, input_scale=0.5),
+        torch.ops.aten.elu_backward(g, 2.0, 1.0, 0.5, False, -ones),
+    ),
+}
+for name, (ours, native) in pairs.items():
+    zeros = int(((native.view(torch.int32) & 0x7FFFFFFF) == 0).sum())  # +-0, compared as integers
+    assert 0 < zeros < x.numel(), (name, "the worker and the caller flush alike", zeros)
+    assert torch.equal(ours.view(torch.int32), native.view(torch.int32)), name
+print("ok")
+"""
+
+
+def test_each_thread_keeps_or_flushes_denormals_as_native_does():
+    """torch.set_flush_denormal sets its own thread's mode, and a worker thread keeps the
+    mode it was created with: with the worker flushing and the calling thread not, native
+    flushes the denormals of the worker's half only. Ours, which leaves out multiplies by
+    1 where the running thread keeps denormals, does the same, element for element."""
+    run_checked(sys.executable, "-c", textwrap.dedent(_WORKERS_FLUSH), timeout=300)
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))

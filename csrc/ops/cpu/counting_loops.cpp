@@ -62,7 +62,7 @@ void elu_counted(const UnitView& v, void* out, const act::EluParams& p, const Un
     };
     apply_counted(v, out, nullptr, f, stats);
   };
-  if (act::elu_forward_form(p, false) & act::kEluNonPositiveArgument) {
+  if (act::elu_forward_form(p) & act::kEluNonPositiveArgument) {
     run(std::integral_constant<int, act::kEluNonPositiveArgument>{});
   } else {
     run(std::integral_constant<int, 0>{});

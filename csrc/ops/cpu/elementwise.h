@@ -27,7 +27,12 @@
 #include <algorithm>
 #include <array>
 #include <tuple>
+#include <type_traits>
 #include <utility>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
 
 #include "ops/cpu/reduced_float.h"
 #include "ops/cpu/streaming.h"
@@ -269,8 +274,25 @@ template <Streams kWhich, typename scalar_t>
 constexpr bool kMayStream = kWhich == Streams::kAll || (kWhich == Streams::kFullWidth &&
                                                         !at::is_reduced_floating_point_v<scalar_t>);
 
-template <size_t N, Streams kWhich = Streams::kAll, typename F>
-void for_each_element(at::TensorIteratorBase& iter, const F& f) {
+// Whether the thread running this keeps denormal operands and results: neither FTZ nor
+// DAZ set in MXCSR (elsewhere not known: no). torch.set_flush_denormal sets them on its
+// own thread only, and a new thread (an at::parallel_for worker) inherits its creator's
+// mode at creation, so threads of one op may differ.
+inline bool denormals_kept() {
+#if defined(__x86_64__) || defined(_M_X64)
+  constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x40;
+  return (_mm_getcsr() & (kFlushToZero | kDenormalsAreZero)) == 0;
+#else
+  return false;
+#endif
+}
+
+// `kept` on every element, or, given a second body `flushed`, `kept` on the chunks run by a
+// thread that keeps denormals and `flushed` on the others: a body that leaves out a
+// multiply by 1 (which flushes a denormal where the thread flushes them) gives the same bits
+// as one that does not where that thread keeps them.
+template <size_t N, Streams kWhich = Streams::kAll, typename Kept, typename Flushed = Kept>
+void for_each_element(at::TensorIteratorBase& iter, const Kept& kept, const Flushed& flushed) {
   TORCH_INTERNAL_ASSERT(iter.ninputs() == static_cast<int>(N) && iter.noutputs() == 1);
   const bool may_stream = kWhich != Streams::kNone && streams_output(iter);
   AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -278,12 +300,27 @@ void for_each_element(at::TensorIteratorBase& iter, const F& f) {
         using Indices = std::make_index_sequence<N>;
         constexpr bool kMay = kMayStream<kWhich, scalar_t>;
         const bool stream = kMay && may_stream;
-        const VectorBody<scalar_t, F, Indices> body{f};
+        const VectorBody<scalar_t, Kept, Indices> kept_body{kept};
+        const VectorBody<scalar_t, Flushed, Indices> flushed_body{flushed};
         iter.for_each([&](char** base, const int64_t* strides, int64_t n, int64_t rows) {
-          vector_loop_2d<kMay, scalar_t>(body, base, strides, n, rows, stream, Indices{});
+          const auto run = [&](const auto& body) {
+            vector_loop_2d<kMay, scalar_t>(body, base, strides, n, rows, stream, Indices{});
+          };
+          if constexpr (std::is_same_v<Kept, Flushed>) {
+            run(kept_body);
+          } else if (denormals_kept()) {
+            run(kept_body);
+          } else {
+            run(flushed_body);
+          }
           if (stream) stream_fence();
         });
       });
+}
+
+template <size_t N, Streams kWhich = Streams::kAll, typename F>
+void for_each_element(at::TensorIteratorBase& iter, const F& f) {
+  for_each_element<N, kWhich>(iter, f, f);
 }
 
 }  // namespace CPU_CAPABILITY

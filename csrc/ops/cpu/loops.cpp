@@ -10,10 +10,6 @@
 #include <type_traits>
 #include <utility>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <xmmintrin.h>
-#endif
-
 #include "activations/elu_family.h"
 #include "activations/leaky_relu.h"
 #include "ops/cpu/counting_loops.h"
@@ -83,25 +79,27 @@ void with_elu_form(std::integer_sequence<int, kForms...>, int form, const F& f) 
   TORCH_INTERNAL_ASSERT(found, "torch_ext: no ELU loop for form ", form);
 }
 
-// Whether this thread keeps denormal operands and results (neither FTZ nor DAZ set in
-// MXCSR; elsewhere not known: no). ATen's loops run on the calling thread and on workers
-// that keep them, as torch.set_flush_denormal sets the mode of its thread only: where the
-// calling thread keeps them, so does every thread (ours and native's).
-bool denormals_kept() {
-#if defined(__x86_64__) || defined(_M_X64)
-  constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x40;
-  return (_mm_getcsr() & (kFlushToZero | kDenormalsAreZero)) == 0;
-#else
-  return false;
-#endif
+// Calls f(kept, flushed): the member's loop body in its form (kept: for threads that keep
+// denormals) and without kEluUnitFactors (flushed: for those that flush them).
+template <int... kForms, typename MakeBody, typename F>
+void with_elu_bodies(std::integer_sequence<int, kForms...> forms, int form, const MakeBody& make,
+                     const F& f) {
+  with_elu_form(forms, form, [&](auto constant) {
+    constexpr int kForm = decltype(constant)::value;
+    f(make(constant), make(std::integral_constant<int, kForm & ~act::kEluUnitFactors>{}));
+  });
 }
 
 void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
-  with_elu_form(act::EluForwardForms{}, act::elu_forward_form(p, denormals_kept()), [&](auto form) {
-    for_each_element<1, Streams::kNone>(iter, [p](auto x) {
+  const auto make = [p](auto form) {
+    return [p](auto x) {
       return act::make_elu<decltype(x)>(p).template forward<decltype(form)::value>(x);
-    });
-  });
+    };
+  };
+  with_elu_bodies(act::EluForwardForms{}, act::elu_forward_form(p), make,
+                  [&](const auto& kept, const auto& flushed) {
+                    for_each_element<1, Streams::kNone>(iter, kept, flushed);
+                  });
 }
 
 void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is_result) {
@@ -111,12 +109,15 @@ void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is
     });
     return;
   }
-  const int form = act::elu_backward_form(p, denormals_kept());
-  with_elu_form(act::EluBackwardForms{}, form, [&](auto form_constant) {
-    for_each_element<2, Streams::kFullWidth>(iter, [p](auto g, auto x) {
-      return act::make_elu<decltype(g)>(p).template backward<decltype(form_constant)::value>(g, x);
-    });
-  });
+  const auto make = [p](auto form) {
+    return [p](auto g, auto x) {
+      return act::make_elu<decltype(g)>(p).template backward<decltype(form)::value>(g, x);
+    };
+  };
+  with_elu_bodies(act::EluBackwardForms{}, act::elu_backward_form(p), make,
+                  [&](const auto& kept, const auto& flushed) {
+                    for_each_element<2, Streams::kFullWidth>(iter, kept, flushed);
+                  });
 }
 
 // Every dtype: the lanes accumulate in the compute type (float, double for double) between
