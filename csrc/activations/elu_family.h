@@ -130,9 +130,9 @@ Elu<T> make_elu(const EluParams& p) {
   return Elu<T>{T(S(p.scale)), T(negative_coef), T(S(p.input_scale)), T(negative_slope)};
 }
 
-// The form a member's forward (backward) loop may take (see EluForm); on a thread that
-// flushes denormals, without kEluUnitFactors. A factor counts as 1 if it is 1 in double,
-// and so in every compute type.
+// The form of a member's forward (backward) loop (see EluForm), with kEluUnitFactors
+// where its factors are 1 (in double, and so in every compute type): the CPU loops leave
+// that flag out on the threads that flush denormals.
 inline int elu_forward_form(const EluParams& p) {
   if (p.input_scale != 1.0) return p.input_scale >= 0.0 ? kEluNonPositiveArgument : 0;
   const bool unit = p.scale == 1.0 && make_elu<double>(p).negative_coef == 1.0;

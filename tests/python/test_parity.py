@@ -349,16 +349,16 @@ def test_kept_denormals_come_out_as_native(act: Activation, device: str):
         torch.testing.assert_close(ours, native)
 
 
-# Run in a process of its own: at::parallel_for's workers, created by the first parallel
-# op while the calling thread flushes denormals, keep flushing after it stops.
-_WORKERS_FLUSH = """
+# Run in a process of its own: at::parallel_for's worker, created by the first parallel op,
+# keeps the denormal mode the calling thread had then (WORKER_FLUSHES), which then switches.
+_MIXED_MODES = """
 import torch, torch_ext
 torch.set_num_threads(2)
-torch.set_flush_denormal(True)
-torch.ones(1 << 21).mul_(2.0)  # creates the worker, flushing
-torch.set_flush_denormal(False)
+torch.set_flush_denormal(WORKER_FLUSHES)
+torch.ones(1 << 21).mul_(2.0)  # creates the worker
+torch.set_flush_denormal(not WORKER_FLUSHES)
 x = torch.full((1 << 21,), 0x123, dtype=torch.int32).view(torch.float32)  # a denormal
-g = torch.full_like(x, -1e-40)
+g = x.clone()  # made from bits: a fill converts its value, and so flushes it
 ones = torch.ones_like(x)
 pairs = {
     "elu": (torch_ext.functional.elu(x), torch.nn.functional.elu(x)),
@@ -368,8 +368,8 @@ pairs = {
         torch.ops.aten.elu_backward(g, 1.0, 1.0, 1.0, False, ones),
     ),
     "celu_backward": (
-        torch.ops.torch_ext.elu_backward(g, -ones, 2.0, 1.0, False, input_scale=0.5),
-        torch.ops.aten.elu_backward(g, 2.0, 1.0, 0.5, False, -ones),
+        torch.ops.torch_ext.elu_backward(g, ones, 2.0, 1.0, False, input_scale=0.5),
+        torch.ops.aten.elu_backward(g, 2.0, 1.0, 0.5, False, ones),
     ),
 }
 for name, (ours, native) in pairs.items():
@@ -380,12 +380,14 @@ print("ok")
 """
 
 
-def test_each_thread_keeps_or_flushes_denormals_as_native_does():
+@pytest.mark.parametrize("worker_flushes", [True, False], ids=["worker_flushes", "caller_flushes"])
+def test_each_thread_keeps_or_flushes_denormals_as_native_does(worker_flushes: bool):
     """torch.set_flush_denormal sets its own thread's mode, and a worker thread keeps the
-    mode it was created with: with the worker flushing and the calling thread not, native
-    flushes the denormals of the worker's half only. Ours, which leaves out multiplies by
+    mode it was created with: with one of the calling thread and the worker flushing, native
+    flushes the denormals of that thread's half only. Ours, which leaves out multiplies by
     1 where the running thread keeps denormals, does the same, element for element."""
-    run_checked(sys.executable, "-c", textwrap.dedent(_WORKERS_FLUSH), timeout=300)
+    script = _MIXED_MODES.replace("WORKER_FLUSHES", str(worker_flushes))
+    run_checked(sys.executable, "-c", textwrap.dedent(script), timeout=300)
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=ids(ACTIVATIONS))

@@ -287,12 +287,10 @@ inline bool denormals_kept() {
 #endif
 }
 
-// `kept` on every element, or, given a second body `flushed`, `kept` on the chunks run by a
-// thread that keeps denormals and `flushed` on the others: a body that leaves out a
-// multiply by 1 (which flushes a denormal where the thread flushes them) gives the same bits
-// as one that does not where that thread keeps them.
-template <size_t N, Streams kWhich = Streams::kAll, typename Kept, typename Flushed = Kept>
-void for_each_element(at::TensorIteratorBase& iter, const Kept& kept, const Flushed& flushed) {
+// Every chunk of `iter` through the vector loop of the element function `pick` chooses:
+// pick(run) calls run(f) with one, on the thread that runs the chunk.
+template <size_t N, Streams kWhich, typename Pick>
+void for_each_chunk(at::TensorIteratorBase& iter, const Pick& pick) {
   TORCH_INTERNAL_ASSERT(iter.ninputs() == static_cast<int>(N) && iter.noutputs() == 1);
   const bool may_stream = kWhich != Streams::kNone && streams_output(iter);
   AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -300,19 +298,11 @@ void for_each_element(at::TensorIteratorBase& iter, const Kept& kept, const Flus
         using Indices = std::make_index_sequence<N>;
         constexpr bool kMay = kMayStream<kWhich, scalar_t>;
         const bool stream = kMay && may_stream;
-        const VectorBody<scalar_t, Kept, Indices> kept_body{kept};
-        const VectorBody<scalar_t, Flushed, Indices> flushed_body{flushed};
         iter.for_each([&](char** base, const int64_t* strides, int64_t n, int64_t rows) {
-          const auto run = [&](const auto& body) {
+          pick([&](const auto& f) {
+            const VectorBody<scalar_t, std::decay_t<decltype(f)>, Indices> body{f};
             vector_loop_2d<kMay, scalar_t>(body, base, strides, n, rows, stream, Indices{});
-          };
-          if constexpr (std::is_same_v<Kept, Flushed>) {
-            run(kept_body);
-          } else if (denormals_kept()) {
-            run(kept_body);
-          } else {
-            run(flushed_body);
-          }
+          });
           if (stream) stream_fence();
         });
       });
@@ -320,7 +310,21 @@ void for_each_element(at::TensorIteratorBase& iter, const Kept& kept, const Flus
 
 template <size_t N, Streams kWhich = Streams::kAll, typename F>
 void for_each_element(at::TensorIteratorBase& iter, const F& f) {
-  for_each_element<N, kWhich>(iter, f, f);
+  for_each_chunk<N, kWhich>(iter, [&](const auto& run) { run(f); });
+}
+
+// `kept` on the chunks run by a thread that keeps denormals, `flushed` on the others: a
+// body that leaves out a multiply by 1 (which flushes a denormal where the thread flushes
+// them) gives the same bits as one that does not where the thread keeps them.
+template <size_t N, Streams kWhich, typename Kept, typename Flushed>
+void for_each_element(at::TensorIteratorBase& iter, const Kept& kept, const Flushed& flushed) {
+  for_each_chunk<N, kWhich>(iter, [&](const auto& run) {
+    if (denormals_kept()) {
+      run(kept);
+    } else {
+      run(flushed);
+    }
+  });
 }
 
 }  // namespace CPU_CAPABILITY
