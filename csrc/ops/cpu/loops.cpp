@@ -66,40 +66,30 @@ void prelu(at::TensorIteratorBase& iter) {
                       [](auto x, auto w) { return act::LeakyRelu<decltype(x)>{w}.forward(x); });
 }
 
-// f(std::integral_constant<int, form>{}), `form` one of kForms (the loops are compiled for
-// each).
-template <int... kForms, typename F>
-void with_elu_form(std::integer_sequence<int, kForms...>, int form, const F& f) {
-  const auto call_if = [&](auto constant) {
-    if (form != decltype(constant)::value) return false;
-    f(constant);
+// The member's loop in its form, one of kForms (the loops are compiled for each):
+// make(std::integral_constant<int, form>{}) is the element function of a form; on the
+// threads that flush denormals, the form without kEluUnitFactors runs (see EluForm).
+template <size_t N, Streams kWhich, int... kForms, typename MakeBody>
+void for_each_elu_element(at::TensorIteratorBase& iter, std::integer_sequence<int, kForms...>,
+                          int form, const MakeBody& make) {
+  const auto run_if = [&](auto constant) {
+    constexpr int kForm = decltype(constant)::value;
+    if (form != kForm) return false;
+    for_each_element<N, kWhich>(iter, make(constant),
+                                make(std::integral_constant<int, kForm & ~act::kEluUnitFactors>{}));
     return true;
   };
-  const bool found = (call_if(std::integral_constant<int, kForms>{}) || ...);
+  const bool found = (run_if(std::integral_constant<int, kForms>{}) || ...);
   TORCH_INTERNAL_ASSERT(found, "torch_ext: no ELU loop for form ", form);
 }
 
-// Calls f(kept, flushed): the member's loop body in its form (kept: for threads that keep
-// denormals) and without kEluUnitFactors (flushed: for those that flush them).
-template <int... kForms, typename MakeBody, typename F>
-void with_elu_bodies(std::integer_sequence<int, kForms...> forms, int form, const MakeBody& make,
-                     const F& f) {
-  with_elu_form(forms, form, [&](auto constant) {
-    constexpr int kForm = decltype(constant)::value;
-    f(make(constant), make(std::integral_constant<int, kForm & ~act::kEluUnitFactors>{}));
-  });
-}
-
 void elu(at::TensorIteratorBase& iter, const act::EluParams& p) {
-  const auto make = [p](auto form) {
-    return [p](auto x) {
-      return act::make_elu<decltype(x)>(p).template forward<decltype(form)::value>(x);
-    };
-  };
-  with_elu_bodies(act::EluForwardForms{}, act::elu_forward_form(p), make,
-                  [&](const auto& kept, const auto& flushed) {
-                    for_each_element<1, Streams::kNone>(iter, kept, flushed);
-                  });
+  for_each_elu_element<1, Streams::kNone>(
+      iter, act::EluForwardForms{}, act::elu_forward_form(p), [p](auto form) {
+        return [p](auto x) {
+          return act::make_elu<decltype(x)>(p).template forward<decltype(form)::value>(x);
+        };
+      });
 }
 
 void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is_result) {
@@ -109,15 +99,12 @@ void elu_backward(at::TensorIteratorBase& iter, const act::EluParams& p, bool is
     });
     return;
   }
-  const auto make = [p](auto form) {
-    return [p](auto g, auto x) {
-      return act::make_elu<decltype(g)>(p).template backward<decltype(form)::value>(g, x);
-    };
-  };
-  with_elu_bodies(act::EluBackwardForms{}, act::elu_backward_form(p), make,
-                  [&](const auto& kept, const auto& flushed) {
-                    for_each_element<2, Streams::kFullWidth>(iter, kept, flushed);
-                  });
+  for_each_elu_element<2, Streams::kFullWidth>(
+      iter, act::EluBackwardForms{}, act::elu_backward_form(p), [p](auto form) {
+        return [p](auto g, auto x) {
+          return act::make_elu<decltype(g)>(p).template backward<decltype(form)::value>(g, x);
+        };
+      });
 }
 
 // Every dtype: the lanes accumulate in the compute type (float, double for double) between
